@@ -1,0 +1,3 @@
+"""livecommerce: a live-shopping server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from livecommerce.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Users, password hashing, session tokens and roles per shopstream."""

@@ -1,0 +1,134 @@
+"""HTTP routes for accounts and sessions, and who is calling (bearer token or cookie)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import EmailStr, Field
+
+from livecommerce.accounts.users import (
+    User,
+    issue_token,
+    log_in,
+    revoke_token,
+    sign_up,
+    user_for_token,
+)
+from livecommerce.appkeys import ENGINE, SETTINGS
+from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.openapi import Operation
+from livecommerce.payload import Payload, read_json
+
+COOKIE = "lc_session"
+_USER = web.RequestKey("user", object)
+
+
+def request_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.cookies.get(COOKIE)
+
+
+async def optional_user(request: web.Request) -> User | None:
+    """The caller, if a valid token came with the request (looked up once per request)."""
+    if _USER in request:
+        cached = request[_USER]
+        return cached if isinstance(cached, User) else None
+    token = request_token(request)
+    user = await user_for_token(request.app[ENGINE], token) if token else None
+    request[_USER] = user
+    return user
+
+
+async def current_user(request: web.Request) -> User:
+    user = await optional_user(request)
+    if user is None:
+        raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+    return user
+
+
+class SignUp(Payload):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=200)
+    display_name: str = Field(min_length=1, max_length=80)
+
+
+class LogIn(Payload):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+async def _session_response(request: web.Request, user: User, status: int) -> web.Response:
+    settings = request.app[SETTINGS]
+    token = await issue_token(request.app[ENGINE], user.id, settings.token_ttl_s)
+    response = web.json_response({"user": user.private(), "token": token}, status=status)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=settings.token_ttl_s,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Lax",
+        path="/",
+    )
+    return response
+
+
+async def create_account(request: web.Request) -> web.Response:
+    body = await read_json(request, SignUp)
+    user = await sign_up(request.app[ENGINE], body.email, body.password, body.display_name)
+    return await _session_response(request, user, 201)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    body = await read_json(request, LogIn)
+    user = await log_in(request.app[ENGINE], body.email, body.password)
+    return await _session_response(request, user, 201)
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    await current_user(request)
+    token = request_token(request)
+    if token:
+        await revoke_token(request.app[ENGINE], token)
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def get_me(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"user": user.private()})
+
+
+OPERATIONS = (
+    Operation(
+        "POST",
+        "/api/accounts",
+        create_account,
+        "Sign up",
+        "accounts",
+        body=SignUp,
+        status=201,
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/api/sessions",
+        create_session,
+        "Log in: a bearer token and a cookie",
+        "accounts",
+        body=LogIn,
+        status=201,
+        errors=(401,),
+    ),
+    Operation(
+        "DELETE",
+        "/api/sessions",
+        delete_session,
+        "Log out (revoke this token)",
+        "accounts",
+        auth=True,
+    ),
+    Operation("GET", "/api/me", get_me, "The logged-in account", "accounts", auth=True),
+)

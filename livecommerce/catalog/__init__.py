@@ -1,0 +1,1 @@
+"""Products, their variants (SKUs), prices in minor units, and stock on hand."""

@@ -1,0 +1,76 @@
+"""Command line: ``livecommerce serve | migrate | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from livecommerce.config import ConfigError, Settings
+from livecommerce.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecommerce", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (settings from the environment)")
+    serve.add_argument("--host", help="address to bind (default HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PORT or 8080)")
+    serve.add_argument("--demo", action="store_true", help="seed demo data first")
+    sub.add_parser("migrate", help="bring the database to the newest schema")
+    sub.add_parser("demo", help="seed a demo shop: accounts, products and a shopstream")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides: dict[str, object] = {}
+        if getattr(args, "host", None):
+            overrides["host"] = args.host
+        if getattr(args, "port", None) is not None:
+            overrides["port"] = args.port
+        settings = Settings.from_env(None, **overrides)
+    except ConfigError as exc:
+        print(f"livecommerce: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is at the newest schema")
+        return 0
+    if args.command == "demo" or getattr(args, "demo", False):
+        from livecommerce.demo import seed_demo
+
+        print(asyncio.run(seed_demo(settings)))
+        if args.command == "demo":
+            return 0
+    return _serve(settings)
+
+
+async def _migrate(settings: Settings) -> None:
+    from livecommerce.db.engine import create_engine, migrate
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings) -> int:
+    from livecommerce.app import create_app
+
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        print=lambda _: print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True),
+        access_log_format='%a "%r" %s %b %Tfs',
+    )
+    return 0

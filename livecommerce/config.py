@@ -1,0 +1,150 @@
+"""Settings, read once from the environment at start-up (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it, on one line."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment.
+
+    ``redis_url`` of ``None`` means "start an embedded server"; ``database_url`` defaults to a
+    SQLite file under ``data_dir``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    redis_namespace: str = "lc"
+    public_url: str = ""
+    token_ttl_s: int = 30 * 24 * 3600
+    cookie_secure: bool = False
+    auto_migrate: bool = True
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_publishable_key: str = ""
+    stripe_api_base: str = ""
+    stripe_max_rps: float = 80.0
+    hold_ttl_s: int = 600
+    ice_hosts: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_json: bool = True
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"PORT must be between 1 and 65535, got {self.port}")
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite+aiosqlite:///{self.data_dir / 'livecommerce.db'}"
+            )
+        scheme = urlsplit(self.database_url).scheme
+        if scheme not in _DB_SCHEMES:
+            raise ConfigError(
+                f"DATABASE_URL must start with sqlite:// or postgresql://, got {scheme or 'nothing'}://"
+            )
+        object.__setattr__(
+            self, "database_url", _DB_SCHEMES[scheme] + self.database_url[len(scheme) :]
+        )
+        if self.redis_url is not None and urlsplit(self.redis_url).scheme not in (
+            "redis",
+            "rediss",
+            "unix",
+        ):
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.log_level not in _LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        if self.hold_ttl_s < 10:
+            raise ConfigError("HOLD_TTL_SECONDS must be at least 10")
+        if self.stripe_max_rps <= 0:
+            raise ConfigError("STRIPE_MAX_RPS must be positive")
+        if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
+            raise ConfigError("STRIPE_SECRET_KEY must start with sk_ or rk_")
+        if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name, key, parse in _ENV:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[key] = parse(raw)
+            except ValueError:
+                raise ConfigError(f"{name} is not valid: {raw!r}") from None
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+_DB_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _level(raw: str) -> str:
+    return raw.strip().upper()
+
+
+_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("HOST", "host", str),
+    ("PORT", "port", int),
+    ("DATA_DIR", "data_dir", Path),
+    ("DATABASE_URL", "database_url", str),
+    ("REDIS_URL", "redis_url", str),
+    ("REDIS_NAMESPACE", "redis_namespace", str),
+    ("PUBLIC_URL", "public_url", str),
+    ("TOKEN_TTL_SECONDS", "token_ttl_s", int),
+    ("COOKIE_SECURE", "cookie_secure", _bool),
+    ("AUTO_MIGRATE", "auto_migrate", _bool),
+    ("STRIPE_SECRET_KEY", "stripe_secret_key", str),
+    ("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", str),
+    ("STRIPE_PUBLISHABLE_KEY", "stripe_publishable_key", str),
+    ("STRIPE_API_BASE", "stripe_api_base", str),
+    ("STRIPE_MAX_RPS", "stripe_max_rps", float),
+    ("HOLD_TTL_SECONDS", "hold_ttl_s", int),
+    ("ICE_HOSTS", "ice_hosts", _csv),
+    ("ICE_SERVERS", "ice_servers", _csv),
+    ("LOG_LEVEL", "log_level", _level),
+    ("LOG_JSON", "log_json", _bool),
+    ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),
+)

@@ -1,0 +1,79 @@
+"""``livecommerce demo``: a small shop to try the product with, seeded idempotently."""
+
+from __future__ import annotations
+
+from livecommerce.accounts.users import find_user_by_email, sign_up
+from livecommerce.catalog.products import VariantDraft, create_product
+from livecommerce.config import Settings
+from livecommerce.db.engine import create_engine, migrate
+from livecommerce.live.streams import add_moderator, create_stream, list_streams
+
+PASSWORD = "livecommerce-demo"
+ACCOUNTS = (
+    ("creator@demo.live", "Ava (creator)"),
+    ("moderator@demo.live", "Max (moderator)"),
+    ("viewer@demo.live", "Vic (viewer)"),
+)
+PRODUCTS = (
+    (
+        "Everyday Hoodie",
+        "Heavyweight cotton, relaxed fit.",
+        [
+            ("HOODIE-S", {"size": "S"}, 4900, 25),
+            ("HOODIE-M", {"size": "M"}, 4900, 40),
+            ("HOODIE-L", {"size": "L"}, 4900, 30),
+        ],
+    ),
+    ("Glow Serum", "Vitamin C serum, 30 ml.", [("SERUM-30", {"volume": "30 ml"}, 2900, 100)]),
+    (
+        "Ceramic Mug",
+        "Hand-glazed, 350 ml.",
+        [("MUG-BLUE", {"colour": "blue"}, 1800, 12), ("MUG-SAND", {"colour": "sand"}, 1800, 12)],
+    ),
+)
+
+
+async def seed_demo(settings: Settings) -> str:
+    """Seed the demo accounts, products and a shopstream unless present; say how to log in."""
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            existing = await find_user_by_email(conn, ACCOUNTS[0][0])
+        if existing is None:
+            creator, moderator, _viewer = [
+                await sign_up(engine, email, PASSWORD, name) for email, name in ACCOUNTS
+            ]
+            product_ids = []
+            for title, description, variants in PRODUCTS:
+                product = await create_product(
+                    engine,
+                    creator.id,
+                    title=title,
+                    description=description,
+                    image_url=None,
+                    variants=[
+                        VariantDraft(code, price, "USD", stock, attrs)
+                        for code, attrs, price, stock in variants
+                    ],
+                )
+                product_ids.append(product.id)
+            stream, _key = await create_stream(
+                engine,
+                creator.id,
+                title="Friday drop: hoodies, serum and mugs",
+                description="Flash sales every ten minutes.",
+                lineup=product_ids,
+            )
+            await add_moderator(engine, stream.id, creator.id, user_id=moderator.id)
+        async with engine.connect() as conn:
+            streams = await list_streams(conn, limit=1)
+    finally:
+        await engine.dispose()
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    lines = ["Demo shop ready. Log in with any of these (password: " + PASSWORD + "):"]
+    lines += [f"  {email:<22} {name}" for email, name in ACCOUNTS]
+    if streams:
+        lines.append(f"Shopstream: {base}/streams/{streams[0].id}")
+    lines.append(f"Open {base}/ to look around.")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Error codes that travel to clients, the root exception, and the JSON error middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class ErrorCode(StrEnum):
+    """Stable, machine-readable error codes; clients switch on these, never on messages."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_INPUT = "invalid_input"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NOT_AUTHENTICATED = "not_authenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    EMAIL_TAKEN = "email_taken"
+    BAD_CREDENTIALS = "bad_credentials"
+    SKU_TAKEN = "sku_taken"
+    INVALID_TRANSITION = "invalid_transition"
+    RATE_LIMITED = "rate_limited"
+    SOLD_OUT = "sold_out"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    SALE_NOT_ACTIVE = "sale_not_active"
+    NOT_ON_SALE = "not_on_sale"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_UNAVAILABLE = "payment_unavailable"
+    BAD_SIGNATURE = "bad_signature"
+    STREAM_NOT_LIVE = "stream_not_live"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal_error"
+
+
+_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_JSON: 400,
+    ErrorCode.INVALID_INPUT: 422,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.NOT_AUTHENTICATED: 401,
+    ErrorCode.BAD_CREDENTIALS: 401,
+    ErrorCode.BAD_SIGNATURE: 400,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.PAYMENT_FAILED: 402,
+    ErrorCode.PAYMENT_UNAVAILABLE: 503,
+    ErrorCode.SHUTTING_DOWN: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class LiveCommerceError(Exception):
+    """Root of every error the app raises on purpose; carries its code and data."""
+
+    def __init__(self, code: ErrorCode, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    @property
+    def status(self) -> int:
+        return _STATUS.get(self.code, 409)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.data:
+            body.update(self.data)
+        return {"error": body}
+
+
+class NotFound(LiveCommerceError):
+    def __init__(self, what: str) -> None:
+        super().__init__(ErrorCode.NOT_FOUND, f"{what} not found")
+
+
+class Forbidden(LiveCommerceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.FORBIDDEN, message)
+
+
+class InvalidInput(LiveCommerceError):
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(ErrorCode.INVALID_INPUT, message, **data)
+
+
+def error_response(error: LiveCommerceError) -> web.Response:
+    return web.json_response(error.to_dict(), status=error.status)
+
+
+_HTTP_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.INVALID_INPUT,
+    401: ErrorCode.NOT_AUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into ``{"error": {"code", "message"}}`` with the right status."""
+    try:
+        return await handler(request)
+    except LiveCommerceError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID_INPUT)
+        if exc.status >= 500:
+            code = ErrorCode.INTERNAL
+        message = exc.reason if exc.status != 404 else f"no route for {request.path}"
+        response = web.json_response(
+            {"error": {"code": code.value, "message": message}}, status=exc.status
+        )
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except json.JSONDecodeError as exc:
+        return error_response(
+            LiveCommerceError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc.msg}")
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": {"code": ErrorCode.INTERNAL.value, "message": "internal server error"}},
+            status=500,
+        )

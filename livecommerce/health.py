@@ -1,0 +1,101 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from livecommerce.appkeys import ENGINE, LIFECYCLE, METRICS, REDIS
+from livecommerce.errors import Handler
+from livecommerce.openapi import Operation
+
+_REQUESTS = web.AppKey("http_requests", Counter)
+_LATENCY = web.AppKey("http_latency", Histogram)
+
+
+def install_metrics(app: web.Application) -> CollectorRegistry:
+    """A registry of this app's own (no process-global state), with HTTP request metrics."""
+    registry = CollectorRegistry()
+    app[METRICS] = registry
+    app[_REQUESTS] = Counter(
+        "http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    app[_LATENCY] = Histogram(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "route"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+    return registry
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[_REQUESTS].labels(request.method, route, str(status)).inc()
+        request.app[_LATENCY].labels(request.method, route).observe(time.perf_counter() - start)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["sql"] = "ok"
+    except (SQLAlchemyError, OSError) as exc:
+        checks["sql"] = f"failing: {type(exc).__name__}"
+    try:
+        await request.app[REDIS].ping()
+        checks["redis"] = "ok"
+    except (RedisError, OSError) as exc:
+        checks["redis"] = f"failing: {type(exc).__name__}"
+    if request.app[LIFECYCLE].draining:
+        checks["process"] = "shutting down"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+OPERATIONS = (
+    Operation("GET", "/healthz", healthz, "Liveness", "operations"),
+    Operation(
+        "GET", "/readyz", readyz, "Readiness: SQL and Redis reachable", "operations", errors=(503,)
+    ),
+    Operation(
+        "GET", "/metrics", metrics, "Prometheus metrics", "operations", response_type="text/plain"
+    ),
+)

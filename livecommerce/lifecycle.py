@@ -1,0 +1,40 @@
+"""Whether the process is taking work, and the background tasks it must stop on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    """Draining flag plus a set of named background tasks, cancelled in reverse on close."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._report)
+        self._tasks.append(task)
+        return task
+
+    @staticmethod
+    def _report(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Cancel and await every task; safe to call twice."""
+        self.draining = True
+        tasks, self._tasks = self._tasks[::-1], []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,1 @@
+"""Shopstreams, room state, the Socket.IO namespace, flash sales and chat moderation."""

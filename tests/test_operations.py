@@ -1,0 +1,76 @@
+"""Health, readiness, metrics, settings and the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from livecommerce.config import ConfigError, Settings
+
+
+async def test_health_ready_and_metrics(client: TestClient[Any, Any]) -> None:
+    assert (await (await client.get("/healthz")).json()) == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"] == {"sql": "ok", "redis": "ok"}
+    await client.get("/api/products/999")
+    text = await (await client.get("/metrics")).text()
+    assert 'http_requests_total{method="GET",route="/api/products/{id}",status="404"} 1.0' in text
+
+
+async def test_readyz_fails_when_redis_is_gone(client: TestClient[Any, Any]) -> None:
+    from livecommerce.appkeys import REDIS
+
+    redis = client.app[REDIS]
+    redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    await redis.connection_pool.disconnect()
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["checks"]["redis"].startswith("failing")
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"COOKIE_SECURE": "maybe"}, "COOKIE_SECURE"),
+        ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY"),
+        ({"HOLD_TTL_SECONDS": "3"}, "HOLD_TTL_SECONDS"),
+    ],
+)
+def test_bad_settings_name_themselves(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        Settings.from_env(env)
+
+
+def test_settings_from_env() -> None:
+    settings = Settings.from_env(
+        {"PORT": "9000", "DATABASE_URL": "postgres://u@h/db", "ICE_HOSTS": "127.0.0.1, ::1"}
+    )
+    assert settings.port == 9000
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+    assert settings.ice_hosts == ("127.0.0.1", "::1")
+    assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_cli_stops_on_a_bad_setting_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "livecommerce", "serve"],
+        env={**os.environ, "PORT": "nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "PORT" in lines[0]
