@@ -6,12 +6,28 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__
 from livecommerce.accounts import routes as account_routes
-from livecommerce.appkeys import ENGINE, LIFECYCLE, REDIS, SETTINGS
+from livecommerce.appkeys import (
+    ENGINE,
+    LIFECYCLE,
+    PAYMENTS,
+    PURCHASES,
+    REDIS,
+    RESERVATIONS,
+    SETTINGS,
+    WEBHOOKS,
+)
 from livecommerce.catalog import routes as catalog_routes
+from livecommerce.checkout import routes as checkout_routes
+from livecommerce.checkout.embedded_stripe import EMBEDDED_SECRET_KEY, EmbeddedStripe
+from livecommerce.checkout.expiry import Reaper
+from livecommerce.checkout.payments import Payments
+from livecommerce.checkout.purchases import Purchases, SkuDirectory
+from livecommerce.checkout.stripe_gateway import StripeGateway
+from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
 from livecommerce.embedded_redis import EmbeddedRedis
@@ -21,6 +37,7 @@ from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
 from livecommerce.live import routes as stream_routes
 from livecommerce.openapi import Operation, RouteTable
+from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +50,7 @@ def api_routes() -> RouteTable:
     table.add(*account_routes.OPERATIONS)
     table.add(*catalog_routes.OPERATIONS)
     table.add(*stream_routes.OPERATIONS)
+    table.add(*checkout_routes.OPERATIONS)
     return table
 
 
@@ -54,12 +72,52 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         embedded = EmbeddedRedis(settings.data_dir)
         url = await embedded.start()
         log.info("started embedded Redis", extra={"redis_url": url})
-    client: Redis = Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    # A blocking pool makes a burst of buyers wait for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=10, decode_responses=True, health_check_interval=30
+    )
+    client: Redis = Redis(connection_pool=pool)
     app[REDIS] = client
     try:
         yield
     finally:
         await client.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def _checkout(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = app[ENGINE]
+    embedded: EmbeddedStripe | None = None
+    secret_key, webhook_secret, api_base = (
+        settings.stripe_secret_key,
+        settings.stripe_webhook_secret,
+        settings.stripe_api_base,
+    )
+    if not secret_key:
+        embedded = EmbeddedStripe()
+        api_base = await embedded.start()
+        secret_key, webhook_secret = EMBEDDED_SECRET_KEY, embedded.webhook_secret
+        base = settings.public_url or f"http://127.0.0.1:{settings.port}"
+        await embedded.deliver_webhooks_to(f"{base}/api/stripe/webhook")
+        log.info("no STRIPE_SECRET_KEY: payments go to an embedded Stripe emulator")
+    gateway = StripeGateway(
+        secret_key, webhook_secret, api_base=api_base, max_rps=settings.stripe_max_rps
+    )
+    reservations = Reservations(app[REDIS], settings.redis_namespace)
+    await reservations.preload_scripts()
+    payments = Payments(engine, reservations, gateway)
+    app[RESERVATIONS] = reservations
+    app[PURCHASES] = Purchases(engine, reservations, SkuDirectory(engine), settings.hold_ttl_s)
+    app[PAYMENTS] = payments
+    app[WEBHOOKS] = Webhooks(engine, payments)
+    reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
+    app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
+    try:
+        yield
+    finally:
+        await gateway.close()
         if embedded is not None:
             await embedded.stop()
 
@@ -72,8 +130,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _drain(app: web.Application) -> None:
-    # on_shutdown runs before cleanup: stop taking new work, let in-flight requests finish.
-    app[LIFECYCLE].draining = True
+    # on_shutdown runs before cleanup: stop taking new work and stop the background tasks
+    # while the stores they use are still open.
+    await app[LIFECYCLE].close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -86,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_checkout)
     app.on_shutdown.append(_drain)
 
     table = api_routes()

@@ -7,11 +7,19 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.checkout.payments import Payments
+from livecommerce.checkout.purchases import Purchases
+from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.lifecycle import Lifecycle
+from livecommerce.stock.reservations import Reservations
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 REDIS = web.AppKey("redis", Redis)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+RESERVATIONS = web.AppKey("reservations", Reservations)
+PURCHASES = web.AppKey("purchases", Purchases)
+PAYMENTS = web.AppKey("payments", Payments)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)

@@ -40,6 +40,7 @@ class Settings:
     stripe_api_base: str = ""
     stripe_max_rps: float = 80.0
     hold_ttl_s: int = 600
+    reaper_interval_s: float = 1.0
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -71,6 +72,8 @@ class Settings:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
         if self.hold_ttl_s < 10:
             raise ConfigError("HOLD_TTL_SECONDS must be at least 10")
+        if not 0.05 <= self.reaper_interval_s <= 60:
+            raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -142,6 +145,7 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("STRIPE_API_BASE", "stripe_api_base", str),
     ("STRIPE_MAX_RPS", "stripe_max_rps", float),
     ("HOLD_TTL_SECONDS", "hold_ttl_s", int),
+    ("REAPER_INTERVAL_SECONDS", "reaper_interval_s", float),
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),
     ("LOG_LEVEL", "log_level", _level),

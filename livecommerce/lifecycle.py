@@ -34,7 +34,10 @@ class Lifecycle:
         self.draining = True
         tasks, self._tasks = self._tasks[::-1], []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
+            # Some libraries turn a cancellation into their own error (redis-py reports a
+            # connect cut short as ConnectionError), so a task may swallow one: ask again.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

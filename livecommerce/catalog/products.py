@@ -208,11 +208,11 @@ async def update_product(
     editor_id: int,
     changes: dict[str, Any],
     variants: list[VariantDraft] | None = None,
-) -> tuple[Product, list[Variant]]:
+) -> tuple[Product, list[tuple[Variant, int]]]:
     """Apply ``changes`` (title, description, image_url, active) and upsert ``variants``.
 
-    Only the owner may edit. Returns the product and the variants whose stock on hand changed,
-    so the caller can bring the live stock counters in line.
+    Only the owner may edit. Returns the product and each existing variant that changed with
+    its change in stock on hand, so the caller can bring the live counters in line.
     """
     try:
         async with engine.begin() as conn:
@@ -245,6 +245,17 @@ async def update_product(
             after = await get_product(conn, product_id)
     except IntegrityError:
         raise LiveCommerceError(ErrorCode.SKU_TAKEN, _SKU_TAKEN) from None
-    old_stock = {v.code: v.stock_on_hand for v in before.variants}
-    restocked = [v for v in after.variants if old_stock.get(v.code) != v.stock_on_hand]
-    return after, restocked
+    old = {v.code: v for v in before.variants}
+    changed = [
+        (v, v.stock_on_hand - old[v.code].stock_on_hand)
+        for v in after.variants
+        if v.code in old and old[v.code] != v
+    ]
+    return after, changed
+
+
+async def set_stock_on_hand(engine: AsyncEngine, sku_id: int, stock_on_hand: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            skus.update().where(skus.c.id == sku_id).values(stock_on_hand=stock_on_hand)
+        )

@@ -8,15 +8,16 @@ from aiohttp import web
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.appkeys import ENGINE
+from livecommerce.appkeys import ENGINE, PURCHASES, RESERVATIONS
 from livecommerce.catalog.products import (
     VariantDraft,
     create_product,
     get_product,
     list_products,
+    set_stock_on_hand,
     update_product,
 )
-from livecommerce.errors import NotFound
+from livecommerce.errors import LiveCommerceError, NotFound
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, path_id, query, read_json
 
@@ -121,9 +122,21 @@ async def patch_product(request: web.Request) -> web.Response:
         if key in changes and changes[key] is None:
             del changes[key]
     variants = [_draft(v) for v in body.variants] if body.variants else None
-    product, _restocked = await update_product(
+    product, changed = await update_product(
         request.app[ENGINE], product_id, user.id, changes, variants
     )
+    reservations = request.app[RESERVATIONS]
+    for variant, delta in changed:
+        request.app[PURCHASES].directory.forget(variant.id)
+        try:
+            await reservations.adjust(variant.id, delta, variant.price.amount)
+        except LiveCommerceError:
+            # Fewer units than buyers hold right now: keep the old count and say why.
+            await set_stock_on_hand(request.app[ENGINE], variant.id, variant.stock_on_hand - delta)
+            raise
+    if "active" in changes:
+        for variant in product.variants:
+            request.app[PURCHASES].directory.forget(variant.id)
     return web.json_response({"product": product.to_dict()})
 
 

@@ -67,6 +67,8 @@ users = Table(
     Column("display_name", String(80), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("stripe_customer_id", String(100)),
+    Column("default_payment_method_id", String(100)),
+    Column("card_label", String(60)),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -140,4 +142,58 @@ stream_lineup = Table(
     Column("product_id", Integer, ForeignKey("products.id", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, nullable=False),
     UniqueConstraint("stream_id", "position", name="uq_stream_lineup_position"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("buyer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("sku_id", Integer, ForeignKey("skus.id"), nullable=False),
+    Column("stream_id", Integer, ForeignKey("streams.id")),
+    Column("qty", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("sale_id", String(40)),
+    Column("status", String(20), nullable=False),
+    Column("hold_id", String(40), nullable=False, unique=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("payment_intent_id", String(100), unique=True),
+    Column("payment_status", String(40)),
+    Column("failure_code", String(60)),
+    Column("failure_message", String(500)),
+    Column("refunded_minor", BigInteger, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
+    Index("ix_orders_status_expires_at", "status", "expires_at"),
+    Index("ix_orders_buyer_id", "buyer_id"),
+    Index("ix_orders_sku_id_status", "sku_id", "status"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False),
+    Column("stripe_refund_id", String(100), unique=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("restocked_qty", Integer, nullable=False, default=0),
+    Column("reason", String(200), nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_refunds_order_id", "order_id"),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
 )

@@ -1,0 +1,1 @@
+"""Purchases, orders and their state machine, the Stripe gateway, webhooks and refunds."""

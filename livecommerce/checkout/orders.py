@@ -1,0 +1,224 @@
+"""Orders and their state machine, in SQL (the system of record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from livecommerce.db.tables import orders, utcnow
+from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+
+
+class OrderStatus(StrEnum):
+    RESERVED = "reserved"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    FULFILLED = "fulfilled"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    RETURN_REQUESTED = "return_requested"
+    REFUNDED = "refunded"
+
+
+S = OrderStatus
+
+# Where each status may go next. Anything else is refused with ``invalid_transition``.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.RESERVED: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
+    S.PAID: frozenset({S.FULFILLED, S.RETURN_REQUESTED, S.REFUNDED}),
+    S.FULFILLED: frozenset({S.SHIPPED, S.RETURN_REQUESTED, S.REFUNDED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.RETURN_REQUESTED, S.REFUNDED}),
+    S.DELIVERED: frozenset({S.RETURN_REQUESTED, S.REFUNDED}),
+    S.RETURN_REQUESTED: frozenset({S.REFUNDED, S.DELIVERED}),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+# The statuses in which the order's units are held (not yet sold, not yet back on the shelf).
+HOLDING = frozenset({S.RESERVED})
+# The statuses in which the units are sold.
+SOLD = frozenset({S.PAID, S.FULFILLED, S.SHIPPED, S.DELIVERED, S.RETURN_REQUESTED})
+
+
+def check_transition(current: OrderStatus, target: OrderStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        raise LiveCommerceError(
+            ErrorCode.INVALID_TRANSITION,
+            f"a {current.value} order cannot become {target.value}",
+            status=current.value,
+        )
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    buyer_id: int
+    seller_id: int
+    sku_id: int
+    stream_id: int | None
+    qty: int
+    unit_price_minor: int
+    amount_minor: int
+    currency: str
+    sale_id: str | None
+    status: OrderStatus
+    hold_id: str
+    idempotency_key: str
+    payment_intent_id: str | None
+    payment_status: str | None
+    failure_code: str | None
+    failure_message: str | None
+    refunded_minor: int
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "sku_id": self.sku_id,
+            "buyer_id": self.buyer_id,
+            "stream_id": self.stream_id,
+            "qty": self.qty,
+            "unit_price": {"amount": self.unit_price_minor, "currency": self.currency},
+            "amount": {"amount": self.amount_minor, "currency": self.currency},
+            "refunded": {"amount": self.refunded_minor, "currency": self.currency},
+            "flash_sale": self.sale_id,
+            "payment_status": self.payment_status,
+            "failure": {"code": self.failure_code, "message": self.failure_message}
+            if self.failure_code
+            else None,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "paid_at": self.paid_at.isoformat() if self.paid_at else None,
+        }
+
+
+def _order(row: sa.Row[Any]) -> Order:
+    m = dict(row._mapping)
+    m.pop("updated_at", None)
+    m["status"] = OrderStatus(m["status"])
+    return Order(**m)
+
+
+async def insert_order(conn: AsyncConnection, **values: Any) -> Order:
+    now = utcnow()
+    row = (
+        await conn.execute(
+            orders.insert()
+            .values(
+                status=S.RESERVED.value, created_at=now, updated_at=now, refunded_minor=0, **values
+            )
+            .returning(*orders.c)
+        )
+    ).one()
+    return _order(row)
+
+
+async def get_order(conn: AsyncConnection, order_id: int) -> Order:
+    row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))).one_or_none()
+    if row is None:
+        raise NotFound("order")
+    return _order(row)
+
+
+async def find_order(conn: AsyncConnection, **where: Any) -> Order | None:
+    query = sa.select(orders)
+    for column, value in where.items():
+        query = query.where(orders.c[column] == value)
+    row = (await conn.execute(query)).one_or_none()
+    return _order(row) if row is not None else None
+
+
+async def orders_by_hold(conn: AsyncConnection, hold_ids: list[str]) -> dict[str, Order]:
+    if not hold_ids:
+        return {}
+    rows = await conn.execute(sa.select(orders).where(orders.c.hold_id.in_(hold_ids)))
+    return {o.hold_id: o for o in map(_order, rows)}
+
+
+async def list_orders(
+    conn: AsyncConnection,
+    *,
+    buyer_id: int | None = None,
+    seller_id: int | None = None,
+    stream_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Order]:
+    query = sa.select(orders).order_by(orders.c.id.desc()).limit(limit).offset(offset)
+    if buyer_id is not None:
+        query = query.where(orders.c.buyer_id == buyer_id)
+    if seller_id is not None:
+        query = query.where(orders.c.seller_id == seller_id)
+    if stream_id is not None:
+        query = query.where(orders.c.stream_id == stream_id)
+    return [_order(r) for r in await conn.execute(query)]
+
+
+async def move(
+    conn: AsyncConnection,
+    order: Order,
+    target: OrderStatus,
+    **values: Any,
+) -> Order | None:
+    """Move ``order`` to ``target`` if it is still in the status we read.
+
+    A conditional UPDATE makes each transition happen exactly once however many processes,
+    webhooks and reapers race for it: the loser gets ``None`` and must re-read.
+    """
+    check_transition(order.status, target)
+    row = (
+        await conn.execute(
+            orders.update()
+            .where(orders.c.id == order.id, orders.c.status == order.status.value)
+            .values(status=target.value, updated_at=utcnow(), **values)
+            .returning(*orders.c)
+        )
+    ).one_or_none()
+    return _order(row) if row is not None else None
+
+
+async def set_payment(conn: AsyncConnection, order_id: int, **values: Any) -> None:
+    await conn.execute(
+        orders.update().where(orders.c.id == order_id).values(updated_at=utcnow(), **values)
+    )
+
+
+async def held_by_sku(conn: AsyncConnection, sku_id: int) -> list[Order]:
+    rows = await conn.execute(
+        sa.select(orders).where(orders.c.sku_id == sku_id, orders.c.status == S.RESERVED.value)
+    )
+    return [_order(r) for r in rows]
+
+
+async def sold_qty(conn: AsyncConnection, sku_id: int) -> int:
+    total = (
+        await conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(orders.c.qty), 0)).where(
+                orders.c.sku_id == sku_id, orders.c.status.in_([s.value for s in SOLD])
+            )
+        )
+    ).scalar_one()
+    return int(total)
+
+
+async def overdue(conn: AsyncConnection, cutoff: datetime, limit: int = 200) -> list[Order]:
+    """Reserved orders whose hold expired before ``cutoff``."""
+    rows = await conn.execute(
+        sa.select(orders)
+        .where(orders.c.status == S.RESERVED.value, orders.c.expires_at < cutoff)
+        .order_by(orders.c.expires_at)
+        .limit(limit)
+    )
+    return [_order(r) for r in rows]

@@ -1,0 +1,271 @@
+"""Paying for a reserved order, and the transitions a payment result causes.
+
+The same transition comes from three places: the synchronous confirm result, Stripe's webhook,
+and the expiry reaper. Each applies it through ``orders.move`` (a conditional UPDATE), so it
+happens exactly once; the Redis side (commit or release of the hold) is idempotent too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from livecommerce.accounts.users import User
+from livecommerce.checkout.orders import Order, OrderStatus, get_order, move, set_payment
+from livecommerce.checkout.stripe_gateway import IntentState, StripeGateway
+from livecommerce.db.tables import skus, users, utcnow
+from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
+from livecommerce.stock.reservations import Reservations
+
+log = logging.getLogger(__name__)
+
+OrderListener = Callable[[Order], Awaitable[None]]
+
+
+class Payments:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reservations: Reservations,
+        gateway: StripeGateway,
+    ) -> None:
+        self._engine = engine
+        self._reservations = reservations
+        self.gateway = gateway
+        self.listeners: list[OrderListener] = []
+
+    async def _notify(self, order: Order) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(order)
+            except Exception:
+                log.exception("order listener failed", extra={"order_id": order.id})
+
+    async def saved_card(self, user_id: int) -> tuple[str | None, str | None, str | None]:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        users.c.stripe_customer_id,
+                        users.c.default_payment_method_id,
+                        users.c.card_label,
+                    ).where(users.c.id == user_id)
+                )
+            ).one()
+        return row.stripe_customer_id, row.default_payment_method_id, row.card_label
+
+    async def _customer(self, user: User) -> str:
+        customer_id, _pm, _label = await self.saved_card(user.id)
+        if customer_id:
+            return customer_id
+        customer_id = await self.gateway.ensure_customer(None, user.email, user.id)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                users.update().where(users.c.id == user.id).values(stripe_customer_id=customer_id)
+            )
+        return customer_id
+
+    async def save_card(self, user: User, payment_method_id: str) -> str:
+        """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
+        customer_id = await self._customer(user)
+        card = await self.gateway.save_card(customer_id, payment_method_id)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                users.update()
+                .where(users.c.id == user.id)
+                .values(default_payment_method_id=card.payment_method_id, card_label=card.label)
+            )
+        return card.label
+
+    async def pay(
+        self,
+        order: Order,
+        buyer: User,
+        *,
+        payment_method_id: str | None = None,
+        use_saved_card: bool = False,
+        save_card: bool = False,
+    ) -> tuple[Order, IntentState]:
+        """Pay a reserved order.
+
+        With ``use_saved_card`` the buyer's default card is charged off-session (one tap);
+        with ``payment_method_id`` that card is confirmed now; with neither, an intent is made
+        for Stripe's Payment Element and its client secret comes back. 3-D Secure comes back as
+        ``requires_action`` with the client secret, for Stripe.js to finish.
+        """
+        if order.buyer_id != buyer.id:
+            raise Forbidden("only the buyer may pay for this order")
+        if order.status is not OrderStatus.RESERVED:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_TRANSITION, f"this order is {order.status.value}"
+            )
+        customer_id = await self._customer(buyer)
+        off_session = False
+        if use_saved_card:
+            _c, saved, _label = await self.saved_card(buyer.id)
+            if saved is None:
+                raise LiveCommerceError(ErrorCode.INVALID_INPUT, "no saved card: add one first")
+            payment_method_id, off_session = saved, True
+        if order.payment_intent_id and payment_method_id:
+            state = await self.gateway.confirm(order.payment_intent_id, payment_method_id)
+        elif order.payment_intent_id:
+            state = await self.gateway.retrieve(order.payment_intent_id)
+        else:
+            state = await self.gateway.charge(
+                order_id=order.id,
+                amount=order.amount_minor,
+                currency=order.currency,
+                customer_id=customer_id,
+                payment_method_id=payment_method_id,
+                off_session=off_session,
+                save_card=save_card,
+            )
+        if save_card and payment_method_id and state.succeeded and not use_saved_card:
+            try:
+                await self.save_card(buyer, payment_method_id)
+            except LiveCommerceError:
+                log.warning("could not save the card after paying", extra={"order_id": order.id})
+        return await self.apply(order.id, state), state
+
+    async def sync(self, order: Order) -> Order:
+        """Bring the order in line with its PaymentIntent as Stripe has it now."""
+        if not order.payment_intent_id:
+            return order
+        return await self.apply(order.id, await self.gateway.retrieve(order.payment_intent_id))
+
+    async def apply(self, order_id: int, state: IntentState) -> Order:
+        """Apply a PaymentIntent's state to its order, exactly once whatever the source."""
+        async with self._engine.begin() as conn:
+            order = await get_order(conn, order_id)
+            if state.intent_id and order.payment_intent_id is None:
+                await set_payment(conn, order.id, payment_intent_id=state.intent_id)
+            if order.status is OrderStatus.RESERVED:
+                await set_payment(
+                    conn,
+                    order.id,
+                    payment_status=state.status,
+                    failure_code=state.failure_code,
+                    failure_message=state.failure_message,
+                )
+            order = await get_order(conn, order_id)
+        if state.succeeded:
+            return await self.mark_paid(order, state)
+        if state.status == "canceled":
+            return await self.mark_failed(order, "payment_canceled", "the payment was cancelled")
+        if state.failure_code and state.status == "requires_payment_method":
+            return await self.mark_failed(
+                order, state.failure_code, state.failure_message or "the card was declined"
+            )
+        await self._notify(order)
+        return order
+
+    async def mark_paid(self, order: Order, state: IntentState) -> Order:
+        """reserved → paid, stock on hand down, hold committed. A late payment is refunded."""
+        async with self._engine.begin() as conn:
+            if order.status is OrderStatus.RESERVED:
+                paid = await move(
+                    conn,
+                    order,
+                    OrderStatus.PAID,
+                    paid_at=utcnow(),
+                    payment_status=state.status,
+                    failure_code=None,
+                    failure_message=None,
+                )
+                if paid is not None:
+                    await conn.execute(
+                        skus.update()
+                        .where(skus.c.id == order.sku_id)
+                        .values(stock_on_hand=skus.c.stock_on_hand - order.qty)
+                    )
+            current = await get_order(conn, order.id)
+        if current.status is OrderStatus.PAID and order.status is OrderStatus.RESERVED:
+            await self._reservations.commit(order.sku_id, order.hold_id)
+            await self._notify(current)
+        elif current.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED):
+            # The money arrived after the units went back on the shelf: give it back.
+            await self._refund_late(current, state)
+        return current
+
+    async def _refund_late(self, order: Order, state: IntentState) -> None:
+        if order.refunded_minor >= order.amount_minor:
+            return
+        log.warning("payment arrived for a closed order; refunding", extra={"order_id": order.id})
+        await self.gateway.refund(state.intent_id, order.amount_minor, f"late-{order.id}")
+        async with self._engine.begin() as conn:
+            await set_payment(
+                conn,
+                order.id,
+                refunded_minor=order.amount_minor,
+                payment_status="refunded",
+                failure_code="late_payment_refunded",
+                failure_message="the payment came after the hold expired and was refunded",
+            )
+            order = await get_order(conn, order.id)
+        await self._notify(order)
+
+    async def mark_failed(self, order: Order, code: str, message: str) -> Order:
+        return (await self.close(order, OrderStatus.FAILED, code, message))[0]
+
+    async def close(
+        self, order: Order, target: OrderStatus, code: str | None, message: str | None
+    ) -> tuple[Order, bool]:
+        """reserved → failed/expired/cancelled: the hold goes back on the shelf, exactly once.
+
+        Returns the order as it is now, and whether this call made the move.
+        """
+        if order.status is not OrderStatus.RESERVED:
+            return order, False
+        async with self._engine.begin() as conn:
+            closed = await move(conn, order, target, failure_code=code, failure_message=message)
+            current = closed or await get_order(conn, order.id)
+        if closed is not None:
+            await self._reservations.release(order.sku_id, order.hold_id)
+            await self._notify(closed)
+        return current, closed is not None
+
+    async def cancel(self, order: Order, buyer: User) -> Order:
+        """The buyer changes their mind before paying."""
+        if order.buyer_id != buyer.id:
+            raise Forbidden("only the buyer may cancel this order")
+        if order.status is not OrderStatus.RESERVED:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_TRANSITION, f"a {order.status.value} order cannot be cancelled"
+            )
+        if order.payment_intent_id:
+            state = await self.gateway.cancel(order.payment_intent_id)
+            if state.succeeded:
+                return await self.mark_paid(order, state)
+        closed, _moved = await self.close(
+            order, OrderStatus.CANCELLED, "cancelled", "cancelled by buyer"
+        )
+        return closed
+
+    async def expire(self, order: Order) -> bool:
+        """A reserved order ran out of time: cancel its intent, then put the stock back.
+
+        True if this call expired it (False: already closed, or the payment had succeeded).
+        """
+        if order.payment_intent_id:
+            state = await self.gateway.cancel(order.payment_intent_id)
+            if state.succeeded:
+                await self.mark_paid(order, state)
+                return False
+        _order, moved = await self.close(order, OrderStatus.EXPIRED, "expired", "the hold expired")
+        return moved
+
+    def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"order": order.to_dict()}
+        if state is not None:
+            body["payment"] = {
+                "status": state.status,
+                "client_secret": state.client_secret
+                if state.status
+                in ("requires_action", "requires_payment_method", "requires_confirmation")
+                else None,
+            }
+        return body

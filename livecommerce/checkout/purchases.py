@@ -1,0 +1,185 @@
+"""One-tap purchase: hold the stock atomically, then write the order before answering.
+
+The invariant: never sell what is not there (the Lua hold is the only way to take stock) and
+never lose a paid order (the order row exists before the buyer hears "reserved").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from livecommerce.checkout.orders import Order, find_order, insert_order
+from livecommerce.db.tables import products, skus
+from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.stock.rebuild import load_sku
+from livecommerce.stock.reservations import Hold, NotLoaded, Reservations
+
+log = logging.getLogger(__name__)
+
+MAX_QTY = 10
+
+
+@dataclass(frozen=True)
+class SkuFacts:
+    """What the purchase path needs to know of a SKU besides its counters."""
+
+    seller_id: int
+    currency: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Purchase:
+    order: Order
+    replayed: bool
+    available_after: int | None
+
+
+class SkuDirectory:
+    """A short-lived, per-process cache of SKU facts, so a buy costs no extra SQL read."""
+
+    def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
+        self._engine = engine
+        self._ttl = ttl_s
+        self._cache: dict[int, tuple[float, SkuFacts]] = {}
+
+    async def facts(self, sku_id: int) -> SkuFacts:
+        now = time.monotonic()
+        cached = self._cache.get(sku_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(products.c.owner_id, products.c.active, skus.c.currency)
+                    .join(products, products.c.id == skus.c.product_id)
+                    .where(skus.c.id == sku_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound("SKU")
+        facts = SkuFacts(seller_id=row.owner_id, currency=row.currency, active=row.active)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[sku_id] = (now + self._ttl, facts)
+        return facts
+
+    def forget(self, sku_id: int) -> None:
+        self._cache.pop(sku_id, None)
+
+
+class Purchases:
+    """Takes buy requests from HTTP and Socket.IO alike."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reservations: Reservations,
+        directory: SkuDirectory,
+        hold_ttl_s: int,
+    ) -> None:
+        self._engine = engine
+        self._reservations = reservations
+        self.directory = directory
+        self._hold_ttl_s = hold_ttl_s
+
+    async def buy(
+        self,
+        *,
+        buyer_id: int,
+        sku_id: int,
+        qty: int,
+        idempotency_key: str,
+        stream_id: int | None = None,
+    ) -> Purchase:
+        """Reserve ``qty`` of ``sku_id`` for ``buyer_id`` and write the ``reserved`` order.
+
+        Idempotent per (buyer, ``idempotency_key``): a retry returns the first order and holds
+        nothing more; the same key for a different SKU or quantity is refused.
+        """
+        if not 1 <= qty <= MAX_QTY:
+            raise LiveCommerceError(ErrorCode.INVALID_INPUT, f"qty must be between 1 and {MAX_QTY}")
+        facts = await self.directory.facts(sku_id)
+        if not facts.active:
+            raise LiveCommerceError(ErrorCode.NOT_ON_SALE, "this product is not on sale")
+        if facts.seller_id == buyer_id:
+            raise LiveCommerceError(ErrorCode.FORBIDDEN, "you cannot buy your own product")
+        now_ms = time.time_ns() // 1_000_000
+        deadline_ms = now_ms + self._hold_ttl_s * 1000
+        hold_args = {
+            "sku_id": sku_id,
+            "buyer_id": buyer_id,
+            "qty": qty,
+            "hold_id": uuid.uuid4().hex,
+            "idempotency_key": idempotency_key,
+            "now_ms": now_ms,
+            "deadline_ms": deadline_ms,
+            "idempotency_ttl_s": self._hold_ttl_s * 2 + 3600,
+        }
+        try:
+            hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+        except NotLoaded:
+            await load_sku(self._engine, self._reservations, sku_id)
+            hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+        if hold.replayed:
+            return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
+        try:
+            async with self._engine.begin() as conn:
+                order = await insert_order(
+                    conn,
+                    buyer_id=buyer_id,
+                    seller_id=facts.seller_id,
+                    sku_id=sku_id,
+                    stream_id=stream_id,
+                    qty=qty,
+                    unit_price_minor=hold.unit_price,
+                    amount_minor=hold.unit_price * qty,
+                    currency=facts.currency,
+                    sale_id=hold.sale_id,
+                    hold_id=hold.hold_id,
+                    idempotency_key=idempotency_key,
+                    expires_at=datetime.fromtimestamp(deadline_ms / 1000, UTC),
+                )
+        except IntegrityError:
+            # The key was used before, for another SKU (whose hold lives in another slot).
+            await self._reservations.release(sku_id, hold.hold_id)
+            async with self._engine.connect() as conn:
+                existing = await find_order(
+                    conn, buyer_id=buyer_id, idempotency_key=idempotency_key
+                )
+            if existing is None:
+                raise
+            return self._same_request(existing, sku_id, qty)
+        except BaseException:
+            await self._reservations.release(sku_id, hold.hold_id)
+            raise
+        return Purchase(order=order, replayed=False, available_after=hold.available_after)
+
+    async def _replay(self, hold: Hold, buyer_id: int, sku_id: int, qty: int, key: str) -> Purchase:
+        async with self._engine.connect() as conn:
+            existing = await find_order(conn, hold_id=hold.hold_id)
+            if existing is None:
+                existing = await find_order(conn, buyer_id=buyer_id, idempotency_key=key)
+        if existing is None:
+            raise LiveCommerceError(
+                ErrorCode.CONFLICT, "this purchase is still being placed; retry in a moment"
+            )
+        return self._same_request(existing, sku_id, qty)
+
+    @staticmethod
+    def _same_request(existing: Order, sku_id: int, qty: int) -> Purchase:
+        if existing.sku_id != sku_id or existing.qty != qty:
+            raise LiveCommerceError(
+                ErrorCode.IDEMPOTENCY_MISMATCH,
+                "this Idempotency-Key was used for a different purchase",
+                order_id=existing.id,
+            )
+        return Purchase(order=existing, replayed=True, available_after=None)

@@ -1,0 +1,328 @@
+"""The one module that speaks to Stripe, through the official ``stripe`` library (async calls).
+
+Every call passes a token bucket first (Stripe allows on the order of 100 requests/s in live
+mode), so a flash sale queues instead of failing on 429s; 429s, 5xx and connection errors that
+still happen are retried with backoff under the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import stripe
+
+from livecommerce.errors import ErrorCode, LiveCommerceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """What we keep of a PaymentIntent."""
+
+    intent_id: str
+    status: str
+    client_secret: str | None
+    amount: int
+    currency: str
+    failure_code: str | None = None
+    failure_message: str | None = None
+    order_id: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def needs_action(self) -> bool:
+        return self.status == "requires_action"
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    payment_method_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str
+    type: str
+    intent: IntentState | None
+
+
+class TokenBucket:
+    """Allow ``rate`` acquisitions per second on average, with bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(rate / 4, 1.0)
+        self._tokens = self.capacity
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """Stripe objects are not dicts (since stripe 13); read them as plain data."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    return dict(obj.to_dict())
+
+
+def _intent(obj: Any) -> IntentState:
+    pi = _plain(obj)
+    error = pi.get("last_payment_error") or None
+    metadata = pi.get("metadata") or {}
+    order_id = metadata.get("order_id")
+    return IntentState(
+        intent_id=pi["id"],
+        status=pi["status"],
+        client_secret=pi.get("client_secret"),
+        amount=int(pi.get("amount") or 0),
+        currency=str(pi.get("currency") or "").upper(),
+        failure_code=(error.get("decline_code") or error.get("code")) if error else None,
+        failure_message=error.get("message") if error else None,
+        order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
+    )
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        secret_key: str,
+        webhook_secret: str,
+        *,
+        api_base: str = "",
+        max_rps: float = 80.0,
+        retries: int = 4,
+    ) -> None:
+        base = {"api": api_base} if api_base else None
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses=base,  # type: ignore[arg-type]
+            http_client=stripe.HTTPXClient(),
+            max_network_retries=0,
+        )
+        self._webhook_secret = webhook_secret
+        self._bucket = TokenBucket(max_rps)
+        self._retries = retries
+        self.calls = 0
+        self.retried = 0
+
+    async def close(self) -> None:
+        http = self._client._requestor._client
+        if http is not None:
+            await http.close_async()  # type: ignore[no-untyped-call]
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one Stripe call through the bucket, retrying what Stripe says is retryable."""
+        attempt = 0
+        while True:
+            await self._bucket.acquire()
+            self.calls += 1
+            try:
+                return await fn()
+            except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
+                error: stripe.StripeError = exc
+            except stripe.APIError as exc:
+                if (exc.http_status or 500) < 500:
+                    raise
+                error = exc
+            attempt += 1
+            if attempt > self._retries:
+                log.warning("Stripe call failed after retries", extra={"error": str(error)})
+                raise LiveCommerceError(
+                    ErrorCode.PAYMENT_UNAVAILABLE, "the payment provider is not answering; retry"
+                ) from error
+            self.retried += 1
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))
+
+    async def ensure_customer(self, customer_id: str | None, email: str, user_id: int) -> str:
+        if customer_id:
+            return customer_id
+        customer = await self._call(
+            lambda: self._client.v1.customers.create_async(
+                params={"email": email, "metadata": {"user_id": str(user_id)}},
+                options={"idempotency_key": f"customer-{user_id}"},
+            )
+        )
+        return str(customer["id"])
+
+    async def save_card(self, customer_id: str, payment_method_id: str) -> SavedCard:
+        """Attach a card to the customer and make it the default for one-tap buys."""
+        try:
+            pm = await self._call(
+                lambda: self._client.v1.payment_methods.attach_async(
+                    payment_method_id, params={"customer": customer_id}
+                )
+            )
+        except stripe.InvalidRequestError as exc:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_INPUT, f"that card cannot be saved: {exc.user_message or exc}"
+            ) from None
+        except stripe.CardError as exc:
+            raise LiveCommerceError(
+                ErrorCode.PAYMENT_FAILED, exc.user_message or "the card was declined"
+            ) from None
+        await self._call(
+            lambda: self._client.v1.customers.update_async(
+                customer_id,
+                params={"invoice_settings": {"default_payment_method": payment_method_id}},
+            )
+        )
+        card = pm.card
+        brand = card.brand if card is not None else "card"
+        last4 = card.last4 if card is not None else "????"
+        label = f"{brand.title()} •••• {last4}"
+        return SavedCard(payment_method_id=str(pm["id"]), label=label)
+
+    async def charge(
+        self,
+        *,
+        order_id: int,
+        amount: int,
+        currency: str,
+        customer_id: str | None,
+        payment_method_id: str | None,
+        off_session: bool,
+        save_card: bool = False,
+    ) -> IntentState:
+        """Create (and, given a card, confirm) the order's PaymentIntent.
+
+        The idempotency key is derived from the order id: however often this is retried, one
+        order makes at most one PaymentIntent. A decline comes back as a ``requires_payment_method``
+        state with the failure, not as an exception.
+        """
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "payment_method_types": ["card"],
+            "metadata": {"order_id": str(order_id)},
+        }
+        if customer_id:
+            params["customer"] = customer_id
+        if payment_method_id:
+            params["payment_method"] = payment_method_id
+            params["confirm"] = True
+            if off_session:
+                params["off_session"] = True
+        if save_card and customer_id and not off_session:
+            params["setup_future_usage"] = "off_session"
+        key = f"order-{order_id}-{payment_method_id or 'element'}"
+        try:
+            pi = await self._call(
+                lambda: self._client.v1.payment_intents.create_async(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": key},
+                )
+            )
+        except stripe.CardError as exc:
+            return self._declined(exc, amount, currency)
+        return _intent(pi)
+
+    @staticmethod
+    def _declined(exc: stripe.CardError, amount: int, currency: str) -> IntentState:
+        error = exc.error
+        intent = getattr(error, "payment_intent", None) if error is not None else None
+        code = (
+            (getattr(error, "decline_code", None) or exc.code or "card_declined")
+            if error
+            else (exc.code or "card_declined")
+        )
+        if intent is not None:
+            state = _intent(intent)
+            return IntentState(
+                intent_id=state.intent_id,
+                status=state.status,
+                client_secret=state.client_secret,
+                amount=state.amount,
+                currency=state.currency,
+                failure_code=code,
+                failure_message=exc.user_message or str(exc),
+                order_id=state.order_id,
+            )
+        return IntentState(
+            intent_id="",
+            status="requires_payment_method",
+            client_secret=None,
+            amount=amount,
+            currency=currency,
+            failure_code=code,
+            failure_message=exc.user_message or "the card was declined",
+        )
+
+    async def confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+        # Set the card first, then confirm: the two-step form works on Stripe and its emulators.
+        try:
+            await self._call(
+                lambda: self._client.v1.payment_intents.update_async(
+                    intent_id, params={"payment_method": payment_method_id}
+                )
+            )
+            pi = await self._call(lambda: self._client.v1.payment_intents.confirm_async(intent_id))
+        except stripe.CardError as exc:
+            return self._declined(exc, 0, "")
+        return _intent(pi)
+
+    async def retrieve(self, intent_id: str) -> IntentState:
+        return _intent(
+            await self._call(lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
+        )
+
+    async def cancel(self, intent_id: str) -> IntentState:
+        """Cancel an intent; one that already succeeded (or was cancelled) is returned as is."""
+        try:
+            pi = await self._call(lambda: self._client.v1.payment_intents.cancel_async(intent_id))
+        except stripe.InvalidRequestError:
+            return await self.retrieve(intent_id)
+        return _intent(pi)
+
+    async def refund(self, intent_id: str, amount: int, idempotency_key: str) -> tuple[str, str]:
+        """Refund ``amount`` of a succeeded intent; returns (refund id, status)."""
+        try:
+            refund = await self._call(
+                lambda: self._client.v1.refunds.create_async(
+                    params={"payment_intent": intent_id, "amount": amount},
+                    options={"idempotency_key": idempotency_key},
+                )
+            )
+        except stripe.InvalidRequestError as exc:
+            raise LiveCommerceError(
+                ErrorCode.CONFLICT, f"the refund was refused: {exc.user_message or exc}"
+            ) from None
+        return str(refund["id"]), str(refund["status"])
+
+    def parse_event(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        """Verify the signature on the raw body and pull out the PaymentIntent, if any."""
+        if not self._webhook_secret:
+            raise LiveCommerceError(ErrorCode.BAD_SIGNATURE, "webhooks are not configured")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise LiveCommerceError(
+                ErrorCode.BAD_SIGNATURE, f"webhook signature rejected: {exc}"
+            ) from None
+        obj = _plain(event)["data"]["object"]
+        intent = _intent(obj) if obj.get("object") == "payment_intent" else None
+        return WebhookEvent(event_id=str(event["id"]), type=str(event["type"]), intent=intent)

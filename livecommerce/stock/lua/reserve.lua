@@ -1,0 +1,46 @@
+-- Reserve qty units of one SKU for one buyer, atomically.
+-- KEYS: 1 stock hash, 2 holds zset, 3 hold data hash, 4 idempotency key, 5 sale hash,
+--       6 sale buyers hash (all carry the same {sku} hash tag: one slot)
+-- ARGV: 1 hold id, 2 buyer id, 3 qty, 4 now (ms), 5 hold deadline (ms), 6 idempotency ttl (s)
+-- Returns {status, ...}: ok: hold id, available after, unit price, sale id;
+--   replay: hold id; not_loaded; insufficient: available; sale_sold_out: left in the cap;
+--   limit_exceeded: units this buyer may still take.
+local replay = redis.call('GET', KEYS[4])
+if replay then
+  return {'replay', replay}
+end
+local stock = redis.call('HMGET', KEYS[1], 'avail', 'price')
+if not stock[1] then
+  return {'not_loaded'}
+end
+local qty = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local price = stock[2]
+local sale_id = ''
+local sale = redis.call('HMGET', KEYS[5], 'id', 'price', 'cap', 'sold', 'starts', 'ends', 'limit')
+if sale[1] and now >= tonumber(sale[5]) and now < tonumber(sale[6]) then
+  local left = tonumber(sale[3]) - tonumber(sale[4])
+  if qty > left then
+    return {'sale_sold_out', tostring(left)}
+  end
+  local mine = tonumber(redis.call('HGET', KEYS[6], ARGV[2]) or '0')
+  if mine + qty > tonumber(sale[7]) then
+    return {'limit_exceeded', tostring(tonumber(sale[7]) - mine)}
+  end
+  sale_id = sale[1]
+  price = sale[2]
+end
+local avail = tonumber(stock[1])
+if avail < qty then
+  return {'insufficient', tostring(avail)}
+end
+avail = redis.call('HINCRBY', KEYS[1], 'avail', -qty)
+redis.call('HINCRBY', KEYS[1], 'held', qty)
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], qty .. '|' .. ARGV[2] .. '|' .. sale_id .. '|' .. price)
+if sale_id ~= '' then
+  redis.call('HINCRBY', KEYS[5], 'sold', qty)
+  redis.call('HINCRBY', KEYS[6], ARGV[2], qty)
+end
+redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6])
+return {'ok', ARGV[1], tostring(avail), price, sale_id}

@@ -1,0 +1,333 @@
+"""Holds on available stock, kept in Redis by Lua scripts so each step is one atomic call.
+
+Every key of one SKU carries the hash tag ``{sku<id>}``: one script touches one slot, so the
+layout works on Redis Cluster. Scripts are loaded once and called by SHA (redis-py's ``Script``
+reloads them if the server lost its script cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from livecommerce.errors import ErrorCode, LiveCommerceError
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Units set aside for one buyer until ``deadline_ms`` (server epoch ms)."""
+
+    hold_id: str
+    sku_id: int
+    qty: int
+    buyer_id: int
+    unit_price: int
+    sale_id: str | None
+    available_after: int
+    replayed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise ValueError("a hold is for at least one unit")
+
+
+@dataclass(frozen=True)
+class LiveHold:
+    """A hold as stored (for the reaper and for rebuilding)."""
+
+    hold_id: str
+    deadline_ms: int
+    qty: int
+    buyer_id: int
+    sale_id: str | None
+    unit_price: int
+
+    def encode(self) -> str:
+        return f"{self.qty}|{self.buyer_id}|{self.sale_id or ''}|{self.unit_price}"
+
+    @classmethod
+    def decode(cls, hold_id: str, deadline_ms: int, data: str) -> LiveHold:
+        qty, buyer, sale, price = data.split("|")
+        return cls(hold_id, deadline_ms, int(qty), int(buyer), sale or None, int(price))
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """Counters of one SKU read in one step.
+
+    ``sold`` counts units committed since the counters were loaded, so
+    ``available + held + sold`` stays equal to what was listed at load plus adjustments.
+    """
+
+    available: int
+    held: int
+    sold: int
+
+
+@dataclass(frozen=True)
+class SaleWindow:
+    """A flash sale on one SKU as the reserve script sees it."""
+
+    sale_id: str
+    price: int
+    cap: int
+    sold: int
+    starts_ms: int
+    ends_ms: int
+    per_buyer_limit: int
+
+
+class NotLoaded(Exception):
+    """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
+
+
+def _script(name: str) -> str:
+    return resources.files("livecommerce.stock").joinpath(f"lua/{name}.lua").read_text()
+
+
+class Reservations:
+    """The stock ledger's hot half. SQL stays the system of record (see ``stock.rebuild``)."""
+
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self._redis = redis
+        self._ns = namespace
+        self._reserve: AsyncScript = redis.register_script(_script("reserve"))
+        self._release: AsyncScript = redis.register_script(_script("release"))
+        self._commit: AsyncScript = redis.register_script(_script("commit"))
+        self._load: AsyncScript = redis.register_script(_script("load"))
+        self._adjust: AsyncScript = redis.register_script(_script("adjust"))
+        self._sale: AsyncScript = redis.register_script(_script("sale"))
+        self._end_sale: AsyncScript = redis.register_script(_script("end_sale"))
+
+    @property
+    def redis(self) -> Redis:
+        return self._redis
+
+    def _keys(self, sku_id: int) -> dict[str, str]:
+        tag = f"{{sku{sku_id}}}"
+        ns = self._ns
+        return {
+            "stock": f"{ns}:stock:{tag}",
+            "holds": f"{ns}:holds:{tag}",
+            "data": f"{ns}:hold:{tag}",
+            "sale": f"{ns}:sale:{tag}",
+            "buyers": f"{ns}:salebuyers:{tag}",
+        }
+
+    def _idem_key(self, sku_id: int, buyer_id: int, key: str) -> str:
+        return f"{self._ns}:idem:{{sku{sku_id}}}:{buyer_id}:{key}"
+
+    @property
+    def loaded_set(self) -> str:
+        """The set of SKU ids whose counters live in Redis (the reaper walks it)."""
+        return f"{self._ns}:skus"
+
+    async def preload_scripts(self) -> None:
+        """Load every script into the server's cache up front, so the first buy pays nothing."""
+        for script in (
+            self._reserve,
+            self._release,
+            self._commit,
+            self._load,
+            self._adjust,
+            self._sale,
+            self._end_sale,
+        ):
+            script.sha = await self._redis.script_load(script.script)
+
+    async def reserve(
+        self,
+        *,
+        sku_id: int,
+        buyer_id: int,
+        qty: int,
+        hold_id: str,
+        idempotency_key: str,
+        now_ms: int,
+        deadline_ms: int,
+        idempotency_ttl_s: int,
+    ) -> Hold:
+        """Take ``qty`` units for ``buyer_id`` until ``deadline_ms``, or raise why not.
+
+        Checks, in one atomic step: the flash-sale window and cap, the per-buyer limit, and
+        available stock. The same ``idempotency_key`` from the same buyer returns the first
+        hold (``replayed=True``) and takes nothing more.
+        """
+        k = self._keys(sku_id)
+        reply = await self._reserve(
+            keys=[
+                k["stock"],
+                k["holds"],
+                k["data"],
+                self._idem_key(sku_id, buyer_id, idempotency_key),
+                k["sale"],
+                k["buyers"],
+            ],
+            args=[hold_id, buyer_id, qty, now_ms, deadline_ms, idempotency_ttl_s],
+        )
+        status = _text(reply[0])
+        if status == "ok":
+            return Hold(
+                hold_id=_text(reply[1]),
+                sku_id=sku_id,
+                qty=qty,
+                buyer_id=buyer_id,
+                unit_price=int(reply[3]),
+                sale_id=_text(reply[4]) or None,
+                available_after=int(reply[2]),
+            )
+        if status == "replay":
+            return Hold(_text(reply[1]), sku_id, qty, buyer_id, 0, None, -1, replayed=True)
+        if status == "not_loaded":
+            raise NotLoaded(sku_id)
+        left = int(reply[1])
+        if status == "insufficient":
+            if left == 0:
+                raise LiveCommerceError(ErrorCode.SOLD_OUT, "sold out", available=0)
+            raise LiveCommerceError(
+                ErrorCode.INSUFFICIENT_STOCK, f"only {left} left", available=left
+            )
+        if status == "sale_sold_out":
+            raise LiveCommerceError(
+                ErrorCode.SOLD_OUT, f"the flash sale has {left} left", available=left
+            )
+        if status == "limit_exceeded":
+            raise LiveCommerceError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"the flash sale allows you {max(left, 0)} more",
+                remaining=max(left, 0),
+            )
+        raise RuntimeError(f"reserve script answered {status!r}")
+
+    async def release(self, sku_id: int, hold_id: str) -> int:
+        """Put a hold back on the shelf; returns units released (0 if it was already gone)."""
+        k = self._keys(sku_id)
+        released = await self._release(
+            keys=[k["stock"], k["holds"], k["data"], k["sale"], k["buyers"]], args=[hold_id]
+        )
+        return int(released)
+
+    async def commit(self, sku_id: int, hold_id: str) -> int:
+        """Mark a hold sold; returns units committed (0 if it was already gone)."""
+        k = self._keys(sku_id)
+        return int(await self._commit(keys=[k["stock"], k["holds"], k["data"]], args=[hold_id]))
+
+    async def load(
+        self,
+        sku_id: int,
+        *,
+        available: int,
+        price: int,
+        currency: str,
+        holds: list[LiveHold],
+    ) -> bool:
+        """Install counters for a SKU unless present. True if this call loaded them."""
+        k = self._keys(sku_id)
+        args: list[Any] = [available, price, currency]
+        for hold in holds:
+            args += [hold.hold_id, hold.deadline_ms, hold.encode()]
+        loaded = int(await self._load(keys=[k["stock"], k["holds"], k["data"]], args=args))
+        await self._redis.sadd(self.loaded_set, str(sku_id))
+        return loaded == 1
+
+    async def adjust(self, sku_id: int, delta: int, price: int | None = None) -> int | None:
+        """Move available units by ``delta`` (and set the list price); None if not loaded.
+
+        A decrease larger than what is available (the rest being held by buyers) is refused.
+        """
+        reply = await self._adjust(
+            keys=[self._keys(sku_id)["stock"]], args=[delta, "" if price is None else price]
+        )
+        status = _text(reply[0])
+        if status == "not_loaded":
+            return None
+        if status == "short":
+            raise LiveCommerceError(
+                ErrorCode.CONFLICT,
+                f"only {int(reply[1])} units are free; the rest are held by buyers",
+                available=int(reply[1]),
+            )
+        return int(reply[1])
+
+    async def level(self, sku_id: int) -> StockLevel | None:
+        """Available, held and sold units, read together (one HMGET), or None if not loaded."""
+        avail, held, sold = await self._redis.hmget(
+            self._keys(sku_id)["stock"], ["avail", "held", "sold"]
+        )
+        if avail is None:
+            return None
+        return StockLevel(int(avail), int(held or 0), int(sold or 0))
+
+    async def hold(self, sku_id: int, hold_id: str) -> LiveHold | None:
+        k = self._keys(sku_id)
+        data = await self._redis.hget(k["data"], hold_id)
+        if data is None:
+            return None
+        score = await self._redis.zscore(k["holds"], hold_id)
+        return LiveHold.decode(hold_id, int(score or 0), _text(data))
+
+    async def due(self, sku_id: int, now_ms: int, limit: int = 200) -> list[LiveHold]:
+        """Holds whose deadline has passed, oldest first."""
+        k = self._keys(sku_id)
+        entries = cast(
+            list[tuple[Any, float]],
+            await self._redis.zrangebyscore(
+                k["holds"], "-inf", now_ms, start=0, num=limit, withscores=True
+            ),
+        )
+        if not entries:
+            return []
+        ids = [_text(member) for member, _ in entries]
+        data = await self._redis.hmget(k["data"], ids)
+        return [
+            LiveHold.decode(hold_id, int(score), _text(raw))
+            for (hold_id, (_, score), raw) in zip(ids, entries, data, strict=True)
+            if raw is not None
+        ]
+
+    async def loaded_skus(self) -> list[int]:
+        return sorted(int(s) for s in await self._redis.smembers(self.loaded_set))
+
+    async def start_sale(self, sku_id: int, window: SaleWindow) -> None:
+        k = self._keys(sku_id)
+        await self._sale(
+            keys=[k["sale"], k["buyers"]],
+            args=[
+                window.sale_id,
+                window.price,
+                window.cap,
+                window.starts_ms,
+                window.ends_ms,
+                window.per_buyer_limit,
+            ],
+        )
+
+    async def end_sale(self, sku_id: int, sale_id: str, now_ms: int) -> bool:
+        """End the sale now if it is still running; True if this call ended it."""
+        return (
+            int(await self._end_sale(keys=[self._keys(sku_id)["sale"]], args=[sale_id, now_ms]))
+            == 1
+        )
+
+    async def sale(self, sku_id: int) -> SaleWindow | None:
+        found: dict[Any, Any] = await self._redis.hgetall(self._keys(sku_id)["sale"])
+        if not found:
+            return None
+        raw = {_text(k): _text(v) for k, v in found.items()}
+        return SaleWindow(
+            sale_id=raw["id"],
+            price=int(raw["price"]),
+            cap=int(raw["cap"]),
+            sold=int(raw["sold"]),
+            starts_ms=int(raw["starts"]),
+            ends_ms=int(raw["ends"]),
+            per_buyer_limit=int(raw["limit"]),
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

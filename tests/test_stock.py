@@ -1,0 +1,218 @@
+"""The Lua-script ledger against a real Redis: holds, idempotency, flash-sale caps, invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.stock.reservations import (
+    Hold,
+    NotLoaded,
+    Reservations,
+    SaleWindow,
+    StockLevel,
+)
+
+NOW = 1_800_000_000_000
+
+
+@pytest.fixture
+async def ledger(redis_url: str) -> AsyncIterator[Reservations]:
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            redis_url, max_connections=32, decode_responses=True
+        )
+    )
+    reservations = Reservations(redis, f"t{uuid.uuid4().hex[:10]}")
+    await reservations.preload_scripts()
+    yield reservations
+    await redis.aclose()
+
+
+async def _reserve(
+    ledger: Reservations, buyer: int, qty: int = 1, key: str | None = None, sku: int = 1
+) -> Hold:
+    return await ledger.reserve(
+        sku_id=sku,
+        buyer_id=buyer,
+        qty=qty,
+        hold_id=uuid.uuid4().hex,
+        idempotency_key=key or uuid.uuid4().hex,
+        now_ms=NOW,
+        deadline_ms=NOW + 60_000,
+        idempotency_ttl_s=600,
+    )
+
+
+async def test_reserve_until_sold_out_then_release_and_commit(ledger: Reservations) -> None:
+    with pytest.raises(NotLoaded):
+        await _reserve(ledger, 1)
+    assert await ledger.load(1, available=3, price=4900, currency="USD", holds=[])
+    assert not await ledger.load(1, available=99, price=1, currency="USD", holds=[])
+    first = await _reserve(ledger, 1, qty=2)
+    assert (first.available_after, first.unit_price, first.sale_id) == (1, 4900, None)
+    with pytest.raises(LiveCommerceError) as short:
+        await _reserve(ledger, 2, qty=2)
+    assert short.value.code is ErrorCode.INSUFFICIENT_STOCK
+    second = await _reserve(ledger, 2)
+    with pytest.raises(LiveCommerceError) as gone:
+        await _reserve(ledger, 3)
+    assert gone.value.code is ErrorCode.SOLD_OUT
+    assert await ledger.level(1) == StockLevel(available=0, held=3, sold=0)
+
+    assert await ledger.release(1, first.hold_id) == 2
+    assert await ledger.release(1, first.hold_id) == 0  # exactly once
+    assert await ledger.commit(1, second.hold_id) == 1
+    assert await ledger.commit(1, second.hold_id) == 0
+    level = await ledger.level(1)
+    assert level == StockLevel(available=2, held=0, sold=1)
+
+
+async def test_same_idempotency_key_gives_the_same_hold(ledger: Reservations) -> None:
+    await ledger.load(1, available=5, price=100, currency="USD", holds=[])
+    first = await _reserve(ledger, 7, key="tap-1")
+    again = await _reserve(ledger, 7, key="tap-1")
+    assert again.replayed and again.hold_id == first.hold_id
+    other_buyer = await _reserve(ledger, 8, key="tap-1")
+    assert not other_buyer.replayed
+    level = await ledger.level(1)
+    assert level is not None and level.held == 2
+
+
+async def test_flash_sale_window_cap_and_per_buyer_limit(ledger: Reservations) -> None:
+    await ledger.load(1, available=100, price=5000, currency="USD", holds=[])
+    await ledger.start_sale(
+        1,
+        SaleWindow(
+            "sale-1",
+            2500,
+            cap=3,
+            sold=0,
+            starts_ms=NOW - 1,
+            ends_ms=NOW + 30_000,
+            per_buyer_limit=2,
+        ),
+    )
+    hold = await _reserve(ledger, 1, qty=2)
+    assert (hold.unit_price, hold.sale_id) == (2500, "sale-1")
+    with pytest.raises(LiveCommerceError) as limit:
+        await _reserve(ledger, 1)
+    assert limit.value.code is ErrorCode.LIMIT_EXCEEDED
+    await _reserve(ledger, 2)
+    with pytest.raises(LiveCommerceError) as capped:
+        await _reserve(ledger, 3)
+    assert capped.value.code is ErrorCode.SOLD_OUT
+    # A released sale hold frees its place in the cap and in the buyer's limit.
+    await ledger.release(1, hold.hold_id)
+    again = await _reserve(ledger, 1, qty=2)
+    assert again.sale_id == "sale-1"
+    # Ended early: the list price again, no cap.
+    assert await ledger.end_sale(1, "sale-1", NOW)
+    assert not await ledger.end_sale(1, "sale-1", NOW)
+    after = await _reserve(ledger, 3, qty=5)
+    assert (after.unit_price, after.sale_id) == (5000, None)
+
+
+async def test_adjust_refuses_to_take_held_units(ledger: Reservations) -> None:
+    assert await ledger.adjust(1, 5) is None
+    await ledger.load(1, available=2, price=100, currency="USD", holds=[])
+    await _reserve(ledger, 1)
+    with pytest.raises(LiveCommerceError) as short:
+        await ledger.adjust(1, -2)
+    assert short.value.code is ErrorCode.CONFLICT
+    assert await ledger.adjust(1, -1) == 0
+    assert await ledger.adjust(1, 10, price=90) == 10
+    assert (await _reserve(ledger, 2)).unit_price == 90
+
+
+async def test_due_holds_come_oldest_first(ledger: Reservations) -> None:
+    await ledger.load(1, available=5, price=100, currency="USD", holds=[])
+    early = await ledger.reserve(
+        sku_id=1,
+        buyer_id=1,
+        qty=1,
+        hold_id="a",
+        idempotency_key="a",
+        now_ms=NOW,
+        deadline_ms=NOW + 10,
+        idempotency_ttl_s=60,
+    )
+    await ledger.reserve(
+        sku_id=1,
+        buyer_id=2,
+        qty=1,
+        hold_id="b",
+        idempotency_key="b",
+        now_ms=NOW,
+        deadline_ms=NOW + 1000,
+        idempotency_ttl_s=60,
+    )
+    due = await ledger.due(1, NOW + 500)
+    assert [h.hold_id for h in due] == [early.hold_id]
+    assert due[0].buyer_id == 1
+
+
+async def test_concurrent_buyers_never_oversell(ledger: Reservations) -> None:
+    await ledger.load(1, available=50, price=100, currency="USD", holds=[])
+
+    async def attempt(buyer: int) -> int:
+        try:
+            return (await _reserve(ledger, buyer, qty=1 + buyer % 3)).qty
+        except LiveCommerceError:
+            return 0
+
+    taken = await asyncio.gather(*(attempt(b) for b in range(2000)))
+    level = await ledger.level(1)
+    assert level is not None
+    assert sum(taken) == level.held <= 50
+    assert level.available == 50 - sum(taken) >= 0
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "release", "commit", "restock"]),
+        st.integers(1, 4),
+        st.integers(0, 30),
+    ),
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations, listed=st.integers(0, 20))
+async def test_every_unit_is_available_held_or_sold(
+    ledger: Reservations, ops: list[tuple[str, int, int]], listed: int
+) -> None:
+    """Property: available + held + sold = listed, and available never goes below zero."""
+    sku = int(uuid.uuid4().int % 10**8)
+    await ledger.load(sku, available=listed, price=100, currency="USD", holds=[])
+    holds: list[Hold] = []
+    sold = 0
+    for op, qty, pick in ops:
+        if op == "reserve":
+            with contextlib.suppress(LiveCommerceError):
+                holds.append(await _reserve(ledger, pick, qty=qty, sku=sku))
+        elif op == "restock":
+            listed += qty
+            await ledger.adjust(sku, qty)
+        elif holds:
+            hold = holds.pop(pick % len(holds))
+            if op == "commit":
+                sold += await ledger.commit(sku, hold.hold_id)
+            else:
+                await ledger.release(sku, hold.hold_id)
+        level = await ledger.level(sku)
+        assert level is not None
+        assert level.available >= 0
+        assert level.sold == sold
+        assert level.available + level.held + level.sold == listed
