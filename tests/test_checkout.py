@@ -174,6 +174,28 @@ async def test_idempotent_retries_hold_once(client: TestClient[Any, Any]) -> Non
     assert status.status == 422
 
 
+async def test_a_reused_key_in_a_burst_fails_alone(client: TestClient[Any, Any]) -> None:
+    """Orders written together (one transaction) where one reuses a key for another SKU."""
+    seller, buyer, sku = await _shop(client, stock=30)
+    other = (await seller.call("POST", "/api/products", hoodie("OTHER-1", 5), status=201))[
+        "product"
+    ]["variants"][0]["id"]
+    crowd = [await sign_up(client, f"crowd{i}") for i in range(12)]
+    results = await asyncio.gather(
+        buy(buyer, sku, key="same-key"),
+        buy(buyer, other, key="same-key"),
+        *(buy(account, sku) for account in crowd),
+    )
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 13 and statuses.count(409) == 1
+    refused = next(body for status, body in results if status == 409)
+    assert refused["error"]["code"] == "idempotency_mismatch"
+    # Either of the two same-key buys may win; the loser's hold went back.
+    sku_level = await client.app[RESERVATIONS].level(sku)
+    other_level = await client.app[RESERVATIONS].level(other)
+    assert (sku_level.held if sku_level else 0) + (other_level.held if other_level else 0) == 13
+
+
 async def test_expiry_returns_stock_exactly_once(client: TestClient[Any, Any]) -> None:
     _seller, buyer, sku = await _shop(client, stock=2)
     _status, body = await buy(buyer, sku, qty=2)

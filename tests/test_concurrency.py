@@ -8,60 +8,24 @@ and checks the ledger: available never below zero, available + held + sold = lis
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
+from bench.crowd import make_buyers
+from bench.processes import ServerProcess
 from livecommerce.db.engine import create_engine
-from livecommerce.db.tables import auth_tokens, orders, skus, users, utcnow
-from tests.conftest import ServerProcess, hoodie
+from livecommerce.db.tables import orders, skus
+from tests.conftest import hoodie
 from tests.test_checkout import OK_CARD
 
 LISTED = 25
 RUSH = 2000
 SECOND_RUSH = 600
 CANCELLED = 5
-
-
-async def _bulk_buyers(database_url: str, count: int) -> list[str]:
-    """``count`` accounts with bearer tokens, written in one go (sign-up hashes are slow)."""
-    tokens = [secrets.token_urlsafe(24) for _ in range(count)]
-    now = utcnow()
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            tag = uuid.uuid4().hex[:6]
-            rows = [
-                {
-                    "email": f"rush-{tag}-{i}@example.com",
-                    "display_name": f"buyer {i}",
-                    "password_hash": "!",  # cannot log in with a password
-                    "created_at": now,
-                }
-                for i in range(count)
-            ]
-            ids = (await conn.execute(users.insert().returning(users.c.id), rows)).scalars().all()
-            await conn.execute(
-                auth_tokens.insert(),
-                [
-                    {
-                        "token_hash": hashlib.sha256(token.encode()).hexdigest(),
-                        "user_id": user_id,
-                        "created_at": now,
-                        "expires_at": now + timedelta(hours=1),
-                    }
-                    for token, user_id in zip(tokens, ids, strict=True)
-                ],
-            )
-    finally:
-        await engine.dispose()
-    return tokens
 
 
 class Sampler:
@@ -127,7 +91,7 @@ async def test_thousands_of_buyers_across_two_processes_buy_exactly_the_stock(
             sku = (await response.json())["product"]["variants"][0]["id"]
         session.cookie_jar.clear()
 
-        tokens = await _bulk_buyers(postgres_url, RUSH + SECOND_RUSH)
+        tokens = await make_buyers(postgres_url, RUSH + SECOND_RUSH)
         namespace = a.env["REDIS_NAMESPACE"]
         redis = Redis.from_url(redis_url, decode_responses=True)
         sampler = Sampler(redis, f"{namespace}:stock:{{sku{sku}}}")

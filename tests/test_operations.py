@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import ConfigError, Settings
+from tests.conftest import hoodie, sign_up
 
 
 async def test_health_ready_and_metrics(client: TestClient[Any, Any]) -> None:
@@ -38,6 +39,9 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
             create_app(replace(settings, redis_url=str(server.connection_url)))
         )
         assert (await client.get("/readyz")).status == 200
+        seller = await sign_up(client, "seller")
+        buyer = await sign_up(client, "buyer")
+        product = await seller.call("POST", "/api/products", hoodie("GONE-1", 3), status=201)
     finally:
         server.stop()
     ready = await client.get("/readyz")
@@ -45,6 +49,15 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
     body = await ready.json()
     assert body["checks"]["sql"] == "ok"
     assert body["checks"]["redis"].startswith("failing")
+    # A buy with Redis gone is refused cleanly, and nothing was taken.
+    response = await client.post(
+        "/api/purchases",
+        json={"sku_id": product["product"]["variants"][0]["id"]},
+        headers={**buyer.headers, "Idempotency-Key": "k1"},
+    )
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.json())["error"]["code"] == "store_unavailable"
 
 
 @pytest.mark.parametrize(

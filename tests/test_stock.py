@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.stock.pipelined import PipelinedRedis, RedisReplyError
 from livecommerce.stock.reservations import (
     Hold,
     NotLoaded,
@@ -31,9 +34,11 @@ async def ledger(redis_url: str) -> AsyncIterator[Reservations]:
             redis_url, max_connections=32, decode_responses=True
         )
     )
-    reservations = Reservations(redis, f"t{uuid.uuid4().hex[:10]}")
+    hot = PipelinedRedis(redis_url)
+    reservations = Reservations(redis, f"t{uuid.uuid4().hex[:10]}", hot)
     await reservations.preload_scripts()
     yield reservations
+    await hot.close()
     await redis.aclose()
 
 
@@ -216,3 +221,36 @@ async def test_every_unit_is_available_held_or_sold(
         assert level.available >= 0
         assert level.sold == sold
         assert level.available + level.held + level.sold == listed
+
+
+async def test_hot_connection_survives_script_flush_and_a_killed_socket(redis_url: str) -> None:
+    hot = PipelinedRedis(redis_url.rsplit("/", 1)[0] + "/3")
+    admin = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        script = "return {redis.call('INCRBY', KEYS[1], ARGV[1]), 'db'}"
+        sha = hashlib.sha1(script.encode()).hexdigest()
+        key = f"t{uuid.uuid4().hex}"
+        await admin.script_flush()
+        assert await hot.evalsha(script, sha, [key], [2]) == [2, "db"]  # loaded on NOSCRIPT
+        burst = await asyncio.gather(*(hot.evalsha(script, sha, [key], [1]) for _ in range(500)))
+        assert sorted(n for n, _ in burst) == list(range(3, 503))
+        assert await hot.execute("SELECT", 3) == "OK"
+        assert await admin.get(key) is None  # the URL's database 3, not 0
+
+        with pytest.raises(RedisReplyError, match="wrong number of arguments"):
+            await hot.execute("GET")
+        # A call in flight when the connection dies fails at once, and the next one reconnects.
+        blocked = asyncio.create_task(hot.execute("BLPOP", f"{key}:never", 4))
+        await asyncio.sleep(0.1)
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        with pytest.raises(RedisConnectionError):
+            await blocked
+        assert await hot.execute("PING") == "PONG"
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        await asyncio.sleep(0.1)
+        assert await hot.execute("PING") == "PONG"  # an idle connection that died: unnoticed
+        await hot.execute("DEL", key)
+    finally:
+        await hot.close()
+        await hot.close()
+        await admin.aclose()

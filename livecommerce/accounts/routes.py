@@ -11,9 +11,8 @@ from livecommerce.accounts.users import (
     log_in,
     revoke_token,
     sign_up,
-    user_for_token,
 )
-from livecommerce.appkeys import ENGINE, SETTINGS
+from livecommerce.appkeys import ENGINE, SETTINGS, TOKENS
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, read_json
@@ -35,7 +34,7 @@ async def optional_user(request: web.Request) -> User | None:
         cached = request[_USER]
         return cached if isinstance(cached, User) else None
     token = request_token(request)
-    user = await user_for_token(request.app[ENGINE], token) if token else None
+    user = await request.app[TOKENS].user(token) if token else None
     request[_USER] = user
     return user
 
@@ -91,6 +90,7 @@ async def delete_session(request: web.Request) -> web.Response:
     token = request_token(request)
     if token:
         await revoke_token(request.app[ENGINE], token)
+        request.app[TOKENS].forget(token)
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response

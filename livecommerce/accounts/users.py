@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,6 +148,43 @@ async def user_for_token(engine: AsyncEngine, token: str) -> User | None:
             )
         ).one_or_none()
     return _user(row) if row is not None else None
+
+
+class TokenCache:
+    """Who a token belongs to, remembered for ``ttl_s`` so a burst of buys costs no SQL read.
+
+    A token revoked on this process is forgotten at once; on another process it keeps working
+    for at most ``ttl_s`` (the price of not asking SQL on every request).
+    """
+
+    def __init__(self, engine: AsyncEngine, ttl_s: float = 15.0, size: int = 100_000) -> None:
+        self._engine = engine
+        self._ttl = ttl_s
+        self._size = size
+        self._entries: OrderedDict[str, tuple[float, User | None]] = OrderedDict()
+
+    async def user(self, token: str) -> User | None:
+        if not token or len(token) > 200:
+            return None
+        now = time.monotonic()
+        entry = self._entries.get(token)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        user = await user_for_token(self._engine, token)
+        # Unknown tokens are remembered briefly too, so garbage cannot hammer SQL.
+        self._entries[token] = (now + (self._ttl if user else 1.0), user)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return user
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached token of ``user_id`` (its profile changed)."""
+        for token in [t for t, (_, u) in self._entries.items() if u and u.id == user_id]:
+            del self._entries[token]
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> User | None:

@@ -125,6 +125,17 @@ async def insert_order(conn: AsyncConnection, **values: Any) -> Order:
     return _order(row)
 
 
+async def insert_orders(conn: AsyncConnection, many: list[dict[str, Any]]) -> list[Order]:
+    """Insert several ``reserved`` orders in one statement; rows come back in the same order."""
+    now = utcnow()
+    fixed = {"status": S.RESERVED.value, "created_at": now, "updated_at": now, "refunded_minor": 0}
+    rows = await conn.execute(
+        orders.insert().returning(*orders.c, sort_by_parameter_order=True),
+        [{**fixed, **values} for values in many],
+    )
+    return [_order(row) for row in rows]
+
+
 async def get_order(conn: AsyncConnection, order_id: int) -> Order:
     row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))).one_or_none()
     if row is None:

@@ -6,17 +6,21 @@ never lose a paid order (the order row exists before the buyer hears "reserved")
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import Order, find_order, insert_order
+from livecommerce.checkout.orders import Order, find_order
+from livecommerce.checkout.orderwriter import OrderWriter
 from livecommerce.db.tables import products, skus
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.stock.rebuild import load_sku
@@ -25,6 +29,7 @@ from livecommerce.stock.reservations import Hold, NotLoaded, Reservations
 log = logging.getLogger(__name__)
 
 MAX_QTY = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,25 @@ class Purchase:
     available_after: int | None
 
 
+class SharedCalls:
+    """One call per key at a time; callers that arrive meanwhile share its outcome.
+
+    When a crowd taps Buy on a SKU nobody has bought since start-up, a thousand requests would
+    otherwise load the same counters from SQL at once.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Any, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Any, call: Callable[[], Awaitable[T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(call())
+            self._running[key] = running
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+        return cast(T, await asyncio.shield(running))
+
+
 class SkuDirectory:
     """A short-lived, per-process cache of SKU facts, so a buy costs no extra SQL read."""
 
@@ -50,12 +74,16 @@ class SkuDirectory:
         self._engine = engine
         self._ttl = ttl_s
         self._cache: dict[int, tuple[float, SkuFacts]] = {}
+        self._lookups = SharedCalls()
 
     async def facts(self, sku_id: int) -> SkuFacts:
-        now = time.monotonic()
         cached = self._cache.get(sku_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
+
+    async def _look_up(self, sku_id: int) -> SkuFacts:
+        now = time.monotonic()
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -87,9 +115,16 @@ class Purchases:
         hold_ttl_s: int,
     ) -> None:
         self._engine = engine
+        self._writer = OrderWriter(engine)
+        self._loads = SharedCalls()
+        self._background: set[asyncio.Future[int]] = set()
         self._reservations = reservations
         self.directory = directory
         self._hold_ttl_s = hold_ttl_s
+
+    async def close(self) -> None:
+        """Finish writing queued orders; safe to call twice."""
+        await self._writer.close()
 
     async def buy(
         self,
@@ -127,27 +162,34 @@ class Purchases:
         try:
             hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
         except NotLoaded:
-            await load_sku(self._engine, self._reservations, sku_id)
+            await self._loads.run(
+                sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
+            )
             hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
+        values = {
+            "buyer_id": buyer_id,
+            "seller_id": facts.seller_id,
+            "sku_id": sku_id,
+            "stream_id": stream_id,
+            "qty": qty,
+            "unit_price_minor": hold.unit_price,
+            "amount_minor": hold.unit_price * qty,
+            "currency": facts.currency,
+            "sale_id": hold.sale_id,
+            "hold_id": hold.hold_id,
+            "idempotency_key": idempotency_key,
+            "expires_at": datetime.fromtimestamp(deadline_ms / 1000, UTC),
+        }
+        written = self._writer.insert(values)
         try:
-            async with self._engine.begin() as conn:
-                order = await insert_order(
-                    conn,
-                    buyer_id=buyer_id,
-                    seller_id=facts.seller_id,
-                    sku_id=sku_id,
-                    stream_id=stream_id,
-                    qty=qty,
-                    unit_price_minor=hold.unit_price,
-                    amount_minor=hold.unit_price * qty,
-                    currency=facts.currency,
-                    sale_id=hold.sale_id,
-                    hold_id=hold.hold_id,
-                    idempotency_key=idempotency_key,
-                    expires_at=datetime.fromtimestamp(deadline_ms / 1000, UTC),
-                )
+            order = await asyncio.shield(written)
+        except asyncio.CancelledError:
+            # The caller went away; the write goes on. Keep the hold if the order lands
+            # (the reaper expires it if nobody pays), give it back if the write fails.
+            written.add_done_callback(lambda f: self._release_if_failed(f, sku_id, hold.hold_id))
+            raise
         except IntegrityError:
             # The key was used before, for another SKU (whose hold lives in another slot).
             await self._reservations.release(sku_id, hold.hold_id)
@@ -162,6 +204,12 @@ class Purchases:
             await self._reservations.release(sku_id, hold.hold_id)
             raise
         return Purchase(order=order, replayed=False, available_after=hold.available_after)
+
+    def _release_if_failed(self, written: asyncio.Future[Order], sku_id: int, hold_id: str) -> None:
+        if written.cancelled() or written.exception() is not None:
+            task = asyncio.ensure_future(self._reservations.release(sku_id, hold_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _replay(self, hold: Hold, buyer_id: int, sku_id: int, qty: int, key: str) -> Purchase:
         async with self._engine.connect() as conn:

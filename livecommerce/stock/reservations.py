@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.stock.pipelined import PipelinedRedis
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,10 @@ def _script(name: str) -> str:
 class Reservations:
     """The stock ledger's hot half. SQL stays the system of record (see ``stock.rebuild``)."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis, namespace: str, hot: PipelinedRedis) -> None:
+        """``hot`` carries the scripts a buy runs (reserve, release, commit); ``redis`` the rest."""
         self._redis = redis
+        self._hot = hot
         self._ns = namespace
         self._reserve: AsyncScript = redis.register_script(_script("reserve"))
         self._release: AsyncScript = redis.register_script(_script("release"))
@@ -139,6 +142,9 @@ class Reservations:
         ):
             script.sha = await self._redis.script_load(script.script)
 
+    async def _run_hot(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        return await self._hot.evalsha(str(script.script), script.sha, keys, args)
+
     async def reserve(
         self,
         *,
@@ -158,8 +164,9 @@ class Reservations:
         hold (``replayed=True``) and takes nothing more.
         """
         k = self._keys(sku_id)
-        reply = await self._reserve(
-            keys=[
+        reply = await self._run_hot(
+            self._reserve,
+            [
                 k["stock"],
                 k["holds"],
                 k["data"],
@@ -167,7 +174,7 @@ class Reservations:
                 k["sale"],
                 k["buyers"],
             ],
-            args=[hold_id, buyer_id, qty, now_ms, deadline_ms, idempotency_ttl_s],
+            [hold_id, buyer_id, qty, now_ms, deadline_ms, idempotency_ttl_s],
         )
         status = _text(reply[0])
         if status == "ok":
@@ -206,15 +213,16 @@ class Reservations:
     async def release(self, sku_id: int, hold_id: str) -> int:
         """Put a hold back on the shelf; returns units released (0 if it was already gone)."""
         k = self._keys(sku_id)
-        released = await self._release(
-            keys=[k["stock"], k["holds"], k["data"], k["sale"], k["buyers"]], args=[hold_id]
+        released = await self._run_hot(
+            self._release, [k["stock"], k["holds"], k["data"], k["sale"], k["buyers"]], [hold_id]
         )
         return int(released)
 
     async def commit(self, sku_id: int, hold_id: str) -> int:
         """Mark a hold sold; returns units committed (0 if it was already gone)."""
         k = self._keys(sku_id)
-        return int(await self._commit(keys=[k["stock"], k["holds"], k["data"]], args=[hold_id]))
+        keys = [k["stock"], k["holds"], k["data"]]
+        return int(await self._run_hot(self._commit, keys, [hold_id]))
 
     async def load(
         self,
