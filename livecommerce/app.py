@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -18,8 +19,11 @@ from livecommerce.appkeys import (
     PAYMENTS,
     PURCHASES,
     REDIS,
+    REDIS_URL,
     RESERVATIONS,
+    ROOMS,
     SETTINGS,
+    SOCKETIO,
     TOKENS,
     WEBHOOKS,
 )
@@ -38,7 +42,12 @@ from livecommerce.errors import error_middleware
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
+from livecommerce.live import roomroutes
 from livecommerce.live import routes as stream_routes
+from livecommerce.live.flashsales import FlashSales
+from livecommerce.live.namespace import LiveNamespace
+from livecommerce.live.rooms import LiveRooms
+from livecommerce.live.roomstate import RoomState
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
@@ -54,6 +63,7 @@ def api_routes() -> RouteTable:
     table.add(*account_routes.OPERATIONS)
     table.add(*catalog_routes.OPERATIONS)
     table.add(*stream_routes.OPERATIONS)
+    table.add(*roomroutes.OPERATIONS)
     table.add(*checkout_routes.OPERATIONS)
     return table
 
@@ -83,6 +93,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     )
     client: Redis = Redis(connection_pool=pool)
     app[REDIS] = client
+    app[REDIS_URL] = url
     app[HOT_REDIS] = hot = PipelinedRedis(url)
     try:
         yield
@@ -131,6 +142,53 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+def _live_server(app: web.Application) -> socketio.AsyncServer:
+    """The Socket.IO server, joined to the other processes through Redis from the start.
+
+    The Redis URL is only known once Redis is up (it may be embedded), so the manager gets it
+    then; it connects on first use.
+    """
+    settings = app[SETTINGS]
+    manager = socketio.AsyncRedisManager(
+        "redis://127.0.0.1:6379/0", channel=f"{settings.redis_namespace}:socketio"
+    )
+    server = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        max_http_buffer_size=64 * 1024,
+        ping_interval=20,
+        ping_timeout=20,
+    )
+    server.attach(app)
+    return server
+
+
+async def _live(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    server = app[SOCKETIO]
+    server.manager.redis_url = app[REDIS_URL]
+    state = RoomState(app[REDIS], settings.redis_namespace)
+    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state)
+    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS])
+
+    async def emit(event: str, data: dict[str, object], room: str) -> None:
+        await server.emit(event, data, room=room, namespace="/live")
+
+    rooms.emit = emit
+    app[PAYMENTS].listeners.append(rooms.order_changed)
+    app[PURCHASES].listeners.append(rooms.purchased)
+    server.register_namespace(
+        LiveNamespace(rooms, app[TOKENS], app[PURCHASES], app[PAYMENTS], app[LIFECYCLE])
+    )
+    app[ROOMS] = rooms
+    app[LIFECYCLE].spawn(sales.run_clock(), "flash-sale clock")
+    try:
+        yield
+    finally:
+        rooms.close()
+        await server.shutdown()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     lifecycle = Lifecycle()
     app[LIFECYCLE] = lifecycle
@@ -155,6 +213,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)
+    app[SOCKETIO] = _live_server(app)
+    app.cleanup_ctx.append(_live)
     app.on_shutdown.append(_drain)
 
     table = api_routes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socketio
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -13,12 +14,14 @@ from livecommerce.checkout.purchases import Purchases
 from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.lifecycle import Lifecycle
+from livecommerce.live.rooms import LiveRooms
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 REDIS = web.AppKey("redis", Redis)
+REDIS_URL = web.AppKey("redis_url", str)
 HOT_REDIS = web.AppKey("hot_redis", PipelinedRedis)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
@@ -27,3 +30,5 @@ PURCHASES = web.AppKey("purchases", Purchases)
 PAYMENTS = web.AppKey("payments", Payments)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 TOKENS = web.AppKey("tokens", TokenCache)
+ROOMS = web.AppKey("rooms", LiveRooms)
+SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)

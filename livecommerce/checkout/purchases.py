@@ -116,8 +116,9 @@ class Purchases:
     ) -> None:
         self._engine = engine
         self._writer = OrderWriter(engine)
+        self.listeners: list[Callable[[Order], Awaitable[None]]] = []
         self._loads = SharedCalls()
-        self._background: set[asyncio.Future[int]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._reservations = reservations
         self.directory = directory
         self._hold_ttl_s = hold_ttl_s
@@ -203,13 +204,19 @@ class Purchases:
         except BaseException:
             await self._reservations.release(sku_id, hold.hold_id)
             raise
+        for listener in self.listeners:
+            self._spawn(listener(order))  # the room hears of it; the buyer does not wait
         return Purchase(order=order, replayed=False, available_after=hold.available_after)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_report)
 
     def _release_if_failed(self, written: asyncio.Future[Order], sku_id: int, hold_id: str) -> None:
         if written.cancelled() or written.exception() is not None:
-            task = asyncio.ensure_future(self._reservations.release(sku_id, hold_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._reservations.release(sku_id, hold_id))
 
     async def _replay(self, hold: Hold, buyer_id: int, sku_id: int, qty: int, key: str) -> Purchase:
         async with self._engine.connect() as conn:
@@ -231,3 +238,8 @@ class Purchases:
                 order_id=existing.id,
             )
         return Purchase(order=existing, replayed=True, available_after=None)
+
+
+def _report(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("after-purchase work failed", exc_info=task.exception())

@@ -1,0 +1,296 @@
+"""The ``/live`` Socket.IO namespace: the wire contract of live rooms.
+
+Every client event is answered by its ack: ``{"ok": true, ...}`` or
+``{"error": {"code", "message"}}``. Server events are listed in ``rooms.py``'s emits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from http.cookies import SimpleCookie
+from typing import Annotated, Any
+
+import socketio
+from pydantic import Field, StringConstraints
+
+from livecommerce.accounts.users import TokenCache, User
+from livecommerce.checkout.payments import Payments
+from livecommerce.checkout.purchases import MAX_QTY, Purchases
+from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.lifecycle import Lifecycle
+from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
+from livecommerce.live.rooms import LiveRooms, stream_room, user_room
+from livecommerce.payload import MAX_ID, Payload, validate
+
+log = logging.getLogger(__name__)
+
+COOKIE = "lc_session"
+MAX_EVENT_BYTES = 4096
+
+Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+StreamId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class Join(Payload):
+    stream_id: StreamId
+
+
+class InStream(Payload):
+    stream_id: StreamId
+
+
+class PinTerms(Payload):
+    product_id: int = Field(ge=1, le=MAX_ID)
+    sku_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class Pin(PinTerms):
+    stream_id: StreamId
+
+
+class SaleTerms(Payload):
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    sale_price: int = Field(ge=0, le=10**11)
+    quantity: int = Field(ge=1, le=100_000)
+    duration_s: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS)
+    per_buyer_limit: int = Field(default=1, ge=1, le=MAX_QTY)
+
+
+class SaleStart(SaleTerms):
+    stream_id: StreamId
+
+
+class SaleStop(Payload):
+    stream_id: StreamId
+    sale_id: str = Field(min_length=1, max_length=40)
+
+
+class Buy(Payload):
+    sku_id: int = Field(ge=1, le=MAX_ID)
+    qty: int = Field(default=1, ge=1, le=MAX_QTY)
+    idempotency_key: Key
+    stream_id: StreamId | None = None
+
+
+class ChatSend(Payload):
+    stream_id: StreamId
+    text: str = Field(min_length=1, max_length=300)
+
+
+class ChatDelete(Payload):
+    stream_id: StreamId
+    message_id: str = Field(min_length=1, max_length=40)
+
+
+class ChatMute(Payload):
+    stream_id: StreamId
+    user_id: int = Field(ge=1, le=MAX_ID)
+    seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+
+
+class SlowMode(Payload):
+    stream_id: StreamId
+    seconds: int = Field(ge=0, le=600)
+
+
+class BlockedWords(Payload):
+    stream_id: StreamId
+    words: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        max_length=200
+    )
+
+
+class Reaction(Payload):
+    stream_id: StreamId
+    kind: str = Field(min_length=1, max_length=20)
+
+
+def _error(exc: LiveCommerceError) -> dict[str, Any]:
+    return exc.to_dict()
+
+
+class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """One room per shopstream; buyers also sit in a private room for their order updates."""
+
+    def __init__(
+        self,
+        rooms: LiveRooms,
+        tokens: TokenCache,
+        purchases: Purchases,
+        payments: Payments,
+        lifecycle: Lifecycle,
+    ) -> None:
+        super().__init__("/live")
+        self._rooms = rooms
+        self._tokens = tokens
+        self._purchases = purchases
+        self._payments = payments
+        self._lifecycle = lifecycle
+        self._users: dict[str, User | None] = {}
+        self._watching: dict[str, int] = {}
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is None:
+            cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            token = cookie[COOKIE].value if COOKIE in cookie else None
+        user = None
+        if token:
+            if not isinstance(token, str):
+                raise ConnectionRefusedError({"code": "not_authenticated", "message": "bad token"})
+            user = await self._tokens.user(token)
+            if user is None:
+                raise ConnectionRefusedError(
+                    {"code": "not_authenticated", "message": "this token is not valid; log in"}
+                )
+            await self.enter_room(sid, user_room(user.id))
+        self._users[sid] = user
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._users.pop(sid, None)
+        stream_id = self._watching.pop(sid, None)
+        if stream_id is not None:
+            count = await self._rooms.state.viewer_left(stream_id, sid)
+            await self._rooms.emit(
+                "viewers", {"stream_id": stream_id, "count": count}, stream_room(stream_id)
+            )
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Every event runs here: size limits, validation and errors become an error ack."""
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, data = args[0], args[1] if len(args) > 1 else None
+        handler = _HANDLERS.get(event)
+        if handler is None:
+            return {"error": {"code": "unknown_event", "message": f"no event named {event!r}"}}
+        if len(str(data)) > MAX_EVENT_BYTES:
+            return {"error": {"code": "payload_too_large", "message": "that event is too large"}}
+        try:
+            return {"ok": True, **(await handler(self, sid, data))}
+        except LiveCommerceError as exc:
+            return _error(exc)
+        except Exception:
+            log.exception("live event %s failed", event)
+            return {"error": {"code": ErrorCode.INTERNAL.value, "message": "internal error"}}
+
+    def _user(self, sid: str) -> User | None:
+        return self._users.get(sid)
+
+    async def _join(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(Join, data)
+        previous = self._watching.get(sid)
+        if previous is not None and previous != body.stream_id:
+            await self.leave_room(sid, stream_room(previous))
+            count = await self._rooms.state.viewer_left(previous, sid)
+            await self._rooms.emit(
+                "viewers", {"stream_id": previous, "count": count}, stream_room(previous)
+            )
+        state = await self._rooms.snapshot(body.stream_id, self._user(sid))
+        await self.enter_room(sid, stream_room(body.stream_id))
+        self._watching[sid] = body.stream_id
+        count = await self._rooms.state.viewer_joined(body.stream_id, sid)
+        state["viewers"] = count
+        await self.emit("room:state", state, to=sid)
+        await self._rooms.emit(
+            "viewers", {"stream_id": body.stream_id, "count": count}, stream_room(body.stream_id)
+        )
+        return {"state": state}
+
+    async def _clock(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{"client_time": ms}`` → server time; the client takes half the round trip."""
+        client = data.get("client_time") if isinstance(data, dict) else None
+        return {"server_time": time.time_ns() // 1_000_000, "client_time": client}
+
+    async def _pin(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(Pin, data)
+        card = await self._rooms.pin(body.stream_id, self._user(sid), body.product_id, body.sku_id)
+        return {"pinned": card.__dict__}
+
+    async def _unpin(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(InStream, data)
+        await self._rooms.unpin(body.stream_id, self._user(sid))
+        return {}
+
+    async def _sale_start(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(SaleStart, data)
+        terms = body.model_dump(exclude={"stream_id"})
+        sale = await self._rooms.start_sale(body.stream_id, self._user(sid), **terms)
+        return {"sale": sale.__dict__}
+
+    async def _sale_stop(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(SaleStop, data)
+        await self._rooms.stop_sale(body.stream_id, self._user(sid), body.sale_id)
+        return {}
+
+    async def _buy(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(Buy, data)
+        user = self._user(sid)
+        if user is None:
+            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to buy")
+        if self._lifecycle.draining:
+            raise LiveCommerceError(ErrorCode.SHUTTING_DOWN, "this server is restarting; retry")
+        purchase = await self._purchases.buy(
+            buyer_id=user.id,
+            sku_id=body.sku_id,
+            qty=body.qty,
+            idempotency_key=body.idempotency_key,
+            stream_id=body.stream_id,
+        )
+        order, state = purchase.order, None
+        if not purchase.replayed:
+            _customer, saved, _label = await self._payments.saved_card(user.id)
+            if saved is not None:
+                order, state = await self._payments.pay(order, user, use_saved_card=True)
+        result = self._payments.describe(order, state)
+        result["replayed"] = purchase.replayed
+        return result
+
+    async def _chat(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(ChatSend, data)
+        return {"message": await self._rooms.chat(body.stream_id, self._user(sid), body.text)}
+
+    async def _chat_delete(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(ChatDelete, data)
+        await self._rooms.delete_chat(body.stream_id, self._user(sid), body.message_id)
+        return {}
+
+    async def _chat_mute(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(ChatMute, data)
+        until = await self._rooms.mute(body.stream_id, self._user(sid), body.user_id, body.seconds)
+        return {"until": until}
+
+    async def _slow_mode(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(SlowMode, data)
+        await self._rooms.slow_mode(body.stream_id, self._user(sid), body.seconds)
+        return {}
+
+    async def _blocked_words(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(BlockedWords, data)
+        await self._rooms.block_words(body.stream_id, self._user(sid), body.words)
+        return {}
+
+    async def _reaction(self, sid: str, data: Any) -> dict[str, Any]:
+        body = validate(Reaction, data)
+        if self._watching.get(sid) != body.stream_id:
+            raise NotFound("joined room")
+        self._rooms.react(body.stream_id, body.kind)
+        return {}
+
+
+_HANDLERS = {
+    "join": LiveNamespace._join,
+    "clock:sync": LiveNamespace._clock,
+    "pin": LiveNamespace._pin,
+    "unpin": LiveNamespace._unpin,
+    "sale:start": LiveNamespace._sale_start,
+    "sale:stop": LiveNamespace._sale_stop,
+    "buy": LiveNamespace._buy,
+    "chat:send": LiveNamespace._chat,
+    "chat:delete": LiveNamespace._chat_delete,
+    "chat:mute": LiveNamespace._chat_mute,
+    "chat:slowmode": LiveNamespace._slow_mode,
+    "chat:blocklist": LiveNamespace._blocked_words,
+    "reaction:send": LiveNamespace._reaction,
+}

@@ -1,0 +1,305 @@
+"""What happens in a live room, whoever asks (Socket.IO event or its REST twin).
+
+Every action checks the caller's role on the server and tells the room through ``emit``, which
+the Socket.IO server wires to its Redis manager so every process's viewers hear it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from livecommerce.accounts.roles import Role, require_role, role_in_stream
+from livecommerce.accounts.users import User
+from livecommerce.catalog.products import get_product
+from livecommerce.checkout.orders import Order
+from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.live.flashsales import FlashSales
+from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
+from livecommerce.live.streams import get_stream
+from livecommerce.stock.reservations import Reservations
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]
+
+MAX_CHAT = 300
+CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
+STOCK_PUSH_MS = 250  # at most four stock:changed per product per second, however fast it sells
+REACTION_BURST_S = 0.5
+REACTIONS = ("heart", "fire", "clap", "laugh", "wow")
+MODERATORS = (Role.CREATOR, Role.MODERATOR)
+
+
+def stream_room(stream_id: int) -> str:
+    return f"stream:{stream_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+class LiveRooms:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        state: RoomState,
+        sales: FlashSales,
+        reservations: Reservations,
+    ) -> None:
+        self._engine = engine
+        self.state = state
+        self.sales = sales
+        self._reservations = reservations
+        self.emit: Emit = _nowhere
+        self._reactions: dict[int, Counter[str]] = {}
+        self._reaction_flush: asyncio.TimerHandle | None = None
+        sales.on_ended.append(self._announce_sale_end)
+
+    async def _role(self, stream_id: int, user_id: int | None) -> Role:
+        async with self._engine.connect() as conn:
+            return await role_in_stream(conn, stream_id, user_id)
+
+    async def _moderator(self, stream_id: int, user: User | None) -> None:
+        if user is None:
+            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+        async with self._engine.connect() as conn:
+            await require_role(conn, stream_id, user.id, *MODERATORS)
+
+    async def snapshot(self, stream_id: int, user: User | None) -> dict[str, Any]:
+        """``room:state``: everything a late joiner needs to draw the room."""
+        async with self._engine.connect() as conn:
+            stream = await get_stream(conn, stream_id)
+            role = await role_in_stream(conn, stream_id, user.id if user else None)
+        pinned = await self.state.pinned(stream_id)
+        sale = await self.state.sale(stream_id)
+        stock = {}
+        for sku in {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}:
+            level = await self._reservations.level(sku)
+            stock[str(sku)] = level.available if level else None
+        return {
+            "stream_id": stream_id,
+            "status": stream.status.value,
+            "title": stream.title,
+            "role": role.value,
+            "pinned": asdict(pinned) if pinned else None,
+            "sale": self._sale_view(sale),
+            "stock": stock,
+            "viewers": await self.state.viewers(stream_id),
+            "chat": await self.state.recent_chat(stream_id),
+            "server_time": now_ms(),
+        }
+
+    @staticmethod
+    def _sale_view(sale: FlashSale | None) -> dict[str, Any] | None:
+        return asdict(sale) if sale else None
+
+    # -- moderator actions ----------------------------------------------------------------
+
+    async def pin(
+        self, stream_id: int, user: User | None, product_id: int, sku_id: int | None
+    ) -> PinnedProduct:
+        await self._moderator(stream_id, user)
+        async with self._engine.connect() as conn:
+            stream = await get_stream(conn, stream_id)
+            if product_id not in stream.lineup:
+                raise LiveCommerceError(
+                    ErrorCode.INVALID_INPUT, "only a product of the stream's lineup can be pinned"
+                )
+            product = await get_product(conn, product_id)
+        variant = next((v for v in product.variants if sku_id in (None, v.id)), None)
+        if variant is None:
+            raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that SKU is not of this product")
+        card = PinnedProduct(
+            product_id=product.id,
+            sku_id=variant.id,
+            title=product.title,
+            image_url=product.image_url,
+            price=variant.price.amount,
+            currency=variant.price.currency,
+            pinned_at=now_ms(),
+        )
+        await self.state.pin(stream_id, card)
+        level = await self._reservations.level(variant.id)
+        payload = {
+            "stream_id": stream_id,
+            "product": asdict(card),
+            "stock": level.available if level else variant.stock_on_hand,
+        }
+        await self.emit("product:pinned", payload, stream_room(stream_id))
+        return card
+
+    async def unpin(self, stream_id: int, user: User | None) -> None:
+        await self._moderator(stream_id, user)
+        await self.state.unpin(stream_id)
+        await self.emit("product:unpinned", {"stream_id": stream_id}, stream_room(stream_id))
+
+    async def start_sale(self, stream_id: int, user: User | None, **terms: int) -> FlashSale:
+        await self._moderator(stream_id, user)
+        sale = await self.sales.start(stream_id, **terms)
+        await self.emit(
+            "sale:started",
+            {"stream_id": stream_id, "sale": self._sale_view(sale), "server_time": now_ms()},
+            stream_room(stream_id),
+        )
+        return sale
+
+    async def stop_sale(self, stream_id: int, user: User | None, sale_id: str) -> FlashSale:
+        await self._moderator(stream_id, user)
+        return await self.sales.stop(stream_id, sale_id)
+
+    async def _announce_sale_end(self, sale: FlashSale) -> None:
+        await self.emit(
+            "sale:ended",
+            {"stream_id": sale.stream_id, "sale_id": sale.sale_id, "ended_at": now_ms()},
+            stream_room(sale.stream_id),
+        )
+
+    # -- chat -------------------------------------------------------------------------------
+
+    async def chat(self, stream_id: int, user: User | None, text: str) -> dict[str, Any]:
+        """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
+        if user is None:
+            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
+        text = text.strip()
+        if not 1 <= len(text) <= MAX_CHAT:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_INPUT, f"a message has 1 to {MAX_CHAT} characters"
+            )
+        role = await self._role(stream_id, user.id)
+        if not role.can_moderate:
+            until = await self.state.muted_until(stream_id, user.id)
+            if until:
+                raise LiveCommerceError(
+                    ErrorCode.FORBIDDEN, "you are muted in this room", until=until
+                )
+            slow_s, blocked = await self.state.chat_settings(stream_id)
+            lowered = text.casefold()
+            if any(word in lowered for word in blocked):
+                raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that message is not allowed here")
+            every = max(slow_s * 1000, CHAT_EVERY_MS)
+            if not await self.state.take_turn(stream_id, user.id, "chat", every):
+                raise LiveCommerceError(
+                    ErrorCode.RATE_LIMITED,
+                    f"slow down: one message every {every / 1000:g} s",
+                    retry_after_ms=every,
+                )
+        message = {
+            "id": uuid.uuid4().hex[:12],
+            "stream_id": stream_id,
+            "user": {"id": user.id, "display_name": user.display_name, "role": role.value},
+            "text": text,
+            "at": now_ms(),
+        }
+        await self.state.add_chat(stream_id, message)
+        await self.emit("chat:message", message, stream_room(stream_id))
+        return message
+
+    async def delete_chat(self, stream_id: int, user: User | None, message_id: str) -> None:
+        await self._moderator(stream_id, user)
+        if not await self.state.delete_chat(stream_id, message_id):
+            raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such message among the recent ones")
+        await self.emit(
+            "chat:deleted", {"stream_id": stream_id, "id": message_id}, stream_room(stream_id)
+        )
+
+    async def mute(self, stream_id: int, user: User | None, target_id: int, seconds: int) -> int:
+        await self._moderator(stream_id, user)
+        if await self._role(stream_id, target_id) is not Role.VIEWER:
+            raise LiveCommerceError(ErrorCode.FORBIDDEN, "the stream's team cannot be muted")
+        await self.state.mute(stream_id, target_id, seconds)
+        until = now_ms() + seconds * 1000
+        await self.emit(
+            "chat:muted",
+            {"stream_id": stream_id, "user_id": target_id, "until": until},
+            stream_room(stream_id),
+        )
+        return until
+
+    async def slow_mode(self, stream_id: int, user: User | None, seconds: int) -> None:
+        await self._moderator(stream_id, user)
+        await self.state.set_slow_mode(stream_id, seconds)
+        await self.emit(
+            "chat:slowmode", {"stream_id": stream_id, "seconds": seconds}, stream_room(stream_id)
+        )
+
+    async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> None:
+        await self._moderator(stream_id, user)
+        await self.state.set_blocked_words(stream_id, sorted({w.casefold() for w in words}))
+
+    # -- reactions, stock, purchases --------------------------------------------------------
+
+    def react(self, stream_id: int, kind: str) -> None:
+        """Count a reaction; the room gets one ``reactions`` burst per half second."""
+        if kind not in REACTIONS:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_INPUT, f"a reaction is one of {', '.join(REACTIONS)}"
+            )
+        self._reactions.setdefault(stream_id, Counter())[kind] += 1
+        if self._reaction_flush is None:
+            loop = asyncio.get_running_loop()
+            self._reaction_flush = loop.call_later(
+                REACTION_BURST_S, lambda: asyncio.ensure_future(self._flush_reactions())
+            )
+
+    async def _flush_reactions(self) -> None:
+        bursts, self._reactions, self._reaction_flush = self._reactions, {}, None
+        for stream_id, counts in bursts.items():
+            await self.emit(
+                "reactions",
+                {"stream_id": stream_id, "counts": dict(counts)},
+                stream_room(stream_id),
+            )
+
+    async def stock_changed(self, stream_id: int, sku_id: int) -> None:
+        """Tell the room the stock left: once per ``STOCK_PUSH_MS`` per SKU, on all processes."""
+        if not await self.state.first_to(
+            f"stockpush:{{stream{stream_id}}}:{sku_id}", STOCK_PUSH_MS
+        ):
+            return
+        await asyncio.sleep(STOCK_PUSH_MS / 1000)  # trailing edge: the latest figure wins
+        level = await self._reservations.level(sku_id)
+        if level is None:
+            return
+        await self.emit(
+            "stock:changed",
+            {"stream_id": stream_id, "sku_id": sku_id, "available": level.available},
+            stream_room(stream_id),
+        )
+
+    async def purchased(self, order: Order) -> None:
+        """Social proof for the room (who bought is not said), and the stock left."""
+        if order.stream_id is None:
+            return
+        await self.emit(
+            "purchase:feed",
+            {
+                "stream_id": order.stream_id,
+                "sku_id": order.sku_id,
+                "qty": order.qty,
+                "at": now_ms(),
+            },
+            stream_room(order.stream_id),
+        )
+        await self.stock_changed(order.stream_id, order.sku_id)
+
+    async def order_changed(self, order: Order) -> None:
+        await self.emit("order:update", {"order": order.to_dict()}, user_room(order.buyer_id))
+        if order.stream_id is not None and order.status.value != "paid":
+            await self.stock_changed(order.stream_id, order.sku_id)  # units went back
+
+    def close(self) -> None:
+        if self._reaction_flush is not None:
+            self._reaction_flush.cancel()
+        self.sales.close()
+
+
+async def _nowhere(event: str, data: dict[str, Any], room: str) -> None:
+    log.debug("no Socket.IO server to emit %s to %s", event, room)

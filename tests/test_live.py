@@ -1,0 +1,203 @@
+"""Live rooms with real Socket.IO clients against the real app, Redis and SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp.test_utils import TestClient
+
+from livecommerce.app import create_app
+from livecommerce.config import Settings
+from tests.conftest import Account, hoodie, sign_up
+
+
+class Viewer:
+    """A python-socketio AsyncClient on /live that records every event it hears."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.sio.on("*", self._record, namespace="/live")
+
+    async def _record(self, event: str, data: Any) -> None:
+        self.events.append((event, data))
+
+    async def connect(self, url: str, token: str | None = None) -> None:
+        await self.sio.connect(
+            url,
+            namespaces=["/live"],
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+        )
+
+    async def call(self, event: str, data: Any) -> Any:
+        return await self.sio.call(event, data, namespace="/live", timeout=10)
+
+    async def wait_for(self, event: str, **match: Any) -> Any:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for name, data in self.events:
+                if name == event and all(data.get(k) == v for k, v in match.items()):
+                    return data
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no {event} {match} in {[e for e, _ in self.events]}")
+
+    def count(self, event: str) -> int:
+        return sum(1 for name, _ in self.events if name == event)
+
+
+@pytest.fixture
+async def live(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def viewers() -> AsyncIterator[list[Viewer]]:
+    made: list[Viewer] = []
+    yield made
+    for viewer in made:
+        await viewer.sio.disconnect()
+
+
+async def _stage(client: TestClient[Any, Any]) -> tuple[Account, Account, Account, int, int, int]:
+    creator = await sign_up(client, "creator")
+    moderator = await sign_up(client, "moderator")
+    viewer = await sign_up(client, "viewer")
+    product = (
+        await creator.call(
+            "POST", "/api/products", hoodie(f"L-{uuid.uuid4().hex[:6]}", 20), status=201
+        )
+    )["product"]
+    stream = (
+        await creator.call(
+            "POST", "/api/streams", {"title": "Drop", "lineup": [product["id"]]}, status=201
+        )
+    )["stream"]
+    await creator.call(
+        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=201
+    )
+    return creator, moderator, viewer, stream["id"], product["id"], product["variants"][0]["id"]
+
+
+def _url(client: TestClient[Any, Any]) -> str:
+    return str(client.make_url("/")).rstrip("/")
+
+
+async def test_pin_sale_buy_and_chat_reach_viewers(
+    live: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    _creator, moderator, buyer, stream_id, product_id, sku_id = await _stage(live)
+    url = _url(live)
+    mod, fan, anon = Viewer(), Viewer(), Viewer()
+    viewers += [mod, fan, anon]
+    await mod.connect(url, moderator.token)
+    await fan.connect(url, buyer.token)
+    await anon.connect(url)
+    for v in (mod, fan, anon):
+        joined = await v.call("join", {"stream_id": stream_id})
+        assert joined["ok"] and joined["state"]["stream_id"] == stream_id
+    assert (await anon.wait_for("room:state"))["viewers"] >= 1
+
+    refused = await fan.call("pin", {"stream_id": stream_id, "product_id": product_id})
+    assert refused["error"]["code"] == "forbidden"
+    pinned = await mod.call("pin", {"stream_id": stream_id, "product_id": product_id})
+    assert pinned["ok"]
+    card = await anon.wait_for("product:pinned", stream_id=stream_id)
+    assert card["product"]["sku_id"] == sku_id and card["stock"] == 20
+
+    started = await mod.call(
+        "sale:start",
+        {
+            "stream_id": stream_id,
+            "sku_id": sku_id,
+            "sale_price": 2900,
+            "quantity": 3,
+            "duration_s": 10,
+            "per_buyer_limit": 2,
+        },
+    )
+    assert started["ok"]
+    sale = (await anon.wait_for("sale:started"))["sale"]
+    assert sale["sale_price"] == 2900 and sale["ends_at"] - sale["starts_at"] == 10_000
+    clock = await anon.call("clock:sync", {"client_time": 1})
+    assert abs(clock["server_time"] - time.time() * 1000) < 5_000
+
+    # A late joiner sees the pinned card and the sale.
+    late = Viewer()
+    viewers.append(late)
+    await late.connect(url)
+    state = (await late.call("join", {"stream_id": stream_id}))["state"]
+    assert state["pinned"]["product_id"] == product_id
+    assert state["sale"]["sale_id"] == sale["sale_id"]
+
+    anonymous_buy = await anon.call("buy", {"sku_id": sku_id, "idempotency_key": "a"})
+    assert anonymous_buy["error"]["code"] == "not_authenticated"
+    bought = await fan.call(
+        "buy", {"sku_id": sku_id, "qty": 2, "idempotency_key": "k1", "stream_id": stream_id}
+    )
+    assert bought["ok"] and bought["order"]["unit_price"]["amount"] == 2900
+    over = await fan.call(
+        "buy", {"sku_id": sku_id, "qty": 1, "idempotency_key": "k2", "stream_id": stream_id}
+    )
+    assert over["error"]["code"] == "limit_exceeded"
+    feed = await anon.wait_for("purchase:feed")
+    assert feed["qty"] == 2 and "buyer_id" not in feed
+    stock = await anon.wait_for("stock:changed", sku_id=sku_id)
+    assert stock["available"] == 18
+
+    said = await fan.call("chat:send", {"stream_id": stream_id, "text": "love it"})
+    assert said["ok"]
+    message = await anon.wait_for("chat:message")
+    assert message["text"] == "love it"
+    too_fast = await fan.call("chat:send", {"stream_id": stream_id, "text": "again"})
+    assert too_fast["error"]["code"] == "rate_limited"
+    assert (await anon.call("chat:send", {"stream_id": stream_id, "text": "hi"}))["error"][
+        "code"
+    ] == "not_authenticated"
+    deleted = await mod.call("chat:delete", {"stream_id": stream_id, "message_id": message["id"]})
+    assert deleted["ok"]
+    await anon.wait_for("chat:deleted", id=message["id"])
+    muted = await mod.call(
+        "chat:mute", {"stream_id": stream_id, "user_id": buyer.id, "seconds": 60}
+    )
+    assert muted["ok"]
+    await asyncio.sleep(0.8)
+    silenced = await fan.call("chat:send", {"stream_id": stream_id, "text": "hello?"})
+    assert silenced["error"]["code"] == "forbidden"
+
+    for _ in range(5):
+        assert (await anon.call("reaction:send", {"stream_id": stream_id, "kind": "fire"}))["ok"]
+    burst = await anon.wait_for("reactions")
+    assert burst["counts"]["fire"] >= 1
+    assert anon.count("reactions") <= 2
+
+    stopped = await mod.call("sale:stop", {"stream_id": stream_id, "sale_id": sale["sale_id"]})
+    assert stopped["ok"]
+    await anon.wait_for("sale:ended", sale_id=sale["sale_id"])
+    await asyncio.sleep(0.3)
+    assert anon.count("sale:ended") == 1
+
+
+async def test_bad_events_get_error_acks(live: TestClient[Any, Any], viewers: list[Viewer]) -> None:
+    _c, _m, buyer, stream_id, _p, _s = await _stage(live)
+    v = Viewer()
+    viewers.append(v)
+    await v.connect(_url(live), buyer.token)
+    assert (await v.call("join", {"stream_id": "x"}))["error"]["code"] == "invalid_input"
+    assert (await v.call("join", None))["error"]["code"] == "invalid_input"
+    assert (await v.call("join", {"stream_id": 999999}))["error"]["code"] == "not_found"
+    assert (await v.call("nonsense", {}))["error"]["code"] == "unknown_event"
+    assert (await v.call("chat:send", {"stream_id": stream_id, "text": "x" * 5000}))["error"][
+        "code"
+    ] == "payload_too_large"
+    assert (await v.call("buy", [1, 2, 3]))["error"]["code"] == "invalid_input"
+    assert (await v.call("clock:sync", {}))["ok"]  # still connected and answering
+    bad = Viewer()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await bad.connect(_url(live), "not-a-token")
