@@ -181,11 +181,6 @@ class TokenCache:
     def forget(self, token: str) -> None:
         self._entries.pop(token, None)
 
-    def forget_user(self, user_id: int) -> None:
-        """Drop every cached token of ``user_id`` (its profile changed)."""
-        for token in [t for t, (_, u) in self._entries.items() if u and u.id == user_id]:
-            del self._entries[token]
-
 
 async def get_user(conn: AsyncConnection, user_id: int) -> User | None:
     row = (await conn.execute(sa.select(*_USER_COLUMNS).where(users.c.id == user_id))).one_or_none()

@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 from livecommerce.accounts.roles import Role, role_in_stream
 from livecommerce.accounts.routes import current_user
 from livecommerce.appkeys import ENGINE, LIFECYCLE, PAYMENTS, PURCHASES, RESERVATIONS, WEBHOOKS
-from livecommerce.checkout.orders import OrderStatus, get_order, list_orders
+from livecommerce.checkout.orders import Order, OrderStatus, get_order, list_orders
 from livecommerce.checkout.purchases import MAX_QTY
 from livecommerce.checkout.refunds import refund_order
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
@@ -91,7 +91,8 @@ async def post_purchase(request: web.Request) -> web.Response:
     return web.json_response(result, status=200 if purchase.replayed else 201)
 
 
-async def _visible_order(request: web.Request) -> tuple[int, object]:
+async def _visible_order(request: web.Request) -> Order:
+    """The order in the path, if the caller may see it (buyer, seller or the stream's team)."""
     order_id = path_id(request, what="order")
     user = await current_user(request)
     async with request.app[ENGINE].connect() as conn:
@@ -105,13 +106,11 @@ async def _visible_order(request: web.Request) -> tuple[int, object]:
                 raise Forbidden(
                     "only the buyer, the seller or the stream's team may see this order"
                 )
-    return order_id, user
+    return order
 
 
 async def get_one_order(request: web.Request) -> web.Response:
-    order_id, _user = await _visible_order(request)
-    async with request.app[ENGINE].connect() as conn:
-        order = await get_order(conn, order_id)
+    order = await _visible_order(request)
     return web.json_response({"order": order.to_dict()})
 
 
@@ -147,10 +146,7 @@ async def post_pay(request: web.Request) -> web.Response:
 
 
 async def post_sync(request: web.Request) -> web.Response:
-    order_id, _user = await _visible_order(request)
-    async with request.app[ENGINE].connect() as conn:
-        order = await get_order(conn, order_id)
-    order = await request.app[PAYMENTS].sync(order)
+    order = await request.app[PAYMENTS].sync(await _visible_order(request))
     return web.json_response({"order": order.to_dict()})
 
 

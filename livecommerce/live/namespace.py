@@ -152,10 +152,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._users.pop(sid, None)
         stream_id = self._watching.pop(sid, None)
         if stream_id is not None:
-            count = await self._rooms.state.viewer_left(stream_id, sid)
-            await self._rooms.emit(
-                "viewers", {"stream_id": stream_id, "count": count}, stream_room(stream_id)
-            )
+            await self._left(sid, stream_id)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Every event runs here: size limits, validation and errors become an error ack."""
@@ -183,20 +180,23 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         previous = self._watching.get(sid)
         if previous is not None and previous != body.stream_id:
             await self.leave_room(sid, stream_room(previous))
-            count = await self._rooms.state.viewer_left(previous, sid)
-            await self._rooms.emit(
-                "viewers", {"stream_id": previous, "count": count}, stream_room(previous)
-            )
+            await self._left(sid, previous)
         state = await self._rooms.snapshot(body.stream_id, self._user(sid))
         await self.enter_room(sid, stream_room(body.stream_id))
         self._watching[sid] = body.stream_id
         count = await self._rooms.state.viewer_joined(body.stream_id, sid)
         state["viewers"] = count
         await self.emit("room:state", state, to=sid)
-        await self._rooms.emit(
-            "viewers", {"stream_id": body.stream_id, "count": count}, stream_room(body.stream_id)
-        )
+        await self._viewers(body.stream_id, count)
         return {"state": state}
+
+    async def _left(self, sid: str, stream_id: int) -> None:
+        await self._viewers(stream_id, await self._rooms.state.viewer_left(stream_id, sid))
+
+    async def _viewers(self, stream_id: int, count: int) -> None:
+        await self._rooms.emit(
+            "viewers", {"stream_id": stream_id, "count": count}, stream_room(stream_id)
+        )
 
     async def _clock(self, sid: str, data: Any) -> dict[str, Any]:
         """``{"client_time": ms}`` → server time; the client takes half the round trip."""

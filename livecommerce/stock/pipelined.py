@@ -74,9 +74,9 @@ class PipelinedRedis:
             raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
         query = parse_qs(parts.query)
         self._url = parts
-        self._db = int(query.get("db", [parts.path.strip("/") or "0"])[0] or 0)
-        if parts.scheme == "unix":
-            self._db = int(query.get("db", ["0"])[0])
+        # redis://host/3 or ?db=3; for unix:// the path is the socket, so only ?db=.
+        path_db = "" if parts.scheme == "unix" else parts.path.strip("/")
+        self._db = int(query.get("db", [path_db])[0] or 0)
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._protocol: _Protocol | None = None
