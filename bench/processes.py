@@ -45,6 +45,12 @@ class ServerProcess:
                 raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
             time.sleep(0.1)
 
+    def kill(self) -> None:
+        """Die at once, as a crashed or OOM-killed process does: no graceful shutdown."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         """Terminate (graceful shutdown), then kill if it hangs; safe to call twice."""
         if self.process.poll() is None:

@@ -167,7 +167,9 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     server = app[SOCKETIO]
     server.manager.redis_url = app[REDIS_URL]
-    state = RoomState(app[REDIS], settings.redis_namespace)
+    # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
+    viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
+    state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
     sales = FlashSales(app[ENGINE], app[RESERVATIONS], state)
     rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS])
 
@@ -177,10 +179,10 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     rooms.emit = emit
     app[PAYMENTS].listeners.append(rooms.order_changed)
     app[PURCHASES].listeners.append(rooms.purchased)
-    server.register_namespace(
-        LiveNamespace(rooms, app[TOKENS], app[PURCHASES], app[PAYMENTS], app[LIFECYCLE])
-    )
+    namespace = LiveNamespace(rooms, app[TOKENS], app[PURCHASES], app[PAYMENTS], app[LIFECYCLE])
+    server.register_namespace(namespace)
     app[ROOMS] = rooms
+    app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
     app[LIFECYCLE].spawn(sales.run_clock(), "flash-sale clock")
     try:
         yield

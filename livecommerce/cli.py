@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from livecommerce.config import ConfigError, Settings
 from livecommerce.logs import configure_logging
+
+log = logging.getLogger("livecommerce")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,17 +74,47 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def _serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM (graceful shutdown); 1 if start-up fails, with the reason logged.
+
+    Not ``web.run_app``: when a start-up step fails it cancels every task and waits for them
+    without a bound, and under uvloop a background task cancelled mid-start-up was seen never to
+    finish, so the process hung instead of exiting.
+    """
     from livecommerce.app import create_app
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    web.run_app(
+    loop = _event_loop()
+    asyncio.set_event_loop(loop)
+    runner = web.AppRunner(
         create_app(settings),
-        loop=_event_loop(),
-        backlog=2048,
-        host=settings.host,
-        port=settings.port,
+        handle_signals=True,
         shutdown_timeout=settings.shutdown_timeout_s,
-        print=lambda _: print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True),
         access_log_format='%a "%r" %s %b %Tfs',
     )
-    return 0
+
+    async def run() -> None:
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
+            await site.start()
+            print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    status = 0
+    try:
+        loop.run_until_complete(run())
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    except Exception:
+        log.exception("livecommerce could not start")
+        status = 1
+    finally:
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=2.0))
+        loop.close()
+    return status

@@ -41,6 +41,7 @@ class Settings:
     stripe_max_rps: float = 80.0
     hold_ttl_s: int = 600
     reaper_interval_s: float = 1.0
+    viewer_heartbeat_s: float = 20.0
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -74,6 +75,8 @@ class Settings:
             raise ConfigError("HOLD_TTL_SECONDS must be at least 10")
         if not 0.05 <= self.reaper_interval_s <= 60:
             raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
+        if not 0.05 <= self.viewer_heartbeat_s <= 300:
+            raise ConfigError("VIEWER_HEARTBEAT_SECONDS must be between 0.05 and 300")
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -146,6 +149,7 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("STRIPE_MAX_RPS", "stripe_max_rps", float),
     ("HOLD_TTL_SECONDS", "hold_ttl_s", int),
     ("REAPER_INTERVAL_SECONDS", "reaper_interval_s", float),
+    ("VIEWER_HEARTBEAT_SECONDS", "viewer_heartbeat_s", float),
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),
     ("LOG_LEVEL", "log_level", _level),

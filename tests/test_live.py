@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -201,3 +202,84 @@ async def test_bad_events_get_error_acks(live: TestClient[Any, Any], viewers: li
     bad = Viewer()
     with pytest.raises(socketio.exceptions.ConnectionError):
         await bad.connect(_url(live), "not-a-token")
+
+
+async def test_chat_moderation_has_rest_twins(
+    live: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    _creator, moderator, buyer, stream_id, _p, _s = await _stage(live)
+    fan, anon = Viewer(), Viewer()
+    viewers += [fan, anon]
+    await fan.connect(_url(live), buyer.token)
+    await anon.connect(_url(live))
+    for v in (fan, anon):
+        assert (await v.call("join", {"stream_id": stream_id}))["ok"]
+    base = f"/api/streams/{stream_id}"
+
+    message = (await fan.call("chat:send", {"stream_id": stream_id, "text": "first!"}))["message"]
+    # Viewers may not moderate, over REST either; bad input is named.
+    await buyer.call("DELETE", f"{base}/chat/{message['id']}", status=403)
+    await buyer.call("PUT", f"{base}/chat/slowmode", {"seconds": 5}, status=403)
+    bad = await moderator.call("PUT", f"{base}/chat/slowmode", {"seconds": -1}, status=422)
+    assert bad["error"]["code"] == "invalid_input"
+    await moderator.call("DELETE", f"{base}/chat/0123456789ab", status=404)
+
+    await moderator.call("DELETE", f"{base}/chat/{message['id']}")
+    await anon.wait_for("chat:deleted", id=message["id"])
+    room = (await moderator.call("GET", f"{base}/room"))["room"]
+    assert message["id"] not in [m["id"] for m in room["chat"]]
+
+    words = await moderator.call(
+        "PUT", f"{base}/chat/blocklist", {"words": ["Spam", "scam ", "spam"]}
+    )
+    assert words["words"] == ["scam", "spam"]
+    assert (await moderator.call("GET", f"{base}/room"))["room"]["chat_settings"][
+        "blocked_words"
+    ] == ["scam", "spam"]
+    assert (await buyer.call("GET", f"{base}/room"))["room"]["chat_settings"][
+        "blocked_words"
+    ] is None  # the list itself is for the team only
+    await asyncio.sleep(0.8)
+    refused = await fan.call("chat:send", {"stream_id": stream_id, "text": "free SPAMcoin"})
+    assert refused["error"]["code"] == "invalid_input"
+
+    slow = await moderator.call("PUT", f"{base}/chat/slowmode", {"seconds": 30})
+    assert slow["seconds"] == 30
+    await anon.wait_for("chat:slowmode", seconds=30)
+    assert (await fan.call("chat:send", {"stream_id": stream_id, "text": "one"}))["ok"]
+    again = await fan.call("chat:send", {"stream_id": stream_id, "text": "two"})
+    assert again["error"]["code"] == "rate_limited" and "30 s" in again["error"]["message"]
+
+    muted = await moderator.call(
+        "POST", f"{base}/mutes", {"user_id": buyer.id, "seconds": 60}, status=201
+    )
+    assert muted["until"] > time.time() * 1000 + 50_000
+    heard = await anon.wait_for("chat:muted", user_id=buyer.id)
+    assert heard["until"] == muted["until"]
+    await moderator.call("PUT", f"{base}/chat/slowmode", {"seconds": 0})
+    silenced = await fan.call("chat:send", {"stream_id": stream_id, "text": "hello?"})
+    assert silenced["error"]["code"] == "forbidden"
+    team = await moderator.call(
+        "POST", f"{base}/mutes", {"user_id": moderator.id, "seconds": 60}, status=403
+    )
+    assert team["error"]["code"] == "forbidden"
+
+
+async def test_heartbeats_keep_viewers_counted_until_they_leave(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    # Heartbeat every 0.2 s, so an entry nobody refreshes lives 0.6 s.
+    client = await aiohttp_client(create_app(replace(settings, viewer_heartbeat_s=0.2)))
+    creator = await sign_up(client, "creator")
+    stream = (await creator.call("POST", "/api/streams", {"title": "Beat"}, status=201))["stream"]
+    a, b = Viewer(), Viewer()
+    viewers += [a, b]
+    for v in (a, b):
+        await v.connect(_url(client))
+        assert (await v.call("join", {"stream_id": stream["id"]}))["ok"]
+    await asyncio.sleep(1.5)
+    room = (await creator.call("GET", f"/api/streams/{stream['id']}/room"))["room"]
+    assert room["viewers"] == 2
+    assert a.count("viewers") >= 3  # the count is repeated with the beats
+    await b.sio.disconnect()
+    await a.wait_for("viewers", count=1)

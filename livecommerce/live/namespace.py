@@ -6,6 +6,7 @@ Every client event is answered by its ack: ``{"ok": true, ...}`` or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from http.cookies import SimpleCookie
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import socketio
 from pydantic import Field, StringConstraints
+from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import TokenCache, User
 from livecommerce.checkout.payments import Payments
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "lc_session"
 MAX_EVENT_BYTES = 4096
+HEARTBEAT_S = 20.0  # viewer entries live 60 s: two beats may be missed before one drops out
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 StreamId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -83,22 +86,31 @@ class ChatDelete(Payload):
     message_id: str = Field(min_length=1, max_length=40)
 
 
-class ChatMute(Payload):
-    stream_id: StreamId
+class MuteTerms(Payload):
     user_id: int = Field(ge=1, le=MAX_ID)
     seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
 
 
-class SlowMode(Payload):
+class ChatMute(MuteTerms):
     stream_id: StreamId
+
+
+class SlowModeTerms(Payload):
     seconds: int = Field(ge=0, le=600)
 
 
-class BlockedWords(Payload):
+class SlowMode(SlowModeTerms):
     stream_id: StreamId
+
+
+class BlockedWordsTerms(Payload):
     words: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
         max_length=200
     )
+
+
+class BlockedWords(BlockedWordsTerms):
+    stream_id: StreamId
 
 
 class Reaction(Payload):
@@ -138,12 +150,12 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             token = cookie[COOKIE].value if COOKIE in cookie else None
         user = None
         if token:
-            if not isinstance(token, str):
-                raise ConnectionRefusedError({"code": "not_authenticated", "message": "bad token"})
-            user = await self._tokens.user(token)
+            user = await self._tokens.user(token) if isinstance(token, str) else None
             if user is None:
-                raise ConnectionRefusedError(
-                    {"code": "not_authenticated", "message": "this token is not valid; log in"}
+                # the client sees err.message "not_authenticated" and err.data {code, message}
+                raise socketio.exceptions.ConnectionRefusedError(
+                    ErrorCode.NOT_AUTHENTICATED.value,
+                    {"code": "not_authenticated", "message": "this token is not valid; log in"},
                 )
             await self.enter_room(sid, user_room(user.id))
         self._users[sid] = user
@@ -197,6 +209,25 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self._rooms.emit(
             "viewers", {"stream_id": stream_id, "count": count}, stream_room(stream_id)
         )
+
+    async def keep_counting(self, every_s: float = HEARTBEAT_S) -> None:
+        """Refresh this process's viewers and announce each room's count (one process per room
+        per beat), so that the count also falls when another process dies with its sockets."""
+        while True:
+            await asyncio.sleep(every_s)
+            watching: dict[int, list[str]] = {}
+            for sid, stream_id in self._watching.items():
+                watching.setdefault(stream_id, []).append(sid)
+            if not watching:
+                continue
+            try:
+                counts = await self._rooms.state.viewers_still_here(watching)
+                for stream_id, count in counts.items():
+                    beat = f"viewerbeat:{{stream{stream_id}}}"
+                    if await self._rooms.state.first_to(beat, int(every_s * 1000 * 0.9)):
+                        await self._viewers(stream_id, count)
+            except RedisError as exc:
+                log.warning("viewer heartbeat skipped: %s", exc)
 
     async def _clock(self, sid: str, data: Any) -> dict[str, Any]:
         """``{"client_time": ms}`` → server time; the client takes half the round trip."""
@@ -268,8 +299,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _blocked_words(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(BlockedWords, data)
-        await self._rooms.block_words(body.stream_id, self._user(sid), body.words)
-        return {}
+        return {"words": await self._rooms.block_words(body.stream_id, self._user(sid), body.words)}
 
     async def _reaction(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(Reaction, data)

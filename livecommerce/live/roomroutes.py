@@ -8,7 +8,13 @@ from aiohttp import web
 
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.appkeys import ROOMS
-from livecommerce.live.namespace import PinTerms, SaleTerms
+from livecommerce.live.namespace import (
+    BlockedWordsTerms,
+    MuteTerms,
+    PinTerms,
+    SaleTerms,
+    SlowModeTerms,
+)
 from livecommerce.openapi import Operation
 from livecommerce.payload import path_id, read_json
 
@@ -50,6 +56,37 @@ async def delete_sale(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def delete_chat(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    await request.app[ROOMS].delete_chat(stream_id, user, request.match_info["message_id"])
+    return web.json_response({"ok": True})
+
+
+async def post_mute(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    body = await read_json(request, MuteTerms)
+    until = await request.app[ROOMS].mute(stream_id, user, body.user_id, body.seconds)
+    return web.json_response({"user_id": body.user_id, "until": until}, status=201)
+
+
+async def put_slow_mode(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    body = await read_json(request, SlowModeTerms)
+    await request.app[ROOMS].slow_mode(stream_id, user, body.seconds)
+    return web.json_response({"seconds": body.seconds})
+
+
+async def put_blocked_words(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    body = await read_json(request, BlockedWordsTerms)
+    words = await request.app[ROOMS].block_words(stream_id, user, body.words)
+    return web.json_response({"words": words})
+
+
 _ID = r"{id:\d+}"
 OPERATIONS = (
     Operation(
@@ -86,5 +123,41 @@ OPERATIONS = (
         "live",
         auth=True,
         errors=(409,),
+    ),
+    Operation(
+        "DELETE",
+        rf"/api/streams/{_ID}/chat/{{message_id:[0-9a-f]+}}",
+        delete_chat,
+        "Delete a chat message (moderators)",
+        "live",
+        auth=True,
+    ),
+    Operation(
+        "POST",
+        f"/api/streams/{_ID}/mutes",
+        post_mute,
+        "Mute a viewer in the chat for a time (moderators)",
+        "live",
+        body=MuteTerms,
+        auth=True,
+        status=201,
+    ),
+    Operation(
+        "PUT",
+        f"/api/streams/{_ID}/chat/slowmode",
+        put_slow_mode,
+        "Set slow mode: seconds between two messages of one viewer, 0 for off (moderators)",
+        "live",
+        body=SlowModeTerms,
+        auth=True,
+    ),
+    Operation(
+        "PUT",
+        f"/api/streams/{_ID}/chat/blocklist",
+        put_blocked_words,
+        "Replace the blocked-word list (moderators)",
+        "live",
+        body=BlockedWordsTerms,
+        auth=True,
     ),
 )

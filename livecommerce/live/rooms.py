@@ -80,6 +80,7 @@ class LiveRooms:
             role = await role_in_stream(conn, stream_id, user.id if user else None)
         pinned = await self.state.pinned(stream_id)
         sale = await self.state.sale(stream_id)
+        slow_s, blocked = await self.state.chat_settings(stream_id)
         stock = {}
         for sku in {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}:
             level = await self._reservations.level(sku)
@@ -94,6 +95,11 @@ class LiveRooms:
             "stock": stock,
             "viewers": await self.state.viewers(stream_id),
             "chat": await self.state.recent_chat(stream_id),
+            # the word list is the moderators' business; viewers only meet its refusals
+            "chat_settings": {
+                "slow_mode_s": slow_s,
+                "blocked_words": blocked if role.can_moderate else None,
+            },
             "server_time": now_ms(),
         }
 
@@ -230,9 +236,12 @@ class LiveRooms:
             "chat:slowmode", {"stream_id": stream_id, "seconds": seconds}, stream_room(stream_id)
         )
 
-    async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> None:
+    async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> list[str]:
+        """Replace the list; matching is case-insensitive, inside words too. Returns the list."""
         await self._moderator(stream_id, user)
-        await self.state.set_blocked_words(stream_id, sorted({w.casefold() for w in words}))
+        cleaned = sorted({w.strip().casefold() for w in words} - {""})
+        await self.state.set_blocked_words(stream_id, cleaned)
+        return cleaned
 
     # -- reactions, stock, purchases --------------------------------------------------------
 

@@ -14,7 +14,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 RECENT_CHAT = 50
-VIEWER_TTL_MS = 60_000
 
 
 def now_ms() -> int:
@@ -64,9 +63,10 @@ class FlashSale:
 
 
 class RoomState:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis, namespace: str, viewer_ttl_ms: int = 60_000) -> None:
         self._redis = redis
         self._ns = namespace
+        self._viewer_ttl_ms = viewer_ttl_ms  # a socket not refreshed for this long is gone
 
     def _key(self, stream_id: int, what: str) -> str:
         return f"{self._ns}:{what}:{{stream{stream_id}}}"
@@ -132,7 +132,7 @@ class RoomState:
         key = self._key(stream_id, "viewers")
         now = now_ms()
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {sid: now + VIEWER_TTL_MS})
+            pipe.zadd(key, {sid: now + self._viewer_ttl_ms})
             pipe.zremrangebyscore(key, "-inf", now)
             pipe.zcard(key)
             result = await pipe.execute()
@@ -146,6 +146,22 @@ class RoomState:
             pipe.zcard(key)
             result = await pipe.execute()
         return int(result[-1])
+
+    async def viewers_still_here(self, watching: dict[int, list[str]]) -> dict[int, int]:
+        """Heartbeat: push back the expiry of sockets still connected to this process.
+
+        Sockets of a process that died are not refreshed and drop out after ``self._viewer_ttl_ms``.
+        Returns each stream's viewer count.
+        """
+        now = now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream_id, sids in watching.items():
+                key = self._key(stream_id, "viewers")
+                pipe.zadd(key, dict.fromkeys(sids, now + self._viewer_ttl_ms))
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zcard(key)
+            result = await pipe.execute()
+        return {stream_id: int(result[3 * i + 2]) for i, stream_id in enumerate(watching)}
 
     async def viewers(self, stream_id: int) -> int:
         key = self._key(stream_id, "viewers")

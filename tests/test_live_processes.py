@@ -1,0 +1,171 @@
+"""Two ``livecommerce serve`` processes behave as one live room.
+
+Viewers sit on different processes, joined only through Redis (the Socket.IO manager and the room
+state): a pin made on A reaches a viewer on B, a flash sale ends exactly once for everyone, and
+the viewer count falls when a process dies with its sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bench.processes import ServerProcess
+from tests.conftest import hoodie
+from tests.test_live import Viewer
+
+
+class Remote:
+    """A signed-up user calling a server process over HTTP."""
+
+    def __init__(self, session: aiohttp.ClientSession, token: str, user_id: int) -> None:
+        self.session = session
+        self.token = token
+        self.id = user_id
+
+    async def call(self, method: str, url: str, json: Any = None, status: int = 200) -> Any:
+        async with self.session.request(
+            method, url, json=json, headers={"Authorization": f"Bearer {self.token}"}
+        ) as response:
+            body = await response.json()
+            assert response.status == status, body
+            return body
+
+
+async def _sign_up(session: aiohttp.ClientSession, base: str, name: str) -> Remote:
+    async with session.post(
+        f"{base}/api/accounts",
+        json={
+            "email": f"{name}-{uuid.uuid4().hex[:6]}@example.com",
+            "password": "correct horse",
+            "display_name": name,
+        },
+    ) as response:
+        body = await response.json()
+        assert response.status == 201, body
+    session.cookie_jar.clear()
+    return Remote(session, body["token"], body["user"]["id"])
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as made:
+        yield made
+
+
+@pytest.fixture
+async def viewers() -> AsyncIterator[list[Viewer]]:
+    made: list[Viewer] = []
+    yield made
+    for viewer in made:
+        await viewer.sio.disconnect()
+
+
+async def test_pin_on_one_process_reaches_viewers_on_the_other_and_a_sale_ends_once(
+    server_processes: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    viewers: list[Viewer],
+) -> None:
+    a, b = server_processes
+    creator = await _sign_up(session, a.url, "creator")
+    product = (
+        await creator.call("POST", f"{b.url}/api/products", hoodie("TWO-1", 12), status=201)
+    )["product"]
+    stream = (
+        await creator.call(
+            "POST",
+            f"{a.url}/api/streams",
+            {"title": "Two processes", "lineup": [product["id"]]},
+            status=201,
+        )
+    )["stream"]
+    stream_id, sku_id = stream["id"], product["variants"][0]["id"]
+
+    host, on_a, on_b, also_b = Viewer(), Viewer(), Viewer(), Viewer()
+    viewers += [host, on_a, on_b, also_b]
+    await host.connect(a.url, creator.token)
+    await on_a.connect(a.url)
+    await on_b.connect(b.url)
+    await also_b.connect(b.url)
+    for viewer in (on_a, on_b, also_b):
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+
+    # The pin is made on A; the viewers on B hear it through Redis.
+    assert (await host.call("pin", {"stream_id": stream_id, "product_id": product["id"]}))["ok"]
+    for viewer in (on_a, on_b, also_b):
+        card = await viewer.wait_for("product:pinned", stream_id=stream_id)
+        assert card["product"]["sku_id"] == sku_id and card["stock"] == 12
+
+    # A REST twin on B, heard on A.
+    await creator.call("DELETE", f"{b.url}/api/streams/{stream_id}/pin")
+    await on_a.wait_for("product:unpinned", stream_id=stream_id)
+
+    # A late joiner on B sees the sale started on A; the sale ends on time, once, everywhere,
+    # although both processes run a sale clock.
+    started = await host.call(
+        "sale:start",
+        {
+            "stream_id": stream_id,
+            "sku_id": sku_id,
+            "sale_price": 1900,
+            "quantity": 5,
+            "duration_s": 10,
+        },
+    )
+    sale = started["sale"]
+    late = Viewer()
+    viewers.append(late)
+    await late.connect(b.url)
+    state = (await late.call("join", {"stream_id": stream_id}))["state"]
+    assert state["sale"]["sale_id"] == sale["sale_id"]
+    assert state["sale"]["ends_at"] == sale["ends_at"]
+
+    await asyncio.sleep(10.5)
+    for viewer in (on_a, on_b, also_b, late):
+        ended = await viewer.wait_for("sale:ended", sale_id=sale["sale_id"])
+        assert ended["ended_at"] >= sale["ends_at"]
+    await asyncio.sleep(1.0)  # a second announcement would have come by now
+    for viewer in (on_a, on_b, also_b, late):
+        assert viewer.count("sale:ended") == 1, viewer.events
+    room = await creator.call("GET", f"{a.url}/api/streams/{stream_id}/room")
+    assert room["room"]["sale"] is None
+
+
+async def test_the_viewer_count_falls_when_a_process_dies(
+    server_processes: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    viewers: list[Viewer],
+) -> None:
+    a, b = server_processes
+    creator = await _sign_up(session, a.url, "creator")
+    stream = (await creator.call("POST", f"{a.url}/api/streams", {"title": "Crash"}, status=201))[
+        "stream"
+    ]
+    stream_id = stream["id"]
+    watcher = Viewer()
+    viewers.append(watcher)
+    await watcher.connect(a.url)
+    assert (await watcher.call("join", {"stream_id": stream_id}))["ok"]
+    doomed = [Viewer() for _ in range(3)]
+    viewers += doomed
+    for viewer in doomed:
+        await viewer.connect(b.url)
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+    await watcher.wait_for("viewers", count=4)
+
+    # Heartbeats (every 0.3 s here) keep everyone counted well past one entry's lifetime.
+    await asyncio.sleep(2.0)
+    room = await creator.call("GET", f"{a.url}/api/streams/{stream_id}/room")
+    assert room["room"]["viewers"] == 4
+
+    # B dies without a word: its sockets are never refreshed again and drop out of the count.
+    watcher.events.clear()
+    b.kill()
+    await watcher.wait_for("viewers", count=1)
+    room = await creator.call("GET", f"{a.url}/api/streams/{stream_id}/room")
+    assert room["room"]["viewers"] == 1
