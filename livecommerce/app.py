@@ -9,13 +9,14 @@ import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from livecommerce import __version__
+from livecommerce import __version__, pages
 from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.users import TokenCache
 from livecommerce.appkeys import (
     ENGINE,
     HOT_REDIS,
     LIFECYCLE,
+    MEDIA,
     PAYMENTS,
     PURCHASES,
     REDIS,
@@ -29,11 +30,15 @@ from livecommerce.appkeys import (
 )
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.checkout import routes as checkout_routes
-from livecommerce.checkout.embedded_stripe import EMBEDDED_SECRET_KEY, EmbeddedStripe
+from livecommerce.checkout.embedded_stripe import (
+    EMBEDDED_PUBLISHABLE_KEY,
+    EMBEDDED_SECRET_KEY,
+    EmbeddedStripe,
+)
 from livecommerce.checkout.expiry import Reaper
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import Purchases, SkuDirectory
-from livecommerce.checkout.stripe_gateway import StripeGateway
+from livecommerce.checkout.stripe_gateway import STRIPE_JS_URL, StripeGateway
 from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
@@ -48,6 +53,9 @@ from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.namespace import LiveNamespace
 from livecommerce.live.rooms import LiveRooms
 from livecommerce.live.roomstate import RoomState
+from livecommerce.media import routes as media_routes
+from livecommerce.media.iceconfig import IceConfig
+from livecommerce.media.mediahub import MediaHub
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
@@ -65,6 +73,8 @@ def api_routes() -> RouteTable:
     table.add(*stream_routes.OPERATIONS)
     table.add(*roomroutes.OPERATIONS)
     table.add(*checkout_routes.OPERATIONS)
+    table.add(*pages.OPERATIONS)
+    table.add(*media_routes.OPERATIONS)
     return table
 
 
@@ -123,6 +133,13 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     gateway = StripeGateway(
         secret_key, webhook_secret, api_base=api_base, max_rps=settings.stripe_max_rps
     )
+    app[pages.BROWSER_CONFIG] = pages.BrowserConfig(
+        stripe_publishable_key=EMBEDDED_PUBLISHABLE_KEY
+        if embedded
+        else settings.stripe_publishable_key,
+        stripe_js_url=_stripe_js_url(settings, api_base if embedded else None),
+        ice_servers=settings.ice_servers,
+    )
     reservations = Reservations(app[REDIS], settings.redis_namespace, app[HOT_REDIS])
     await reservations.preload_scripts()
     payments = Payments(engine, reservations, gateway)
@@ -140,6 +157,14 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         await gateway.close()
         if embedded is not None:
             await embedded.stop()
+
+
+def _stripe_js_url(settings: Settings, embedded_base: str | None) -> str:
+    """Stripe.js from Stripe, unless the API is an emulator (localstripe serves a stand-in)."""
+    if settings.stripe_js_url:
+        return settings.stripe_js_url
+    base = embedded_base or settings.stripe_api_base
+    return f"{base.rstrip('/')}/js.stripe.com/v3/" if base else STRIPE_JS_URL
 
 
 def _live_server(app: web.Application) -> socketio.AsyncServer:
@@ -191,6 +216,22 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         await server.shutdown()
 
 
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
+    settings = app[SETTINGS]
+    ice = IceConfig.from_settings(settings)
+    ice.apply_host_addresses()
+    own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
+    hub = MediaHub(
+        ice, app[REDIS], settings.redis_namespace, own_url, on_air=app[ROOMS].stream_on_air
+    )
+    app[MEDIA] = hub
+    try:
+        yield
+    finally:
+        await hub.close()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     lifecycle = Lifecycle()
     app[LIFECYCLE] = lifecycle
@@ -217,6 +258,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_checkout)
     app[SOCKETIO] = _live_server(app)
     app.cleanup_ctx.append(_live)
+    app.cleanup_ctx.append(_media)
     app.on_shutdown.append(_drain)
 
     table = api_routes()
@@ -228,4 +270,5 @@ def create_app(settings: Settings) -> web.Application:
     table.add(Operation("GET", "/api/openapi.json", openapi, "This document", "operations"))
     document = table.document("livecommerce", __version__)
     table.register(app)
+    pages.add_pages(app)
     return app

@@ -15,6 +15,7 @@ from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.lifecycle import Lifecycle
 from livecommerce.live.rooms import LiveRooms
+from livecommerce.media.mediahub import MediaHub
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
 
@@ -32,3 +33,4 @@ WEBHOOKS = web.AppKey("webhooks", Webhooks)
 TOKENS = web.AppKey("tokens", TokenCache)
 ROOMS = web.AppKey("rooms", LiveRooms)
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
+MEDIA = web.AppKey("media", MediaHub)

@@ -38,12 +38,14 @@ class Settings:
     stripe_webhook_secret: str = ""
     stripe_publishable_key: str = ""
     stripe_api_base: str = ""
+    stripe_js_url: str = ""
     stripe_max_rps: float = 80.0
     hold_ttl_s: int = 600
     reaper_interval_s: float = 1.0
     viewer_heartbeat_s: float = 20.0
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
+    media_url: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
@@ -77,6 +79,12 @@ class Settings:
             raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
         if not 0.05 <= self.viewer_heartbeat_s <= 300:
             raise ConfigError("VIEWER_HEARTBEAT_SECONDS must be between 0.05 and 300")
+        from livecommerce.media.iceconfig import IceConfig  # aiortc: imported only when needed
+
+        try:
+            IceConfig(self.ice_hosts, self.ice_servers)
+        except ValueError as exc:
+            raise ConfigError(f"ICE_HOSTS / ICE_SERVERS: {exc}") from None
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -146,12 +154,14 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", str),
     ("STRIPE_PUBLISHABLE_KEY", "stripe_publishable_key", str),
     ("STRIPE_API_BASE", "stripe_api_base", str),
+    ("STRIPE_JS_URL", "stripe_js_url", str),
     ("STRIPE_MAX_RPS", "stripe_max_rps", float),
     ("HOLD_TTL_SECONDS", "hold_ttl_s", int),
     ("REAPER_INTERVAL_SECONDS", "reaper_interval_s", float),
     ("VIEWER_HEARTBEAT_SECONDS", "viewer_heartbeat_s", float),
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),
+    ("MEDIA_URL", "media_url", str),
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),

@@ -74,6 +74,9 @@ async def seed_demo(settings: Settings) -> str:
     lines = ["Demo shop ready. Log in with any of these (password: " + PASSWORD + "):"]
     lines += [f"  {email:<22} {name}" for email, name in ACCOUNTS]
     if streams:
-        lines.append(f"Shopstream: {base}/streams/{streams[0].id}")
-    lines.append(f"Open {base}/ to look around.")
+        sid = streams[0].id
+        lines.append(f"Creator studio (log in as the creator): {base}/studio/{sid}")
+        lines.append(f"Moderator console (log in as the moderator): {base}/console/{sid}")
+        lines.append(f"Viewer page (any browser, any phone): {base}/watch/{sid}")
+    lines.append(f"Open {base}/ to look around. Test card: 4242 4242 4242 4242.")
     return "\n".join(lines)

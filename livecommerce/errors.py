@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     PAYMENT_UNAVAILABLE = "payment_unavailable"
     BAD_SIGNATURE = "bad_signature"
     STREAM_NOT_LIVE = "stream_not_live"
+    STREAM_OFFLINE = "stream_offline"
+    ALREADY_PUBLISHING = "already_publishing"
+    INVALID_SDP = "invalid_sdp"
     SHUTTING_DOWN = "shutting_down"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal_error"
@@ -54,6 +57,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_AUTHENTICATED: 401,
     ErrorCode.BAD_CREDENTIALS: 401,
     ErrorCode.BAD_SIGNATURE: 400,
+    ErrorCode.INVALID_SDP: 400,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,

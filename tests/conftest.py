@@ -22,6 +22,7 @@ from bench.processes import ServerProcess, free_port, port_open
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
+from tests.liveclient import Viewer
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"
@@ -182,6 +183,7 @@ def server_processes(
         "STRIPE_API_BASE": localstripe_url,
         "REAPER_INTERVAL_SECONDS": "0.2",
         "VIEWER_HEARTBEAT_SECONDS": "0.3",
+        "ICE_HOSTS": "127.0.0.1",
         "AUTO_MIGRATE": "0",
         "DATA_DIR": str(tmp_path),
     }
@@ -210,6 +212,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path, localstripe_url:
         auto_migrate=False,
         log_json=False,
         hold_ttl_s=60,
+        ice_hosts=("127.0.0.1",),  # WebRTC stays on loopback
     )
 
 
@@ -268,3 +271,12 @@ def hoodie(sku: str = "HOOD-M", stock: int = 10, price: int = 4900) -> dict[str,
             }
         ],
     }
+
+
+@pytest.fixture
+async def viewers() -> AsyncIterator[list[Viewer]]:
+    """Socket.IO clients a test makes; disconnected at the end."""
+    made: list[Viewer] = []
+    yield made
+    for viewer in made:
+        await viewer.sio.disconnect()

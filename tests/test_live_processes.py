@@ -17,7 +17,7 @@ import pytest
 
 from bench.processes import ServerProcess
 from tests.conftest import hoodie
-from tests.test_live import Viewer
+from tests.liveclient import Viewer
 
 
 class Remote:
@@ -56,14 +56,6 @@ async def _sign_up(session: aiohttp.ClientSession, base: str, name: str) -> Remo
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as made:
         yield made
-
-
-@pytest.fixture
-async def viewers() -> AsyncIterator[list[Viewer]]:
-    made: list[Viewer] = []
-    yield made
-    for viewer in made:
-        await viewer.sio.disconnect()
 
 
 async def test_pin_on_one_process_reaches_viewers_on_the_other_and_a_sale_ends_once(

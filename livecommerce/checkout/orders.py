@@ -233,3 +233,25 @@ async def overdue(conn: AsyncConnection, cutoff: datetime, limit: int = 200) -> 
         .limit(limit)
     )
     return [_order(r) for r in rows]
+
+
+async def stream_sales(conn: AsyncConnection, stream_id: int) -> dict[str, Any]:
+    """A shopstream's sales so far, by order status: orders, units and amount per currency."""
+    rows = await conn.execute(
+        sa.select(
+            orders.c.status,
+            orders.c.currency,
+            sa.func.count(),
+            sa.func.sum(orders.c.qty),
+            sa.func.sum(orders.c.amount_minor - orders.c.refunded_minor),
+        )
+        .where(orders.c.stream_id == stream_id)
+        .group_by(orders.c.status, orders.c.currency)
+    )
+    by_status: dict[str, dict[str, Any]] = {}
+    for status, currency, count, units, amount in rows:
+        entry = by_status.setdefault(status, {"orders": 0, "units": 0, "amount": {}})
+        entry["orders"] += int(count)
+        entry["units"] += int(units or 0)
+        entry["amount"][currency] = int(amount or 0)
+    return {"stream_id": stream_id, "by_status": by_status}

@@ -69,6 +69,10 @@ class Payments:
             )
         return customer_id
 
+    async def card_setup(self, user: User) -> str:
+        """The client secret with which the buyer's browser sets up a card to save."""
+        return await self.gateway.card_setup(await self._customer(user))
+
     async def save_card(self, user: User, payment_method_id: str) -> str:
         """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
         customer_id = await self._customer(user)

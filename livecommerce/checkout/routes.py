@@ -192,6 +192,12 @@ async def post_card(request: web.Request) -> web.Response:
     return web.json_response({"card": {"label": label}}, status=201)
 
 
+async def post_card_setup(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    secret = await request.app[PAYMENTS].card_setup(user)
+    return web.json_response({"client_secret": secret}, status=201)
+
+
 async def post_webhook(request: web.Request) -> web.Response:
     payload = await request.read()
     result = await request.app[WEBHOOKS].handle(payload, request.headers.get("Stripe-Signature"))
@@ -263,6 +269,15 @@ OPERATIONS = (
         errors=(409, 503),
     ),
     Operation("GET", "/api/cards", get_card, "Your saved card", "checkout", auth=True),
+    Operation(
+        "POST",
+        "/api/cards/setup",
+        post_card_setup,
+        "Start saving a card: a SetupIntent client secret for Stripe.js",
+        "checkout",
+        auth=True,
+        status=201,
+    ),
     Operation(
         "POST",
         "/api/cards",

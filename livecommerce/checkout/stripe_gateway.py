@@ -22,6 +22,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STRIPE_JS_URL = "https://js.stripe.com/v3/"  # Stripe.js must be loaded from Stripe itself
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,18 @@ class StripeGateway:
             )
         )
         return str(customer["id"])
+
+    async def card_setup(self, customer_id: str) -> str:
+        """A SetupIntent for saving a card in the browser (Payment Element, or the emulator's
+        card element); returns its client secret. The card is then kept with ``save_card``."""
+        intent = await self._call(
+            lambda: self._client.v1.setup_intents.create_async(
+                params=stripe.params.SetupIntentCreateParams(
+                    customer=customer_id, usage="off_session"
+                )
+            )
+        )
+        return str(intent["client_secret"])
 
     async def save_card(self, customer_id: str, payment_method_id: str) -> SavedCard:
         """Attach a card to the customer and make it the default for one-tap buys."""

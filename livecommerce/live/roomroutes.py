@@ -25,6 +25,12 @@ async def get_room(request: web.Request) -> web.Response:
     return web.json_response({"room": await request.app[ROOMS].snapshot(stream_id, user)})
 
 
+async def get_sales(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    return web.json_response({"sales": await request.app[ROOMS].sales_figures(stream_id, user)})
+
+
 async def post_pin(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
@@ -91,6 +97,14 @@ _ID = r"{id:\d+}"
 OPERATIONS = (
     Operation(
         "GET", f"/api/streams/{_ID}/room", get_room, "The room as a late joiner sees it", "live"
+    ),
+    Operation(
+        "GET",
+        f"/api/streams/{_ID}/sales",
+        get_sales,
+        "Sales figures of the stream so far, by order status (the team)",
+        "live",
+        auth=True,
     ),
     Operation(
         "POST",

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
 from livecommerce.catalog.products import get_product
-from livecommerce.checkout.orders import Order
+from livecommerce.checkout.orders import Order, stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
-from livecommerce.live.streams import get_stream
+from livecommerce.live.streams import StreamStatus, get_stream, set_status
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ STOCK_PUSH_MS = 250  # at most four stock:changed per product per second, howeve
 REACTION_BURST_S = 0.5
 REACTIONS = ("heart", "fire", "clap", "laugh", "wow")
 MODERATORS = (Role.CREATOR, Role.MODERATOR)
+ON_AIR_TTL_S = 15  # the media process refreshes it every few seconds while the stream is on air
 
 
 def stream_room(stream_id: int) -> str:
@@ -93,6 +94,7 @@ class LiveRooms:
             "pinned": asdict(pinned) if pinned else None,
             "sale": self._sale_view(sale),
             "stock": stock,
+            "on_air": await self.state.on_air(stream_id),
             "viewers": await self.state.viewers(stream_id),
             "chat": await self.state.recent_chat(stream_id),
             # the word list is the moderators' business; viewers only meet its refusals
@@ -166,6 +168,39 @@ class LiveRooms:
             "sale:ended",
             {"stream_id": sale.stream_id, "sale_id": sale.sale_id, "ended_at": now_ms()},
             stream_room(sale.stream_id),
+        )
+
+    async def sales_figures(self, stream_id: int, user: User | None) -> dict[str, Any]:
+        """The stream's sales figures so far (the team only)."""
+        await self._moderator(stream_id, user)
+        async with self._engine.connect() as conn:
+            return await stream_sales(conn, stream_id)
+
+    async def stream_on_air(self, stream_id: int, on_air: bool) -> None:
+        """The media relay's word: the publisher's frames are flowing (or stopped). The first
+        time a scheduled show goes on air it becomes live; the room hears ``stream:status``."""
+        if not await self.state.set_on_air(stream_id, on_air, ON_AIR_TTL_S):
+            return  # a refresh, not a change
+        async with self._engine.connect() as conn:
+            status = (await get_stream(conn, stream_id)).status
+        if on_air and status is StreamStatus.SCHEDULED:
+            status = (await set_status(self._engine, stream_id, StreamStatus.LIVE)).status
+        await self.emit(
+            "stream:status",
+            {"stream_id": stream_id, "status": status.value, "on_air": on_air},
+            stream_room(stream_id),
+        )
+
+    async def stream_status_changed(self, stream_id: int, status: StreamStatus) -> None:
+        """The creator moved the show (e.g. ended it): the room hears ``stream:status``."""
+        await self.emit(
+            "stream:status",
+            {
+                "stream_id": stream_id,
+                "status": status.value,
+                "on_air": await self.state.on_air(stream_id),
+            },
+            stream_room(stream_id),
         )
 
     # -- chat -------------------------------------------------------------------------------

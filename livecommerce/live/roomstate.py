@@ -147,6 +147,17 @@ class RoomState:
             result = await pipe.execute()
         return int(result[-1])
 
+    async def set_on_air(self, stream_id: int, on_air: bool, ttl_s: int) -> bool:
+        """Record whether the stream's video is on air (kept ``ttl_s`` unless refreshed, so a
+        dead media process cannot leave it on air for ever); True if that is a change."""
+        key = self._key(stream_id, "onair")
+        if on_air:
+            return await self._redis.set(key, "1", ex=ttl_s, get=True) is None
+        return bool(await self._redis.delete(key))
+
+    async def on_air(self, stream_id: int) -> bool:
+        return bool(await self._redis.exists(self._key(stream_id, "onair")))
+
     async def viewers_still_here(self, watching: dict[int, list[str]]) -> dict[int, int]:
         """Heartbeat: push back the expiry of sockets still connected to this process.
 

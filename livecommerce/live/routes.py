@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, EmailStr, Field, model_validator
 
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.appkeys import ENGINE
+from livecommerce.appkeys import ENGINE, ROOMS
 from livecommerce.live.streams import (
     StreamStatus,
     add_moderator,
@@ -111,6 +111,8 @@ async def patch_stream(request: web.Request) -> web.Response:
     elif "status" in changes:
         del changes["status"]
     stream = await update_stream(request.app[ENGINE], stream_id, user.id, changes, body.lineup)
+    if "status" in changes:
+        await request.app[ROOMS].stream_status_changed(stream.id, stream.status)
     return web.json_response({"stream": stream.to_dict()})
 
 

@@ -1,0 +1,248 @@
+"""The one module that reaches into aiortc's (and aioice's) private internals.
+
+The relay forwards encoded media without decoding or re-encoding it. aiortc has no public API for
+that on the receiving side, so this module uses these seams, all checked by :func:`check_aiortc`:
+
+* **Receiving encoded frames.** ``RTCRtpReceiver._handle_rtp_packet`` depacketizes RTP, reassembles
+  frames in its jitter buffer and puts ``(codec, JitterFrame)`` on the name-mangled
+  ``__decoder_queue``, which ``decoder_worker`` (a thread started by ``receive()``) drains into a
+  decoder. :func:`tap_receiver` swaps that queue, per receiver, for one whose ``put`` hands the
+  frame to the relay on the event loop and, unless asked to decode too, never forwards it: the
+  decoder thread then idles until the receiver stops, and still ends the remote track as before.
+  An audio receiver's ``__jitter_buffer`` is also replaced by one that does not hold frames back
+  for a decoder that will never run.
+* **Sending encoded frames.** Public: when a track's ``recv()`` returns an ``av.Packet``,
+  ``RTCRtpSender._next_encoded_frame`` calls ``encoder.pack(packet)`` (packetize only) instead of
+  ``encode``. Nothing to patch; :func:`check_aiortc` only checks the branch is still there.
+* **Asking the publisher for a keyframe.** ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``.
+* **Hearing a viewer ask for one.** ``RTCRtpSender._handle_rtcp_packet`` calls
+  ``self._send_keyframe()`` on PLI and FIR; :func:`on_keyframe_request` shadows it per instance.
+
+And one for ICE: aioice gathers host candidates from the module function
+``aioice.ice.get_host_addresses`` (which skips 127.0.0.1) and has no per-connection option, so
+:func:`pin_host_addresses` replaces that function, process-wide.
+
+Verified against aiortc 1.16.0 and aioice 0.13.0 only: :data:`AIORTC_VERSIONS` is that range.
+"""
+
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import logging
+import queue
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aioice.ice
+import aiortc
+import aiortc.codecs.base
+import aiortc.jitterbuffer
+import aiortc.rtcrtpreceiver
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSIONS = (">=1.16.0", "<1.17")
+"""The aiortc releases whose internals this module was checked against (1.16.x)."""
+
+_VERIFIED_MINOR = "1.16."
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RECEIVER_STARTED = "_RTCRtpReceiver__started"
+
+FrameSink = Callable[[RTCRtpCodecParameters, bytes, int], None]
+"""Called on the event loop with (codec, depacketized frame, timestamp in the codec's clock).
+
+The timestamp is aiortc's: it starts at 0 for each receiver and never wraps.
+"""
+
+
+class AiortcIncompatible(RuntimeError):
+    """The installed aiortc/aioice no longer has an internal this module relies on."""
+
+
+class _DecoderQueueTap(queue.Queue[Any]):
+    """Stands in for a receiver's decoder queue: frames go to the relay, not to a decoder.
+
+    ``put`` is called by ``_handle_rtp_packet`` on the event loop, so the sink runs there too; the
+    ``None`` sentinel (receiver stopping, RTCP BYE, DTLS closed) still reaches the decoder thread
+    so that it exits and ends the remote track, as it would without the tap.
+    """
+
+    def __init__(self, on_frame: FrameSink, on_end: Callable[[], None], decode: bool) -> None:
+        super().__init__()
+        self._on_frame = on_frame
+        self._on_end: Callable[[], None] | None = on_end
+        self._decode = decode
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            on_end, self._on_end = self._on_end, None
+            if on_end is not None:
+                _call_safely(on_end)
+        else:
+            codec, frame = item
+            _call_safely(self._on_frame, codec, frame.data, frame.timestamp)
+            if not self._decode:
+                return
+        super().put(item, block, timeout)
+
+
+def _call_safely(callback: Callable[..., None], *args: Any) -> None:
+    # An exception escaping into _handle_rtp_packet would tear down the DTLS receive loop, i.e.
+    # the publisher's whole connection; one bad frame is not worth that.
+    try:
+        callback(*args)
+    except Exception:
+        logger.exception("encoded frame callback failed")
+
+
+def tap_receiver(
+    receiver: RTCRtpReceiver,
+    on_frame: FrameSink,
+    on_end: Callable[[], None],
+    *,
+    decode: bool = False,
+) -> None:
+    """Route ``receiver``'s encoded frames to ``on_frame`` instead of its decoder.
+
+    Call it before the receiver starts, i.e. after ``setRemoteDescription`` (or ``addTransceiver``)
+    and before the connection is established. ``on_end`` is called once when the receiver stops
+    (closed, RTCP BYE or transport lost). With ``decode=True`` the frames are also decoded as usual
+    (the remote track still yields frames); tests use that to watch what a viewer receives.
+
+    Without decoding, an audio receiver's jitter buffer no longer holds 4 frames back to smooth
+    the decoder's input (80 ms of latency; each viewer's own jitter buffer does that job). That
+    needs the receiver's track, which exists once the remote description is set.
+    """
+    if getattr(receiver, _RECEIVER_STARTED):
+        raise RuntimeError("tap_receiver() must be called before the receiver starts")
+    setattr(receiver, _DECODER_QUEUE, _DecoderQueueTap(on_frame, on_end, decode))
+    jitter_buffer = getattr(receiver, _JITTER_BUFFER)
+    if not decode and receiver.track is not None and receiver.track.kind == "audio":
+        setattr(receiver, _JITTER_BUFFER, JitterBuffer(capacity=jitter_buffer.capacity))
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send an RTCP Picture Loss Indication for ``media_ssrc`` to the remote sender."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` (instead of forcing an encoder keyframe) when the remote asks for one.
+
+    aiortc's sender reacts to both PLI and FIR by calling ``self._send_keyframe()``; an instance
+    attribute of that name takes precedence over the method.
+    """
+    setattr(sender, "_send_keyframe", callback)  # noqa: B010 - instance attribute, on purpose
+
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def pin_host_addresses(addresses: Sequence[str]) -> None:
+    """Offer host candidates on exactly ``addresses`` (e.g. ``["127.0.0.1"]``), process-wide.
+
+    An empty sequence restores aioice's default: every non-loopback interface address.
+    """
+    if not addresses:
+        aioice.ice.get_host_addresses = _original_get_host_addresses
+        return
+    pinned = [(address, ipaddress.ip_address(address).version) for address in addresses]
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a, version in pinned if (use_ipv4 if version == 4 else use_ipv6)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def check_aiortc() -> None:
+    """Raise :class:`AiortcIncompatible` unless every internal used here is still as expected.
+
+    It checks the version, names and signatures, and, in the compiled code of the aiortc functions
+    involved, that they still use the attributes this module swaps or calls. The end-to-end tests
+    in ``tests/test_media.py`` check the behaviour.
+    """
+    receiver, sender = RTCRtpReceiver, RTCRtpSender
+    worker = aiortc.rtcrtpreceiver
+    version = str(getattr(aiortc, "__version__", "?"))
+    checks = [
+        (version.startswith(_VERIFIED_MINOR), f"aiortc {version} is not in {AIORTC_VERSIONS}"),
+        (
+            _uses(receiver, "__init__", _DECODER_QUEUE, _RECEIVER_STARTED),
+            "RTCRtpReceiver.__init__ sets __decoder_queue and __started",
+        ),
+        (
+            _uses(receiver, "receive", _DECODER_QUEUE, _RECEIVER_STARTED, "decoder_worker"),
+            "RTCRtpReceiver.receive starts decoder_worker on __decoder_queue",
+        ),
+        (
+            _uses(receiver, "_handle_rtp_packet", _DECODER_QUEUE, "put", "depayload"),
+            "RTCRtpReceiver._handle_rtp_packet puts depayloaded frames on __decoder_queue",
+        ),
+        (
+            _signature(worker, "decoder_worker", "loop", "input_q", "output_q", "decode_error")
+            and _uses(worker, "decoder_worker", "get", "decode"),
+            "decoder_worker(loop, input_q, output_q, decode_error) decodes what it gets",
+        ),
+        (
+            _signature(aiortc.jitterbuffer, "JitterFrame", "data", "timestamp"),
+            "JitterFrame(data, timestamp)",
+        ),
+        (
+            _uses(receiver, "__init__", _JITTER_BUFFER, "JitterBuffer")
+            and _uses(receiver, "_handle_rtp_packet", _JITTER_BUFFER, "add")
+            and _signature(aiortc.jitterbuffer, "JitterBuffer", "capacity", "prefetch", "is_video")
+            and isinstance(getattr(JitterBuffer, "capacity", None), property),
+            "RTCRtpReceiver.__jitter_buffer is a JitterBuffer(capacity, prefetch, is_video)",
+        ),
+        (
+            _signature(receiver, "_send_rtcp_pli", "self", "media_ssrc")
+            and inspect.iscoroutinefunction(receiver._send_rtcp_pli),
+            "async RTCRtpReceiver._send_rtcp_pli(media_ssrc)",
+        ),
+        (_signature(sender, "_send_keyframe", "self"), "RTCRtpSender._send_keyframe()"),
+        (
+            _uses(sender, "_handle_rtcp_packet", "_send_keyframe"),
+            "RTCRtpSender._handle_rtcp_packet calls _send_keyframe on PLI/FIR",
+        ),
+        (
+            _uses(sender, "_next_encoded_frame", "Frame", "encode", "pack"),
+            "RTCRtpSender._next_encoded_frame packs what is not a Frame (av.Packet)",
+        ),
+        (
+            _signature(aiortc.codecs.base.Encoder, "pack", "self", "packet"),
+            "Encoder.pack(packet)",
+        ),
+        (
+            _signature(aioice.ice, "get_host_addresses", "use_ipv4", "use_ipv6")
+            and _uses(aioice.ice.Connection, "gather_candidates", "get_host_addresses"),
+            "aioice Connection.gather_candidates calls get_host_addresses(use_ipv4, use_ipv6)",
+        ),
+    ]
+    problems = [what for ok, what in checks if not ok]
+    if problems:
+        raise AiortcIncompatible(
+            "livecommerce.media relies on aiortc internals that changed: " + "; ".join(problems)
+        )
+
+
+def _uses(owner: object, name: str, *names: str) -> bool:
+    """Whether ``owner.name`` exists and its code uses ``names`` (globals, attributes, methods).
+
+    Private attributes appear in the code mangled (``_RTCRtpReceiver__decoder_queue``).
+    """
+    code = getattr(getattr(owner, name, None), "__code__", None)
+    return code is not None and set(names) <= set(code.co_names)
+
+
+def _signature(owner: object, name: str, *parameters: str) -> bool:
+    function = getattr(owner, name, None)
+    if function is None:
+        return False
+    try:
+        return list(inspect.signature(function).parameters) == list(parameters)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,199 @@
+"""WHIP ingest (RFC 9725) at ``/whip/{stream}`` and WHEP playback at ``/whep/{stream}``.
+
+One HTTP exchange per session: POST an SDP offer, get ``201`` with the answer (our ICE
+candidates inside, no trickle), a ``Location`` to DELETE, and the ICE servers as ``Link``
+headers. Browsers call these across origins (OBS does not care), hence the CORS headers.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from livecommerce.appkeys import ENGINE, MEDIA
+from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
+from livecommerce.media.mediahub import AlreadyPublishing
+from livecommerce.media.relay import StreamNotLive
+from livecommerce.media.sessions import OfferRejected, PublisherSession
+from livecommerce.openapi import Operation
+from livecommerce.payload import path_id
+
+SDP = "application/sdp"
+MAX_SDP = 64 * 1024
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location, Link",
+}
+
+
+def _ice_links(request: web.Request) -> dict[str, str]:
+    """RFC 9725 section 4.6: each STUN/TURN server as ``Link: <url>; rel="ice-server"``."""
+    links = []
+    for server in request.app[MEDIA].ice_servers():
+        link = f'<{server.urls}>; rel="ice-server"'
+        if server.username:
+            link += f'; username="{server.username}"; credential="{server.credential}"'
+            link += '; credential-type="password"'
+        links.append(link)
+    return {"Link": ", ".join(links)} if links else {}
+
+
+async def _offer(request: web.Request) -> str:
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != SDP:
+        raise LiveCommerceError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send the SDP offer as {SDP}, not {content_type!r}"
+        )
+    if request.content_length is not None and request.content_length > MAX_SDP:
+        raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
+    body = await request.content.read(MAX_SDP + 1)
+    if len(body) > MAX_SDP:
+        raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise LiveCommerceError(ErrorCode.INVALID_INPUT, "the SDP offer is not UTF-8") from None
+    if not text.startswith("v=0"):
+        raise LiveCommerceError(ErrorCode.INVALID_SDP, "that is not an SDP offer (no v=0 line)")
+    return text
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise LiveCommerceError(
+            ErrorCode.NOT_AUTHENTICATED, "send the stream key as Authorization: Bearer <key>"
+        )
+    return token.strip()
+
+
+async def _check_key(request: web.Request, stream_id: int) -> None:
+    if not await check_stream_key(request.app[ENGINE], stream_id, _bearer(request)):
+        raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "wrong stream key")
+
+
+def _created(request: web.Request, answer: str, resource: str) -> web.Response:
+    return web.Response(
+        status=201,
+        text=answer,
+        content_type=SDP,
+        headers={"Location": f"{request.path}/{resource}", **CORS, **_ice_links(request)},
+    )
+
+
+async def post_whip(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    await _check_key(request, stream_id)
+    offer = await _offer(request)
+    async with request.app[ENGINE].connect() as conn:
+        stream = await get_stream(conn, stream_id)
+    if stream.status is StreamStatus.ENDED:
+        raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended")
+    try:
+        answer, resource = await request.app[MEDIA].publish(stream_id, offer)
+    except AlreadyPublishing:
+        raise LiveCommerceError(
+            ErrorCode.ALREADY_PUBLISHING,
+            "this stream already has a publisher; end that session (DELETE) first",
+        ) from None
+    except OfferRejected as exc:
+        raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
+    return _created(request, answer, resource)
+
+
+async def post_whep(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    offer = await _offer(request)
+    media = request.app[MEDIA]
+    relay = media.relay(stream_id)
+    if relay is None or (relay.codec("video") is None and relay.codec("audio") is None):
+        owner = await media.owner(stream_id)
+        if owner and owner != media.own_url:
+            # The stream's media lives on another process: play it there (307 keeps the POST).
+            raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}", headers=CORS)
+    try:
+        answer, resource = await media.play(stream_id, offer)
+    except StreamNotLive:
+        raise LiveCommerceError(
+            ErrorCode.STREAM_OFFLINE, "this stream is not on air; try again when it is"
+        ) from None
+    except OfferRejected as exc:
+        raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
+    return _created(request, answer, resource)
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    resource = request.match_info["resource"]
+    media = request.app[MEDIA]
+    found = media.session(resource)
+    if found is None or found[0] != stream_id:
+        raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such session (it may have ended)")
+    if isinstance(found[1], PublisherSession):
+        await _check_key(request, stream_id)  # only the publisher may end the broadcast
+    await media.end(resource)
+    return web.Response(status=200, headers=CORS)
+
+
+async def options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={**CORS, **_ice_links(request)})
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    # Trickle ICE and ICE restarts are not offered: the answer carries every candidate.
+    raise LiveCommerceError(
+        ErrorCode.METHOD_NOT_ALLOWED, "trickle ICE is not supported; send a new offer"
+    )
+
+
+_ID = r"{id:\d+}"
+_RESOURCE = "{resource:[A-Za-z0-9_-]+}"
+OPERATIONS = (
+    Operation(
+        "POST",
+        f"/whip/{_ID}",
+        post_whip,
+        "WHIP: publish a stream (stream key as Bearer token); answers SDP",
+        "media",
+        status=201,
+        raw_body=SDP,
+        response_type=SDP,
+        errors=(400, 401, 404, 409, 413, 415),
+    ),
+    Operation(
+        "OPTIONS", f"/whip/{_ID}", options, "CORS preflight; ICE servers", "media", status=204
+    ),
+    Operation(
+        "DELETE",
+        f"/whip/{_ID}/{_RESOURCE}",
+        delete_session,
+        "WHIP: end the broadcast (stream key as Bearer token)",
+        "media",
+        errors=(401, 404),
+    ),
+    Operation("PATCH", f"/whip/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
+    Operation(
+        "OPTIONS", f"/whip/{_ID}/{_RESOURCE}", options, "CORS preflight", "media", status=204
+    ),
+    Operation(
+        "POST",
+        f"/whep/{_ID}",
+        post_whep,
+        "WHEP: watch a stream; answers SDP (307 to the process holding it)",
+        "media",
+        status=201,
+        raw_body=SDP,
+        response_type=SDP,
+        errors=(400, 404, 409, 413, 415),
+    ),
+    Operation(
+        "OPTIONS", f"/whep/{_ID}", options, "CORS preflight; ICE servers", "media", status=204
+    ),
+    Operation("DELETE", f"/whep/{_ID}/{_RESOURCE}", delete_session, "WHEP: stop watching", "media"),
+    Operation("PATCH", f"/whep/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
+    Operation(
+        "OPTIONS", f"/whep/{_ID}/{_RESOURCE}", options, "CORS preflight", "media", status=204
+    ),
+)

@@ -1,0 +1,296 @@
+"""WHIP/WHEP sessions: answer a publisher's or a viewer's SDP offer with a relay-side peer.
+
+An HTTP handler calls :func:`accept_publisher` with a publisher's offer (WHIP) or
+:func:`accept_viewer` with a viewer's (WHEP), returns the answer SDP, keeps the session, and calls
+its ``close()`` on DELETE. Sessions also close themselves when their connection fails or closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
+
+from livecommerce.media import aiortcseam
+from livecommerce.media.relay import KINDS, Ingest, StreamNotLive, StreamRelay
+from livecommerce.media.relaytrack import RelayTrack
+
+logger = logging.getLogger(__name__)
+
+_SENDING = ("sendonly", "sendrecv")
+_RECEIVING = ("recvonly", "sendrecv")
+
+
+class OfferRejected(ValueError):
+    """The SDP offer is malformed, carries no usable media, or shares no codec with the relay."""
+
+
+class _Session:
+    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
+        self.relay = relay
+        self.pc = pc
+        self._closing: asyncio.Task[None] | None = None
+        pc.on("connectionstatechange", self._connection_state_changed)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None
+
+    async def close(self) -> None:
+        """Close the peer connection and leave the relay. Safe to call twice, or concurrently."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    def _close_soon(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+
+    def _connection_state_changed(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self._close_soon()
+
+    async def _close(self) -> None:
+        self._leave_relay()
+        await self.pc.close()
+
+    def _leave_relay(self) -> None:
+        raise NotImplementedError
+
+
+class PublisherSession(_Session):
+    """A publisher's connection: its first audio and first video track feed the relay.
+
+    The relay switches to this publisher when its first frame arrives (so a reconnecting encoder
+    replaces its stale connection only once it really sends). If a newer publisher replaces it,
+    this session closes.
+    """
+
+    def __init__(
+        self,
+        relay: StreamRelay,
+        pc: RTCPeerConnection,
+        codecs: dict[str, RTCRtpCodecParameters],
+    ) -> None:
+        super().__init__(relay, pc)
+        self.codecs = codecs
+        self._ingest: Ingest | None = None
+        self._video_receivers: list[RTCRtpReceiver] = []
+        self._receivers_running = 0
+
+    @property
+    def live(self) -> bool:
+        """Whether this publisher's frames are what the relay forwards now."""
+        return self._ingest is not None and self._ingest.attached
+
+    def tap(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        if kind == "video":
+            self._video_receivers.append(receiver)
+        self._receivers_running += 1
+        aiortcseam.tap_receiver(receiver, self._on_frame, self._on_receiver_end)
+
+    async def request_keyframe(self) -> None:
+        # PLI every SSRC seen lately: the media SSRC is among them (its RTX SSRC may be too, and
+        # a sender ignores a PLI for an SSRC that is not its media SSRC).
+        for receiver in self._video_receivers:
+            for source in receiver.getSynchronizationSources():
+                await aiortcseam.send_pli(receiver, source.source)
+
+    def _on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        if self.closed:
+            return
+        if self._ingest is None:
+            self._ingest = self.relay.attach_publisher(self.codecs, self.request_keyframe)
+        elif not self._ingest.attached:
+            self._close_soon()  # replaced by a newer publisher
+            return
+        self._ingest.push(codec, data, timestamp)
+
+    def _on_receiver_end(self) -> None:
+        self._receivers_running -= 1
+        if self._receivers_running <= 0:
+            self._close_soon()
+
+    def _leave_relay(self) -> None:
+        if self._ingest is not None:
+            self._ingest.detach()
+
+
+class ViewerSession(_Session):
+    """A viewer's connection, sending the relay's tracks; closes when any of them ends."""
+
+    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
+        super().__init__(relay, pc)
+        self.tracks: list[RelayTrack] = []
+
+    def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
+        track = self.relay.add_viewer(kind)
+        self.tracks.append(track)
+        track.on("ended", self._close_soon)
+        transceiver.sender.replaceTrack(track)
+        if kind == "video":
+            aiortcseam.on_keyframe_request(transceiver.sender, self.relay.request_keyframe)
+
+    def _leave_relay(self) -> None:
+        for track in self.tracks:
+            track.stop()
+
+
+async def accept_publisher(
+    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+) -> tuple[str, PublisherSession]:
+    """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``."""
+    offer = _parse_offer(offer_sdp)
+    pc = RTCPeerConnection(_checked(config))
+    try:
+        # Pre-create the transceivers so that codec preferences apply to the negotiation: a
+        # returning publisher is steered to the codecs the viewers already have.
+        wanted: dict[str, RTCRtpTransceiver] = {}
+        extra: list[RTCRtpTransceiver] = []
+        for media in _media(offer):
+            transceiver = pc.addTransceiver(media.kind, direction="recvonly")
+            if media.kind in wanted or media.direction not in _SENDING:
+                extra.append(transceiver)
+                continue
+            wanted[media.kind] = transceiver
+            transceiver.setCodecPreferences(_preferences(media.kind, relay.codec(media.kind)))
+        if not wanted:
+            raise OfferRejected("the offer sends no audio or video")
+        await _set_offer(pc, offer_sdp)
+        for transceiver in extra:
+            transceiver.direction = "inactive"  # don't decode tracks nobody will see
+        answer = await pc.createAnswer()
+        codecs = _first_codecs(answer.sdp, wanted)
+        session = PublisherSession(relay, pc, codecs)
+        for kind, transceiver in wanted.items():
+            session.tap(transceiver.receiver, kind)
+        await pc.setLocalDescription(answer)
+    except BaseException:
+        await pc.close()
+        raise
+    return pc.localDescription.sdp, session
+
+
+async def accept_viewer(
+    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+) -> tuple[str, ViewerSession]:
+    """Answer a viewer's offer with a send-only peer carrying ``relay``'s tracks.
+
+    Each kind is negotiated to the codec the publisher sends (so nothing is transcoded). Raises
+    :class:`StreamNotLive` if the relay has never had a publisher, :class:`OfferRejected` if the
+    viewer cannot receive the publisher's codec.
+    """
+    offer = _parse_offer(offer_sdp)
+    if not any(relay.codec(kind) for kind in KINDS):
+        raise StreamNotLive("nothing has been published on this stream yet")
+    pc = RTCPeerConnection(_checked(config))
+    session = ViewerSession(relay, pc)
+    try:
+        wanted: dict[str, RTCRtpTransceiver] = {}
+        extra: list[RTCRtpTransceiver] = []
+        for media in _media(offer):
+            transceiver = pc.addTransceiver(media.kind, direction="sendonly")
+            codec = relay.codec(media.kind)
+            if media.kind in wanted or media.direction not in _RECEIVING or codec is None:
+                extra.append(transceiver)
+                continue
+            wanted[media.kind] = transceiver
+            same_codec = [c for c in _preferences(media.kind, codec) if _same_mime(c, codec)]
+            transceiver.setCodecPreferences(same_codec + _rtx(media.kind))
+        if not wanted:
+            raise OfferRejected("the offer receives none of the stream's audio or video")
+        await _set_offer(pc, offer_sdp)
+        for transceiver in extra:
+            transceiver.direction = "inactive"
+        for kind, transceiver in wanted.items():
+            session.send(transceiver, kind)
+        await pc.setLocalDescription(await pc.createAnswer())
+    except BaseException:
+        await session.close()
+        raise
+    return pc.localDescription.sdp, session
+
+
+@functools.cache
+def _check_aiortc_once() -> None:
+    aiortcseam.check_aiortc()
+
+
+def _checked(config: RTCConfiguration) -> RTCConfiguration:
+    _check_aiortc_once()  # before any internal is touched: fail loudly, not subtly
+    if config.iceServers is None:
+        # aiortc would fall back to a public STUN server.
+        raise ValueError("RTCConfiguration.iceServers must be an explicit list (may be empty)")
+    return config
+
+
+def _parse_offer(offer_sdp: str) -> aiortc_sdp.SessionDescription:
+    try:
+        return aiortc_sdp.SessionDescription.parse(offer_sdp)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise OfferRejected(f"malformed SDP offer: {exc}") from exc
+
+
+def _media(offer: aiortc_sdp.SessionDescription) -> list[aiortc_sdp.MediaDescription]:
+    return [media for media in offer.media if media.kind in KINDS]
+
+
+async def _set_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    except OperationError as exc:
+        raise OfferRejected(f"no codec in common with the stream: {exc}") from exc
+    except (ValueError, InternalError, InvalidAccessError) as exc:
+        raise OfferRejected(f"unusable SDP offer: {exc}") from exc
+
+
+def _first_codecs(
+    answer_sdp: str, transceivers: dict[str, RTCRtpTransceiver]
+) -> dict[str, RTCRtpCodecParameters]:
+    """The codec the publisher will send for each kind: the first one of our answer's m-line."""
+    answer = aiortc_sdp.SessionDescription.parse(answer_sdp)
+    codecs: dict[str, RTCRtpCodecParameters] = {}
+    for kind, transceiver in transceivers.items():
+        for media in answer.media:
+            if media.rtp.muxId == transceiver.mid and media.rtp.codecs:
+                codecs[kind] = media.rtp.codecs[0]
+    return codecs
+
+
+def _preferences(kind: str, codec: RTCRtpCodecParameters | None) -> list[RTCRtpCodecCapability]:
+    """aiortc's codecs for ``kind``, ``codec``'s own first, then the same MIME type, then others."""
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    if codec is None:
+        return list(capabilities)
+
+    def rank(capability: RTCRtpCodecCapability) -> int:
+        if not _same_mime(capability, codec):
+            return 2
+        return 0 if capability.parameters == codec.parameters else 1
+
+    return sorted(capabilities, key=rank)
+
+
+def _same_mime(
+    capability: RTCRtpCodecCapability, codec: RTCRtpCodecParameters | RTCRtpCodecCapability
+) -> bool:
+    return capability.mimeType.lower() == codec.mimeType.lower()
+
+
+def _rtx(kind: str) -> list[RTCRtpCodecCapability]:
+    # Keep RTX so that viewers' NACKs are answered with retransmissions.
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    return [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]

@@ -1,0 +1,312 @@
+"""The whole path in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+A creator goes live from the studio with Chromium's fake camera; viewer pages show the video
+moving; the moderator pins a product and starts a 30 s flash sale from the console; a viewer sees
+the card and the countdown within a second, buys with a saved card and sees the order confirmed;
+the stock drops on a second viewer's page; the sale ends and Buy is disabled. Every page is
+saved as a screenshot under ``test-artifacts/e2e/``.
+
+WebRTC stays on loopback: the server announces 127.0.0.1 only and drops other candidates, and
+Chromium is allowed loopback candidates without mDNS names. No ICE server is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import stripe
+
+from bench.processes import ServerProcess
+from tests.conftest import hoodie
+from tests.test_checkout import OK_CARD
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_FOUND = Path(CHROMIUM).exists()
+REQUIRE_BROWSER = os.environ.get("LC_REQUIRE_BROWSER") == "1"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    # Nothing but this machine: any other host name fails to resolve.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+
+class Shop:
+    """A running server and the people of one show, made over the REST API."""
+
+    def __init__(self, server: ServerProcess, session: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.url = server.url
+        self.session = session
+        self.tokens: dict[str, str] = {}
+        self.emails: dict[str, str] = {}
+
+    async def call(self, who: str | None, method: str, path: str, json: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        async with self.session.request(
+            method, f"{self.url}{path}", json=json, headers=headers
+        ) as response:
+            body = await response.json()
+            assert response.status < 300, body
+            return body
+
+    async def person(self, who: str) -> int:
+        email = f"{who}-{uuid.uuid4().hex[:6]}@example.com"
+        body = await self.call(
+            None,
+            "POST",
+            "/api/accounts",
+            {"email": email, "password": "correct horse", "display_name": who.title()},
+        )
+        self.session.cookie_jar.clear()
+        self.tokens[who], self.emails[who] = body["token"], email
+        return int(body["user"]["id"])
+
+
+@pytest.fixture
+async def shop(
+    redis_url: str, localstripe_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Shop, int, int, int]]:
+    server = ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            shop = Shop(server, session)
+            await shop.person("creator")
+            moderator = await shop.person("moderator")
+            await shop.person("buyer")
+            await shop.person("watcher")
+            draft = {**hoodie("E2E-HOODIE", 12), "image_url": f"{shop.url}/static/img/product.svg"}
+            product = (await shop.call("creator", "POST", "/api/products", draft))["product"]
+            stream = (
+                await shop.call(
+                    "creator",
+                    "POST",
+                    "/api/streams",
+                    {"title": "Friday drop", "lineup": [product["id"]]},
+                )
+            )["stream"]
+            await shop.call(
+                "creator",
+                "POST",
+                f"/api/streams/{stream['id']}/moderators",
+                {"user_id": moderator},
+            )
+            # The buyer has a saved card (as after a first checkout): Buy is one tap.
+            client = stripe.StripeClient(
+                "sk_test_livecommerce",
+                base_addresses={"api": localstripe_url},
+                http_client=stripe.HTTPXClient(),
+            )
+            pm = await client.v1.payment_methods.create_async(
+                params={
+                    "type": "card",
+                    "card": {"number": OK_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+                }
+            )
+            await shop.call("buyer", "POST", "/api/cards", {"payment_method_id": pm.id})
+            yield shop, stream["id"], product["id"], product["variants"][0]["id"]
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM_FOUND:
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE_BROWSER:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def _page(browser: Any, shop: Shop, who: str | None, viewport: dict[str, int]) -> Any:
+    context = await browser.new_context(viewport=viewport, base_url=shop.url)
+    if who is not None:
+        response = await context.request.post(
+            "/api/sessions", data={"email": shop.emails[who], "password": "correct horse"}
+        )
+        assert response.ok, await response.text()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    return page
+
+
+async def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+FRAMES = (
+    "() => { const v = document.getElementById('video');"
+    " return v && v.readyState >= 2 ? v.getVideoPlaybackQuality().totalVideoFrames : 0; }"
+)
+
+
+async def _frames(page: Any) -> int:
+    return int(await page.evaluate(FRAMES))
+
+
+async def test_go_live_pin_flash_sale_and_buy_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store, stream_id, _product_id, sku_id = shop
+
+    # The login page and home, as a newcomer sees them.
+    newcomer = await _page(browser, store, None, PHONE)
+    await newcomer.goto("/login")
+    await newcomer.fill("#login-email", store.emails["watcher"])
+    await newcomer.fill("#login-password", "correct horse")
+    await _shot(newcomer, "01-login")
+    await newcomer.click("#login button")
+    await newcomer.wait_for_url(f"{store.url}/")
+    await newcomer.wait_for_selector("#upcoming .card")
+    await _shot(newcomer, "02-home")
+
+    # The creator goes live from the studio with the fake camera.
+    studio = await _page(browser, store, "creator", DESKTOP)
+    await studio.goto(f"/studio/{stream_id}")
+    await studio.wait_for_function(
+        "() => document.getElementById('on-air').textContent.includes('Camera ready')"
+    )
+    await studio.click("#go-live")
+    await studio.wait_for_function(
+        "() => document.getElementById('on-air').textContent === 'You are live.'"
+    )
+
+    # Two viewers: the video plays and its frames advance.
+    buyer = await _page(browser, store, "buyer", PHONE)
+    watcher = await _page(browser, store, "watcher", PHONE)
+    for page in (buyer, watcher):
+        await page.goto(f"/watch/{stream_id}")
+        await page.wait_for_function(
+            "() => document.getElementById('status').textContent === 'LIVE'"
+        )
+    for page in (buyer, watcher):
+        await page.wait_for_function(f"() => ({FRAMES})() >= 5", timeout=20000)
+        first = await _frames(page)
+        await asyncio.sleep(1.5)
+        assert await _frames(page) > first + 10, "the video should keep moving"
+    await studio.wait_for_function("() => document.getElementById('status').textContent === 'LIVE'")
+    await _shot(studio, "03-studio-live")
+
+    # The moderator pins the product and starts a 30 s flash sale from the console.
+    console = await _page(browser, store, "moderator", DESKTOP)
+    await console.goto(f"/console/{stream_id}")
+    await console.click(f"#lineup button[data-sku='{sku_id}']")
+    await buyer.wait_for_selector("#product:not(.hidden)", timeout=1000)
+    stock_before = await watcher.text_content("#stock")
+    assert stock_before == "12 left"
+    await console.select_option("#sale-sku", str(sku_id))
+    await console.fill("#sale-price", "29.00")
+    await console.fill("#sale-qty", "5")
+    await console.fill("#sale-seconds", "30")
+    await console.click("#start-sale")
+    started = time.monotonic()
+    await buyer.wait_for_function(
+        "() => document.getElementById('countdown').textContent.startsWith('Flash sale ends in')",
+        timeout=1000,
+    )
+    assert time.monotonic() - started < 1.0
+    assert "$29.00" in (await buyer.text_content("#product-price") or "")
+    countdown = await buyer.text_content("#countdown")
+    assert countdown is not None and countdown.endswith(("0:30", "0:29", "0:28"))
+    await _shot(console, "04-console-sale")
+    await _shot(buyer, "05-viewer-sale")
+
+    # One tap (and a confirmation): paid with the saved card.
+    await buyer.click("#buy")
+    await buyer.wait_for_selector("#confirm-buy")
+    assert "•••• 4242" in (await buyer.text_content("#sheet-body") or "")
+    await _shot(buyer, "06-viewer-confirm")
+    await buyer.click("#confirm-buy")
+    await buyer.wait_for_function(
+        "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
+        timeout=15000,
+    )
+    await _shot(buyer, "07-viewer-paid")
+    await buyer.click("#sheet-actions button")
+
+    # The second viewer sees the stock drop.
+    await watcher.wait_for_function(
+        "() => document.getElementById('stock').textContent === '11 left'", timeout=5000
+    )
+    await _shot(watcher, "08-second-viewer-stock")
+
+    # The second viewer has no card yet: a first checkout through Stripe.js (the emulator's
+    # stand-in card field here; the Payment Element in production) saves one and pays.
+    await watcher.click("#buy")
+    await watcher.wait_for_selector("#confirm-buy")
+    assert "add a card" in (await watcher.text_content("#sheet-body") or "")
+    await watcher.click("#confirm-buy")
+    await watcher.wait_for_selector("#card-form input[placeholder=number]", timeout=10000)
+    for field, value in (
+        ("number", OK_CARD),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "10001"),
+    ):
+        await watcher.fill(f"#card-form input[placeholder={field}]", value)
+    await _shot(watcher, "09-first-checkout-card")
+    await watcher.click("#save-card")
+    await watcher.wait_for_function(
+        "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
+        timeout=15000,
+    )
+    await _shot(watcher, "10-first-checkout-paid")
+    await buyer.wait_for_function(
+        "() => document.getElementById('stock').textContent === '10 left'", timeout=5000
+    )
+
+    # The sale ends on time, and Buy is disabled.
+    remaining = 30 - (time.monotonic() - started)
+    await buyer.wait_for_function(
+        "() => document.getElementById('buy').disabled"
+        " && document.getElementById('buy').textContent === 'Sale ended'",
+        timeout=int((remaining + 5) * 1000),
+    )
+    await _shot(buyer, "11-viewer-sale-ended")
+    await _shot(console, "12-console-after-sale")
+    await studio.wait_for_function(
+        "() => document.getElementById('fig-units').textContent === '2'", timeout=10000
+    )
+    await _shot(studio, "13-studio-figures")
+
+    for page in (newcomer, studio, buyer, watcher, console):
+        assert page.errors == [], page.errors

@@ -1,0 +1,677 @@
+"""The WebRTC relay, with real aiortc peers on 127.0.0.1: publisher -> relay -> viewers.
+
+The publisher encodes a synthetic camera whose frames show their own number as 16 black/white
+blocks; viewers decode what the relay forwards and read the numbers back, so a test can tell which
+frames arrived, in what order, and that the first one decoded.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import aiortc.codecs
+import aiortc.rtcrtpreceiver
+import av
+import pytest
+from aiortc import (
+    AudioStreamTrack,
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpSender,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+from av.video.codeccontext import VideoCodecContext
+from av.video.frame import PictureType
+
+from livecommerce.media import aiortcseam
+from livecommerce.media.aiortcseam import AiortcIncompatible, check_aiortc
+from livecommerce.media.encodedframe import EncodedFrame
+from livecommerce.media.iceconfig import IceConfig
+from livecommerce.media.keyframerequester import KeyframeRequester
+from livecommerce.media.relay import StreamNotLive, StreamRelay
+from livecommerce.media.sessions import (
+    OfferRejected,
+    PublisherSession,
+    ViewerSession,
+    accept_publisher,
+    accept_viewer,
+)
+from livecommerce.media.viewerqueue import Pushed, ViewerQueue
+
+WIDTH, HEIGHT = 320, 240
+BLOCK = 40  # 16 blocks of 40x40: two rows of eight, one bit each
+LOOPBACK = IceConfig(hosts=("127.0.0.1",))
+CONFIG = LOOPBACK.rtc_configuration()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    LOOPBACK.apply_host_addresses()
+    yield
+    aiortcseam.pin_host_addresses(())
+
+
+# --- a synthetic camera and microphone ---------------------------------------------------------
+
+
+def numbered_frame(number: int) -> VideoFrame:
+    frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
+    luma = frame.planes[0]
+    rows = []
+    for block_row in range(2):
+        row = bytearray()
+        for column in range(8):
+            bit = number >> (block_row * 8 + column) & 1
+            row += bytes([235 if bit else 16]) * BLOCK
+        rows.append(bytes(row).ljust(luma.line_size, b"\x80"))
+    # Below the blocks, a bar that moves, so that the picture changes beyond the number.
+    moving = (b"\x80" * ((number * 4) % (WIDTH - 40)) + b"\xff" * 40).ljust(luma.line_size, b"\x80")
+    data = rows[0] * BLOCK + rows[1] * BLOCK + moving * (HEIGHT - 2 * BLOCK)
+    luma.update(data)
+    for chroma in frame.planes[1:]:
+        chroma.update(b"\x80" * chroma.buffer_size)
+    return frame
+
+
+def read_number(frame: VideoFrame) -> int:
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    luma = frame.planes[0]
+    data = bytes(luma)
+    number = 0
+    for bit in range(16):
+        top = (bit // 8) * BLOCK + BLOCK // 2 - 4
+        left = (bit % 8) * BLOCK + BLOCK // 2 - 4
+        total = sum(
+            sum(data[row * luma.line_size + left : row * luma.line_size + left + 8])
+            for row in range(top, top + 8)
+        )
+        if total / 64 > 128:
+            number |= 1 << bit
+    return number
+
+
+class NumberedCamera(VideoStreamTrack):
+    """30 fps frames numbered from ``start``; a keyframe every ``keyframe_every`` frames if set,
+    and on :meth:`keyframe_request` unless ``ignore_requests`` (like OBS)."""
+
+    def __init__(self, start: int = 0, keyframe_every: int = 0, ignore_requests: bool = False):
+        super().__init__()
+        self.number = start
+        self.keyframe_every = keyframe_every
+        self.ignore_requests = ignore_requests
+        self.requests = 0
+        self.request_times: list[float] = []
+        self._keyframe_wanted = False
+
+    def keyframe_request(self) -> None:
+        self.requests += 1
+        self.request_times.append(asyncio.get_running_loop().time())
+        if not self.ignore_requests:
+            self._keyframe_wanted = True
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = numbered_frame(self.number)
+        frame.pts, frame.time_base = pts, time_base
+        periodic = self.keyframe_every and self.number % self.keyframe_every == 0
+        if periodic or self._keyframe_wanted:
+            # aiortc's VP8 encoder keeps a frame's picture type: I forces a keyframe.
+            frame.pict_type = PictureType.I
+            self._keyframe_wanted = False
+        self.number += 1
+        return frame
+
+
+class Tone(AudioStreamTrack):
+    """A 440 Hz tone, 20 ms frames at 48 kHz."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples = 0
+        self.started = 0.0
+
+    async def recv(self) -> AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self.samples:
+            await asyncio.sleep(self.started + self.samples / 48000 - loop.time())
+        else:
+            self.started = loop.time()
+        n = 960
+        pcm = array.array(
+            "h",
+            (
+                int(8000 * math.sin(2 * math.pi * 440 * (self.samples + i) / 48000))
+                for i in range(n)
+            ),
+        )
+        frame = AudioFrame(format="s16", layout="mono", samples=n)
+        frame.planes[0].update(pcm.tobytes())
+        frame.pts, frame.sample_rate = self.samples, 48000
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.samples += n
+        return frame
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition``: most of what the tests wait for has no event to await."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    camera: NumberedCamera
+    session: PublisherSession
+
+
+class Viewer:
+    """A receive-only peer that decodes what it gets and also records the encoded frames."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(CONFIG)
+        self.numbers: list[int] = []
+        self.encoded: list[EncodedFrame] = []
+        self.audio_frames = 0
+        self.audio_peak = 0
+        self.session: ViewerSession | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self.video = self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        aiortcseam.tap_receiver(self.video.receiver, self._on_encoded, lambda: None, decode=True)
+        self.pc.on("track", self._on_track)
+
+    def _on_encoded(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        self.encoded.append(EncodedFrame.parse(codec.mimeType, codec.clockRate, data, timestamp))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._readers.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, VideoFrame):
+                    self.numbers.append(read_number(frame))
+                elif isinstance(frame, AudioFrame):
+                    self.audio_frames += 1
+                    samples = array.array("h", bytes(frame.planes[0]))
+                    self.audio_peak = max(self.audio_peak, max(samples, key=abs, default=0))
+        except MediaStreamError:
+            pass
+
+    async def wait_frames(self, count: int) -> None:
+        target = len(self.numbers) + count
+        await until(lambda: len(self.numbers) >= target)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for reader in self._readers:
+            reader.cancel()
+
+
+class Peers:
+    """Creates publishers and viewers for one test, and closes them all at the end."""
+
+    def __init__(self) -> None:
+        self.closers: list[Callable[[], Any]] = []
+
+    async def publish(
+        self,
+        relay: StreamRelay,
+        *,
+        codec: str = "video/VP8",
+        start: int = 0,
+        keyframe_every: int = 0,
+        ignore_requests: bool = False,
+    ) -> Publisher:
+        pc = RTCPeerConnection(CONFIG)
+        self.closers.append(pc.close)
+        camera = NumberedCamera(start, keyframe_every, ignore_requests)
+        video = pc.addTransceiver(camera, direction="sendonly")
+        capabilities = RTCRtpSender.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in capabilities if c.mimeType in (codec, "video/rtx")])
+        if codec == "video/VP8":
+            # The camera answers keyframe requests itself (and counts them); aiortc's H.264
+            # encoder ignores a frame's picture type, so H.264 keeps aiortc's own handling.
+            aiortcseam.on_keyframe_request(video.sender, camera.keyframe_request)
+        pc.addTransceiver(Tone(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        answer, session = await accept_publisher(relay, pc.localDescription.sdp, CONFIG)
+        self.closers.append(session.close)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await until(lambda: session.live)
+        return Publisher(pc, camera, session)
+
+    async def view(self, relay: StreamRelay) -> Viewer:
+        viewer = Viewer()
+        self.closers.append(viewer.close)
+        await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+        answer, viewer.session = await accept_viewer(relay, viewer.pc.localDescription.sdp, CONFIG)
+        self.closers.append(viewer.session.close)
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        return viewer
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[Peers]:
+    created = Peers()
+    yield created
+    for close in reversed(created.closers):
+        await close()
+
+
+def decode_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "failed to decode" in r.getMessage()]
+
+
+def strictly_increasing(values: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(values))
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+class CodecCalls:
+    """Which aiortc decoder and encoder instances decode, encode and pack."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.decoders = 0
+        self.encoding: set[int] = set()
+        self.packing: set[int] = set()
+
+        def counting_get_decoder(codec: RTCRtpCodecParameters) -> Any:
+            self.decoders += 1
+            return aiortc.codecs.get_decoder(codec)
+
+        monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", counting_get_decoder)
+        for encoder in (Vp8Encoder, OpusEncoder):
+            monkeypatch.setattr(encoder, "encode", self._record(encoder.encode, self.encoding))
+            monkeypatch.setattr(encoder, "pack", self._record(encoder.pack, self.packing))
+
+    @staticmethod
+    def _record(method: Callable[..., Any], instances: set[int]) -> Callable[..., Any]:
+        def recorded(encoder: Any, *args: Any, **kwargs: Any) -> Any:
+            instances.add(id(encoder))
+            return method(encoder, *args, **kwargs)
+
+        return recorded
+
+
+async def test_vp8_and_opus_reach_every_viewer_starting_on_a_keyframe(
+    peers: Peers, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    calls = CodecCalls(monkeypatch)
+    relay = StreamRelay()
+    publisher = await peers.publish(relay)
+    early = await asyncio.gather(peers.view(relay), peers.view(relay))
+    for viewer in early:
+        await viewer.wait_frames(15)
+    late = await peers.view(relay)
+    await late.wait_frames(15)
+
+    for viewer in [*early, late]:
+        assert viewer.encoded[0].keyframe, "a viewer must start on a keyframe"
+        assert strictly_increasing(viewer.numbers), viewer.numbers
+        assert viewer.audio_frames > 0 and abs(viewer.audio_peak) > 1000
+    assert late.numbers[0] > max(v.numbers[0] for v in early)
+    assert not decode_failures(caplog)
+    # Three joins (two at once) reached the camera as few merged requests, each one answered.
+    assert 1 <= publisher.camera.requests <= relay.keyframes.sent < relay.keyframes.requested
+    assert relay.frames_in > 0 and relay.live
+    # Nothing decoded or encoded in between: 3 viewers x (video + audio) decoders, the
+    # publisher's two encoders, and 3 x 2 relay-side senders that only pack.
+    assert calls.decoders == 6
+    assert len(calls.encoding) == 2
+    assert len(calls.packing) == 6 and not calls.packing & calls.encoding
+
+
+async def test_h264_is_relayed_as_is(peers: Peers, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay()
+    await peers.publish(relay, codec="video/H264")
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(15)
+
+    codec = relay.codec("video")
+    assert codec is not None and codec.mimeType == "video/H264"
+    first = viewer.encoded[0]
+    assert first.mime_type == "video/H264" and first.keyframe and first.parameter_sets
+    assert strictly_increasing(viewer.numbers), viewer.numbers
+    assert not decode_failures(caplog)
+
+
+async def test_viewers_wait_while_the_publisher_is_away_and_resume_on_its_return(
+    peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay()
+    first = await peers.publish(relay)
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(10)
+
+    await first.pc.close()  # sends RTCP BYE: the relay notices at once
+    left = asyncio.get_running_loop().time()
+    await until(lambda: not relay.live and first.session.closed)
+    frames_before = -1
+    while frames_before != len(viewer.numbers):  # frames already on their way still land
+        frames_before = len(viewer.numbers)
+        await asyncio.sleep(0.3)
+    encoded_before = len(viewer.encoded)
+    assert viewer.pc.connectionState == "connected" and not viewer.session.closed  # type: ignore[union-attr]
+
+    await peers.publish(relay, start=5000)
+    away = asyncio.get_running_loop().time() - left
+    await until(lambda: bool(viewer.numbers) and viewer.numbers[-1] >= 5000)
+    await viewer.wait_frames(10)
+
+    # aiortc's jitter buffer releases a frame when the next one starts, so the first publisher's
+    # last frame comes out just before the second one's first: find the jump in time.
+    stamps = [f.timestamp for f in viewer.encoded]
+    resumed = max(range(encoded_before - 1, len(stamps)), key=lambda i: stamps[i] - stamps[i - 1])
+    assert viewer.encoded[resumed].keyframe, "resumes on the new publisher's keyframe"
+    gap = (stamps[resumed] - stamps[resumed - 1]) / 90000
+    assert 0.3 < gap < away + 1, "timestamps go on, by about the time spent away"
+    after = viewer.numbers[frames_before:]
+    assert sum(n < 5000 for n in after) <= 1 and strictly_increasing(viewer.numbers)
+    assert not decode_failures(caplog)
+
+
+async def test_a_newer_publisher_replaces_the_current_one(peers: Peers) -> None:
+    relay = StreamRelay()
+    old = await peers.publish(relay)
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(5)
+
+    new = await peers.publish(relay, start=7000)
+    await until(lambda: old.session.closed)
+    await until(lambda: viewer.numbers[-1] >= 7000)
+    assert new.session.live and not old.session.live
+    assert strictly_increasing(viewer.numbers)
+
+
+async def test_a_publisher_that_ignores_keyframe_requests_still_starts_viewers(
+    peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Like OBS: a keyframe every 15 frames (0.5 s) whatever is asked.
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay(keyframe_interval=0.2, keyframe_retry=0.4)
+    publisher = await peers.publish(relay, keyframe_every=15, ignore_requests=True)
+    await asyncio.sleep(0.2)
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(20)
+
+    assert viewer.encoded[0].keyframe and viewer.numbers[0] % 15 == 0
+    assert strictly_increasing(viewer.numbers)
+    assert publisher.camera.requests >= 1  # asked (and ignored) ...
+    times = publisher.camera.request_times
+    assert all(b - a >= 0.2 - 0.05 for a, b in itertools.pairwise(times))  # ... politely
+    assert not decode_failures(caplog)
+
+
+async def test_viewers_keyframe_requests_are_merged_and_rate_limited(peers: Peers) -> None:
+    relay = StreamRelay(keyframe_interval=0.5, keyframe_retry=1.0)
+    publisher = await peers.publish(relay)
+    viewers = await asyncio.gather(*(peers.view(relay) for _ in range(4)))
+    for viewer in viewers:
+        await viewer.wait_frames(5)
+    await until(lambda: not relay.keyframes.outstanding)
+    asked = publisher.camera.requests
+
+    def keyframes_seen() -> list[int]:
+        return [sum(frame.keyframe for frame in viewer.encoded) for viewer in viewers]
+
+    async def every_viewer_sends_a_pli_and_gets_a_keyframe() -> None:
+        before, requested = keyframes_seen(), relay.keyframes.requested
+        for viewer in viewers:
+            receiver = viewer.video.receiver
+            for source in receiver.getSynchronizationSources():
+                await aiortcseam.send_pli(receiver, source.source)
+        await until(lambda: relay.keyframes.requested >= requested + 4)
+        await until(lambda: all(a > b for a, b in zip(keyframes_seen(), before, strict=True)))
+
+    await every_viewer_sends_a_pli_and_gets_a_keyframe()
+    assert publisher.camera.requests == asked + 1  # four PLIs, one request upstream
+
+    await every_viewer_sends_a_pli_and_gets_a_keyframe()  # soon after: held back, still merged
+    assert publisher.camera.requests == asked + 2
+    first, second = publisher.camera.request_times[-2:]
+    assert second - first >= 0.5 - 0.05
+
+
+async def test_a_slow_viewer_skips_to_the_next_keyframe_instead_of_buffering(
+    peers: Peers,
+) -> None:
+    relay = StreamRelay(video_capacity=8)
+    publisher = await peers.publish(relay)
+    watching = await peers.view(relay)
+    stalled = relay.add_viewer("video")  # a viewer whose sender never reads
+    await until(lambda: stalled.queue.overflows >= 2)
+    await watching.wait_frames(5)
+
+    assert len(stalled.queue) <= 8
+    assert publisher.camera.requests >= 2  # each overflow asked for a keyframe to restart on
+    await until(lambda: len(stalled.queue) > 0)
+    packet = await stalled.recv()
+    assert EncodedFrame.parse("video/VP8", 90000, bytes(packet), 0).keyframe
+    assert strictly_increasing(watching.numbers)
+    stalled.stop()
+    assert stalled not in relay.viewers("video")
+
+
+async def test_offers_and_sessions_fail_cleanly(peers: Peers) -> None:
+    relay = StreamRelay()
+    viewer = Viewer()
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    offer = viewer.pc.localDescription.sdp
+    with pytest.raises(StreamNotLive):
+        await accept_viewer(relay, offer, CONFIG)
+    with pytest.raises(OfferRejected):
+        await accept_publisher(relay, offer, CONFIG)  # it only receives
+    with pytest.raises(OfferRejected):
+        await accept_publisher(relay, "v=0\r\nnonsense", CONFIG)
+    with pytest.raises(ValueError, match="explicit"):
+        await accept_publisher(relay, offer, RTCConfiguration())
+    await viewer.close()
+
+    publisher = await peers.publish(relay)
+    h264_only = Viewer()
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+    h264_only.video.setCodecPreferences(h264)
+    await h264_only.pc.setLocalDescription(await h264_only.pc.createOffer())
+    offer = h264_only.pc.localDescription.sdp
+    with pytest.raises(OfferRejected, match="codec"):  # the stream is VP8: no transcoding
+        await accept_viewer(relay, offer, CONFIG)
+    await h264_only.close()
+
+    await publisher.session.close()
+    await publisher.session.close()
+    assert not relay.live
+    watcher = await peers.view(relay)  # the last codec is remembered: viewers may wait
+    assert watcher.session is not None
+    await asyncio.gather(watcher.session.close(), watcher.session.close())
+    assert not relay.viewers("video")
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+
+def test_check_aiortc_passes_and_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_aiortc()
+    monkeypatch.delattr(RTCRtpSender, "_send_keyframe")
+    monkeypatch.setattr(aiortc, "__version__", "1.17.0")
+    with pytest.raises(AiortcIncompatible, match=r"1\.17\.0.*_send_keyframe"):
+        check_aiortc()
+
+
+def test_viewer_queue_starts_on_a_keyframe_and_skips_ahead_when_full() -> None:
+    queue: ViewerQueue[str] = ViewerQueue(capacity=4)
+    assert queue.push("d0", keyframe=False) is Pushed.SKIPPED
+    assert queue.push("k1", keyframe=True) is Pushed.QUEUED
+    for name in ("d2", "k3", "d4"):
+        assert queue.push(name, keyframe=name.startswith("k")) is Pushed.QUEUED
+    # Full: jump to the newest queued keyframe rather than drop everything.
+    assert queue.push("d5", keyframe=False) is Pushed.QUEUED
+    assert [queue.pop() for _ in range(len(queue))] == ["k3", "d4", "d5"]
+
+    for name in ("d6", "d7", "d8", "d9"):
+        queue.push(name, keyframe=False)
+    # Full with no keyframe to skip to: drop all, wait for the next keyframe.
+    assert queue.push("d10", keyframe=False) is Pushed.OVERFLOWED
+    assert len(queue) == 0 and queue.waiting_for_keyframe
+    assert queue.push("d11", keyframe=False) is Pushed.SKIPPED
+    assert queue.push("k12", keyframe=True) is Pushed.QUEUED
+    assert queue.pop() == "k12" and queue.overflows == 2 and queue.dropped == 9
+
+    queue.push("d13", keyframe=False)
+    queue.restart()
+    assert queue.push("d14", keyframe=False) is Pushed.SKIPPED
+    assert queue.pop() == "d13"
+
+
+async def test_keyframe_requests_merge_and_respect_the_interval() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def send() -> None:
+        sent.append(loop.time())
+
+    requester = KeyframeRequester(send, min_interval=0.2, retry_interval=0.4)
+    for _ in range(10):
+        requester.request()
+    await until(lambda: len(sent) == 1)
+    assert requester.requested == 10 and requester.outstanding
+    requester.keyframe_received()
+
+    requester.request()  # right after the last one: held back for the interval
+    await asyncio.sleep(0)
+    assert len(sent) == 1
+    await until(lambda: len(sent) == 2)
+    assert sent[1] - sent[0] >= 0.2 - 0.01
+
+    for _ in range(5):  # merged into the outstanding one
+        requester.request()
+    await until(lambda: len(sent) == 3)  # no keyframe came: asked again after the retry interval
+    assert sent[2] - sent[1] >= 0.4 - 0.01
+    requester.keyframe_received()
+    await asyncio.sleep(0.5)
+    assert len(sent) == 3 and not requester.outstanding
+    requester.close()
+
+
+def encode(codec_name: str, frames: int) -> list[bytes]:
+    codec = cast(VideoCodecContext, av.CodecContext.create(codec_name, "w"))
+    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.time_base = fractions.Fraction(1, 30)
+    if codec_name == "libx264":
+        codec.options = {"tune": "zerolatency"}
+    packets: list[bytes] = []
+    for number in range(frames):
+        frame = numbered_frame(number)
+        frame.pts = number
+        packets += [bytes(p) for p in codec.encode(frame)]
+    return packets
+
+
+def test_keyframes_are_recognised_in_vp8_and_h264() -> None:
+    vp8 = [EncodedFrame.parse("video/VP8", 90000, p, 0) for p in encode("libvpx", 3)]
+    assert [f.keyframe for f in vp8] == [True, False, False]
+    h264 = [EncodedFrame.parse("video/H264", 90000, p, 0) for p in encode("libx264", 3)]
+    assert [f.keyframe for f in h264] == [True, False, False]
+    assert h264[0].parameter_sets.startswith(b"\x00\x00\x00\x01\x67")  # SPS first
+    assert EncodedFrame.parse("audio/opus", 48000, b"\xfc\xff\xfe", 0).keyframe
+
+
+async def test_an_h264_keyframe_without_parameter_sets_gets_the_last_ones() -> None:
+    relay = StreamRelay()
+    codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+
+    async def no_request() -> None:
+        pass
+
+    ingest = relay.attach_publisher({"video": codec}, no_request)
+    track = relay.add_viewer("video")
+    first = EncodedFrame.parse("video/H264", 90000, encode("libx264", 1)[0], 0)
+    bare_idr = b"\x00" + first.data[first.data.index(b"\x00\x00\x01\x65") :]  # the IDR slice
+    ingest.push(codec, first.data, 0)
+    ingest.push(codec, bare_idr, 3000)
+    assert bytes(await track.recv()) == first.data
+    repaired = await track.recv()
+    assert bytes(repaired) == first.parameter_sets + bare_idr
+    assert repaired.pts == 3000 and repaired.time_base == fractions.Fraction(1, 90000)
+    relay.close()
+    relay.close()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+async def test_timestamps_keep_increasing_across_publishers() -> None:
+    relay = StreamRelay()
+    codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+
+    async def no_request() -> None:
+        pass
+
+    first = relay.attach_publisher({"audio": codec}, no_request)
+    track = relay.add_viewer("audio")
+    for timestamp in (0, 960, 1920):
+        first.push(codec, b"\xfc", timestamp)
+    first.detach()
+    second = relay.attach_publisher({"audio": codec}, no_request)
+    first.push(codec, b"\xfc", 2880)  # a detached publisher is ignored
+    for timestamp in (0, 960):  # each publisher starts from 0
+        second.push(codec, b"\xfc", timestamp)
+    pts = [(await track.recv()).pts or 0 for _ in range(5)]
+    assert pts[:3] == [0, 960, 1920] and strictly_increasing(pts) and pts[4] - pts[3] == 960
+
+
+def test_ice_config_never_defaults_to_a_public_server() -> None:
+    assert IceConfig().rtc_configuration().iceServers == []
+    servers = (
+        IceConfig(
+            hosts=("127.0.0.1", "::1"),
+            servers=(
+                "stun:stun.example.net:3478",
+                "turn:user:secret@turn.example.net?transport=tcp",
+            ),
+        )
+        .rtc_configuration()
+        .iceServers
+    )
+    assert servers is not None
+    assert [(s.urls, s.username, s.credential) for s in servers] == [
+        ("stun:stun.example.net:3478", None, None),
+        ("turn:turn.example.net?transport=tcp", "user", "secret"),
+    ]
+    for bad in ({"hosts": ("localhost",)}, {"servers": ("http://x",)}, {"servers": ("turn:x",)}):
+        with pytest.raises(ValueError):
+            IceConfig(**bad)
+
+
+async def test_host_candidates_are_pinned_to_loopback(peers: Peers) -> None:
+    relay = StreamRelay()
+    publisher = await peers.publish(relay)
+    for sdp in (publisher.pc.localDescription.sdp, publisher.pc.remoteDescription.sdp):
+        candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+        assert candidates and all(" 127.0.0.1 " in c and "typ host" in c for c in candidates)

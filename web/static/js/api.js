@@ -1,0 +1,83 @@
+// The JSON API, with the session cookie. Errors arrive as ApiError carrying the server's code.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function api(method, path, body, headers = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error || {};
+    throw new ApiError(response.status, error.code || "http_" + response.status, error.message || response.statusText);
+  }
+  return data;
+}
+
+let me;
+/** The logged-in account, or null. */
+export async function currentUser() {
+  if (me === undefined) {
+    try {
+      me = (await api("GET", "/api/me")).user;
+    } catch (err) {
+      me = null;
+    }
+  }
+  return me;
+}
+
+export function money(minor, currency = "USD") {
+  const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+  return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(minor / 10 ** digits);
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined) node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** The header every page shares: brand, home, and who is logged in. */
+export async function siteHeader() {
+  const user = await currentUser();
+  const nav = document.querySelector("header.site nav");
+  if (!nav) return user;
+  nav.replaceChildren(
+    el("a", { href: "/" }, "Live now"),
+    user
+      ? el("span", {}, el("span", { class: "muted" }, user.display_name), " ",
+          el("button", { type: "button", onclick: logout }, "Log out"))
+      : el("a", { href: "/login?next=" + encodeURIComponent(location.pathname) }, "Log in"),
+  );
+  return user;
+}
+
+async function logout() {
+  await api("DELETE", "/api/sessions").catch(() => {});
+  location.href = "/";
+}
+
+export function streamIdFromPath() {
+  return Number(location.pathname.split("/").filter(Boolean).pop());
+}

@@ -1,0 +1,56 @@
+// Home: shows live now and coming up; a creator's own shows with their studio and console links.
+import { api, el, siteHeader } from "/static/js/api.js";
+
+function when(stream) {
+  if (stream.status === "live") return "Live now";
+  if (!stream.scheduled_at) return "Soon";
+  return new Date(stream.scheduled_at).toLocaleString(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit", month: "short", day: "numeric" });
+}
+
+function streamCard(stream, user) {
+  const team = user && (stream.creator.id === user.id || stream.moderators.some((m) => m.id === user.id));
+  return el("article", { class: "card" },
+    el("a", { class: "stream-card", href: `/watch/${stream.id}` },
+      el("span", { class: `badge ${stream.status}` }, stream.status === "live" ? "LIVE" : when(stream)),
+      el("h3", {}, stream.title),
+      el("p", { class: "muted" }, `with ${stream.creator.display_name}`)),
+    team && stream.creator.id === user.id ? el("a", { href: `/studio/${stream.id}` }, "Studio") : null,
+    team ? " " : null,
+    team ? el("a", { href: `/console/${stream.id}` }, "Moderator console") : null,
+  );
+}
+
+async function load() {
+  const user = await siteHeader();
+  const live = document.getElementById("live");
+  const upcoming = document.getElementById("upcoming");
+  try {
+    const { streams } = await api("GET", "/api/streams?limit=100");
+    const now = streams.filter((s) => s.status === "live");
+    const soon = streams.filter((s) => s.status === "scheduled");
+    live.replaceChildren(...(now.length ? now.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nobody is live right now.")]));
+    upcoming.replaceChildren(...(soon.length ? soon.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nothing planned yet.")]));
+    if (user) {
+      const mine = streams.filter((s) => s.creator.id === user.id || s.moderators.some((m) => m.id === user.id));
+      document.getElementById("my-streams").replaceChildren(...mine.map((s) => streamCard(s, user)));
+      document.getElementById("mine").classList.remove("hidden");
+    }
+  } catch (err) {
+    live.replaceChildren(el("p", { class: "error", role: "alert" }, `Could not load the shows: ${err.message}`));
+  }
+  document.getElementById("main").setAttribute("aria-busy", "false");
+}
+
+document.getElementById("new-stream").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = document.getElementById("new-error");
+  try {
+    const { stream } = await api("POST", "/api/streams", { title: document.getElementById("new-title").value });
+    location.href = `/studio/${stream.id}`;
+  } catch (err) {
+    error.textContent = err.message;
+    error.classList.remove("hidden");
+  }
+});
+
+load();

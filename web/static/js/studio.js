@@ -1,0 +1,136 @@
+// The creator's studio: camera and microphone preview, go live / end over WHIP, the lineup,
+// pins, flash sales and the show's sales figures as they happen.
+import { api, el, money, siteHeader, streamIdFromPath } from "/static/js/api.js";
+import { LiveRoom } from "/static/js/live.js";
+import { publish } from "/static/js/media.js";
+import { TeamPanel, pageError, showStatus } from "/static/js/team.js";
+
+const $ = (id) => document.getElementById(id);
+const streamId = streamIdFromPath();
+let media = null;
+let session = null;
+let streamKey = null;
+let state = { status: "scheduled", on_air: false };
+
+async function startCamera() {
+  const camera = $("camera").value;
+  const mic = $("mic").value;
+  if (media) for (const track of media.getTracks()) track.stop();
+  try {
+    media = await navigator.mediaDevices.getUserMedia({
+      video: { deviceId: camera ? { exact: camera } : undefined, width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+      audio: { deviceId: mic ? { exact: mic } : undefined },
+    });
+  } catch (err) {
+    $("on-air").textContent = `The camera or microphone is not available: ${err.message}. Allow them in the browser and reload.`;
+    return;
+  }
+  $("preview").srcObject = media;
+  await listDevices();
+  $("go-live").disabled = Boolean(session) || state.status === "ended";
+  $("on-air").textContent = session ? "You are live." : "Camera ready. You are not live yet.";
+}
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [select, kind] of [[$("camera"), "videoinput"], [$("mic"), "audioinput"]]) {
+    const current = media && media.getTracks().find((t) => t.kind === kind.replace("input", ""))?.getSettings().deviceId;
+    select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => el("option", { value: d.deviceId, selected: d.deviceId === current }, d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`)));
+  }
+}
+
+async function goLive() {
+  $("go-live").disabled = true;
+  $("on-air").textContent = "Going live…";
+  try {
+    session = await publish(streamId, streamKey, media);
+    session.pc.addEventListener("connectionstatechange", () => {
+      if (session && session.pc.connectionState === "failed") {
+        $("on-air").textContent = "The connection to the server was lost. Go live again.";
+        session = null;
+        $("go-live").disabled = false;
+        $("end").disabled = true;
+      }
+    });
+    $("end").disabled = false;
+    $("on-air").textContent = "You are live.";
+  } catch (err) {
+    $("go-live").disabled = false;
+    $("on-air").textContent = `Could not go live: ${err.message}`;
+  }
+}
+
+async function end() {
+  $("end").disabled = true;
+  if (session) await session.close(streamKey);
+  session = null;
+  try {
+    await api("PATCH", `/api/streams/${streamId}`, { status: "ended" });
+    $("on-air").textContent = "The show has ended. Thank you!";
+    if (media) for (const track of media.getTracks()) track.stop();
+  } catch (err) {
+    $("go-live").disabled = !media;
+    $("on-air").textContent = `The show is off air (${err.message}).`;
+  }
+}
+
+async function refreshFigures() {
+  try {
+    const { sales } = await api("GET", `/api/streams/${streamId}/sales`);
+    const paid = sales.by_status.paid || { units: 0, amount: {} };
+    const [currency, amount] = Object.entries(paid.amount)[0] || ["USD", 0];
+    $("fig-units").textContent = paid.units;
+    $("fig-revenue").textContent = money(amount, currency);
+  } catch (err) {
+    /* figures are a nicety; the next purchase refreshes them */
+  }
+}
+
+async function main() {
+  const user = await siteHeader();
+  if (!user) {
+    location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
+    return;
+  }
+  const { stream } = await api("GET", `/api/streams/${streamId}`);
+  $("title").textContent = stream.title;
+  document.title = `Studio: ${stream.title}`;
+  $("console-link").href = `/console/${streamId}`;
+  $("watch-link").href = `/watch/${streamId}`;
+  $("whip-url").textContent = `${location.origin}/whip/${streamId}`;
+  try {
+    streamKey = (await api("GET", `/api/streams/${streamId}/key`)).stream_key;
+  } catch (err) {
+    pageError("Only the show's creator can go live from the studio.");
+    return;
+  }
+  $("reveal-key").addEventListener("click", () => ($("stream-key").textContent = streamKey));
+  const room = new LiveRoom(streamId, {
+    onState: (s) => {
+      state = s;
+      showStatus(s);
+      $("fig-viewers").textContent = s.viewers;
+      panel.applyState(s);
+    },
+    onConnection: (status) => pageError(status === "reconnecting" ? "Reconnecting to the room…" : ""),
+  });
+  const panel = new TeamPanel(room, streamId);
+  room
+    .on("viewers", ({ count }) => ($("fig-viewers").textContent = count))
+    .on("purchase:feed", refreshFigures)
+    .on("stream:status", (s) => {
+      state = { ...state, ...s };
+      showStatus(state);
+    });
+  await panel.load(stream);
+  refreshFigures();
+  setInterval(refreshFigures, 5000);
+  $("go-live").addEventListener("click", goLive);
+  $("end").addEventListener("click", end);
+  $("camera").addEventListener("change", startCamera);
+  $("mic").addEventListener("change", startCamera);
+  $("main").setAttribute("aria-busy", "false");
+  await startCamera();
+}
+
+main().catch((err) => pageError(err.message));

@@ -1,0 +1,150 @@
+// What the creator's studio and the moderator console share: the lineup with pin / unpin, and
+// the flash-sale form with its countdown. Every action goes over the socket and comes back to
+// everyone (this page included) as a room event.
+import { api, el, money } from "/static/js/api.js";
+
+const $ = (id) => document.getElementById(id);
+
+function variantLabel(product, variant) {
+  const attrs = Object.values(variant.attributes || {}).join(" / ");
+  return product.variants.length > 1 && attrs ? `${product.title} (${attrs})` : product.title;
+}
+
+export class TeamPanel {
+  constructor(room, streamId) {
+    this.room = room;
+    this.streamId = streamId;
+    this.products = [];
+    this.pinned = null;
+    this.sale = null;
+    this.stock = {};
+    $("sale-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.startSale();
+    });
+    $("stop-sale").addEventListener("click", () => this.stopSale());
+    setInterval(() => this.tick(), 250);
+    room
+      .on("product:pinned", ({ product, stock }) => {
+        this.pinned = product;
+        if (stock !== null && stock !== undefined) this.stock[product.sku_id] = stock;
+        this.render();
+      })
+      .on("product:unpinned", () => {
+        this.pinned = null;
+        this.render();
+      })
+      .on("sale:started", ({ sale }) => {
+        this.sale = sale;
+        this.render();
+      })
+      .on("sale:ended", () => {
+        this.sale = null;
+        this.render();
+      })
+      .on("stock:changed", ({ sku_id: sku, available }) => {
+        this.stock[sku] = available;
+        this.render();
+      });
+  }
+
+  async load(stream) {
+    this.products = await Promise.all(stream.lineup.map((id) => api("GET", `/api/products/${id}`).then((r) => r.product)));
+    const skus = $("sale-sku");
+    skus.replaceChildren(
+      ...this.products.flatMap((product) =>
+        product.variants.map((v) => el("option", { value: v.id, "data-price": v.price.amount }, `${variantLabel(product, v)} · ${money(v.price.amount, v.price.currency)}`)),
+      ),
+    );
+    const suggest = () => {
+      const option = skus.selectedOptions[0];
+      if (option) $("sale-price").value = ((Number(option.dataset.price) * 0.7) / 100).toFixed(2);
+    };
+    skus.addEventListener("change", suggest);
+    suggest();
+    this.render();
+  }
+
+  applyState(state) {
+    this.pinned = state.pinned;
+    this.sale = state.sale;
+    Object.assign(this.stock, state.stock || {});
+    this.render();
+  }
+
+  render() {
+    const lineup = $("lineup");
+    if (!this.products.length) {
+      lineup.replaceChildren(el("li", { class: "muted" }, "No products in this show's lineup yet."));
+    } else {
+      lineup.replaceChildren(
+        ...this.products.flatMap((product) =>
+          product.variants.map((variant) => {
+            const pinned = this.pinned && this.pinned.sku_id === variant.id;
+            const left = this.stock[variant.id];
+            return el("li", { class: pinned ? "pinned" : "" },
+              el("span", {}, el("b", {}, variantLabel(product, variant)), " ",
+                el("span", { class: "muted" }, `${money(variant.price.amount, variant.price.currency)} · ${left ?? variant.stock_on_hand} left`)),
+              pinned
+                ? el("button", { type: "button", onclick: () => this.act("unpin", { stream_id: this.streamId }) }, "Unpin")
+                : el("button", { type: "button", class: "primary", "data-sku": variant.id, onclick: () => this.act("pin", { stream_id: this.streamId, product_id: product.id, sku_id: variant.id }) }, "Pin"),
+            );
+          }),
+        ),
+      );
+    }
+    $("stop-sale").disabled = !this.sale;
+    $("start-sale").disabled = Boolean(this.sale);
+    this.tick();
+  }
+
+  tick() {
+    const countdown = $("sale-countdown");
+    if (!this.sale) {
+      countdown.textContent = "";
+      return;
+    }
+    const seconds = Math.ceil(Math.max(0, this.sale.ends_at - this.room.serverNow()) / 1000);
+    countdown.textContent = `Sale running: ${seconds} s left`;
+  }
+
+  async act(event, data) {
+    const error = $("sale-error");
+    error.classList.add("hidden");
+    try {
+      return await this.room.call(event, data);
+    } catch (err) {
+      error.textContent = err.message;
+      error.classList.remove("hidden");
+      return null;
+    }
+  }
+
+  async startSale() {
+    await this.act("sale:start", {
+      stream_id: this.streamId,
+      sku_id: Number($("sale-sku").value),
+      sale_price: Math.round(Number($("sale-price").value) * 100),
+      quantity: Number($("sale-qty").value),
+      duration_s: Number($("sale-seconds").value),
+      per_buyer_limit: Number($("sale-limit").value),
+    });
+  }
+
+  async stopSale() {
+    if (this.sale) await this.act("sale:stop", { stream_id: this.streamId, sale_id: this.sale.sale_id });
+  }
+}
+
+export function showStatus(state) {
+  const badge = $("status");
+  const onAir = Boolean(state.on_air);
+  badge.textContent = onAir ? "LIVE" : state.status === "ended" ? "Ended" : "Off air";
+  badge.className = "badge " + (onAir ? "live" : state.status === "ended" ? "ended" : "scheduled");
+}
+
+export function pageError(message) {
+  const node = $("page-error");
+  node.textContent = message;
+  node.classList.toggle("hidden", !message);
+}

@@ -1,0 +1,367 @@
+// The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
+// chat, reactions, viewer count and the purchase feed.
+import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
+import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
+import { LiveRoom, idempotencyKey } from "/static/js/live.js";
+import { play } from "/static/js/media.js";
+
+const $ = (id) => document.getElementById(id);
+const streamId = streamIdFromPath();
+const REACTION_EMOJI = { heart: "❤️", fire: "🔥", clap: "👏", laugh: "😂", wow: "😮" };
+
+const view = {
+  user: null,
+  pinned: null, // PinnedProduct
+  sale: null, // FlashSale while running
+  saleEnded: false, // the offer on the card is over: Buy stays off until the next pin or sale
+  stock: {}, // sku_id -> units available
+  onAir: false,
+  player: null,
+  buying: false,
+};
+
+function show(node, visible) {
+  node.classList.toggle("hidden", !visible);
+}
+
+// -- the stream -------------------------------------------------------------------------------
+
+function setStatus(status, onAir) {
+  const badge = $("status");
+  badge.textContent = onAir ? "LIVE" : status === "ended" ? "Ended" : status === "live" ? "Paused" : "Soon";
+  badge.className = "badge " + (onAir ? "live" : status === "ended" ? "ended" : "scheduled");
+  if (onAir) {
+    show($("overlay"), false);
+    startVideo();
+  } else {
+    stopVideo();
+    $("overlay").replaceChildren(
+      el("p", {}, status === "ended"
+        ? "This show has ended. Thanks for watching!"
+        : "The stream is offline right now. It starts here as soon as the host goes live."),
+    );
+    show($("overlay"), true);
+  }
+}
+
+async function startVideo() {
+  if (view.player) return;
+  view.player = "starting";
+  try {
+    view.player = await play(streamId, $("video"));
+    view.player.pc.addEventListener("connectionstatechange", () => {
+      const state = view.player && view.player.pc && view.player.pc.connectionState;
+      if (state === "failed" || state === "closed") retryVideo();
+    });
+  } catch (err) {
+    view.player = null;
+    if (view.onAir) setTimeout(startVideo, 2000);
+  }
+}
+
+function stopVideo() {
+  const player = view.player;
+  view.player = null;
+  if (player && player.close) player.close();
+  $("video").srcObject = null;
+}
+
+function retryVideo() {
+  stopVideo();
+  if (view.onAir) setTimeout(startVideo, 1000);
+}
+
+$("unmute").addEventListener("click", () => {
+  const video = $("video");
+  video.muted = !video.muted;
+  $("unmute").textContent = video.muted ? "🔇" : "🔊";
+  $("unmute").setAttribute("aria-label", video.muted ? "Turn sound on" : "Turn sound off");
+});
+
+// -- the product card, the sale and its countdown ----------------------------------------------
+
+function renderProduct() {
+  const card = view.pinned;
+  show($("product"), Boolean(card));
+  if (!card) return;
+  $("product-image").src = card.image_url || "/static/img/product.svg";
+  $("product-image").alt = card.title;
+  $("product-title").textContent = card.title;
+  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
+  $("product-price").replaceChildren(
+    sale
+      ? el("span", {}, el("span", { class: "sale-price" }, money(sale.sale_price, card.currency)), el("s", {}, money(card.price, card.currency)))
+      : el("span", {}, money(card.price, card.currency)),
+  );
+  const left = view.stock[card.sku_id];
+  const stock = $("stock");
+  const soldOut = left === 0;
+  stock.textContent = left === undefined || left === null ? "" : soldOut ? "Sold out" : `${left} left`;
+  stock.classList.toggle("low", left !== undefined && left !== null && left <= 5);
+  const buy = $("buy");
+  buy.disabled = soldOut || view.saleEnded || view.buying;
+  buy.textContent = soldOut ? "Sold out" : view.saleEnded ? "Sale ended" : view.buying ? "Buying…" : "Buy";
+  tick();
+}
+
+function tick() {
+  const countdown = $("countdown");
+  const sale = view.sale;
+  if (!sale || !view.pinned || sale.sku_id !== view.pinned.sku_id) {
+    show(countdown, view.saleEnded);
+    countdown.textContent = view.saleEnded ? "Sale ended" : "";
+    return;
+  }
+  const left = Math.max(0, sale.ends_at - room.serverNow());
+  const seconds = Math.ceil(left / 1000);
+  countdown.textContent = `Flash sale ends in ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  countdown.setAttribute("aria-label", `Flash sale ends in ${seconds} seconds`);
+  show(countdown, true);
+}
+setInterval(tick, 250);
+
+// -- buying --------------------------------------------------------------------------------------
+
+function openSheet(title, body, actions) {
+  $("sheet-title").textContent = title;
+  $("sheet-body").replaceChildren(...[body].flat().filter(Boolean));
+  $("card-form").replaceChildren();
+  $("sheet-actions").replaceChildren(...actions);
+  show($("sheet-error"), false);
+  show($("sheet"), true);
+  const first = $("sheet-actions").querySelector("button:not([disabled])");
+  if (first) first.focus();
+}
+
+function closeSheet() {
+  show($("sheet"), false);
+  view.buying = false;
+  renderProduct();
+}
+
+function sheetError(message) {
+  $("sheet-error").textContent = message;
+  show($("sheet-error"), true);
+}
+
+const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
+
+$("buy").addEventListener("click", async () => {
+  const card = view.pinned;
+  if (!card) return;
+  if (!view.user) {
+    openSheet("Log in to buy", el("p", {}, "You need an account to buy during the show."), [
+      closeButton(),
+      el("a", { href: `/login?next=${encodeURIComponent(location.pathname)}`, class: "primary" }, el("button", { type: "button", class: "primary" }, "Log in")),
+    ]);
+    return;
+  }
+  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
+  const price = sale ? sale.sale_price : card.price;
+  const saved = await savedCard().catch(() => null);
+  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, `Pay ${money(price, card.currency)}`);
+  openSheet(`Buy ${card.title}?`, [
+    el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
+    el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
+  ], [closeButton(), confirm]);
+  confirm.addEventListener("click", () => buy(card, saved), { once: true });
+});
+
+async function buy(card, saved) {
+  view.buying = true;
+  renderProduct();
+  openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
+  try {
+    const result = await room.call("buy", {
+      sku_id: card.sku_id,
+      qty: 1,
+      idempotency_key: idempotencyKey(),
+      stream_id: streamId,
+    });
+    if (!saved && result.order.status === "reserved") {
+      await addCardAndPay(result.order);
+    } else {
+      await settle(result);
+    }
+  } catch (err) {
+    const messages = {
+      sold_out: "Sold out: someone was faster this time.",
+      insufficient_stock: "Not enough left for that quantity.",
+      limit_exceeded: "You have reached this sale's limit per buyer.",
+      sale_ended: "The sale has ended.",
+      not_authenticated: "Your session ended. Log in again to buy.",
+    };
+    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), [closeButton()]);
+  }
+}
+
+async function addCardAndPay(order) {
+  const submit = el("button", { type: "button", class: "primary", id: "save-card" }, "Save card and pay");
+  openSheet("Add a card", el("p", { class: "muted" }, "Your item is held for you while you pay. The card is saved for one-tap buys."), [closeButton(), submit]);
+  const form = $("card-form");
+  form.replaceChildren(el("p", { class: "muted" }, "Loading the secure card form…"));
+  for (;;) {
+    try {
+      await saveCard(form, submit);
+      break;
+    } catch (err) {
+      sheetError(err.message);
+    }
+  }
+  openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
+  try {
+    await settle(await payWithSavedCard(order.id));
+  } catch (err) {
+    openSheet("Payment failed", el("p", {}, err.message), [closeButton()]);
+  }
+}
+
+async function settle(result) {
+  const needsBank = result.payment && result.payment.status === "requires_action";
+  if (needsBank) openSheet("Confirm with your bank", el("p", { class: "muted" }, "Your bank asks you to confirm this payment (3-D Secure)."), []);
+  const final = needsBank ? await finish(result) : result;
+  showOrder(final.order);
+}
+
+function showOrder(order) {
+  if (order.status === "paid") {
+    openSheet("Order confirmed", [
+      el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
+      el("p", { class: "muted" }, `Order #${order.id}. We will let you know when it ships.`),
+    ], [closeButton()]);
+  } else if (order.status === "failed") {
+    const reason = order.failure ? order.failure.message : "The payment did not go through.";
+    openSheet("Payment declined", [el("p", { class: "error" }, reason), el("p", { class: "muted" }, "Nothing was charged; the item went back on sale.")], [closeButton()]);
+  } else if (order.status === "reserved") {
+    openSheet("Waiting for the payment", el("p", { class: "muted" }, "Your item is held. This updates by itself."), [closeButton()]);
+    view.waitingFor = order.id;
+  } else {
+    openSheet(`Order ${order.status}`, el("p", {}, `Order #${order.id} is ${order.status}.`), [closeButton()]);
+  }
+}
+
+// -- chat, reactions, feed -------------------------------------------------------------------
+
+function chatLine(message) {
+  const who = el("b", { class: message.user.role === "viewer" ? "" : "mod" }, message.user.display_name);
+  return el("div", { class: "msg", "data-id": message.id }, who, message.text);
+}
+
+function addChat(message) {
+  const chat = $("chat");
+  chat.append(chatLine(message));
+  while (chat.children.length > 60) chat.firstChild.remove();
+  chat.scrollTop = chat.scrollHeight;
+}
+
+$("chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("chat-text");
+  const text = input.value.trim();
+  if (!text) return;
+  if (!view.user) {
+    location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
+    return;
+  }
+  try {
+    await room.call("chat:send", { stream_id: streamId, text });
+    input.value = "";
+    show($("chat-error"), false);
+  } catch (err) {
+    $("chat-error").textContent = err.message;
+    show($("chat-error"), true);
+  }
+});
+
+for (const button of $("reactions").querySelectorAll("button")) {
+  button.addEventListener("click", () => room.call("reaction:send", { stream_id: streamId, kind: button.dataset.kind }).catch(() => {}));
+}
+
+function burst(counts) {
+  for (const [kind, count] of Object.entries(counts)) {
+    for (let i = 0; i < Math.min(count, 6); i++) {
+      const node = el("div", { class: "burst", "aria-hidden": "true", style: `right:${1 + Math.random() * 3}em;animation-delay:${i * 0.12}s` }, REACTION_EMOJI[kind] || "❤️");
+      $("stage").append(node);
+      setTimeout(() => node.remove(), 2500);
+    }
+  }
+}
+
+function toast(text) {
+  const node = el("div", {}, text);
+  $("feed").append(node);
+  setTimeout(() => node.remove(), 4200);
+}
+
+// -- the room --------------------------------------------------------------------------------
+
+function applyState(state) {
+  $("stage").setAttribute("aria-busy", "false");
+  $("title").textContent = state.title;
+  document.title = `${state.title} · livecommerce`;
+  $("viewers").textContent = `👁 ${state.viewers}`;
+  view.pinned = state.pinned;
+  view.sale = state.sale;
+  view.saleEnded = false;
+  for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
+  $("chat").replaceChildren(...state.chat.map(chatLine));
+  view.onAir = Boolean(state.on_air);
+  setStatus(state.status, view.onAir);
+  renderProduct();
+}
+
+const room = new LiveRoom(streamId, {
+  onState: applyState,
+  onConnection: (status) => {
+    show($("banner"), status === "reconnecting");
+    $("banner").textContent = "Reconnecting…";
+  },
+});
+
+room
+  .on("product:pinned", ({ product, stock }) => {
+    view.pinned = product;
+    view.saleEnded = false;
+    if (stock !== null && stock !== undefined) view.stock[product.sku_id] = stock;
+    renderProduct();
+  })
+  .on("product:unpinned", () => {
+    view.pinned = null;
+    renderProduct();
+  })
+  .on("sale:started", ({ sale }) => {
+    view.sale = sale;
+    view.saleEnded = false;
+    renderProduct();
+  })
+  .on("sale:ended", ({ sale_id: saleId }) => {
+    if (view.sale && view.sale.sale_id === saleId) {
+      view.saleEnded = Boolean(view.pinned && view.pinned.sku_id === view.sale.sku_id);
+      view.sale = null;
+      renderProduct();
+    }
+  })
+  .on("stock:changed", ({ sku_id: sku, available }) => {
+    view.stock[sku] = available;
+    renderProduct();
+  })
+  .on("viewers", ({ count }) => ($("viewers").textContent = `👁 ${count}`))
+  .on("chat:message", addChat)
+  .on("chat:deleted", ({ id }) => {
+    const node = $("chat").querySelector(`[data-id="${CSS.escape(id)}"]`);
+    if (node) node.remove();
+  })
+  .on("reactions", ({ counts }) => burst(counts))
+  .on("purchase:feed", ({ qty }) => toast(`🛍 Someone just bought ${qty} × ${view.pinned ? view.pinned.title : "an item"}`))
+  .on("stream:status", ({ status, on_air: onAir }) => {
+    view.onAir = onAir;
+    setStatus(status, onAir);
+  })
+  .on("order:update", ({ order }) => {
+    if (view.waitingFor === order.id && order.status !== "reserved") {
+      view.waitingFor = null;
+      showOrder(order);
+    }
+  });
+
+currentUser().then((user) => (view.user = user));
