@@ -223,7 +223,12 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     ice.apply_host_addresses()
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
     hub = MediaHub(
-        ice, app[REDIS], settings.redis_namespace, own_url, on_air=app[ROOMS].stream_on_air
+        ice,
+        app[REDIS],
+        settings.redis_namespace,
+        own_url,
+        on_air=app[ROOMS].stream_on_air,
+        announced_address=settings.ice_announced_address,
     )
     app[MEDIA] = hub
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class Settings:
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
     media_url: str = ""
+    ice_announced_address: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
@@ -85,6 +87,11 @@ class Settings:
             IceConfig(self.ice_hosts, self.ice_servers)
         except ValueError as exc:
             raise ConfigError(f"ICE_HOSTS / ICE_SERVERS: {exc}") from None
+        if self.ice_announced_address:
+            try:
+                ipaddress.ip_address(self.ice_announced_address)
+            except ValueError:
+                raise ConfigError("ICE_ANNOUNCED_ADDRESS must be an IP address") from None
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -162,6 +169,7 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),
     ("MEDIA_URL", "media_url", str),
+    ("ICE_ANNOUNCED_ADDRESS", "ice_announced_address", str),
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),

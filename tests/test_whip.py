@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.processes import ServerProcess
+from livecommerce.app import create_app
 from livecommerce.media import aiortcseam
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
@@ -255,3 +257,18 @@ async def test_whep_on_another_process_is_redirected_to_the_media_holder(
         await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         await viewer.wait_frames(5)
         assert viewer.encoded[0].keyframe
+
+
+async def test_behind_nat_the_answer_announces_the_public_address(
+    aiohttp_client: Any, settings: Any, peers: Peers
+) -> None:
+
+    client = await aiohttp_client(create_app(replace(settings, ice_announced_address="192.0.2.7")))
+    _creator, stream_id, key = await _stream(client)
+    status, answer, _ = await _post(
+        client, f"/whip/{stream_id}", await _offer(peers.publisher()), key
+    )
+    assert status == 201
+    candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
+    assert candidates and all(line.split()[4] == "192.0.2.7" for line in candidates)
+    assert "127.0.0.1" not in answer

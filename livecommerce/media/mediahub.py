@@ -52,9 +52,16 @@ class _Stream:
 
 class MediaHub:
     def __init__(
-        self, ice: IceConfig, redis: Redis, namespace: str, own_url: str, on_air: OnAir
+        self,
+        ice: IceConfig,
+        redis: Redis,
+        namespace: str,
+        own_url: str,
+        on_air: OnAir,
+        announced_address: str = "",
     ) -> None:
         self._ice = ice
+        self._announced = announced_address
         self._redis = redis
         self._ns = namespace
         self.own_url = own_url.rstrip("/")
@@ -113,7 +120,7 @@ class MediaHub:
             raise AlreadyPublishing(stream_id)
         stream.publisher = session
         await self._claim(stream_id)
-        return answer, self._remember(stream_id, session)
+        return _announce(answer, self._announced), self._remember(stream_id, session)
 
     async def play(self, stream_id: int, offer_sdp: str) -> tuple[str, str]:
         """WHEP: answer a viewer's offer (``StreamNotLive`` if nothing was ever published)."""
@@ -123,7 +130,7 @@ class MediaHub:
         )
         resource = self._remember(stream_id, session)
         stream.viewers[resource] = session
-        return answer, resource
+        return _announce(answer, self._announced), resource
 
     def session(self, resource: str) -> tuple[int, PublisherSession | ViewerSession] | None:
         return self._resources.get(resource)
@@ -232,3 +239,23 @@ def _loopback_only(offer_sdp: str, ice: IceConfig) -> str:
                 continue
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"
+
+
+def _announce(answer_sdp: str, address: str) -> str:
+    """Behind 1:1 NAT (a cloud VM), announce the public address in place of the local one.
+
+    The relay listens on its local address; peers send to the public one, which the NAT maps
+    back, and our replies go out through the same mapping.
+    """
+    if not address:
+        return answer_sdp
+    lines = []
+    for line in answer_sdp.splitlines():
+        parts = line.split()
+        if line.startswith("a=candidate:") and len(parts) > 7 and parts[7] == "host":
+            parts[4] = address
+            line = " ".join(parts)
+        elif line.startswith("c=IN IP"):
+            line = f"c=IN IP{6 if ':' in address else 4} {address}"
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
