@@ -1,8 +1,8 @@
 // The moderator console: pin / unpin, flash sales, and the chat with delete, mute, slow mode and
 // blocked words.
-import { api, el, siteHeader, streamIdFromPath } from "/static/js/api.js";
+import { el, streamIdFromPath } from "/static/js/api.js";
 import { LiveRoom } from "/static/js/live.js";
-import { TeamPanel, pageError, showStatus } from "/static/js/team.js";
+import { TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
@@ -40,14 +40,9 @@ function addLine(message) {
 }
 
 async function main() {
-  const user = await siteHeader();
-  if (!user) {
-    location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
-    return;
-  }
-  const { stream } = await api("GET", `/api/streams/${streamId}`);
-  $("title").textContent = stream.title;
-  document.title = `Console: ${stream.title}`;
+  const opened = await openTeamPage(streamId, "Console");
+  if (!opened) return;
+  const { stream } = opened;
   room = new LiveRoom(streamId, {
     onState: (state) => {
       if (state.role === "viewer") {

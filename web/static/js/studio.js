@@ -1,9 +1,9 @@
 // The creator's studio: camera and microphone preview, go live / end over WHIP, the lineup,
 // pins, flash sales and the show's sales figures as they happen.
-import { api, el, money, siteHeader, streamIdFromPath } from "/static/js/api.js";
+import { api, el, money, streamIdFromPath } from "/static/js/api.js";
 import { LiveRoom } from "/static/js/live.js";
 import { publish } from "/static/js/media.js";
-import { TeamPanel, pageError, showStatus } from "/static/js/team.js";
+import { TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
@@ -87,14 +87,9 @@ async function refreshFigures() {
 }
 
 async function main() {
-  const user = await siteHeader();
-  if (!user) {
-    location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
-    return;
-  }
-  const { stream } = await api("GET", `/api/streams/${streamId}`);
-  $("title").textContent = stream.title;
-  document.title = `Studio: ${stream.title}`;
+  const opened = await openTeamPage(streamId, "Studio");
+  if (!opened) return;
+  const { stream } = opened;
   $("console-link").href = `/console/${streamId}`;
   $("watch-link").href = `/watch/${streamId}`;
   $("whip-url").textContent = `${location.origin}/whip/${streamId}`;

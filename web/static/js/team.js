@@ -1,7 +1,7 @@
 // What the creator's studio and the moderator console share: the lineup with pin / unpin, and
 // the flash-sale form with its countdown. Every action goes over the socket and comes back to
 // everyone (this page included) as a room event.
-import { api, el, money } from "/static/js/api.js";
+import { api, el, money, siteHeader } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,8 +10,44 @@ function variantLabel(product, variant) {
   return product.variants.length > 1 && attrs ? `${product.title} (${attrs})` : product.title;
 }
 
+/** The flash-sale form, the same in the studio and the console. */
+function saleForm(seconds) {
+  const field = (id, label, attrs) => el("div", {}, el("label", { for: id }, label), el("input", { id, type: "number", required: true, ...attrs }));
+  return el("form", { id: "sale-form" },
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "sale-sku" }, "Product"), el("select", { id: "sale-sku", required: true })),
+      field("sale-price", "Sale price", { min: 0, step: "0.01" })),
+    el("div", { class: "row" },
+      field("sale-qty", "Units", { min: 1, value: 20 }),
+      field("sale-seconds", "Seconds", { min: 10, max: 300, value: seconds }),
+      field("sale-limit", "Per buyer", { min: 1, max: 10, value: 1 })),
+    el("p", { class: "row" },
+      el("button", { class: "primary", type: "submit", id: "start-sale" }, "Start flash sale"),
+      el("button", { type: "button", id: "stop-sale", disabled: true }, "Stop sale")),
+    el("p", { class: "countdown", id: "sale-countdown", "aria-live": "polite" }),
+    el("p", { class: "error hidden", id: "sale-error", role: "alert" }));
+}
+
+/**
+ * The start of a team page: the header, a login if needed, the stream. Resolves with
+ * {user, stream}, or null when the browser is on its way to the login page.
+ */
+export async function openTeamPage(streamId, pageName) {
+  const user = await siteHeader();
+  if (!user) {
+    location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
+    return null;
+  }
+  const { stream } = await api("GET", `/api/streams/${streamId}`);
+  $("title").textContent = stream.title;
+  document.title = `${pageName}: ${stream.title}`;
+  return { user, stream };
+}
+
 export class TeamPanel {
   constructor(room, streamId) {
+    const panel = $("sale-panel");
+    panel.replaceChildren(el("h2", {}, "Flash sale"), saleForm(panel.dataset.seconds || 60));
     this.room = room;
     this.streamId = streamId;
     this.products = [];
