@@ -182,7 +182,7 @@ def server_processes(
         "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
         "STRIPE_API_BASE": localstripe_url,
         "REAPER_INTERVAL_SECONDS": "0.2",
-        "VIEWER_HEARTBEAT_SECONDS": "0.3",
+        "VIEWER_HEARTBEAT_SECONDS": "0.5",
         "ICE_HOSTS": "127.0.0.1",
         "AUTO_MIGRATE": "0",
         "DATA_DIR": str(tmp_path),

@@ -27,7 +27,7 @@ import stripe
 
 from bench.processes import ServerProcess
 from tests.conftest import hoodie
-from tests.test_checkout import OK_CARD
+from tests.test_checkout import DECLINED_CARD, OK_CARD, THREE_DS_CARD
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -50,8 +50,11 @@ CHROMIUM_ARGS = [
 class Shop:
     """A running server and the people of one show, made over the REST API."""
 
-    def __init__(self, server: ServerProcess, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, server: ServerProcess, session: aiohttp.ClientSession, stripe_url: str
+    ) -> None:
         self.server = server
+        self.stripe_url = stripe_url
         self.url = server.url
         self.session = session
         self.tokens: dict[str, str] = {}
@@ -65,6 +68,21 @@ class Shop:
             body = await response.json()
             assert response.status < 300, body
             return body
+
+    async def save_card(self, who: str, number: str) -> None:
+        """Give ``who`` a saved card, as after a first checkout."""
+        client = stripe.StripeClient(
+            "sk_test_livecommerce",
+            base_addresses={"api": self.stripe_url},
+            http_client=stripe.HTTPXClient(),
+        )
+        pm = await client.v1.payment_methods.create_async(
+            params={
+                "type": "card",
+                "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+            }
+        )
+        await self.call(who, "POST", "/api/cards", {"payment_method_id": pm.id})
 
     async def person(self, who: str) -> int:
         email = f"{who}-{uuid.uuid4().hex[:6]}@example.com"
@@ -99,7 +117,7 @@ async def shop(
     try:
         server.wait_ready()
         async with aiohttp.ClientSession() as session:
-            shop = Shop(server, session)
+            shop = Shop(server, session, localstripe_url)
             await shop.person("creator")
             moderator = await shop.person("moderator")
             await shop.person("buyer")
@@ -121,18 +139,7 @@ async def shop(
                 {"user_id": moderator},
             )
             # The buyer has a saved card (as after a first checkout): Buy is one tap.
-            client = stripe.StripeClient(
-                "sk_test_livecommerce",
-                base_addresses={"api": localstripe_url},
-                http_client=stripe.HTTPXClient(),
-            )
-            pm = await client.v1.payment_methods.create_async(
-                params={
-                    "type": "card",
-                    "card": {"number": OK_CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-                }
-            )
-            await shop.call("buyer", "POST", "/api/cards", {"payment_method_id": pm.id})
+            await shop.save_card("buyer", OK_CARD)
             yield shop, stream["id"], product["id"], product["variants"][0]["id"]
     finally:
         server.stop()
@@ -309,4 +316,74 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     await _shot(studio, "13-studio-figures")
 
     for page in (newcomer, studio, buyer, watcher, console):
+        assert page.errors == [], page.errors
+
+
+async def test_declined_card_3d_secure_sold_out_and_offline_states(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    for who, number in (("declined", DECLINED_CARD), ("secure", THREE_DS_CARD)):
+        await store.person(who)
+        await store.save_card(who, number)
+    await store.person("late")
+    draft = {**hoodie("E2E-LAST-ONE", 1), "image_url": f"{store.url}/static/img/product.svg"}
+    product = (await store.call("creator", "POST", "/api/products", draft))["product"]
+    stream = (
+        await store.call(
+            "creator", "POST", "/api/streams", {"title": "Last one", "lineup": [product["id"]]}
+        )
+    )["stream"]
+    await store.call(
+        "creator", "POST", f"/api/streams/{stream['id']}/pin", {"product_id": product["id"]}
+    )
+
+    # Nobody is on air: the page says so, and the shop still works.
+    declined = await _page(browser, store, "declined", PHONE)
+    await declined.goto(f"/watch/{stream['id']}")
+    await declined.wait_for_selector("#overlay:not(.hidden)")
+    assert "offline" in (await declined.text_content("#overlay") or "")
+    await declined.wait_for_selector("#product:not(.hidden)")
+    assert await declined.text_content("#stock") == "1 left"
+    await _shot(declined, "20-viewer-offline")
+
+    await declined.click("#buy")
+    await declined.click("#confirm-buy")
+    await declined.wait_for_function(
+        "() => document.getElementById('sheet-title').textContent === 'Payment declined'",
+        timeout=15000,
+    )
+    assert "declined" in (await declined.text_content("#sheet-body") or "").lower()
+    await _shot(declined, "21-viewer-declined")
+    await declined.click("#sheet-actions button")
+    # The unit went back on the shelf.
+    await declined.wait_for_function(
+        "() => document.getElementById('stock').textContent === '1 left'", timeout=5000
+    )
+
+    # 3-D Secure: the bank's confirmation (the emulator's stand-in of it), then paid.
+    secure = await _page(browser, store, "secure", PHONE)
+    await secure.goto(f"/watch/{stream['id']}")
+    await secure.wait_for_selector("#product:not(.hidden)")
+    await secure.click("#buy")
+    await secure.click("#confirm-buy")
+    await secure.wait_for_selector("text=Complete authentication", timeout=15000)
+    await _shot(secure, "22-viewer-3d-secure")
+    await secure.click("text=Complete authentication")
+    await secure.wait_for_function(
+        "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
+        timeout=15000,
+    )
+
+    # That was the last one: everyone's Buy turns into Sold out.
+    late = await _page(browser, store, "late", PHONE)
+    await late.goto(f"/watch/{stream['id']}")
+    for page in (late, declined):
+        await page.wait_for_function(
+            "() => document.getElementById('buy').disabled"
+            " && document.getElementById('buy').textContent === 'Sold out'",
+            timeout=5000,
+        )
+    await _shot(late, "23-viewer-sold-out")
+    for page in (declined, secure, late):
         assert page.errors == [], page.errors

@@ -16,6 +16,8 @@ from livecommerce.app import create_app
 from livecommerce.config import Settings
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
+from tests.test_checkout import OK_CARD
+from tests.test_checkout import card as saved_card_for
 
 
 @pytest.fixture
@@ -48,9 +50,11 @@ def _url(client: TestClient[Any, Any]) -> str:
 
 
 async def test_pin_sale_buy_and_chat_reach_viewers(
-    live: TestClient[Any, Any], viewers: list[Viewer]
+    live: TestClient[Any, Any], viewers: list[Viewer], settings: Settings
 ) -> None:
     _creator, moderator, buyer, stream_id, product_id, sku_id = await _stage(live)
+    pm = await saved_card_for(settings, OK_CARD)
+    await buyer.call("POST", "/api/cards", {"payment_method_id": pm}, status=201)
     url = _url(live)
     mod, fan, anon = Viewer(), Viewer(), Viewer()
     viewers += [mod, fan, anon]
@@ -100,6 +104,7 @@ async def test_pin_sale_buy_and_chat_reach_viewers(
         "buy", {"sku_id": sku_id, "qty": 2, "idempotency_key": "k1", "stream_id": stream_id}
     )
     assert bought["ok"] and bought["order"]["unit_price"]["amount"] == 2900
+    assert bought["order"]["status"] == "paid"  # one tap with the saved card
     over = await fan.call(
         "buy", {"sku_id": sku_id, "qty": 1, "idempotency_key": "k2", "stream_id": stream_id}
     )
@@ -225,8 +230,8 @@ async def test_chat_moderation_has_rest_twins(
 async def test_heartbeats_keep_viewers_counted_until_they_leave(
     aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
 ) -> None:
-    # Heartbeat every 0.2 s, so an entry nobody refreshes lives 0.6 s.
-    client = await aiohttp_client(create_app(replace(settings, viewer_heartbeat_s=0.2)))
+    # Heartbeat every 0.5 s, so an entry nobody refreshes lives 1.5 s.
+    client = await aiohttp_client(create_app(replace(settings, viewer_heartbeat_s=0.5)))
     creator = await sign_up(client, "creator")
     stream = (await creator.call("POST", "/api/streams", {"title": "Beat"}, status=201))["stream"]
     a, b = Viewer(), Viewer()
@@ -234,7 +239,7 @@ async def test_heartbeats_keep_viewers_counted_until_they_leave(
     for v in (a, b):
         await v.connect(_url(client))
         assert (await v.call("join", {"stream_id": stream["id"]}))["ok"]
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(3.5)  # more than two lifetimes of an entry
     room = (await creator.call("GET", f"/api/streams/{stream['id']}/room"))["room"]
     assert room["viewers"] == 2
     assert a.count("viewers") >= 3  # the count is repeated with the beats

@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
+from tests.test_checkout import OK_CARD
+from tests.test_checkout import card as saved_card_for
 from tests.test_live import _stage, _url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +105,12 @@ async def test_node_clients_watch_pin_buy_and_chat(
 ) -> None:
     live: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     _creator, moderator, buyer, stream_id, product_id, sku_id = await _stage(live)
+    await buyer.call(
+        "POST",
+        "/api/cards",
+        {"payment_method_id": await saved_card_for(settings, OK_CARD)},
+        status=201,
+    )
     url = _url(live)
     mod = await NodeClient.start(url, moderator.token)
     fan = await NodeClient.start(url, buyer.token)
@@ -127,7 +135,7 @@ async def test_node_clients_watch_pin_buy_and_chat(
     bought = await fan.call(
         "buy", {"sku_id": sku_id, "qty": 1, "idempotency_key": "node-1", "stream_id": stream_id}
     )
-    assert bought["ok"] and bought["order"]["status"] == "reserved"
+    assert bought["ok"] and bought["order"]["status"] == "paid"  # one tap, saved card
     again = await fan.call(
         "buy", {"sku_id": sku_id, "qty": 1, "idempotency_key": "node-1", "stream_id": stream_id}
     )

@@ -24,6 +24,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
+from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,7 @@ class LiveRooms:
         slow_s, blocked = await self.state.chat_settings(stream_id)
         stock = {}
         for sku in {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}:
-            level = await self._reservations.level(sku)
-            stock[str(sku)] = level.available if level else None
+            stock[str(sku)] = await self._available(sku)
         return {
             "stream_id": stream_id,
             "status": stream.status.value,
@@ -104,6 +104,15 @@ class LiveRooms:
             },
             "server_time": now_ms(),
         }
+
+    async def _available(self, sku_id: int) -> int:
+        """Units left to buy. A SKU nobody bought since start-up is loaded into Redis now, from
+        SQL, so the room sees the real figure and the first rush never finds it cold."""
+        level = await self._reservations.level(sku_id)
+        if level is None:
+            await load_sku(self._engine, self._reservations, sku_id)
+            level = await self._reservations.level(sku_id)
+        return level.available if level else 0
 
     @staticmethod
     def _sale_view(sale: FlashSale | None) -> dict[str, Any] | None:
@@ -135,11 +144,10 @@ class LiveRooms:
             pinned_at=now_ms(),
         )
         await self.state.pin(stream_id, card)
-        level = await self._reservations.level(variant.id)
         payload = {
             "stream_id": stream_id,
             "product": asdict(card),
-            "stock": level.available if level else variant.stock_on_hand,
+            "stock": await self._available(variant.id),
         }
         await self.emit("product:pinned", payload, stream_room(stream_id))
         return card
@@ -319,25 +327,29 @@ class LiveRooms:
         )
 
     async def purchased(self, order: Order) -> None:
-        """Social proof for the room (who bought is not said), and the stock left."""
-        if order.stream_id is None:
-            return
-        await self.emit(
-            "purchase:feed",
-            {
-                "stream_id": order.stream_id,
-                "sku_id": order.sku_id,
-                "qty": order.qty,
-                "at": now_ms(),
-            },
-            stream_room(order.stream_id),
-        )
-        await self.stock_changed(order.stream_id, order.sku_id)
+        """A unit was just held: the room sees the stock left."""
+        if order.stream_id is not None:
+            await self.stock_changed(order.stream_id, order.sku_id)
 
     async def order_changed(self, order: Order) -> None:
+        """The buyer hears every change of their order; once it is paid, the room gets its
+        social proof (who bought is never said); units that went back show in the stock."""
         await self.emit("order:update", {"order": order.to_dict()}, user_room(order.buyer_id))
-        if order.stream_id is not None and order.status.value != "paid":
-            await self.stock_changed(order.stream_id, order.sku_id)  # units went back
+        if order.stream_id is None:
+            return
+        if order.status.value == "paid":
+            await self.emit(
+                "purchase:feed",
+                {
+                    "stream_id": order.stream_id,
+                    "sku_id": order.sku_id,
+                    "qty": order.qty,
+                    "at": now_ms(),
+                },
+                stream_room(order.stream_id),
+            )
+        else:
+            await self.stock_changed(order.stream_id, order.sku_id)
 
     def close(self) -> None:
         if self._reaction_flush is not None:
