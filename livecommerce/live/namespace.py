@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "lc_session"
 MAX_EVENT_BYTES = 4096
+VIEWER_PUSH_MS = 1000
 HEARTBEAT_S = 20.0  # viewer entries live 60 s: two beats may be missed before one drops out
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
@@ -141,6 +142,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._lifecycle = lifecycle
         self._users: dict[str, User | None] = {}
         self._watching: dict[str, int] = {}
+        self._pushes: set[asyncio.Future[None]] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous."""
@@ -199,11 +201,31 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         count = await self._rooms.state.viewer_joined(body.stream_id, sid)
         state["viewers"] = count
         await self.emit("room:state", state, to=sid)
-        await self._viewers(body.stream_id, count)
+        self._count_soon(body.stream_id)
         return {"state": state}
 
     async def _left(self, sid: str, stream_id: int) -> None:
-        await self._viewers(stream_id, await self._rooms.state.viewer_left(stream_id, sid))
+        await self._rooms.state.viewer_left(stream_id, sid)
+        self._count_soon(stream_id)
+
+    def _count_soon(self, stream_id: int) -> None:
+        """After joins and leaves the room hears the count at most once per ``VIEWER_PUSH_MS``
+        (trailing edge, all processes): telling everyone of every joiner costs N² messages
+        while a crowd arrives."""
+        task = asyncio.ensure_future(self._count_later(stream_id))
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
+    async def _count_later(self, stream_id: int) -> None:
+        try:
+            if not await self._rooms.state.first_to(
+                f"viewerpush:{{stream{stream_id}}}", VIEWER_PUSH_MS
+            ):
+                return
+            await asyncio.sleep(VIEWER_PUSH_MS / 1000)
+            await self._viewers(stream_id, await self._rooms.state.viewers(stream_id))
+        except RedisError as exc:
+            log.warning("viewer count not pushed: %s", exc)
 
     async def _viewers(self, stream_id: int, count: int) -> None:
         await self._rooms.emit(
