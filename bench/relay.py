@@ -17,7 +17,8 @@ receive path (SRTP, jitter buffer, depacketizing; still no decoding) for every p
 Measured, over ``--seconds`` windows, for each number of viewers in ``--viewers``:
 
 - relay CPU per viewer: the server process's CPU (utime + stime, /proc) with N viewers minus
-  that with the publisher alone, divided by N; viewers per core at 30 fps is its inverse;
+  that with the publisher alone, divided by N; viewers per core at 30 fps is its inverse, the
+  CPU first scaled by 30 / the median fps delivered (a saturated relay delivers fewer frames);
 - relay CPU per RTP packet sent to viewers (packets received plus sequence gaps);
 - the frames per second every viewer got (min and median; a viewer well below 30 means the
   relay, or the machine, is saturated), packets lost, bit rate;
@@ -28,8 +29,10 @@ Measured, over ``--seconds`` windows, for each number of viewers in ``--viewers`
 Baseline in the same run: aiortc's ``MediaRelay`` (decode once, encode per viewer) in a small
 server of its own (``--serve-mediarelay PORT``, same WHIP/WHEP exchange), fed by the same
 publisher, with ``--baseline-viewers`` viewers; its encoders start at the publisher's bit rate.
-The ratio is ours viewers per core over MediaRelay's. ``--profile DIR`` records the relay with
-py-spy for one more window at the largest N and sums where its CPU went.
+The ratio is ours viewers per core over MediaRelay's. ``--profile DIR`` records the relay for
+two more windows at the largest N: on-CPU time by library with Linux ``perf`` (if installed),
+then Python stacks with py-spy, summed by what they do. A step where the publisher's connection
+is lost (an overloaded relay fails ICE consent) ends the run for that relay.
 """
 
 from __future__ import annotations
@@ -559,9 +562,11 @@ class Step:
 
     @property
     def relay_per_viewer(self) -> float:
-        """Relay cores per viewer (CPU seconds per second)."""
+        """Relay cores per viewer (CPU seconds per second); none if nothing was delivered."""
         n = self.window.viewers
-        return (self.window.server - self.base.server) / n if n else math.nan
+        if not n or not self.fps >= 1:
+            return math.nan
+        return (self.window.server - self.base.server) / n
 
     @property
     def fps(self) -> float:
@@ -570,7 +575,7 @@ class Step:
     @property
     def per_core(self) -> float:
         """Viewers one core serves at 30 fps: the CPU per viewer scaled to 30 fps delivered."""
-        if not self.fps > 0:
+        if math.isnan(self.relay_per_viewer):
             return math.nan
         return _inverse(self.relay_per_viewer * min(FPS / self.fps, 100.0))
 
@@ -714,6 +719,9 @@ async def measure_relay(
             await asyncio.sleep(SETTLE_S)
             window = await run.measure(args.seconds)
             target.steps.append(Step(window, timings, errors, base))
+            if window.publisher_state != "connected":
+                target.notes.append(f"publisher lost at {count} viewers: later steps skipped")
+                break
         if profile is not None:
             target.perf = await record_perf(run.server_pid, profile, args.seconds)
             target.profile = await record_profile(run.server_pid, profile, args.seconds)
