@@ -587,6 +587,12 @@ class Bench:
         # event-loop utilisation over the whole phase, pauses included, so scaled to busy time
         result.elu_pins = max(u["elu"] for u in usage) * wall / max(busy, 1e-9)
         result.lag_p99_ms = max(u["lag_p99_ms"] for u in usage)
+        print(
+            f"  {target.name}: {len(result.latency_ms)} pins, last viewer p50 "
+            f"{percentile(result.latency_ms, 50):.0f} ms, p99 "
+            f"{percentile(result.latency_ms, 99):.0f} ms",
+            file=sys.stderr,
+        )
 
     async def bursts(
         self,
@@ -630,6 +636,11 @@ class Bench:
             if sent["ok"] != args.burst:
                 result.notes.append(f"burst: {args.burst - sent['ok']} pins refused")
             result.rates.append(delivered / ((last - sent["t_first"]) / 1000))
+            print(
+                f"  {target.name}: burst of {args.burst}, {delivered} cards in "
+                f"{last - sent['t_first']:.0f} ms: {result.rates[-1]:.0f}/s",
+                file=sys.stderr,
+            )
         result.cpu_burst = cpu_total / wall_total
         result.us_per_card_burst = cpu_total / max(result.burst_delivered, 1) * 1e6
         result.other_burst = other / wall_total

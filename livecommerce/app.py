@@ -44,6 +44,7 @@ from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
 from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
+from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
@@ -105,6 +106,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[REDIS_URL] = url
     app[HOT_REDIS] = hot = PipelinedRedis(url)
+    bus = EventBus(client, settings.redis_namespace)
+    app[EVENTS] = bus
+    app[LIFECYCLE].spawn(bus.run(), "events")
     try:
         yield
     finally:

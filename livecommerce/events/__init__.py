@@ -1,0 +1,1 @@
+"""Typed, immutable domain events: producers publish, subscribers react, on every process."""

@@ -1,0 +1,96 @@
+"""Delivering events to subscribers on this process at once, and to every other process
+through Redis pub/sub (channel ``{namespace}:events``).
+
+A subscriber is an async callable taking the event; it runs once per process that subscribed,
+whichever process published. Delivery is at most once: a process that is not connected to Redis
+when an event is published does not hear it (subscribers that must not miss a fact re-read the
+system of record when they reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from livecommerce.events.event import Event, event_type
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+Subscriber = Callable[[Any], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self._redis = redis
+        self.channel = f"{namespace}:events"
+        self._origin = uuid.uuid4().hex
+        self._subscribers: dict[type[Event], list[Subscriber]] = defaultdict(list)
+        self._listening = asyncio.Event()
+
+    def subscribe(self, kind: type[E], subscriber: Callable[[E], Awaitable[None]]) -> None:
+        """Call ``subscriber`` for every ``kind`` event, published here or on another process."""
+        self._subscribers[kind].append(subscriber)
+
+    async def publish(self, event: Event) -> None:
+        """Deliver to this process's subscribers, then to the other processes.
+
+        Local subscribers have run when this returns. A Redis failure is raised after the local
+        delivery (the caller decides whether the other processes must hear of it).
+        """
+        await self._deliver(event)
+        message = json.dumps({**event.to_wire(), "origin": self._origin})
+        await self._redis.publish(self.channel, message)
+
+    async def _deliver(self, event: Event) -> None:
+        for subscriber in self._subscribers.get(type(event), ()):
+            try:
+                await subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed", extra={"event": event.name})
+
+    async def wait_listening(self) -> None:
+        """Until this process hears the other processes' events (for start-up and tests)."""
+        await self._listening.wait()
+
+    async def run(self) -> None:
+        """Listen to the other processes' events until cancelled; reconnects after failures."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._listening.set()
+                async for message in pubsub.listen():
+                    await self._received(message.get("data"))
+            except (RedisError, OSError) as exc:
+                self._listening.clear()
+                log.warning("event channel lost; reconnecting", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _received(self, raw: Any) -> None:
+        try:
+            message = json.loads(raw)
+            if message.get("origin") == self._origin:
+                return
+            kind = event_type(message["event"])
+            if kind is None:
+                return  # a newer process's event this one does not know
+            event = kind.from_data(message["data"])
+        except (TypeError, ValueError, KeyError):
+            log.warning("unreadable event on the channel", extra={"raw": str(raw)[:200]})
+            return
+        await self._deliver(event)
+
+
+EVENTS = web.AppKey("events", EventBus)
