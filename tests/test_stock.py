@@ -223,7 +223,10 @@ async def test_every_unit_is_available_held_or_sold(
         assert level.available + level.held + level.sold == listed
 
 
-async def test_hot_connection_survives_script_flush_and_a_killed_socket(redis_url: str) -> None:
+async def test_hot_connection_survives_script_flush_and_a_killed_socket(
+    private_redis_url: str,
+) -> None:
+    redis_url = private_redis_url
     hot = PipelinedRedis(redis_url.rsplit("/", 1)[0] + "/3")
     admin = Redis.from_url(redis_url, decode_responses=True)
     try:
