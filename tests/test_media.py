@@ -7,36 +7,24 @@ frames arrived, in what order, and that the first one decoded.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import fractions
 import itertools
 import logging
-import math
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
-import av
 import pytest
 from aiortc import (
-    AudioStreamTrack,
-    MediaStreamTrack,
     RTCConfiguration,
-    RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpSender,
-    RTCSessionDescription,
-    VideoStreamTrack,
 )
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, VideoFrame
-from av.video.codeccontext import VideoCodecContext
-from av.video.frame import PictureType
 
 from livecommerce.media import aiortcseam
 from livecommerce.media.aiortcseam import AiortcIncompatible, check_aiortc
@@ -46,17 +34,20 @@ from livecommerce.media.keyframerequester import KeyframeRequester
 from livecommerce.media.relay import StreamNotLive, StreamRelay
 from livecommerce.media.sessions import (
     OfferRejected,
-    PublisherSession,
-    ViewerSession,
     accept_publisher,
     accept_viewer,
 )
 from livecommerce.media.viewerqueue import Pushed, ViewerQueue
-
-WIDTH, HEIGHT = 320, 240
-BLOCK = 40  # 16 blocks of 40x40: two rows of eight, one bit each
-LOOPBACK = IceConfig(hosts=("127.0.0.1",))
-CONFIG = LOOPBACK.rtc_configuration()
+from tests.mediapeers import (
+    CONFIG,
+    LOOPBACK,
+    Peers,
+    Viewer,
+    decode_failures,
+    encode,
+    strictly_increasing,
+    until,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -66,227 +57,12 @@ def loopback_only() -> Iterator[None]:
     aiortcseam.pin_host_addresses(())
 
 
-# --- a synthetic camera and microphone ---------------------------------------------------------
-
-
-def numbered_frame(number: int) -> VideoFrame:
-    frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
-    luma = frame.planes[0]
-    rows = []
-    for block_row in range(2):
-        row = bytearray()
-        for column in range(8):
-            bit = number >> (block_row * 8 + column) & 1
-            row += bytes([235 if bit else 16]) * BLOCK
-        rows.append(bytes(row).ljust(luma.line_size, b"\x80"))
-    # Below the blocks, a bar that moves, so that the picture changes beyond the number.
-    moving = (b"\x80" * ((number * 4) % (WIDTH - 40)) + b"\xff" * 40).ljust(luma.line_size, b"\x80")
-    data = rows[0] * BLOCK + rows[1] * BLOCK + moving * (HEIGHT - 2 * BLOCK)
-    luma.update(data)
-    for chroma in frame.planes[1:]:
-        chroma.update(b"\x80" * chroma.buffer_size)
-    return frame
-
-
-def read_number(frame: VideoFrame) -> int:
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
-    luma = frame.planes[0]
-    data = bytes(luma)
-    number = 0
-    for bit in range(16):
-        top = (bit // 8) * BLOCK + BLOCK // 2 - 4
-        left = (bit % 8) * BLOCK + BLOCK // 2 - 4
-        total = sum(
-            sum(data[row * luma.line_size + left : row * luma.line_size + left + 8])
-            for row in range(top, top + 8)
-        )
-        if total / 64 > 128:
-            number |= 1 << bit
-    return number
-
-
-class NumberedCamera(VideoStreamTrack):
-    """30 fps frames numbered from ``start``; a keyframe every ``keyframe_every`` frames if set,
-    and on :meth:`keyframe_request` unless ``ignore_requests`` (like OBS)."""
-
-    def __init__(self, start: int = 0, keyframe_every: int = 0, ignore_requests: bool = False):
-        super().__init__()
-        self.number = start
-        self.keyframe_every = keyframe_every
-        self.ignore_requests = ignore_requests
-        self.requests = 0
-        self.request_times: list[float] = []
-        self._keyframe_wanted = False
-
-    def keyframe_request(self) -> None:
-        self.requests += 1
-        self.request_times.append(asyncio.get_running_loop().time())
-        if not self.ignore_requests:
-            self._keyframe_wanted = True
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = numbered_frame(self.number)
-        frame.pts, frame.time_base = pts, time_base
-        periodic = self.keyframe_every and self.number % self.keyframe_every == 0
-        if periodic or self._keyframe_wanted:
-            # aiortc's VP8 encoder keeps a frame's picture type: I forces a keyframe.
-            frame.pict_type = PictureType.I
-            self._keyframe_wanted = False
-        self.number += 1
-        return frame
-
-
-class Tone(AudioStreamTrack):
-    """A 440 Hz tone, 20 ms frames at 48 kHz."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.samples = 0
-        self.started = 0.0
-
-    async def recv(self) -> AudioFrame:
-        loop = asyncio.get_running_loop()
-        if self.samples:
-            await asyncio.sleep(self.started + self.samples / 48000 - loop.time())
-        else:
-            self.started = loop.time()
-        n = 960
-        pcm = array.array(
-            "h",
-            (
-                int(8000 * math.sin(2 * math.pi * 440 * (self.samples + i) / 48000))
-                for i in range(n)
-            ),
-        )
-        frame = AudioFrame(format="s16", layout="mono", samples=n)
-        frame.planes[0].update(pcm.tobytes())
-        frame.pts, frame.sample_rate = self.samples, 48000
-        frame.time_base = fractions.Fraction(1, 48000)
-        self.samples += n
-        return frame
-
-
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll ``condition``: most of what the tests wait for has no event to await."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
-# --- peers -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Publisher:
-    pc: RTCPeerConnection
-    camera: NumberedCamera
-    session: PublisherSession
-
-
-class Viewer:
-    """A receive-only peer that decodes what it gets and also records the encoded frames."""
-
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection(CONFIG)
-        self.numbers: list[int] = []
-        self.encoded: list[EncodedFrame] = []
-        self.audio_frames = 0
-        self.audio_peak = 0
-        self.session: ViewerSession | None = None
-        self._readers: list[asyncio.Task[None]] = []
-        self.video = self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
-        aiortcseam.tap_receiver(self.video.receiver, self._on_encoded, lambda: None, decode=True)
-        self.pc.on("track", self._on_track)
-
-    def _on_encoded(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
-        self.encoded.append(EncodedFrame.parse(codec.mimeType, codec.clockRate, data, timestamp))
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._readers.append(asyncio.ensure_future(self._read(track)))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, VideoFrame):
-                    self.numbers.append(read_number(frame))
-                elif isinstance(frame, AudioFrame):
-                    self.audio_frames += 1
-                    samples = array.array("h", bytes(frame.planes[0]))
-                    self.audio_peak = max(self.audio_peak, max(samples, key=abs, default=0))
-        except MediaStreamError:
-            pass
-
-    async def wait_frames(self, count: int) -> None:
-        target = len(self.numbers) + count
-        await until(lambda: len(self.numbers) >= target)
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for reader in self._readers:
-            reader.cancel()
-
-
-class Peers:
-    """Creates publishers and viewers for one test, and closes them all at the end."""
-
-    def __init__(self) -> None:
-        self.closers: list[Callable[[], Any]] = []
-
-    async def publish(
-        self,
-        relay: StreamRelay,
-        *,
-        codec: str = "video/VP8",
-        start: int = 0,
-        keyframe_every: int = 0,
-        ignore_requests: bool = False,
-    ) -> Publisher:
-        pc = RTCPeerConnection(CONFIG)
-        self.closers.append(pc.close)
-        camera = NumberedCamera(start, keyframe_every, ignore_requests)
-        video = pc.addTransceiver(camera, direction="sendonly")
-        capabilities = RTCRtpSender.getCapabilities("video").codecs
-        video.setCodecPreferences([c for c in capabilities if c.mimeType in (codec, "video/rtx")])
-        if codec == "video/VP8":
-            # The camera answers keyframe requests itself (and counts them); aiortc's H.264
-            # encoder ignores a frame's picture type, so H.264 keeps aiortc's own handling.
-            aiortcseam.on_keyframe_request(video.sender, camera.keyframe_request)
-        pc.addTransceiver(Tone(), direction="sendonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        answer, session = await accept_publisher(relay, pc.localDescription.sdp, CONFIG)
-        self.closers.append(session.close)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        await until(lambda: session.live)
-        return Publisher(pc, camera, session)
-
-    async def view(self, relay: StreamRelay) -> Viewer:
-        viewer = Viewer()
-        self.closers.append(viewer.close)
-        await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
-        answer, viewer.session = await accept_viewer(relay, viewer.pc.localDescription.sdp, CONFIG)
-        self.closers.append(viewer.session.close)
-        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        return viewer
-
-
 @pytest.fixture
 async def peers() -> AsyncIterator[Peers]:
     created = Peers()
     yield created
     for close in reversed(created.closers):
         await close()
-
-
-def decode_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "failed to decode" in r.getMessage()]
-
-
-def strictly_increasing(values: list[int]) -> bool:
-    return all(a < b for a, b in itertools.pairwise(values))
 
 
 # --- end to end --------------------------------------------------------------------------------
@@ -578,20 +354,6 @@ async def test_keyframe_requests_merge_and_respect_the_interval() -> None:
     await asyncio.sleep(0.5)
     assert len(sent) == 3 and not requester.outstanding
     requester.close()
-
-
-def encode(codec_name: str, frames: int) -> list[bytes]:
-    codec = cast(VideoCodecContext, av.CodecContext.create(codec_name, "w"))
-    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    codec.time_base = fractions.Fraction(1, 30)
-    if codec_name == "libx264":
-        codec.options = {"tune": "zerolatency"}
-    packets: list[bytes] = []
-    for number in range(frames):
-        frame = numbered_frame(number)
-        frame.pts = number
-        packets += [bytes(p) for p in codec.encode(frame)]
-    return packets
 
 
 def test_keyframes_are_recognised_in_vp8_and_h264() -> None:

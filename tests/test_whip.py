@@ -21,8 +21,8 @@ from livecommerce.app import create_app
 from livecommerce.media import aiortcseam
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
+from tests.mediapeers import CONFIG, LOOPBACK, NumberedCamera, Tone, Viewer, until
 from tests.test_live import _url
-from tests.test_media import CONFIG, LOOPBACK, NumberedCamera, Tone, Viewer, until
 
 
 @pytest.fixture(autouse=True)

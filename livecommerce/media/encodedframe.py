@@ -47,9 +47,15 @@ class EncodedFrame:
         """This H.264 keyframe with ``parameter_sets`` in front, if it lacks its own.
 
         Some encoders send SPS/PPS only once, or only out of band; a viewer that starts on a later
-        IDR could not decode it without them.
+        IDR could not decode it without them. Any other frame (VP8, Opus, ...) is returned as it
+        is: H.264 parameter sets in front of it would make it undecodable.
         """
-        if not self.keyframe or self.parameter_sets or not parameter_sets:
+        if (
+            self.mime_type.lower() != "video/h264"
+            or not self.keyframe
+            or self.parameter_sets
+            or not parameter_sets
+        ):
             return self
         return EncodedFrame(
             self.mime_type,

@@ -82,6 +82,8 @@ class StreamRelay:
         self._codecs: dict[str, RTCRtpCodecParameters] = {}
         self._tracks: dict[str, set[RelayTrack]] = {kind: set() for kind in KINDS}
         self._timelines: dict[str, _Timeline] = {}
+        # The current publisher's last H.264 SPS/PPS, for its video keyframes that lack them.
+        # Never carried over to another publisher or codec: they describe one encoder's stream.
         self._parameter_sets = b""
         self._closed = False
 
@@ -148,6 +150,8 @@ class StreamRelay:
     def _set_codec(self, kind: str, codec: RTCRtpCodecParameters) -> None:
         previous = self._codecs.get(kind)
         self._codecs[kind] = codec
+        if kind == "video" and not _same_codec(previous, codec):
+            self._parameter_sets = b""  # another H.264 profile or packetization, or not H.264
         if previous is not None and previous.mimeType.lower() == codec.mimeType.lower():
             return
         for track in list(self._tracks[kind]):
@@ -157,6 +161,7 @@ class StreamRelay:
 
     def _publisher_left(self) -> None:
         self._publisher = None
+        self._parameter_sets = b""  # the next encoder has its own
         # The next publisher's timestamps start over and its stream over: every viewer must
         # restart on one of its keyframes.
         for timeline in self._timelines.values():
@@ -176,12 +181,14 @@ class StreamRelay:
         if codec is not self._codecs.get(kind):
             self._set_codec(kind, codec)
         frame = EncodedFrame.parse(codec.mimeType, codec.clockRate, data, timestamp)
-        if frame.parameter_sets:
-            self._parameter_sets = frame.parameter_sets
-        elif frame.keyframe and self._parameter_sets:
-            frame = frame.with_parameter_sets(self._parameter_sets)
-        if kind == "video" and frame.keyframe:
-            self.keyframes.keyframe_received()
+        if kind == "video":
+            # Only H.264 frames carry parameter sets, and only video frames get them back.
+            if frame.parameter_sets:
+                self._parameter_sets = frame.parameter_sets
+            elif frame.keyframe and self._parameter_sets:
+                frame = frame.with_parameter_sets(self._parameter_sets)
+            if frame.keyframe:
+                self.keyframes.keyframe_received()
 
         timeline = self._timelines.get(kind)
         if timeline is None or timeline.clock_rate != frame.clock_rate:
@@ -196,6 +203,15 @@ class StreamRelay:
                 overflowed = True
         if overflowed and kind == "video":
             self.keyframes.request()
+
+
+def _same_codec(a: RTCRtpCodecParameters | None, b: RTCRtpCodecParameters) -> bool:
+    return (
+        a is not None
+        and a.mimeType.lower() == b.mimeType.lower()
+        and a.clockRate == b.clockRate
+        and a.parameters == b.parameters
+    )
 
 
 class _Timeline:

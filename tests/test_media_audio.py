@@ -1,0 +1,146 @@
+"""What viewers hear, whatever the publisher's video codec.
+
+Real aiortc peers on 127.0.0.1: the publisher sends a 440 Hz tone as Opus next to its video, the
+viewers decode the relayed audio and measure its pitch and level.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiortc import RTCRtpCodecParameters
+
+from livecommerce.media import aiortcseam
+from livecommerce.media.encodedframe import EncodedFrame
+from livecommerce.media.relay import StreamRelay
+from tests.mediapeers import (
+    LOOPBACK,
+    Peers,
+    Viewer,
+    decode_failures,
+    encode,
+    pitch,
+    rms,
+    strictly_increasing,
+    tone_share,
+    until,
+)
+
+TONE_HZ = 440.0
+# Tone()'s amplitude is 8000; aiortc's encoder makes it stereo at -3 dB per channel.
+TONE_RMS = 8000 / 2**0.5 / 2**0.5
+START_CODE = b"\x00\x00\x00\x01"
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    LOOPBACK.apply_host_addresses()
+    yield
+    aiortcseam.pin_host_addresses(())
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[Peers]:
+    created = Peers()
+    yield created
+    for close in reversed(created.closers):
+        await close()
+
+
+async def assert_hears_the_tone(viewer: Viewer) -> None:
+    """The last second of what ``viewer`` decoded is the publisher's tone, at about its level."""
+    await viewer.wait_audio(1.5)
+    last_second = viewer.audio[-48000:]
+    assert abs(pitch(last_second) - TONE_HZ) < TONE_HZ * 0.03, pitch(last_second)
+    assert TONE_RMS * 0.7 < rms(last_second) < TONE_RMS * 1.3, rms(last_second)
+    assert tone_share(last_second, TONE_HZ) > 0.6, tone_share(last_second, TONE_HZ)
+    assert not any(frame.startswith(START_CODE) for frame in viewer.encoded_audio)
+
+
+async def no_request() -> None:
+    pass
+
+
+# --- audio beside H.264 and VP8 ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("video", ["video/H264", "video/VP8"])
+async def test_viewers_hear_the_publishers_tone_beside_its_video(
+    peers: Peers, caplog: pytest.LogCaptureFixture, video: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay()
+    await peers.publish(relay, codec=video)
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(15)
+    await assert_hears_the_tone(viewer)
+    assert viewer.encoded[0].mime_type == video and strictly_increasing(viewer.numbers)
+    assert not decode_failures(caplog)
+
+
+async def test_a_vp8_publisher_after_an_h264_one_gives_viewers_decodable_keyframes(
+    peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay()
+    h264 = await peers.publish(relay, codec="video/H264")
+    watching = await peers.view(relay)
+    await watching.wait_frames(10)
+    await h264.pc.close()
+    await until(lambda: not relay.live)
+
+    await peers.publish(relay, codec="video/VP8", start=5000)
+    await until(lambda: watching.session is not None and watching.session.closed)  # was H.264
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(15)
+
+    keyframes = [frame for frame in viewer.encoded if frame.keyframe]
+    assert viewer.encoded[0].keyframe and keyframes, "starts on a VP8 keyframe, as it was sent"
+    assert all(f.mime_type == "video/VP8" for f in viewer.encoded)
+    assert not any(f.data.startswith(START_CODE) for f in viewer.encoded)
+    assert viewer.numbers[0] >= 5000 and strictly_increasing(viewer.numbers)
+    await assert_hears_the_tone(viewer)
+    assert not decode_failures(caplog)
+
+
+async def test_h264_parameter_sets_go_to_that_publishers_video_keyframes_only() -> None:
+    relay = StreamRelay()
+    h264_keyframe = EncodedFrame.parse("video/H264", 90000, encode("libx264", 1)[0], 0)
+    bare_idr = b"\x00" + h264_keyframe.data[h264_keyframe.data.index(b"\x00\x00\x01\x65") :]
+    opus = b"\xfc\xff\xfe"
+
+    first = relay.attach_publisher({"video": H264, "audio": OPUS}, no_request)
+    audio = relay.add_viewer("audio")
+    first.push(H264, h264_keyframe.data, 0)
+    first.push(OPUS, opus, 0)
+    assert bytes(await audio.recv()) == opus  # audio frames are never touched
+
+    # The next publisher of H.264 has its own encoder: the old SPS/PPS must not be put in front
+    # of its keyframes (a viewer would decode them with the wrong picture size or profile).
+    first.detach()
+    second = relay.attach_publisher({"video": H264, "audio": OPUS}, no_request)
+    video = relay.add_viewer("video")
+    second.push(H264, bare_idr, 0)
+    assert bytes(await video.recv()) == bare_idr
+
+    # Nor in front of a VP8 publisher's keyframes.
+    second.detach()
+    vp8_keyframe = encode("libvpx", 1)[0]
+    third = relay.attach_publisher({"video": VP8}, no_request)
+    vp8_viewer = relay.add_viewer("video")
+    third.push(VP8, vp8_keyframe, 0)
+    assert bytes(await vp8_viewer.recv()) == vp8_keyframe
+
+    # A publisher that switches codec on the way (H.264, VP8, H.264 again) starts over too.
+    third.push(H264, h264_keyframe.data, 3000)
+    third.push(VP8, vp8_keyframe, 6000)
+    third.push(H264, encode("libx264", 2)[1], 9000)  # not a keyframe
+    h264_viewer = relay.add_viewer("video")
+    third.push(H264, bare_idr, 12000)
+    assert bytes(await h264_viewer.recv()) == bare_idr
+    relay.close()
