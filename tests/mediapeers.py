@@ -22,6 +22,7 @@ import pytest
 from aiortc import (
     AudioStreamTrack,
     MediaStreamTrack,
+    RTCCertificate,
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpSender,
@@ -199,10 +200,13 @@ class Viewer:
     """A receive-only peer that decodes what it gets and also records the encoded frames.
 
     ``audio`` is the decoded audio's first channel; ``encoded_audio`` the Opus frames as received.
+    With ``certificate`` its DTLS uses that one (e.g. an RSA one), through the seam.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, certificate: RTCCertificate | None = None) -> None:
         self.pc = RTCPeerConnection(CONFIG)
+        if certificate is not None:
+            aiortcseam.use_dtls_certificate(self.pc, certificate)
         self.numbers: list[int] = []
         self.encoded: list[EncodedFrame] = []
         self.encoded_audio: list[bytes] = []
@@ -273,8 +277,20 @@ class Peers:
         start: int = 0,
         keyframe_every: int = 0,
         ignore_requests: bool = False,
+        certificate: RTCCertificate | None = None,
+        ciphers: bytes = aiortcseam.DTLS_CIPHERS,
+        offer: Callable[[str], str] = lambda sdp: sdp,
+        live: bool = True,
     ) -> Publisher:
+        """A publisher of the camera (in ``codec``) and a tone; waits until the relay forwards it.
+
+        ``certificate`` and ``ciphers`` go to its DTLS through the seam (by default it keeps
+        aiortc's own: an ECDSA certificate and its cipher suites); ``offer`` may rewrite its offer
+        (then, with ``live=False``, nothing is awaited once the answer is set).
+        """
         pc = RTCPeerConnection(CONFIG)
+        if certificate is not None or ciphers != aiortcseam.DTLS_CIPHERS:
+            aiortcseam.use_dtls_certificate(pc, certificate, ciphers=ciphers)
         self.closers.append(pc.close)
         camera = NumberedCamera(start, keyframe_every, ignore_requests)
         video = pc.addTransceiver(camera, direction="sendonly")
@@ -286,14 +302,15 @@ class Peers:
             aiortcseam.on_keyframe_request(video.sender, camera.keyframe_request)
         pc.addTransceiver(Tone(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
-        answer, session = await accept_publisher(relay, pc.localDescription.sdp, CONFIG)
+        answer, session = await accept_publisher(relay, offer(pc.localDescription.sdp), CONFIG)
         self.closers.append(session.close)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        await until(lambda: session.live)
+        if live:
+            await until(lambda: session.live)
         return Publisher(pc, camera, session)
 
-    async def view(self, relay: StreamRelay) -> Viewer:
-        viewer = Viewer()
+    async def view(self, relay: StreamRelay, certificate: RTCCertificate | None = None) -> Viewer:
+        viewer = Viewer(certificate)
         self.closers.append(viewer.close)
         await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
         answer, viewer.session = await accept_viewer(relay, viewer.pc.localDescription.sdp, CONFIG)

@@ -1,4 +1,4 @@
-"""What viewers hear, whatever the publisher's video codec.
+"""What viewers hear, whatever the publisher's video codec; DTLS with RSA-certificate peers.
 
 Real aiortc peers on 127.0.0.1: the publisher sends a 440 Hz tone as Opus next to its video, the
 viewers decode the relayed audio and measure its pitch and level.
@@ -7,10 +7,12 @@ viewers decode the relayed audio and measure its pitch and level.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiortc import RTCRtpCodecParameters
+from aiortc import RTCCertificate, RTCRtpCodecParameters
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from livecommerce.media import aiortcseam
 from livecommerce.media.encodedframe import EncodedFrame
@@ -50,6 +52,10 @@ async def peers() -> AsyncIterator[Peers]:
     yield created
     for close in reversed(created.closers):
         await close()
+
+
+def rsa_certificate() -> RTCCertificate:
+    return aiortcseam.dtls_certificate(rsa.generate_private_key(65537, 2048))
 
 
 async def assert_hears_the_tone(viewer: Viewer) -> None:
@@ -144,3 +150,81 @@ async def test_h264_parameter_sets_go_to_that_publishers_video_keyframes_only() 
     third.push(H264, bare_idr, 12000)
     assert bytes(await h264_viewer.recv()) == bare_idr
     relay.close()
+
+
+# --- DTLS with RSA certificates ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rsa_peer", ["publisher", "viewer"])
+async def test_peers_with_an_rsa_certificate_are_relayed(
+    peers: Peers, caplog: pytest.LogCaptureFixture, rsa_peer: str
+) -> None:
+    # As GStreamer's webrtcbin: our answer says a=setup:active, so the relay is the DTLS client
+    # and must offer a cipher suite that the peer's RSA certificate can serve.
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    relay = StreamRelay()
+    certificate = rsa_certificate()
+    publisher_certificate = certificate if rsa_peer == "publisher" else None
+    publisher = await peers.publish(relay, certificate=publisher_certificate)
+    viewer_certificate = certificate if rsa_peer == "viewer" else None
+    viewer = await peers.view(relay, certificate=viewer_certificate)
+    await viewer.wait_frames(15)
+    await assert_hears_the_tone(viewer)
+
+    rsa_pc = publisher.pc if rsa_peer == "publisher" else viewer.pc
+    assert "a=setup:active" in rsa_pc.remoteDescription.sdp
+    fingerprint = certificate.getFingerprints()[-1].value  # the RSA one, not aiortc's own
+    assert fingerprint in rsa_pc.localDescription.sdp
+    assert strictly_increasing(viewer.numbers) and not decode_failures(caplog)
+
+
+def corrupt_fingerprint(sdp: str) -> str:
+    return re.sub(r"(a=fingerprint:sha-256 )(\w\w)", lambda m: m[1] + "00", sdp)
+
+
+@pytest.mark.parametrize(
+    ("ciphers", "corrupt", "reason"),
+    [
+        # A peer whose only suite the relay does not offer answers its hello with a fatal alert.
+        (
+            b"ECDHE-ECDSA-AES256-GCM-SHA384",
+            False,
+            "handshake failed: fatal alert handshake_failure received from the peer",
+        ),
+        # A peer whose SDP does not match its certificate (a man in the middle, or a bug).
+        (
+            aiortcseam.DTLS_CIPHERS,
+            True,
+            "certificate check failed: it does not match the a=fingerprint of the peer's SDP",
+        ),
+    ],
+    ids=["no-shared-cipher", "fingerprint-mismatch"],
+)
+async def test_a_failed_dtls_handshake_is_logged_with_its_reason_and_the_session(
+    peers: Peers, caplog: pytest.LogCaptureFixture, ciphers: bytes, corrupt: bool, reason: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="livecommerce.media")
+    relay = StreamRelay()
+    publisher = await peers.publish(
+        relay, ciphers=ciphers, offer=corrupt_fingerprint if corrupt else str, live=False
+    )
+    await until(lambda: publisher.session.closed)
+    assert not relay.live
+    ufrag = re.search(r"a=ice-ufrag:(\S+)", publisher.pc.localDescription.sdp)
+    assert ufrag is not None
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    session = f"publisher session (ice-ufrag {ufrag[1]})"
+    assert [m for m in logged if m.startswith(session)] == [
+        f"{session}: connection failed (ICE completed; DTLS {reason}), closing it"
+    ]
+
+
+def test_check_aiortc_fails_loudly_when_the_dtls_internals_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: list[object]) -> None:
+        return None
+
+    monkeypatch.setattr(RTCCertificate, "_create_ssl_context", create_ssl_context)
+    with pytest.raises(aiortcseam.AiortcIncompatible, match="sets the cipher list"):
+        aiortcseam.check_aiortc()

@@ -22,15 +22,24 @@ And one for ICE: aioice gathers host candidates from the module function
 ``aioice.ice.get_host_addresses`` (which skips 127.0.0.1) and has no per-connection option, so
 :func:`pin_host_addresses` replaces that function, process-wide.
 
+And two for DTLS (see the block "DTLS: RSA peers and failed handshakes" below): aiortc offers only
+ECDHE-ECDSA cipher suites, so :func:`use_dtls_certificate` widens a connection's cipher list to
+the ECDHE-RSA suites too (and can give it another certificate); and aiortc logs a failed handshake
+at DEBUG only, so :func:`on_dtls_failure` tells its reason.
+
 Verified against aiortc 1.16.0 and aioice 0.13.0 only: :data:`AIORTC_VERSIONS` is that range.
 """
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import ipaddress
 import logging
+import os
 import queue
+import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,8 +48,19 @@ import aiortc
 import aiortc.codecs.base
 import aiortc.jitterbuffer
 import aiortc.rtcrtpreceiver
-from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 from aiortc.jitterbuffer import JitterBuffer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from OpenSSL import SSL
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +178,192 @@ def pin_host_addresses(addresses: Sequence[str]) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+# --- DTLS: RSA peers and failed handshakes ----------------------------------------------------
+#
+# aiortc builds each connection's SSL context in ``RTCCertificate._create_ssl_context`` with a
+# cipher list of ECDHE-ECDSA suites only. As the DTLS client (aiortc answers ``a=setup:active``)
+# it then offers nothing a server with an RSA certificate can accept (GStreamer's webrtcbin, some
+# SFUs and gateways): "no shared cipher". The peer connection keeps its certificates in the
+# name-mangled ``__certificates`` list, read when a transceiver creates its DTLS transport.
+
+AIORTC_DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+)
+"""aiortc 1.16's own list: ECDSA peers only."""
+
+DTLS_CIPHERS = AIORTC_DTLS_CIPHERS + (
+    b":ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+"""aiortc's suites, then the same with RSA authentication (browsers and GStreamer offer both)."""
+
+_CERTIFICATES = "_RTCPeerConnection__certificates"
+_CREATE_TRANSPORT = "_RTCPeerConnection__createDtlsTransport"
+_DTLS_TRANSPORTS = "_RTCPeerConnection__dtlsTransports"
+
+DtlsPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def dtls_certificate(key: DtlsPrivateKey | None = None) -> RTCCertificate:
+    """A self-signed certificate for ``key`` (default: a new ECDSA P-256 key, like aiortc's).
+
+    aiortc's ``RTCCertificate`` is typed for EC keys but only hands the key to OpenSSL, which
+    takes an RSA key as well.
+    """
+    if key is None:
+        return RTCCertificate.generateCertificate()
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, os.urandom(16).hex())])
+    now = datetime.datetime.now(tz=datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return RTCCertificate(key, certificate)  # type: ignore[arg-type]  # RSA works, see above
+
+
+def use_dtls_certificate(
+    pc: RTCPeerConnection,
+    certificate: RTCCertificate | None = None,
+    *,
+    ciphers: bytes = DTLS_CIPHERS,
+) -> None:
+    """Make ``pc``'s DTLS offer/accept ``ciphers``, with ``certificate`` if given.
+
+    Call it right after creating ``pc``, before any transceiver or description (they create the
+    DTLS transports, which take the certificate then).
+    """
+    if getattr(pc, _DTLS_TRANSPORTS):
+        raise RuntimeError("use_dtls_certificate() must be called before pc has a transport")
+    if certificate is None:
+        certificate = getattr(pc, _CERTIFICATES)[0]
+    original = certificate._create_ssl_context
+
+    def create_ssl_context(srtp_profiles: list[Any]) -> SSL.Context:
+        context = original(srtp_profiles=srtp_profiles)
+        context.set_cipher_list(ciphers)
+        context.set_info_callback(_record_alert)
+        return context
+
+    # An instance attribute shadows the method, for this certificate (so this connection) only.
+    setattr(certificate, "_create_ssl_context", create_ssl_context)  # noqa: B010
+    setattr(pc, _CERTIFICATES, [certificate])
+
+
+# TLS alert descriptions (RFC 8446 6, RFC 5246 7.2), for the log.
+_ALERTS = {
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    110: "unsupported_extension",
+}
+_last_alert: weakref.WeakKeyDictionary[SSL.Connection, str] = weakref.WeakKeyDictionary()
+
+
+def _record_alert(connection: SSL.Connection, where: int, value: int) -> None:
+    # OpenSSL's info callback: for an alert, ``value`` is level << 8 | description. A fatal alert
+    # the peer sends often leaves OpenSSL's error queue empty (pyOpenSSL raises ``Error([])``).
+    if where & SSL.SSL_CB_ALERT:
+        description = _ALERTS.get(value & 0xFF, f"alert {value & 0xFF}")
+        level = "fatal" if value >> 8 == 2 else "warning"
+        direction = "received from" if where & SSL.SSL_CB_READ else "sent to"
+        _last_alert[connection] = f"{level} alert {description} {direction} the peer"
+
+
+def on_dtls_failure(pc: RTCPeerConnection, callback: Callable[[str], None]) -> None:
+    """Call ``callback(reason)`` when one of ``pc``'s DTLS transports fails its handshake.
+
+    Call it once the transports exist (after the transceivers are added, before the local
+    description starts the handshake). ``reason`` says which step failed and why: OpenSSL's errors
+    ("no shared cipher", ...) and the last TLS alert sent or received (recorded only if ``pc`` went
+    through :func:`use_dtls_certificate`), or what aiortc checked after the handshake (the
+    certificate's fingerprint, the SRTP profile).
+    """
+    transports = {t.sender.transport for t in pc.getTransceivers()}
+    for transport in transports:
+        _watch_dtls(transport, callback)
+
+
+def _watch_dtls(transport: RTCDtlsTransport, callback: Callable[[str], None]) -> None:
+    told = False
+
+    def state_changed() -> None:
+        nonlocal told
+        if transport.state != "failed" or told:
+            return
+        told = True
+        # aiortc sets the state while handling the exception (RTCDtlsTransport._do_handshake),
+        # and pyee calls this listener synchronously: the exception is still the current one.
+        try:
+            reason = _dtls_failure_reason(transport, sys.exc_info()[1])
+        except Exception:  # an escaping exception would become a pyee "error" event
+            logger.exception("describing a DTLS failure failed")
+            reason = "unknown reason"
+        _call_safely(callback, reason)
+
+    transport.on("statechange", state_changed)
+
+
+def _dtls_failure_reason(transport: RTCDtlsTransport, exc: BaseException | None) -> str:
+    connection = getattr(transport, "_ssl", None)
+    alert = _last_alert.get(connection) if connection is not None else None
+    if isinstance(exc, SSL.Error):
+        details = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+        reasons = [str(d[-1]) for d in details if isinstance(d, tuple) and d]
+        reasons += [alert] if alert else []
+        return "handshake failed: " + ("; ".join(reasons) or "no reason given by OpenSSL")
+    if isinstance(exc, ConnectionError):
+        return f"handshake failed: connection lost ({exc or type(exc).__name__})"
+    if not transport.encrypted:
+        return "handshake failed" + (f": {alert}" if alert else "")
+    profiles = {p.openssl_profile for p in getattr(transport, "_srtp_profiles", ())}
+    if connection is not None and connection.get_selected_srtp_profile() not in profiles:
+        return "SRTP setup failed: no protection profile in common"
+    return "certificate check failed: it does not match the a=fingerprint of the peer's SDP"
+
+
+def _dtls_checks() -> list[tuple[bool, str]]:
+    dtls, certificate, pc = RTCDtlsTransport, RTCCertificate, RTCPeerConnection
+    return [
+        (
+            _signature(certificate, "_create_ssl_context", "self", "srtp_profiles")
+            and _uses(certificate, "_create_ssl_context", "set_cipher_list"),
+            "RTCCertificate._create_ssl_context(srtp_profiles) sets the cipher list",
+        ),
+        (
+            _uses(pc, "__init__", _CERTIFICATES, _DTLS_TRANSPORTS)
+            and _uses(pc, _CREATE_TRANSPORT, _CERTIFICATES, "RTCDtlsTransport"),
+            "RTCPeerConnection.__certificates is read when a DTLS transport is created",
+        ),
+        (
+            _uses(dtls, "start", "_create_ssl_context", "_ssl")
+            and _uses(dtls, "_do_handshake", "Error", "_set_state", "FAILED")
+            and _uses(dtls, "_set_state", "emit")
+            and _uses(dtls, "_setup_srtp", "_srtp_profiles", "get_selected_srtp_profile"),
+            "RTCDtlsTransport fails the handshake through _set_state, which emits statechange",
+        ),
+    ]
+
+
 def check_aiortc() -> None:
     """Raise :class:`AiortcIncompatible` unless every internal used here is still as expected.
 
@@ -222,6 +428,7 @@ def check_aiortc() -> None:
             "aioice Connection.gather_candidates calls get_host_addresses(use_ipv4, use_ipv6)",
         ),
     ]
+    checks += _dtls_checks()
     problems = [what for ok, what in checks if not ok]
     if problems:
         raise AiortcIncompatible(

@@ -39,10 +39,13 @@ class OfferRejected(ValueError):
 
 
 class _Session:
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
+    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection, name: str) -> None:
         self.relay = relay
         self.pc = pc
+        # For the log: publisher or viewer, and the peer's ICE username fragment (in its SDP).
+        self.name = name
         self._closing: asyncio.Task[None] | None = None
+        self._dtls_failure = ""
         pc.on("connectionstatechange", self._connection_state_changed)
 
     @property
@@ -59,9 +62,31 @@ class _Session:
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._close())
 
+    def watch_dtls(self) -> None:
+        """Have a failed DTLS handshake logged with OpenSSL's reason. Call before it starts."""
+        aiortcseam.on_dtls_failure(self.pc, self._dtls_failed)
+
+    def _dtls_failed(self, reason: str) -> None:
+        self._dtls_failure = reason
+
     def _connection_state_changed(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
+        state = self.pc.connectionState
+        if state == "failed" and not self.closed:
+            # Otherwise the session would vanish without a trace (a later DELETE gets 404). Logged
+            # once the state change is fully handled: the DTLS reason is told to us after this.
+            asyncio.get_running_loop().call_soon(self._log_failure)
+        if state in ("failed", "closed"):
             self._close_soon()
+
+    def _log_failure(self) -> None:
+        dtls = sorted({t.sender.transport.state for t in self.pc.getTransceivers()})
+        reason = f"DTLS {self._dtls_failure}" if self._dtls_failure else f"DTLS {', '.join(dtls)}"
+        logger.warning(
+            "%s: connection failed (ICE %s; %s), closing it",
+            self.name,
+            self.pc.iceConnectionState,
+            reason,
+        )
 
     async def _close(self) -> None:
         self._leave_relay()
@@ -84,8 +109,9 @@ class PublisherSession(_Session):
         relay: StreamRelay,
         pc: RTCPeerConnection,
         codecs: dict[str, RTCRtpCodecParameters],
+        name: str = "publisher",
     ) -> None:
-        super().__init__(relay, pc)
+        super().__init__(relay, pc, name)
         self.codecs = codecs
         self._ingest: Ingest | None = None
         self._video_receivers: list[RTCRtpReceiver] = []
@@ -132,8 +158,8 @@ class PublisherSession(_Session):
 class ViewerSession(_Session):
     """A viewer's connection, sending the relay's tracks; closes when any of them ends."""
 
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
-        super().__init__(relay, pc)
+    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection, name: str = "viewer") -> None:
+        super().__init__(relay, pc, name)
         self.tracks: list[RelayTrack] = []
 
     def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -154,7 +180,7 @@ async def accept_publisher(
 ) -> tuple[str, PublisherSession]:
     """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``."""
     offer = _parse_offer(offer_sdp)
-    pc = RTCPeerConnection(_checked(config))
+    pc = _peer_connection(config)
     try:
         # Pre-create the transceivers so that codec preferences apply to the negotiation: a
         # returning publisher is steered to the codecs the viewers already have.
@@ -174,7 +200,8 @@ async def accept_publisher(
             transceiver.direction = "inactive"  # don't decode tracks nobody will see
         answer = await pc.createAnswer()
         codecs = _first_codecs(answer.sdp, wanted)
-        session = PublisherSession(relay, pc, codecs)
+        session = PublisherSession(relay, pc, codecs, _name("publisher", offer))
+        session.watch_dtls()
         for kind, transceiver in wanted.items():
             session.tap(transceiver.receiver, kind)
         await pc.setLocalDescription(answer)
@@ -196,8 +223,8 @@ async def accept_viewer(
     offer = _parse_offer(offer_sdp)
     if not any(relay.codec(kind) for kind in KINDS):
         raise StreamNotLive("nothing has been published on this stream yet")
-    pc = RTCPeerConnection(_checked(config))
-    session = ViewerSession(relay, pc)
+    pc = _peer_connection(config)
+    session = ViewerSession(relay, pc, _name("viewer", offer))
     try:
         wanted: dict[str, RTCRtpTransceiver] = {}
         extra: list[RTCRtpTransceiver] = []
@@ -217,6 +244,7 @@ async def accept_viewer(
             transceiver.direction = "inactive"
         for kind, transceiver in wanted.items():
             session.send(transceiver, kind)
+        session.watch_dtls()
         await pc.setLocalDescription(await pc.createAnswer())
     except BaseException:
         await session.close()
@@ -227,6 +255,19 @@ async def accept_viewer(
 @functools.cache
 def _check_aiortc_once() -> None:
     aiortcseam.check_aiortc()
+
+
+def _peer_connection(config: RTCConfiguration) -> RTCPeerConnection:
+    pc = RTCPeerConnection(_checked(config))
+    # aiortc alone offers ECDSA cipher suites only: peers with an RSA certificate could not
+    # complete the handshake with us (GStreamer's webrtcbin, for one).
+    aiortcseam.use_dtls_certificate(pc)
+    return pc
+
+
+def _name(role: str, offer: aiortc_sdp.SessionDescription) -> str:
+    fragments = [m.ice.usernameFragment for m in offer.media if m.ice and m.ice.usernameFragment]
+    return f"{role} session (ice-ufrag {fragments[0]})" if fragments else f"{role} session"
 
 
 def _checked(config: RTCConfiguration) -> RTCConfiguration:
