@@ -44,12 +44,15 @@ from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
 from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
+from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
-from livecommerce.live import roomroutes
+from livecommerce.live import roomroutes, socketioseam
 from livecommerce.live import routes as stream_routes
+from livecommerce.live.clientaddress import networks
+from livecommerce.live.eventbudget import SocketLimits
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.namespace import LiveNamespace
 from livecommerce.live.rooms import LiveRooms
@@ -64,6 +67,17 @@ from livecommerce.stock.reservations import Reservations
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+# Socket.IO frames up to this reach our handlers (those over MAX_EVENT_BYTES are answered
+# payload_too_large); a larger frame closes the connection (websocket close 1009).
+MAX_FRAME_BYTES = 1024 * 1024
+API_DESCRIPTION = (
+    "Live rooms speak Socket.IO on the `/live` namespace (see the README). Every client event "
+    f"is answered by an ack; an event whose JSON exceeds {socketioseam.MAX_EVENT_BYTES} bytes "
+    "is answered `payload_too_large`, and a frame over "
+    f"{MAX_FRAME_BYTES} bytes closes the connection without an ack. Request bodies: JSON of at "
+    "most 1 MiB, nested at most 32 deep, numbers of at most 40 characters, no NaN or duplicate "
+    "keys; numbers and booleans must be JSON numbers and booleans."
+)
 
 
 def api_routes() -> RouteTable:
@@ -181,13 +195,16 @@ def _live_server(app: web.Application) -> socketio.AsyncServer:
     manager = socketio.AsyncRedisManager(
         "redis://127.0.0.1:6379/0", channel=f"{settings.redis_namespace}:socketio"
     )
+    socketioseam.check()
     server = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
-        max_http_buffer_size=64 * 1024,
+        serializer=socketioseam.LivePacket,
+        max_http_buffer_size=MAX_FRAME_BYTES,
         ping_interval=20,
         ping_timeout=20,
     )
+    socketioseam.install(server)
     server.attach(app)
     return server
 
@@ -208,10 +225,27 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     rooms.emit = emit
     app[PAYMENTS].listeners.append(rooms.order_changed)
     app[PURCHASES].listeners.append(rooms.purchased)
-    namespace = LiveNamespace(rooms, app[TOKENS], app[PURCHASES], app[PAYMENTS], app[LIFECYCLE])
+    limits = SocketLimits(
+        rate=settings.socket_events_per_second,
+        burst=settings.socket_event_burst,
+        abuse=settings.socket_abuse_limit,
+        per_address=settings.sockets_per_address,
+    )
+    namespace = LiveNamespace(
+        rooms,
+        app[TOKENS],
+        app[PURCHASES],
+        app[PAYMENTS],
+        app[LIFECYCLE],
+        limits,
+        networks(settings.trusted_proxies),
+    )
     server.register_namespace(namespace)
+    app[EVENTS].subscribe(TokensRevoked, app[TOKENS].revoked)
+    app[EVENTS].subscribe(TokensRevoked, namespace.tokens_revoked)
     app[ROOMS] = rooms
     app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
+    app[LIFECYCLE].spawn(namespace.keep_checking_tokens(), "token sweep")
     app[LIFECYCLE].spawn(sales.run_clock(), "flash-sale clock")
     try:
         yield
@@ -271,13 +305,13 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_drain)
 
     table = api_routes()
-    document = table.document("livecommerce", __version__)
+    document = table.document("livecommerce", __version__, API_DESCRIPTION)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)
 
     table.add(Operation("GET", "/api/openapi.json", openapi, "This document", "operations"))
-    document = table.document("livecommerce", __version__)
+    document = table.document("livecommerce", __version__, API_DESCRIPTION)
     table.register(app)
     pages.add_pages(app)
     return app

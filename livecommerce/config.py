@@ -51,6 +51,11 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
+    socket_events_per_second: float = 10.0
+    socket_event_burst: int = 30
+    socket_abuse_limit: int = 300
+    sockets_per_address: int = 20
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -96,6 +101,21 @@ class Settings:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
             raise ConfigError("STRIPE_SECRET_KEY must start with sk_ or rk_")
+        if not 0 < self.socket_events_per_second <= 10_000:
+            raise ConfigError("SOCKET_EVENTS_PER_SECOND must be between 0 and 10000")
+        if not 1 <= self.socket_event_burst <= 100_000:
+            raise ConfigError("SOCKET_EVENT_BURST must be between 1 and 100000")
+        if self.socket_abuse_limit < 1:
+            raise ConfigError("SOCKET_ABUSE_LIMIT must be at least 1")
+        if self.sockets_per_address < 1:
+            raise ConfigError("SOCKETS_PER_ADDRESS must be at least 1")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"TRUSTED_PROXIES: {proxy!r} is not an address or network"
+                ) from None
         if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
 
@@ -173,4 +193,9 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),
+    ("SOCKET_EVENTS_PER_SECOND", "socket_events_per_second", float),
+    ("SOCKET_EVENT_BURST", "socket_event_burst", int),
+    ("SOCKET_ABUSE_LIMIT", "socket_abuse_limit", int),
+    ("SOCKETS_PER_ADDRESS", "sockets_per_address", int),
+    ("TRUSTED_PROXIES", "trusted_proxies", _csv),
 )

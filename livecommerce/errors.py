@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     SKU_TAKEN = "sku_taken"
     INVALID_TRANSITION = "invalid_transition"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     SOLD_OUT = "sold_out"
     INSUFFICIENT_STOCK = "insufficient_stock"
     LIMIT_EXCEEDED = "limit_exceeded"
@@ -62,6 +63,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.PAYMENT_FAILED: 402,
     ErrorCode.PAYMENT_UNAVAILABLE: 503,
     ErrorCode.SHUTTING_DOWN: 503,

@@ -54,8 +54,8 @@ class RouteTable:
         for op in self.operations:
             app.router.add_route(op.method, op.path, op.handler)
 
-    def document(self, title: str, version: str) -> dict[str, Any]:
-        return build_document(self.operations, title, version)
+    def document(self, title: str, version: str, description: str = "") -> dict[str, Any]:
+        return build_document(self.operations, title, version, description)
 
 
 def _error_schema() -> dict[str, Any]:
@@ -95,7 +95,9 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return schema
 
 
-def build_document(operations: Iterable[Operation], title: str, version: str) -> dict[str, Any]:
+def build_document(
+    operations: Iterable[Operation], title: str, version: str, description: str = ""
+) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _error_schema()}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -179,7 +181,8 @@ def build_document(operations: Iterable[Operation], title: str, version: str) ->
         paths.setdefault(op.openapi_path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {"title": title, "version": version}
+        | ({"description": description} if description else {}),
         "paths": paths,
         "components": {
             "schemas": components,

@@ -1,4 +1,10 @@
-"""Reading and validating request bodies and parameters; failures become 4xx errors."""
+"""Reading and validating request bodies and parameters; failures become 4xx errors.
+
+Bodies (HTTP JSON and Socket.IO event payloads) are read strictly: JSON nested deeper than
+``MAX_DEPTH``, numbers longer than ``MAX_NUMBER_CHARS``, NaN/Infinity and duplicate keys are
+refused before anything else looks at them, and fields are validated with JSON's own types (a
+quantity of ``"2"``, ``true`` or ``2.0`` is not 2). Query strings are text by nature and stay lax.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotF
 M = TypeVar("M", bound=BaseModel)
 
 MAX_ID = 2**31 - 1
+MAX_DEPTH = 32  # our deepest body (a product's variants' attributes) is 4 levels deep
+MAX_NUMBER_CHARS = 40  # no field takes more than 20 digits; thousands of digits cost CPU
 
 
 class Payload(BaseModel):
@@ -21,17 +29,113 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def validate(model: type[M], data: Any) -> M:
-    """Validate ``data`` against ``model``; errors name each bad field."""
+class UnreadableJson(LiveCommerceError):
+    """The text is not JSON we read: malformed, too deep, absurd numbers, duplicate keys."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_JSON, message)
+
+
+def _number(text: str) -> None:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise UnreadableJson(f"a number has more than {MAX_NUMBER_CHARS} characters")
+
+
+def _int(text: str) -> int:
+    _number(text)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    _number(text)
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise UnreadableJson("a number is out of range")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise UnreadableJson(f"{name} is not JSON")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise UnreadableJson("an object repeats a key")
+    return result
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse untrusted JSON; anything pathological is an ``invalid_json`` error (400)."""
     try:
-        return model.model_validate(data)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        value = json.loads(
+            text,
+            parse_int=_int,
+            parse_float=_float,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
+        )
+    except UnicodeDecodeError:
+        raise UnreadableJson("the body is not UTF-8") from None
+    except RecursionError:
+        raise UnreadableJson(f"JSON is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # JSONDecodeError, and int() past its digit limit
+        raise UnreadableJson(f"not valid JSON: {exc}") from None
+    if _depth(value) > MAX_DEPTH:
+        raise UnreadableJson(f"JSON is nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _invalid(exc: ValidationError) -> InvalidInput:
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    return InvalidInput(f"invalid input: {summary}", fields=problems)
+
+
+def validate_json(model: type[M], text: str) -> M:
+    """Parse and validate a JSON document with JSON's strict types (ISO datetimes and enum
+    values still come as strings, as JSON has them)."""
+    parse_json(text)
+    try:
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-        raise InvalidInput(f"invalid input: {summary}", fields=problems) from None
+        raise _invalid(exc) from None
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate a payload already decoded from JSON (a Socket.IO event) as ``validate_json``
+    would; errors name each bad field."""
+    if _depth(data) > MAX_DEPTH:
+        raise UnreadableJson(f"JSON is nested more than {MAX_DEPTH} levels deep")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidInput("invalid input: the payload is not plain JSON") from None
+    try:
+        return model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:
@@ -42,12 +146,10 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         )
     raw = await request.read()
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LiveCommerceError(
-            ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}"
-        ) from None
-    return validate(model, data)
+        text = raw.decode("utf-8") if raw else "null"
+    except UnicodeDecodeError:
+        raise UnreadableJson("the body is not UTF-8") from None
+    return validate_json(model, text)
 
 
 def path_id(request: web.Request, name: str = "id", what: str = "resource") -> int:
@@ -59,5 +161,11 @@ def path_id(request: web.Request, name: str = "id", what: str = "resource") -> i
 
 
 def query(request: web.Request, model: type[M]) -> M:
-    """Validate the query string against ``model``."""
-    return validate(model, dict(request.query))
+    """Validate the query string against ``model``: lax (every value is text), but bounded."""
+    params = dict(request.query)
+    if len(params) > 20 or any(len(v) > 200 for v in params.values()):
+        raise InvalidInput("invalid input: the query string is too long")
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise _invalid(exc) from None

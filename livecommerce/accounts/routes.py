@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from pydantic import EmailStr, Field
+from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import (
     User,
+    change_password,
     issue_token,
     log_in,
     revoke_token,
@@ -14,8 +18,12 @@ from livecommerce.accounts.users import (
 )
 from livecommerce.appkeys import ENGINE, SETTINGS, TOKENS
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.accounts import TokensRevoked
+from livecommerce.events.bus import EVENTS
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, read_json
+
+log = logging.getLogger(__name__)
 
 COOKIE = "lc_session"
 _USER = web.RequestKey("user", object)
@@ -57,6 +65,21 @@ class LogIn(Payload):
     password: str = Field(min_length=1, max_length=200)
 
 
+class PasswordChange(Payload):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
+
+
+async def _announce(app: web.Application, event: TokensRevoked) -> None:
+    """Tell every process (their token caches and sockets). The tokens are already gone from
+    SQL: if Redis is down, other processes learn it when their cache entries lapse (15 s) and
+    their sockets at the next token sweep."""
+    try:
+        await app[EVENTS].publish(event)
+    except RedisError as exc:
+        log.warning("token revocation not announced to other processes: %s", exc)
+
+
 async def _session_response(request: web.Request, user: User, status: int) -> web.Response:
     settings = request.app[SETTINGS]
     token = await issue_token(request.app[ENGINE], user.id, settings.token_ttl_s)
@@ -86,14 +109,27 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    await current_user(request)
+    user = await current_user(request)
     token = request_token(request)
     if token:
-        await revoke_token(request.app[ENGINE], token)
+        digest = await revoke_token(request.app[ENGINE], token)
         request.app[TOKENS].forget(token)
+        await _announce(request.app, TokensRevoked(user.id, (digest,)))
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response
+
+
+async def post_password(request: web.Request) -> web.Response:
+    """Every session of the account ends, this one too (its token may be the stolen one):
+    the caller gets a fresh token and cookie in the answer."""
+    user = await current_user(request)
+    body = await read_json(request, PasswordChange)
+    revoked = await change_password(
+        request.app[ENGINE], user.id, body.current_password, body.new_password
+    )
+    await _announce(request.app, TokensRevoked(user.id, tuple(revoked)))
+    return await _session_response(request, user, 200)
 
 
 async def get_me(request: web.Request) -> web.Response:
@@ -131,4 +167,14 @@ OPERATIONS = (
         auth=True,
     ),
     Operation("GET", "/api/me", get_me, "The logged-in account", "accounts", auth=True),
+    Operation(
+        "POST",
+        "/api/me/password",
+        post_password,
+        "Change the password: every session ends; the answer carries a new token and cookie",
+        "accounts",
+        body=PasswordChange,
+        auth=True,
+        errors=(401,),
+    ),
 )

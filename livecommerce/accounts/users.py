@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from livecommerce.accounts.passwords import hash_password, verify_password
 from livecommerce.db.tables import auth_tokens, users, utcnow
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.accounts import TokensRevoked
 
 # Verifying against a real hash when the email is unknown keeps log-in time the same either way.
 _DUMMY_HASH = (
@@ -109,7 +110,8 @@ async def log_in(engine: AsyncEngine, email: str, password: str) -> User:
     return _user(row)
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token, and how revocations name it."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -120,7 +122,7 @@ async def issue_token(engine: AsyncEngine, user_id: int, ttl_s: int) -> str:
     async with engine.begin() as conn:
         await conn.execute(
             auth_tokens.insert().values(
-                token_hash=_digest(token),
+                token_hash=token_digest(token),
                 user_id=user_id,
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl_s),
@@ -129,9 +131,48 @@ async def issue_token(engine: AsyncEngine, user_id: int, ttl_s: int) -> str:
     return token
 
 
-async def revoke_token(engine: AsyncEngine, token: str) -> None:
+async def revoke_token(engine: AsyncEngine, token: str) -> str:
+    """Delete one token; returns its digest (for the ``TokensRevoked`` event)."""
+    digest = token_digest(token)
     async with engine.begin() as conn:
-        await conn.execute(auth_tokens.delete().where(auth_tokens.c.token_hash == _digest(token)))
+        await conn.execute(auth_tokens.delete().where(auth_tokens.c.token_hash == digest))
+    return digest
+
+
+async def change_password(engine: AsyncEngine, user_id: int, current: str, new: str) -> list[str]:
+    """Check ``current``, store ``new`` and end every session of the user; returns the revoked
+    tokens' digests. A wrong ``current`` is ``bad_credentials``."""
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id))
+        ).scalar_one_or_none()
+    if stored is None or not await verify_password(stored, current):
+        raise LiveCommerceError(ErrorCode.BAD_CREDENTIALS, "the current password is wrong")
+    new_hash = await hash_password(new)
+    async with engine.begin() as conn:
+        await conn.execute(
+            users.update().where(users.c.id == user_id).values(password_hash=new_hash)
+        )
+        revoked = await conn.execute(
+            auth_tokens.delete()
+            .where(auth_tokens.c.user_id == user_id)
+            .returning(auth_tokens.c.token_hash)
+        )
+        return [str(digest) for digest in revoked.scalars()]
+
+
+async def live_digests(engine: AsyncEngine, digests: list[str]) -> set[str]:
+    """Which of these token digests are still valid (known and unexpired)."""
+    alive: set[str] = set()
+    for start in range(0, len(digests), 500):
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(auth_tokens.c.token_hash)
+                .where(auth_tokens.c.token_hash.in_(digests[start : start + 500]))
+                .where(auth_tokens.c.expires_at > utcnow())
+            )
+            alive.update(str(digest) for digest in rows.scalars())
+    return alive
 
 
 async def user_for_token(engine: AsyncEngine, token: str) -> User | None:
@@ -143,7 +184,7 @@ async def user_for_token(engine: AsyncEngine, token: str) -> User | None:
             await conn.execute(
                 sa.select(*_USER_COLUMNS)
                 .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
-                .where(auth_tokens.c.token_hash == _digest(token))
+                .where(auth_tokens.c.token_hash == token_digest(token))
                 .where(auth_tokens.c.expires_at > utcnow())
             )
         ).one_or_none()
@@ -153,8 +194,9 @@ async def user_for_token(engine: AsyncEngine, token: str) -> User | None:
 class TokenCache:
     """Who a token belongs to, remembered for ``ttl_s`` so a burst of buys costs no SQL read.
 
-    A token revoked on this process is forgotten at once; on another process it keeps working
-    for at most ``ttl_s`` (the price of not asking SQL on every request).
+    Entries are keyed by the token's digest. A revoked token is forgotten at once on every
+    process (``revoked`` hears ``TokensRevoked`` through the event bus); ``ttl_s`` only bounds
+    how long a process that missed that event (cut off from Redis) could still believe it.
     """
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 15.0, size: int = 100_000) -> None:
@@ -167,19 +209,28 @@ class TokenCache:
         if not token or len(token) > 200:
             return None
         now = time.monotonic()
-        entry = self._entries.get(token)
+        digest = token_digest(token)
+        entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
             return entry[1]
         user = await user_for_token(self._engine, token)
         # Unknown tokens are remembered briefly too, so garbage cannot hammer SQL.
-        self._entries[token] = (now + (self._ttl if user else 1.0), user)
-        self._entries.move_to_end(token)
+        self._entries[digest] = (now + (self._ttl if user else 1.0), user)
+        self._entries.move_to_end(digest)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return user
 
     def forget(self, token: str) -> None:
-        self._entries.pop(token, None)
+        self._entries.pop(token_digest(token), None)
+
+    async def still_valid(self, digests: list[str]) -> set[str]:
+        """Which of these digests are live tokens, asked of SQL (not the cache)."""
+        return await live_digests(self._engine, digests)
+
+    async def revoked(self, event: TokensRevoked) -> None:
+        for digest in event.token_hashes:
+            self._entries.pop(digest, None)
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> User | None:

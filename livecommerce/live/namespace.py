@@ -16,21 +16,25 @@ import socketio
 from pydantic import Field, StringConstraints
 from redis.exceptions import RedisError
 
-from livecommerce.accounts.users import TokenCache, User
+from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import MAX_QTY, Purchases
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.events.accounts import TokensRevoked
 from livecommerce.lifecycle import Lifecycle
+from livecommerce.live.clientaddress import Network, client_address
+from livecommerce.live.eventbudget import EventBudget, SocketLimits, Verdict
 from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
 from livecommerce.live.rooms import LiveRooms, stream_room, user_room
+from livecommerce.live.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
 from livecommerce.payload import MAX_ID, Payload, validate
 
 log = logging.getLogger(__name__)
 
 COOKIE = "lc_session"
-MAX_EVENT_BYTES = 4096
 VIEWER_PUSH_MS = 1000
 HEARTBEAT_S = 20.0  # viewer entries live 60 s: two beats may be missed before one drops out
+TOKEN_SWEEP_S = 60.0  # sockets whose token expired, or whose revocation this process missed
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 StreamId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -123,6 +127,25 @@ def _error(exc: LiveCommerceError) -> dict[str, Any]:
     return exc.to_dict()
 
 
+def _refused(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    # the client sees err.message == code and err.data == {code, message}
+    return socketio.exceptions.ConnectionRefusedError(
+        code.value, {"code": code.value, "message": message}
+    )
+
+
+class LiveSession:
+    """One connected socket: who (if anyone), with which token, from where, and its budget."""
+
+    __slots__ = ("address", "budget", "digest", "user")
+
+    def __init__(self, address: str, budget: EventBudget) -> None:
+        self.address = address
+        self.budget = budget
+        self.user: User | None = None
+        self.digest: str | None = None
+
+
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """One room per shopstream; buyers also sit in a private room for their order updates."""
 
@@ -133,6 +156,8 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         purchases: Purchases,
         payments: Payments,
         lifecycle: Lifecycle,
+        limits: SocketLimits | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         super().__init__("/live")
         self._rooms = rooms
@@ -140,39 +165,134 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._purchases = purchases
         self._payments = payments
         self._lifecycle = lifecycle
-        self._users: dict[str, User | None] = {}
+        self._limits = limits or SocketLimits()
+        self._trusted = trusted_proxies
+        self._sessions: dict[str, LiveSession] = {}
+        self._per_address: dict[str, int] = {}
         self._watching: dict[str, int] = {}
         self._pushes: set[asyncio.Future[None]] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous."""
+        """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous.
+
+        Refusals (``connect_error``): ``too_many_connections`` past ``SOCKETS_PER_ADDRESS``
+        sockets of one client address on this process, ``not_authenticated`` for a bad token,
+        ``invalid_json`` / ``payload_too_large`` for an unreadable auth payload.
+        """
+        address = client_address(
+            peer_address(environ), environ.get("HTTP_X_FORWARDED_FOR"), self._trusted
+        )
+        if self._per_address.get(address, 0) >= self._limits.per_address:
+            raise _refused(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"at most {self._limits.per_address} connections from one address",
+            )
+        # The slot is taken before any await, so a burst of connects cannot overshoot the cap.
+        session = LiveSession(address, EventBudget(self._limits, time.monotonic()))
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        self._sessions[sid] = session
+        try:
+            await self._authenticate(sid, session, environ, auth)
+        except BaseException:
+            self._forget(sid)
+            raise
+
+    async def _authenticate(
+        self, sid: str, session: LiveSession, environ: dict[str, Any], auth: Any
+    ) -> None:
+        if isinstance(auth, list) and auth and isinstance(auth[0], Unreadable):
+            raise _refused(auth[0].code, auth[0].message)
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
             token = cookie[COOKIE].value if COOKIE in cookie else None
-        user = None
-        if token:
+        if not token:
+            return
+        try:
             user = await self._tokens.user(token) if isinstance(token, str) else None
-            if user is None:
-                # the client sees err.message "not_authenticated" and err.data {code, message}
-                raise socketio.exceptions.ConnectionRefusedError(
-                    ErrorCode.NOT_AUTHENTICATED.value,
-                    {"code": "not_authenticated", "message": "this token is not valid; log in"},
-                )
-            await self.enter_room(sid, user_room(user.id))
-        self._users[sid] = user
+        except Exception as exc:  # SQL or Redis down: refuse cleanly, the client retries
+            log.warning("socket authentication failed: %s", exc)
+            raise _refused(
+                ErrorCode.STORE_UNAVAILABLE, "a data store is unavailable; retry"
+            ) from None
+        if user is None:
+            raise _refused(ErrorCode.NOT_AUTHENTICATED, "this token is not valid; log in")
+        session.user, session.digest = user, token_digest(token)
+        await self.enter_room(sid, user_room(user.id))
+
+    def _forget(self, sid: str) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is None:
+            return
+        left = self._per_address.get(session.address, 1) - 1
+        if left > 0:
+            self._per_address[session.address] = left
+        else:
+            self._per_address.pop(session.address, None)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        self._users.pop(sid, None)
         stream_id = self._watching.pop(sid, None)
         if stream_id is not None:
             await self._left(sid, stream_id)
+        self._forget(sid)
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        """Every event runs here: size limits, validation and errors become an error ack."""
+    async def tokens_revoked(self, event: TokensRevoked) -> None:
+        """Log-out or password change on any process: that token's sockets here end now."""
+        revoked = set(event.token_hashes)
+        ended = [sid for sid, s in self._sessions.items() if s.digest in revoked]
+        await self._end_sessions(ended)
+
+    async def _end_sessions(self, sids: list[str]) -> None:
+        for sid in sids:
+            await self.emit(
+                "session:ended",
+                {"code": ErrorCode.NOT_AUTHENTICATED.value, "message": "you were logged out"},
+                to=sid,
+            )
+            await self.disconnect(sid)
+
+    async def keep_checking_tokens(self, every_s: float = TOKEN_SWEEP_S) -> None:
+        """Disconnect sockets whose token expired, or was revoked while this process was cut
+        off from the event bus."""
+        while True:
+            await asyncio.sleep(every_s)
+            by_digest: dict[str, list[str]] = {}
+            for sid, session in self._sessions.items():
+                if session.digest is not None:
+                    by_digest.setdefault(session.digest, []).append(sid)
+            if not by_digest:
+                continue
+            try:
+                alive = await self._tokens.still_valid(list(by_digest))
+            except Exception as exc:
+                log.warning("token sweep skipped: %s", exc)
+                continue
+            await self._end_sessions(
+                [sid for digest, sids in by_digest.items() if digest not in alive for sid in sids]
+            )
+
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Every event runs here: rate and size limits, validation and errors become an error
+        ack (``rate_limited``, ``payload_too_large``, ``invalid_json``, ``invalid_input``...)."""
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid, data = args[0], args[1] if len(args) > 1 else None
+        session = self._sessions.get(sid)
+        if session is None:
+            return {"error": {"code": "not_authenticated", "message": "not connected"}}
+        verdict = session.budget.take(time.monotonic())
+        if verdict is Verdict.DROP:
+            log.warning("socket dropped for flooding", extra={"address": session.address})
+            await self.disconnect(sid)
+            return None
+        if verdict is Verdict.REFUSE:
+            return LiveCommerceError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: at most {self._limits.rate:g} events a second",
+                retry_after_ms=session.budget.retry_after_ms(),
+            ).to_dict()
+        if isinstance(event, Unreadable):
+            return event.ack()
         handler = _HANDLERS.get(event)
         if handler is None:
             return {"error": {"code": "unknown_event", "message": f"no event named {event!r}"}}
@@ -187,7 +307,14 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return {"error": {"code": ErrorCode.INTERNAL.value, "message": "internal error"}}
 
     def _user(self, sid: str) -> User | None:
-        return self._users.get(sid)
+        session = self._sessions.get(sid)
+        return session.user if session is not None else None
+
+    def _viewer(self, sid: str) -> str:
+        """Who counts as one viewer: a logged-in person once, whatever their tabs; an anonymous
+        socket on its own (one address's sockets are capped by ``SOCKETS_PER_ADDRESS``)."""
+        user = self._user(sid)
+        return f"user{user.id}" if user is not None else sid
 
     async def _join(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(Join, data)
@@ -198,14 +325,19 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         state = await self._rooms.snapshot(body.stream_id, self._user(sid))
         await self.enter_room(sid, stream_room(body.stream_id))
         self._watching[sid] = body.stream_id
-        count = await self._rooms.state.viewer_joined(body.stream_id, sid)
+        count = await self._rooms.state.viewer_joined(body.stream_id, self._viewer(sid))
         state["viewers"] = count
         await self.emit("room:state", state, to=sid)
         self._count_soon(body.stream_id)
         return {"state": state}
 
     async def _left(self, sid: str, stream_id: int) -> None:
-        await self._rooms.state.viewer_left(stream_id, sid)
+        viewer = self._viewer(sid)
+        if not any(
+            other != sid and watched == stream_id and self._viewer(other) == viewer
+            for other, watched in self._watching.items()
+        ):
+            await self._rooms.state.viewer_left(stream_id, viewer)
         self._count_soon(stream_id)
 
     def _count_soon(self, stream_id: int) -> None:
@@ -237,9 +369,10 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         per beat), so that the count also falls when another process dies with its sockets."""
         while True:
             await asyncio.sleep(every_s)
-            watching: dict[int, list[str]] = {}
+            viewers: dict[int, set[str]] = {}
             for sid, stream_id in self._watching.items():
-                watching.setdefault(stream_id, []).append(sid)
+                viewers.setdefault(stream_id, set()).add(self._viewer(sid))
+            watching = {stream_id: sorted(ids) for stream_id, ids in viewers.items()}
             if not watching:
                 continue
             try:

@@ -1,0 +1,331 @@
+"""What one socket (or one address) may send, and what happens to payloads that are too large,
+too deep or of the wrong type: always an error ack, never a crash, never everyone slowed down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+from aiohttp.test_utils import TestClient
+
+from bench.processes import ServerProcess
+from livecommerce.app import create_app
+from livecommerce.config import Settings
+from tests.conftest import sign_up
+from tests.liveclient import Viewer
+
+
+def _url(client: TestClient[Any, Any]) -> str:
+    return str(client.make_url("/")).rstrip("/")
+
+
+async def _stream(client: TestClient[Any, Any]) -> tuple[Any, int]:
+    creator = await sign_up(client, "creator")
+    stream = (await creator.call("POST", "/api/streams", {"title": "Limits"}, status=201))["stream"]
+    return creator, stream["id"]
+
+
+@pytest.fixture
+def one_server(redis_url: str, localstripe_url: str, tmp_path: Path) -> Any:
+    """One ``livecommerce serve`` process (SQLite), so that the clients of a test do not share
+    its event loop: what they measure is the server."""
+    server = ServerProcess(
+        {
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "DATA_DIR": str(tmp_path),
+            "SOCKET_ABUSE_LIMIT": "100000",  # this test wants every ack, not a disconnect
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as made:
+        yield made
+
+
+async def test_two_thousand_joins_are_refused_quickly_and_rest_stays_fast(
+    one_server: ServerProcess, session: aiohttp.ClientSession, viewers: list[Viewer]
+) -> None:
+    base = one_server.url
+    async with session.post(
+        f"{base}/api/accounts",
+        json={
+            "email": f"c-{uuid.uuid4().hex[:6]}@example.com",
+            "password": "correct horse",
+            "display_name": "c",
+        },
+    ) as response:
+        token = (await response.json())["token"]
+    session.cookie_jar.clear()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{base}/api/streams", json={"title": "Flood"}, headers=headers) as r:
+        stream_id = (await r.json())["stream"]["id"]
+    flooder = Viewer()
+    viewers.append(flooder)
+    await flooder.connect(base)
+
+    latencies: list[float] = []
+    flooding = True
+
+    async def rest_calls() -> None:
+        async with aiohttp.ClientSession() as other:
+            while flooding:
+                started = time.monotonic()
+                async with other.get(f"{base}/api/streams/{stream_id}/room") as response:
+                    assert response.status == 200
+                latencies.append(time.monotonic() - started)
+                await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(rest_calls())
+    started = time.monotonic()
+    acks = await asyncio.gather(
+        *(flooder.call("join", {"stream_id": stream_id}) for _ in range(2000))
+    )
+    took = time.monotonic() - started
+    flooding = False
+    await watcher
+
+    codes = [a["error"]["code"] if "error" in a else "ok" for a in acks]
+    assert codes.count("ok") <= 30 + 10 * took + 2  # the burst, and 10 a second meanwhile
+    assert codes.count("rate_limited") == 2000 - codes.count("ok")
+    limited = next(a for a in acks if "error" in a)
+    assert limited["error"]["retry_after_ms"] >= 1
+    assert took < 4.0, f"2,000 joins took {took:.1f} s"
+    assert latencies and max(latencies) < 1.0, latencies
+    await asyncio.sleep(1.0)  # the budget refills: the socket is served again
+    assert (await flooder.call("clock:sync", {"client_time": 1}))["ok"]
+
+
+async def test_a_socket_that_keeps_flooding_is_disconnected(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    live = await aiohttp_client(
+        create_app(replace(settings, socket_event_burst=5, socket_abuse_limit=50))
+    )
+    flooder = Viewer()
+    viewers.append(flooder)
+    await flooder.connect(_url(live))
+    for _ in range(200):
+        await flooder.sio.emit("clock:sync", {}, namespace="/live")
+    deadline = time.monotonic() + 5
+    while flooder.sio.connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not flooder.sio.connected
+    again = Viewer()  # not a ban: a well-behaved reconnect is served
+    viewers.append(again)
+    await again.connect(_url(live))
+    assert (await again.call("clock:sync", {}))["ok"]
+
+
+async def _refusal(url: str, headers: dict[str, str] | None = None) -> Any:
+    """Connect a bare client; the ``connect_error`` data (``{code, message}``) if refused."""
+    client = socketio.AsyncClient(reconnection=False)
+    refused: list[Any] = []
+    client.on("connect_error", lambda data: refused.append(data), namespace="/live")
+    try:
+        await client.connect(url, namespaces=["/live"], transports=["websocket"], headers=headers)
+    except socketio.exceptions.ConnectionError:
+        return refused[0]["data"] if refused else "refused"
+    await client.disconnect()
+    return None
+
+
+async def test_sockets_per_address_are_capped(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    live = await aiohttp_client(create_app(replace(settings, sockets_per_address=3)))
+    url = _url(live)
+    three = [Viewer() for _ in range(3)]
+    viewers += three
+    for viewer in three:
+        await viewer.connect(url)
+    refused = await _refusal(url)
+    assert refused["code"] == "too_many_connections", refused
+    # X-Forwarded-For from an untrusted peer is anyone's word: still the same address.
+    refused = await _refusal(url, {"X-Forwarded-For": "198.51.100.7"})
+    assert refused["code"] == "too_many_connections"
+    await three[0].sio.disconnect()
+    await asyncio.sleep(0.1)
+    assert await _refusal(url) is None  # the slot is free again
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    live = await aiohttp_client(
+        create_app(replace(settings, sockets_per_address=2, trusted_proxies=("127.0.0.1",)))
+    )
+    url = _url(live)
+    for client_address in ("198.51.100.7", "198.51.100.8"):
+        forwarded = {"X-Forwarded-For": f"203.0.113.9, {client_address}"}
+        held = [socketio.AsyncClient(reconnection=False) for _ in range(2)]
+        for client in held:
+            await client.connect(
+                url, namespaces=["/live"], transports=["websocket"], headers=forwarded
+            )
+        refused = await _refusal(url, forwarded)
+        assert refused["code"] == "too_many_connections"
+        for client in held:
+            await client.disconnect()
+
+
+async def test_one_person_in_several_tabs_is_one_viewer(
+    live_app: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    creator, stream_id = await _stream(live_app)
+    fan = await sign_up(live_app, "fan")
+    tabs = [Viewer() for _ in range(3)]
+    anonymous = [Viewer() for _ in range(2)]
+    viewers += tabs + anonymous
+    for viewer in tabs:
+        await viewer.connect(_url(live_app), fan.token)
+    for viewer in anonymous:
+        await viewer.connect(_url(live_app))
+    for viewer in tabs + anonymous:
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+    room = await creator.call("GET", f"/api/streams/{stream_id}/room")
+    assert room["room"]["viewers"] == 3  # the fan once, the two anonymous sockets
+    await tabs[0].sio.disconnect()
+    await tabs[1].sio.disconnect()
+    await asyncio.sleep(0.2)
+    assert (await creator.call("GET", f"/api/streams/{stream_id}/room"))["room"]["viewers"] == 3
+    await tabs[2].sio.disconnect()
+    await asyncio.sleep(0.2)
+    assert (await creator.call("GET", f"/api/streams/{stream_id}/room"))["room"]["viewers"] == 2
+
+
+@pytest.fixture
+async def live_app(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+
+
+async def test_bad_payloads_get_error_acks_and_the_socket_stays(
+    live_app: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    _creator, stream_id = await _stream(live_app)
+    v = Viewer()
+    viewers.append(v)
+    await v.connect(_url(live_app))
+
+    async def code(event: str, data: Any) -> str:
+        return str((await v.call(event, data))["error"]["code"])
+
+    # Loose types are not numbers.
+    for loose in ("1", True, 1.0, 1.5, [1], None):
+        assert await code("join", {"stream_id": loose}) == "invalid_input", loose
+    assert await code("join", {"stream_id": int("9" * 2000)}) == "invalid_json"
+    assert await code("join", {"stream_id": float("nan")}) == "invalid_json"
+    assert await code("join", {"stream_id": float("inf")}) == "invalid_json"
+    deep: Any = stream_id
+    for _ in range(100):
+        deep = [deep]
+    assert await code("join", {"stream_id": deep}) == "invalid_json"
+    assert await code("join", b"binary") == "invalid_input"
+    # Larger than the old 64 KB engine buffer: answered, not a dropped connection.
+    assert await code("chat:send", {"stream_id": stream_id, "text": "x" * 100_000}) == (
+        "payload_too_large"
+    )
+    assert (await v.call("join", {"stream_id": stream_id}))["ok"]
+    assert (await v.call("clock:sync", {"client_time": 1}))["ok"]
+    assert v.sio.connected
+
+
+async def test_frames_beyond_the_engine_limit_close_the_connection(
+    live_app: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    v = Viewer()
+    viewers.append(v)
+    await v.connect(_url(live_app))
+    await v.sio.emit("chat:send", {"stream_id": 1, "text": "x" * 1_100_000}, namespace="/live")
+    deadline = time.monotonic() + 5
+    while v.sio.connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not v.sio.connected
+
+
+async def _raw_socket(client: TestClient[Any, Any]) -> aiohttp.ClientWebSocketResponse:
+    """A websocket speaking Engine.IO 4 / Socket.IO 5 by hand, connected to /live."""
+    ws = await client.ws_connect("/socket.io/?EIO=4&transport=websocket")
+    assert (await ws.receive_str()).startswith("0{")
+    await ws.send_str("40/live,")
+    assert (await ws.receive_str()).startswith("40/live,")
+    return ws
+
+
+async def _ack(ws: aiohttp.ClientWebSocketResponse, ack_id: int) -> Any:
+    while True:
+        message = await asyncio.wait_for(ws.receive_str(), 5)
+        prefix = f"43/live,{ack_id}"
+        if message.startswith(prefix):
+            return json.loads(message[len(prefix) :])[0]
+
+
+async def test_malformed_packets_by_hand_get_error_acks(live_app: TestClient[Any, Any]) -> None:
+    _creator, stream_id = await _stream(live_app)
+    ws = await _raw_socket(live_app)
+    try:
+        cases = {
+            1: '{"not": "a list"}',
+            2: "[[1], {}]",
+            3: "[]",
+            4: f'["join", {{"stream_id": {stream_id}, "stream_id": 2}}]',
+            5: '["join", {"stream_id": ' + "9" * 5000 + "}]",
+            6: '["join", ' + "[" * 5000 + "]" * 5000 + "]",
+            7: '["join", {"stream_id": NaN}]',
+            8: '["join", {"stream_id": 1e99999}]',
+            9: '["join", {"stream_id": "' + "x" * 3000 + '"}',
+        }
+        for ack_id, body in cases.items():
+            await ws.send_str(f"42/live,{ack_id}{body}")
+        codes = {ack_id: (await _ack(ws, ack_id))["error"]["code"] for ack_id in cases}
+        assert codes == {
+            1: "invalid_input",
+            2: "invalid_input",
+            3: "invalid_input",
+            4: "invalid_json",
+            5: "payload_too_large",
+            6: "payload_too_large",
+            7: "invalid_json",
+            8: "invalid_json",
+            9: "invalid_json",
+        }
+        await ws.send_bytes(b"\x00\x01 stray binary")
+        await ws.send_str('451-/live,10["join",{"_placeholder":true,"num":0}]')
+        assert (await _ack(ws, 10))["error"]["code"] == "invalid_input"
+        await ws.send_str(f'42/live,11["join",{{"stream_id":{stream_id}}}]')
+        assert (await _ack(ws, 11))["ok"]
+    finally:
+        await ws.close()
+
+
+async def test_a_bad_auth_payload_is_refused(live_app: TestClient[Any, Any]) -> None:
+    ws = await live_app.ws_connect("/socket.io/?EIO=4&transport=websocket")
+    try:
+        await ws.receive_str()
+        await ws.send_str('40/live,{"token": ' + "[" * 200 + "]" * 200 + "}")
+        refused = await asyncio.wait_for(ws.receive_str(), 5)
+        assert refused.startswith("44/live,")
+        assert json.loads(refused[len("44/live,") :])["data"]["code"] == "invalid_json"
+    finally:
+        await ws.close()
