@@ -15,7 +15,16 @@ class Viewer:
     def __init__(self) -> None:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, Any]] = []
+        self.disconnected = asyncio.Event()
         self.sio.on("*", self._record, namespace="/live")
+        self.sio.on("disconnect", self._disconnected, namespace="/live")
+
+    async def _disconnected(self, reason: Any = None) -> None:
+        self.disconnected.set()
+
+    async def wait_disconnected(self, within_s: float = 5) -> None:
+        """Until the server (or the transport) ends this socket; fails after ``within_s``."""
+        await asyncio.wait_for(self.disconnected.wait(), within_s)
 
     async def _record(self, event: str, data: Any) -> None:
         self.events.append((event, data))

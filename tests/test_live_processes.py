@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import socketio
 
 from bench.processes import ServerProcess
 from tests.conftest import hoodie
@@ -161,3 +162,30 @@ async def test_the_viewer_count_falls_when_a_process_dies(
     await watcher.wait_for("viewers", count=1)
     room = await creator.call("GET", f"{a.url}/api/streams/{stream_id}/room")
     assert room["room"]["viewers"] == 1
+
+
+async def test_log_out_on_one_process_disconnects_the_socket_on_the_other(
+    server_processes: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    viewers: list[Viewer],
+) -> None:
+    a, b = server_processes
+    ava = await _sign_up(session, a.url, "ava")
+    await ava.call("GET", f"{a.url}/api/me")  # A's token cache now knows the token
+    socket = Viewer()
+    viewers.append(socket)
+    await socket.connect(a.url, ava.token)
+    assert (await socket.call("clock:sync", {}))["ok"]
+
+    started = asyncio.get_running_loop().time()
+    await ava.call("DELETE", f"{b.url}/api/sessions")
+    await socket.wait_disconnected(within_s=1.0)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    # A forgot the token at once too (its cache would have believed it for 15 s).
+    await ava.call("GET", f"{a.url}/api/me", status=401)
+    again = Viewer()
+    refused: list[Any] = []
+    again.sio.on("connect_error", lambda data: refused.append(data), namespace="/live")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await again.connect(a.url, ava.token)
+    assert refused[0]["message"] == "not_authenticated"
