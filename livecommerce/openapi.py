@@ -95,16 +95,28 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return schema
 
 
+def _operation_id(op: Operation, taken: set[str]) -> str:
+    """The handler's name; OpenAPI wants it unique, so a shared handler (WHIP and WHEP share
+    theirs) is told apart by method and path."""
+    name = op.handler.__name__
+    if name in taken:
+        slug = re.sub(r"[^a-z0-9]+", "_", op.openapi_path.lower()).strip("_")
+        name = f"{op.method.lower()}_{slug}"
+    taken.add(name)
+    return name
+
+
 def build_document(
     operations: Iterable[Operation], title: str, version: str, description: str = ""
 ) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _error_schema()}
     paths: dict[str, dict[str, Any]] = {}
+    taken: set[str] = set()
     for op in operations:
         entry: dict[str, Any] = {
             "summary": op.summary,
             "tags": [op.tag],
-            "operationId": op.handler.__name__,
+            "operationId": _operation_id(op, taken),
         }
         parameters: list[dict[str, Any]] = [
             {

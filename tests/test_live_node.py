@@ -165,3 +165,27 @@ async def test_node_client_with_a_bad_token_is_refused(
     refused = await client.connected()
     assert refused["connect_error"]["message"] == "not_authenticated"
     assert refused["connect_error"]["data"]["code"] == "not_authenticated"
+
+
+async def test_node_client_large_events_are_answered_and_huge_frames_close(
+    aiohttp_client: Any, settings: Settings, node_clients: list[NodeClient]
+) -> None:
+    live: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    client = await NodeClient.start(_url(live))
+    node_clients.append(client)
+    assert "connected" in await client.connected()
+    # Above the old 64 KB engine buffer, under its 1 MiB frame limit: an ack, not a hang-up.
+    big = await client.call("chat:send", {"stream_id": 1, "text": "x" * 200_000})
+    assert big["error"]["code"] == "payload_too_large"
+    loose = await client.call("join", {"stream_id": "1"})
+    assert loose["error"]["code"] == "invalid_input"
+    assert (await client.call("clock:sync", {"client_time": 1}))["ok"]
+    # Past the frame limit the connection closes, as the README says.
+    assert client.process.stdin is not None
+    client.process.stdin.write(
+        json.dumps({"id": 99, "emit": "chat:send", "data": {"text": "x" * 1_200_000}}).encode()
+        + b"\n"
+    )
+    await client.process.stdin.drain()
+    closed = await client._until(lambda x: "disconnected" in x, "disconnect")
+    assert closed["disconnected"] == "transport close"

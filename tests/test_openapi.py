@@ -93,20 +93,10 @@ def served(tmp_path: Path, redis_url: str) -> Any:
             process.wait(timeout=30)
 
 
-def test_schemathesis_finds_no_server_error(served: Any) -> None:
-    base, _process = served
-    # Logged in, so the operations behind authentication are fuzzed too, not just refused.
-    request = urllib.request.Request(
-        f"{base}/api/accounts",
-        data=json.dumps(
-            {"email": "fuzz@example.com", "password": "fuzzing-pass", "display_name": "Fuzz"}
-        ).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request) as response:
-        token = json.load(response)["token"]
+def _schemathesis(base: str, token: str | None, *selection: str) -> str:
+    """Run schemathesis; fail on any 5xx (``not_a_server_error``); return its report."""
     cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
+    auth = ["--header", f"Authorization: Bearer {token}"] if token else []
     result = subprocess.run(
         [
             cli,
@@ -121,8 +111,8 @@ def test_schemathesis_finds_no_server_error(served: Any) -> None:
             "--seed",
             "1",
             "--no-color",
-            "--header",
-            f"Authorization: Bearer {token}",
+            *auth,
+            *selection,
         ],
         capture_output=True,
         text=True,
@@ -131,6 +121,50 @@ def test_schemathesis_finds_no_server_error(served: Any) -> None:
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"},
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def _tested(report: str) -> int:
+    """How many operations schemathesis says it tested (its summary line)."""
+    match = re.search(r"Tested:\s*(\d+)", report) or re.search(r"(\d+) tested", report)
+    assert match, report[-3000:]
+    return int(match.group(1))
+
+
+# Operations that end the session they are called with: fuzzed last, on their own.
+_ENDS_SESSION = ("delete_session", "post_password")
+
+
+@pytest.mark.parametrize("who", ["anonymous", "logged_in"])
+def test_schemathesis_finds_no_server_error(served: Any, who: str) -> None:
+    base, _process = served
+    with urllib.request.urlopen(f"{base}/api/openapi.json") as response:
+        paths = json.load(response)["paths"]
+    # Every operation but the document itself (schemathesis leaves out the schema it loaded).
+    operations = sum(len(ops) for path, ops in paths.items() if path != "/api/openapi.json")
+    if who == "anonymous":
+        assert _tested(_schemathesis(base, None)) == operations
+        return
+    # Logged in, so the operations behind authentication are fuzzed too, not just refused.
+    request = urllib.request.Request(
+        f"{base}/api/accounts",
+        data=json.dumps(
+            {"email": "fuzz@example.com", "password": "fuzzing-pass", "display_name": "Fuzz"}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        token = json.load(response)["token"]
+    excluded = [arg for op in _ENDS_SESSION for arg in ("--exclude-operation-id", op)]
+    tested = _tested(_schemathesis(base, token, *excluded))
+    # The token is still good after the run: everything above ran logged in.
+    check = urllib.request.Request(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(check) as response:
+        assert response.status == 200
+    included = [arg for op in _ENDS_SESSION for arg in ("--include-operation-id", op)]
+    tested += _tested(_schemathesis(base, token, *included))
+    assert tested == operations
 
 
 def test_serve_with_embedded_defaults_and_stop_gracefully(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 // Usage: node live_client.mjs <server url> [token]
 // stdin:  one JSON command per line: {"id": 1, "emit": "join", "data": {...}}  (answered by its ack)
 // stdout: one JSON line per thing that happened: {"connected": true}, {"connect_error": {...}},
-//         {"id": 1, "ack": {...}}, {"event": "product:pinned", "data": {...}}
+//         {"id": 1, "ack": {...}}, {"event": "product:pinned", "data": {...}}, {"disconnected": "..."}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -16,6 +16,7 @@ const socket = io(`${url}/live`, {
 });
 socket.on("connect", () => say({ connected: true }));
 socket.on("connect_error", (err) => say({ connect_error: { message: err.message, data: err.data ?? null } }));
+socket.on("disconnect", (reason) => say({ disconnected: reason }));
 socket.onAny((event, data) => say({ event, data }));
 
 createInterface({ input: process.stdin }).on("line", async (line) => {

@@ -20,7 +20,17 @@ export class LiveRoom {
     // The session cookie authenticates the socket; websocket only, so no sticky sessions needed.
     this.socket = io("/live", { transports: ["websocket"], reconnectionDelayMax: 4000 });
     this.socket.on("connect", () => this._joined());
-    this.socket.on("disconnect", () => this.onConnection("reconnecting"));
+    // The server ends a socket whose session was logged out (here or elsewhere) or that flooded
+    // it; socket.io-client does not come back by itself after a server-side disconnect.
+    this.loggedOut = false;
+    this.socket.on("session:ended", () => {
+      this.loggedOut = true;
+    });
+    this.socket.on("disconnect", (reason) => {
+      if (this.loggedOut) return this.onConnection("logged-out");
+      this.onConnection("reconnecting");
+      if (reason === "io server disconnect") setTimeout(() => this.socket.connect(), 2000);
+    });
     this.socket.on("connect_error", (err) => this.onConnection(err.message === "not_authenticated" ? "logged-out" : "reconnecting"));
     this.socket.on("room:state", (state) => {
       this.state = state;
