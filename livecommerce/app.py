@@ -54,7 +54,7 @@ from livecommerce.live import routes as stream_routes
 from livecommerce.live.clientaddress import networks
 from livecommerce.live.eventbudget import SocketLimits
 from livecommerce.live.flashsales import FlashSales
-from livecommerce.live.namespace import LiveNamespace
+from livecommerce.live.namespace import TOKEN_SWEEP_S, LiveNamespace
 from livecommerce.live.rooms import LiveRooms
 from livecommerce.live.roomstate import RoomState
 from livecommerce.media import routes as media_routes
@@ -245,7 +245,9 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS].subscribe(TokensRevoked, namespace.tokens_revoked)
     app[ROOMS] = rooms
     app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
-    app[LIFECYCLE].spawn(namespace.keep_checking_tokens(), "token sweep")
+    # An expired token's sockets end within half its lifetime, and at most a minute after.
+    sweep_s = min(TOKEN_SWEEP_S, settings.token_ttl_s / 2)
+    app[LIFECYCLE].spawn(namespace.keep_checking_tokens(sweep_s), "token sweep")
     app[LIFECYCLE].spawn(sales.run_clock(), "flash-sale clock")
     try:
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -150,3 +151,16 @@ async def test_a_removed_moderator_loses_the_room_controls_while_connected(
     assert (await mod.call("chat:slowmode", {"stream_id": stream["id"], "seconds": 5}))["error"][
         "code"
     ] == "forbidden"
+
+
+async def test_a_socket_whose_token_expires_is_disconnected(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    live = await aiohttp_client(create_app(replace(settings, token_ttl_s=3)))
+    ava = await sign_up(live, "ava")
+    socket = Viewer()
+    viewers.append(socket)
+    await socket.connect(_url(live), ava.token)
+    assert (await socket.call("clock:sync", {}))["ok"]
+    await socket.wait_disconnected(within_s=6)
+    assert await _refused_with(_url(live), ava.token) == "not_authenticated"

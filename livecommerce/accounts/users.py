@@ -177,18 +177,30 @@ async def live_digests(engine: AsyncEngine, digests: list[str]) -> set[str]:
 
 async def user_for_token(engine: AsyncEngine, token: str) -> User | None:
     """The user a live token belongs to, or ``None`` (unknown or expired)."""
+    user, _left_s = await _user_and_lifetime(engine, token)
+    return user
+
+
+async def _user_and_lifetime(engine: AsyncEngine, token: str) -> tuple[User | None, float]:
+    """The token's user and the seconds it has left (0 for no user)."""
     if not token or len(token) > 200:
-        return None
+        return None, 0.0
+    now = utcnow()
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                sa.select(*_USER_COLUMNS)
+                sa.select(*_USER_COLUMNS, auth_tokens.c.expires_at)
                 .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
                 .where(auth_tokens.c.token_hash == token_digest(token))
-                .where(auth_tokens.c.expires_at > utcnow())
+                .where(auth_tokens.c.expires_at > now)
             )
         ).one_or_none()
-    return _user(row) if row is not None else None
+    if row is None:
+        return None, 0.0
+    expires_at = row._mapping["expires_at"]
+    if expires_at.tzinfo is None:  # SQLite hands datetimes back naive
+        expires_at = expires_at.replace(tzinfo=now.tzinfo)
+    return _user(row), (expires_at - now).total_seconds()
 
 
 class TokenCache:
@@ -213,9 +225,10 @@ class TokenCache:
         entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
             return entry[1]
-        user = await user_for_token(self._engine, token)
-        # Unknown tokens are remembered briefly too, so garbage cannot hammer SQL.
-        self._entries[digest] = (now + (self._ttl if user else 1.0), user)
+        user, left_s = await _user_and_lifetime(self._engine, token)
+        # Unknown tokens are remembered briefly too, so garbage cannot hammer SQL; a known one
+        # never past its own expiry.
+        self._entries[digest] = (now + (min(self._ttl, left_s) if user else 1.0), user)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -332,7 +332,9 @@ class StripeGateway:
             raise LiveCommerceError(ErrorCode.BAD_SIGNATURE, "webhooks are not configured")
         try:
             event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
-        except (stripe.SignatureVerificationError, ValueError) as exc:
+        except (stripe.SignatureVerificationError, ValueError, RecursionError) as exc:
+            # ValueError covers bad UTF-8 and numbers past int's digit limit; RecursionError a
+            # signed body nested absurdly deep: neither is a 500.
             raise LiveCommerceError(
                 ErrorCode.BAD_SIGNATURE, f"webhook signature rejected: {exc}"
             ) from None
