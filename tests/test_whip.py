@@ -272,3 +272,12 @@ async def test_behind_nat_the_answer_announces_the_public_address(
     candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
     assert candidates and all(line.split()[4] == "192.0.2.7" for line in candidates)
     assert "127.0.0.1" not in answer
+
+
+async def test_a_truncated_media_line_is_invalid_sdp(client: TestClient[Any, Any]) -> None:
+    _creator, stream_id, key = await _stream(client)
+    cut = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=vi"
+    status, body, _ = await _post(client, f"/whep/{stream_id}", cut)
+    assert status == 400 and body["error"]["code"] == "invalid_sdp"
+    status, body, _ = await _post(client, f"/whip/{stream_id}", cut, key)
+    assert status == 400 and body["error"]["code"] == "invalid_sdp"

@@ -281,7 +281,8 @@ def _checked(config: RTCConfiguration) -> RTCConfiguration:
 def _parse_offer(offer_sdp: str) -> aiortc_sdp.SessionDescription:
     try:
         return aiortc_sdp.SessionDescription.parse(offer_sdp)
-    except (ValueError, IndexError, KeyError) as exc:
+    except (ValueError, IndexError, KeyError, AssertionError) as exc:
+        # aiortc's parser asserts on a malformed m= line
         raise OfferRejected(f"malformed SDP offer: {exc}") from exc
 
 
