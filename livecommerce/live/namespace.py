@@ -231,10 +231,12 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self._per_address.pop(session.address, None)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        stream_id = self._watching.pop(sid, None)
-        if stream_id is not None:
-            await self._left(sid, stream_id)
-        self._forget(sid)
+        try:
+            stream_id = self._watching.pop(sid, None)
+            if stream_id is not None:
+                await self._left(sid, stream_id)
+        finally:
+            self._forget(sid)  # the address's slot is free even if Redis is not
 
     async def tokens_revoked(self, event: TokensRevoked) -> None:
         """Log-out or password change on any process: that token's sockets here end now."""
@@ -244,10 +246,12 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _end_sessions(self, sids: list[str]) -> None:
         for sid in sids:
+            # These sockets are on this process: no need to go through Redis to reach them.
             await self.emit(
                 "session:ended",
                 {"code": ErrorCode.NOT_AUTHENTICATED.value, "message": "you were logged out"},
                 to=sid,
+                ignore_queue=True,
             )
             await self.disconnect(sid)
 
