@@ -337,3 +337,12 @@ def test_the_client_address_believes_trusted_proxies_only() -> None:
     assert client_address("127.0.0.1", "garbage, 10.1.2.3", proxies) == "10.1.2.3"
     assert client_address("127.0.0.1", "10.1.2.3, 10.4.5.6", proxies) == "10.1.2.3"
     assert client_address("127.0.0.1", "::1", networks(["127.0.0.1"])) == "::1"
+
+
+async def test_the_openapi_document_states_the_socket_limits(
+    live_app: TestClient[Any, Any],
+) -> None:
+    document = await (await live_app.get("/api/openapi.json")).json()
+    description = document["info"]["description"]
+    assert "payload_too_large" in description and "4096 bytes" in description
+    assert "1048576 bytes closes the connection" in description
