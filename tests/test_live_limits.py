@@ -344,5 +344,5 @@ async def test_the_openapi_document_states_the_socket_limits(
 ) -> None:
     document = await (await live_app.get("/api/openapi.json")).json()
     description = document["info"]["description"]
-    assert "payload_too_large" in description and "4096 bytes" in description
-    assert "1048576 bytes closes the connection" in description
+    assert "`payload_too_large`" in description and "4096 bytes" in description
+    assert "1048576 bytes closes the connection" in description, description
