@@ -141,13 +141,13 @@ def build_document(
                         "schema": prop,
                     }
                 )
-        for name, is_required, description in op.headers:
+        for name, is_required, about in op.headers:
             parameters.append(
                 {
                     "name": name,
                     "in": "header",
                     "required": is_required,
-                    "description": description,
+                    "description": about,
                     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                 }
             )
