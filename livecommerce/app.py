@@ -36,6 +36,7 @@ from livecommerce.checkout.embedded_stripe import (
     EmbeddedStripe,
 )
 from livecommerce.checkout.expiry import Reaper
+from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import Purchases, SkuDirectory
 from livecommerce.checkout.stripe_gateway import STRIPE_JS_URL, StripeGateway
@@ -62,7 +63,7 @@ from livecommerce.media.iceconfig import IceConfig
 from livecommerce.media.mediahub import MediaHub
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.stock.pipelined import PipelinedRedis
-from livecommerce.stock.reservations import Reservations
+from livecommerce.stock.reservations import Reservations, UnpaidBounds
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,14 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     await reservations.preload_scripts()
     payments = Payments(engine, reservations, gateway)
     app[RESERVATIONS] = reservations
-    purchases = Purchases(engine, reservations, SkuDirectory(engine), settings.hold_ttl_s)
+    purchases = Purchases(
+        engine,
+        reservations,
+        SkuDirectory(engine),
+        settings.hold_ttl_s,
+        StreamDirectory(engine),
+        UnpaidBounds(settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer),
+    )
     app[PURCHASES] = purchases
     app[PAYMENTS] = payments
     app[WEBHOOKS] = Webhooks(engine, payments)

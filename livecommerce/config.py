@@ -43,6 +43,8 @@ class Settings:
     stripe_max_rps: float = 80.0
     hold_ttl_s: int = 600
     reaper_interval_s: float = 1.0
+    max_unpaid_per_sku: int = 5
+    max_unpaid_per_buyer: int = 10
     viewer_heartbeat_s: float = 20.0
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
@@ -82,6 +84,12 @@ class Settings:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
         if self.hold_ttl_s < 10:
             raise ConfigError("HOLD_TTL_SECONDS must be at least 10")
+        if not 1 <= self.max_unpaid_per_sku <= 10_000:
+            raise ConfigError("MAX_UNPAID_PER_SKU must be between 1 and 10000")
+        if not self.max_unpaid_per_sku <= self.max_unpaid_per_buyer <= 100_000:
+            raise ConfigError(
+                "MAX_UNPAID_PER_BUYER must be at least MAX_UNPAID_PER_SKU and at most 100000"
+            )
         if not 0.05 <= self.reaper_interval_s <= 60:
             raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
         if not 0.05 <= self.viewer_heartbeat_s <= 300:
@@ -185,6 +193,8 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("STRIPE_MAX_RPS", "stripe_max_rps", float),
     ("HOLD_TTL_SECONDS", "hold_ttl_s", int),
     ("REAPER_INTERVAL_SECONDS", "reaper_interval_s", float),
+    ("MAX_UNPAID_PER_SKU", "max_unpaid_per_sku", int),
+    ("MAX_UNPAID_PER_BUYER", "max_unpaid_per_buyer", int),
     ("VIEWER_HEARTBEAT_SECONDS", "viewer_heartbeat_s", float),
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),

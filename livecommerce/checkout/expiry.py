@@ -3,6 +3,12 @@
 It walks the holds in Redis by deadline (no reliance on key-expiry notifications) and, for
 orders whose SKU is not loaded, the reserved orders in SQL. One process sweeps at a time (a
 Redis lock), and every transition it makes is a conditional UPDATE, so two reapers are harmless.
+
+It works in batches, whatever the number of holds due: one pipeline finds the due holds of
+every loaded SKU, one SQL read finds their orders, one UPDATE expires those with no payment
+started, and one Lua call per SKU puts their units back. Only orders with a PaymentIntent go one
+by one (concurrently), because Stripe must cancel each intent first. Telling the rooms never
+waits: the stock push is coalesced in the background.
 """
 
 from __future__ import annotations
@@ -10,15 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import SOLD, OrderStatus, orders_by_hold, overdue
+from livecommerce.checkout.orders import (
+    SOLD,
+    Order,
+    OrderStatus,
+    expire_unpaid,
+    orders_by_hold,
+    overdue,
+)
 from livecommerce.checkout.payments import Payments
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
+
+STRIPE_CONCURRENCY = 8  # intents cancelled at once; the gateway paces calls to Stripe itself
 
 
 class Reaper:
@@ -43,46 +60,89 @@ class Reaper:
             await asyncio.sleep(interval_s)
 
     async def sweep(self, now_ms: int | None = None) -> int:
-        """Release every hold past its deadline; returns how many were closed."""
+        """Release every hold past its deadline; returns how many orders were closed."""
         redis = self._reservations.redis
-        if not await redis.set(self._lock, "1", nx=True, px=5000):
+        if not await redis.set(self._lock, "1", nx=True, px=10_000):
             return 0
         try:
             now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
-            closed = 0
-            for sku_id in await self._reservations.loaded_skus():
-                closed += await self._sweep_sku(sku_id, now_ms)
+            closed = await self._sweep_redis(now_ms)
             closed += await self._sweep_sql(now_ms)
             return closed
         finally:
             await redis.delete(self._lock)
 
-    async def _sweep_sku(self, sku_id: int, now_ms: int) -> int:
-        due = await self._reservations.due(sku_id, now_ms)
+    async def _sweep_redis(self, now_ms: int) -> int:
+        due = await self._reservations.due_by_sku(await self._reservations.loaded_skus(), now_ms)
         if not due:
             return 0
         async with self._engine.connect() as conn:
-            by_hold = await orders_by_hold(conn, [h.hold_id for h in due])
-        closed = 0
-        for hold in due:
-            order = by_hold.get(hold.hold_id)
-            if order is None:
-                # The order row never got written (the writer died): nobody is waiting for it.
-                closed += bool(await self._reservations.release(sku_id, hold.hold_id))
-            elif order.status is OrderStatus.RESERVED:
-                closed += await self._payments.expire(order)
-            elif order.status in SOLD:
-                await self._reservations.commit(sku_id, hold.hold_id)
-            else:
-                await self._reservations.release(sku_id, hold.hold_id)
-        return closed
+            by_hold = await orders_by_hold(conn, [h for holds in due.values() for h in holds])
+        to_release: dict[int, list[str]] = defaultdict(list)
+        to_expire: list[Order] = []
+        for sku_id, hold_ids in due.items():
+            for hold_id in hold_ids:
+                order = by_hold.get(hold_id)
+                if order is None:
+                    # The order row never got written (the writer died): nobody waits for it.
+                    to_release[sku_id].append(hold_id)
+                elif order.status is OrderStatus.RESERVED:
+                    to_expire.append(order)
+                elif order.status in SOLD:
+                    await self._reservations.commit(sku_id, hold_id)  # paid; commit was lost
+                else:
+                    to_release[sku_id].append(hold_id)
+        for sku_id, hold_ids in to_release.items():
+            await self._reservations.release_many(sku_id, hold_ids)
+        return await self._expire(to_expire)
 
     async def _sweep_sql(self, now_ms: int) -> int:
         # A little grace: a hold of a loaded SKU is the Redis walk's to close.
         cutoff = datetime.fromtimestamp(now_ms / 1000 - 5, UTC)
-        async with self._engine.connect() as conn:
-            stale = await overdue(conn, cutoff)
         closed = 0
-        for order in stale:
-            closed += await self._payments.expire(order)
+        while True:
+            async with self._engine.connect() as conn:
+                stale = await overdue(conn, cutoff, limit=500)
+            moved = await self._expire(stale)
+            closed += moved
+            if len(stale) < 500 or moved == 0:
+                return closed
+
+    async def _expire(self, due: list[Order]) -> int:
+        """Expire reserved orders: in one UPDATE those with no payment started, one by one
+        (a few at a time) those whose PaymentIntent must be cancelled first."""
+        with_intent = [o for o in due if o.payment_intent_id]
+        plain = [o.id for o in due if not o.payment_intent_id]
+        closed = 0
+        if plain:
+            async with self._engine.begin() as conn:
+                expired = await expire_unpaid(conn, plain)
+            by_sku: dict[int, list[str]] = defaultdict(list)
+            for order in expired:
+                by_sku[order.sku_id].append(order.hold_id)
+            for sku_id, hold_ids in by_sku.items():
+                await self._reservations.release_many(sku_id, hold_ids)
+            await self._notify(expired)
+            closed += len(expired)
+        if with_intent:
+            gate = asyncio.Semaphore(STRIPE_CONCURRENCY)
+
+            async def expire_one(order: Order) -> bool:
+                async with gate:
+                    try:
+                        return await self._payments.expire(order)
+                    except Exception:
+                        log.exception("could not expire an order", extra={"order_id": order.id})
+                        return False
+
+            closed += sum(await asyncio.gather(*(expire_one(o) for o in with_intent)))
         return closed
+
+    async def _notify(self, orders: Iterable[Order]) -> None:
+        # The same listeners Payments tells of every transition (rooms, the buyer's own room).
+        for order in orders:
+            for listener in self._payments.listeners:
+                try:
+                    await listener(order)
+                except Exception:
+                    log.exception("order listener failed", extra={"order_id": order.id})

@@ -200,6 +200,30 @@ async def move(
     return _order(row) if row is not None else None
 
 
+async def expire_unpaid(conn: AsyncConnection, order_ids: list[int]) -> list[Order]:
+    """reserved → expired for every listed order that is still reserved and has no payment
+    started (those need their PaymentIntent cancelled first, one by one). One UPDATE; returns
+    the orders this call moved, so each moves exactly once whoever else races for it."""
+    if not order_ids:
+        return []
+    rows = await conn.execute(
+        orders.update()
+        .where(
+            orders.c.id.in_(order_ids),
+            orders.c.status == S.RESERVED.value,
+            orders.c.payment_intent_id.is_(None),
+        )
+        .values(
+            status=S.EXPIRED.value,
+            updated_at=utcnow(),
+            failure_code="expired",
+            failure_message="the hold expired",
+        )
+        .returning(*orders.c)
+    )
+    return [_order(r) for r in rows]
+
+
 async def set_payment(conn: AsyncConnection, order_id: int, **values: Any) -> None:
     await conn.execute(
         orders.update().where(orders.c.id == order_id).values(updated_at=utcnow(), **values)

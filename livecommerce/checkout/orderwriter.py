@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import Order, insert_order, insert_orders
+from livecommerce.checkout.orders import Order, insert_orders
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+
+Pending = list[tuple[dict[str, Any], asyncio.Future[Order]]]
 
 
 class OrderWriter:
@@ -46,34 +48,33 @@ class OrderWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                async with self._engine.begin() as conn:
-                    written = await insert_orders(conn, [values for values, _ in batch])
-            except IntegrityError:
-                # Someone reused an idempotency key: write them one by one so only they fail.
-                await self._one_by_one(batch)
-                continue
+                await self._write(batch)
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
-                continue
-            for (_, future), order in zip(batch, written, strict=True):
-                if not future.done():
-                    future.set_result(order)
 
-    async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[Order]]]) -> None:
-        for values, future in batch:
-            try:
-                async with self._engine.begin() as conn:
-                    order = await insert_order(conn, **values)
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(order)
+    async def _write(self, batch: Pending) -> None:
+        """Write the batch in one transaction; if a row breaks a constraint (a reused
+        idempotency key, a row naming something gone), halve and retry each half, so only the
+        bad rows fail: k bad rows among n cost about 2·k·log2(n) transactions, not n."""
+        try:
+            async with self._engine.begin() as conn:
+                written = await insert_orders(conn, [values for values, _ in batch])
+        except IntegrityError as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            middle = len(batch) // 2
+            await self._write(batch[:middle])
+            await self._write(batch[middle:])
+            return
+        for (_, future), order in zip(batch, written, strict=True):
+            if not future.done():
+                future.set_result(order)
 
     async def close(self) -> None:
         """Finish what is queued; safe to call twice."""

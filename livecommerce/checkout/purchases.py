@@ -13,23 +13,26 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.orders import Order, find_order
 from livecommerce.checkout.orderwriter import OrderWriter
+from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.db.tables import products, skus
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.stock.rebuild import load_sku
-from livecommerce.stock.reservations import Hold, NotLoaded, Reservations
+from livecommerce.stock.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
 
 log = logging.getLogger(__name__)
 
 MAX_QTY = 10
-T = TypeVar("T")
+
+__all__ = ["MAX_QTY", "Purchase", "Purchases", "SharedCalls", "SkuDirectory", "SkuFacts"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class SkuFacts:
     """What the purchase path needs to know of a SKU besides its counters."""
 
     seller_id: int
+    product_id: int
     currency: str
     active: bool
 
@@ -46,25 +50,6 @@ class Purchase:
     order: Order
     replayed: bool
     available_after: int | None
-
-
-class SharedCalls:
-    """One call per key at a time; callers that arrive meanwhile share its outcome.
-
-    When a crowd taps Buy on a SKU nobody has bought since start-up, a thousand requests would
-    otherwise load the same counters from SQL at once.
-    """
-
-    def __init__(self) -> None:
-        self._running: dict[Any, asyncio.Future[Any]] = {}
-
-    async def run(self, key: Any, call: Callable[[], Awaitable[T]]) -> T:
-        running = self._running.get(key)
-        if running is None:
-            running = asyncio.ensure_future(call())
-            self._running[key] = running
-            running.add_done_callback(lambda _: self._running.pop(key, None))
-        return cast(T, await asyncio.shield(running))
 
 
 class SkuDirectory:
@@ -87,14 +72,21 @@ class SkuDirectory:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(products.c.owner_id, products.c.active, skus.c.currency)
+                    sa.select(
+                        products.c.owner_id, products.c.active, skus.c.currency, skus.c.product_id
+                    )
                     .join(products, products.c.id == skus.c.product_id)
                     .where(skus.c.id == sku_id)
                 )
             ).one_or_none()
         if row is None:
             raise NotFound("SKU")
-        facts = SkuFacts(seller_id=row.owner_id, currency=row.currency, active=row.active)
+        facts = SkuFacts(
+            seller_id=row.owner_id,
+            product_id=row.product_id,
+            currency=row.currency,
+            active=row.active,
+        )
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[sku_id] = (now + self._ttl, facts)
@@ -113,6 +105,8 @@ class Purchases:
         reservations: Reservations,
         directory: SkuDirectory,
         hold_ttl_s: int,
+        streams: StreamDirectory | None = None,
+        bounds: UnpaidBounds | None = None,
     ) -> None:
         self._engine = engine
         self._writer = OrderWriter(engine)
@@ -122,6 +116,8 @@ class Purchases:
         self._reservations = reservations
         self.directory = directory
         self._hold_ttl_s = hold_ttl_s
+        self.streams = streams or StreamDirectory(engine)
+        self._bounds = bounds or UnpaidBounds()
 
     async def close(self) -> None:
         """Finish writing queued orders; safe to call twice."""
@@ -139,7 +135,12 @@ class Purchases:
         """Reserve ``qty`` of ``sku_id`` for ``buyer_id`` and write the ``reserved`` order.
 
         Idempotent per (buyer, ``idempotency_key``): a retry returns the first order and holds
-        nothing more; the same key for a different SKU or quantity is refused.
+        nothing more; the same key for a different SKU or quantity is refused. A refusal takes
+        nothing and leaves the key usable.
+
+        ``stream_id``, if given, must name a stream that has not ended and whose lineup holds
+        the SKU's product; only then may a flash sale of that stream apply. Without it the
+        purchase is at the list price. The buyer's unpaid units are bounded (``bounds``).
         """
         if not 1 <= qty <= MAX_QTY:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, f"qty must be between 1 and {MAX_QTY}")
@@ -148,6 +149,8 @@ class Purchases:
             raise LiveCommerceError(ErrorCode.NOT_ON_SALE, "this product is not on sale")
         if facts.seller_id == buyer_id:
             raise LiveCommerceError(ErrorCode.FORBIDDEN, "you cannot buy your own product")
+        if stream_id is not None:
+            (await self.streams.facts(stream_id)).check_sells(facts.product_id)
         now_ms = time.time_ns() // 1_000_000
         deadline_ms = now_ms + self._hold_ttl_s * 1000
         hold_args = {
@@ -159,6 +162,8 @@ class Purchases:
             "now_ms": now_ms,
             "deadline_ms": deadline_ms,
             "idempotency_ttl_s": self._hold_ttl_s * 2 + 3600,
+            "stream_id": stream_id,
+            "bounds": self._bounds,
         }
         try:
             hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
@@ -189,20 +194,29 @@ class Purchases:
         except asyncio.CancelledError:
             # The caller went away; the write goes on. Keep the hold if the order lands
             # (the reaper expires it if nobody pays), give it back if the write fails.
-            written.add_done_callback(lambda f: self._release_if_failed(f, sku_id, hold.hold_id))
+            hold_id, key = hold.hold_id, idempotency_key
+            written.add_done_callback(
+                lambda f: self._release_if_failed(f, sku_id, buyer_id, hold_id, key)
+            )
             raise
         except IntegrityError:
-            # The key was used before, for another SKU (whose hold lives in another slot).
-            await self._reservations.release(sku_id, hold.hold_id)
+            # The key was used before, for another SKU (whose hold lives in another slot), or
+            # the row names something gone since it was checked. Either way this hold goes
+            # back and this SKU's key is freed: a retry meets the same answer, not a stale hold.
+            await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
             async with self._engine.connect() as conn:
                 existing = await find_order(
                     conn, buyer_id=buyer_id, idempotency_key=idempotency_key
                 )
             if existing is None:
-                raise
+                log.warning("order not written", exc_info=True)
+                raise LiveCommerceError(
+                    ErrorCode.CONFLICT,
+                    "this purchase names a product or stream that is no longer there",
+                ) from None
             return self._same_request(existing, sku_id, qty)
         except BaseException:
-            await self._reservations.release(sku_id, hold.hold_id)
+            await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
             raise
         for listener in self.listeners:
             self._spawn(listener(order))  # the room hears of it; the buyer does not wait
@@ -214,9 +228,11 @@ class Purchases:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_report)
 
-    def _release_if_failed(self, written: asyncio.Future[Order], sku_id: int, hold_id: str) -> None:
+    def _release_if_failed(
+        self, written: asyncio.Future[Order], sku_id: int, buyer_id: int, hold_id: str, key: str
+    ) -> None:
         if written.cancelled() or written.exception() is not None:
-            self._spawn(self._reservations.release(sku_id, hold_id))
+            self._spawn(self._reservations.forget_key(sku_id, buyer_id, hold_id, key))
 
     async def _replay(self, hold: Hold, buyer_id: int, sku_id: int, qty: int, key: str) -> Purchase:
         async with self._engine.connect() as conn:

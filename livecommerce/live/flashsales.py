@@ -95,6 +95,7 @@ class FlashSales:
             starts_ms=sale.starts_at,
             ends_ms=sale.ends_at,
             per_buyer_limit=per_buyer_limit,
+            stream_id=stream_id,
         )
         if await self._reservations.level(sku_id) is None:
             await load_sku(self._engine, self._reservations, sku_id)

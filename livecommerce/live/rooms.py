@@ -63,6 +63,7 @@ class LiveRooms:
         self.emit: Emit = _nowhere
         self._reactions: dict[int, Counter[str]] = {}
         self._reaction_flush: asyncio.TimerHandle | None = None
+        self._stock_pushes: dict[tuple[int, int], asyncio.Task[None]] = {}
         sales.on_ended.append(self._announce_sale_end)
 
     async def _role(self, stream_id: int, user_id: int | None) -> Role:
@@ -311,12 +312,33 @@ class LiveRooms:
             )
 
     async def stock_changed(self, stream_id: int, sku_id: int) -> None:
-        """Tell the room the stock left: once per ``STOCK_PUSH_MS`` per SKU, on all processes."""
+        """Tell the room the stock left: once per ``STOCK_PUSH_MS`` per SKU, on all processes.
+
+        Returns at once: the push waits for its coalescing window in the background, so a
+        buyer's answer or the reaper's batch never waits for it. Changes that come while a
+        push is pending on this process are folded into it without a Redis call.
+        """
+        key = (stream_id, sku_id)
+        if key in self._stock_pushes:
+            return
+        task = asyncio.create_task(self._push_stock(stream_id, sku_id), name="stock-push")
+        self._stock_pushes[key] = task
+        task.add_done_callback(lambda done: self._stock_push_done(key, done))
+
+    def _stock_push_done(self, key: tuple[int, int], task: asyncio.Task[None]) -> None:
+        if self._stock_pushes.get(key) is task:
+            del self._stock_pushes[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("stock push failed: %s", task.exception())
+
+    async def _push_stock(self, stream_id: int, sku_id: int) -> None:
         if not await self.state.first_to(
             f"stockpush:{{stream{stream_id}}}:{sku_id}", STOCK_PUSH_MS
         ):
-            return
+            return  # another push (maybe on another process) is pending and will read later
         await asyncio.sleep(STOCK_PUSH_MS / 1000)  # trailing edge: the latest figure wins
+        # From here on a new change starts a new push: this one may have read too early.
+        self._stock_pushes.pop((stream_id, sku_id), None)
         level = await self._reservations.level(sku_id)
         if level is None:
             return
@@ -352,8 +374,12 @@ class LiveRooms:
             await self.stock_changed(order.stream_id, order.sku_id)
 
     def close(self) -> None:
+        """Stop pending pushes; safe to call twice."""
         if self._reaction_flush is not None:
             self._reaction_flush.cancel()
+        for task in list(self._stock_pushes.values()):
+            task.cancel()
+        self._stock_pushes.clear()
         self.sales.close()
 
 

@@ -80,6 +80,28 @@ class SaleWindow:
     starts_ms: int
     ends_ms: int
     per_buyer_limit: int
+    stream_id: int | None = None  # its price is for purchases in this stream (None: any)
+
+
+@dataclass(frozen=True)
+class UnpaidBounds:
+    """How many units one buyer may hold unpaid: of one SKU, and in all (0: no bound)."""
+
+    per_sku: int = 0
+    per_buyer: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_sku < 0 or self.per_buyer < 0:
+            raise ValueError("a bound is a number of units, or 0 for none")
+
+
+@dataclass(frozen=True)
+class Released:
+    """A hold given back: its units and whose they were."""
+
+    hold_id: str
+    qty: int
+    buyer_id: int
 
 
 class NotLoaded(Exception):
@@ -105,6 +127,7 @@ class Reservations:
         self._adjust: AsyncScript = redis.register_script(_script("adjust"))
         self._sale: AsyncScript = redis.register_script(_script("sale"))
         self._end_sale: AsyncScript = redis.register_script(_script("end_sale"))
+        self._unpaid: AsyncScript = redis.register_script(_script("unpaid"))
 
     @property
     def redis(self) -> Redis:
@@ -119,7 +142,12 @@ class Reservations:
             "data": f"{ns}:hold:{tag}",
             "sale": f"{ns}:sale:{tag}",
             "buyers": f"{ns}:salebuyers:{tag}",
+            "unpaid": f"{ns}:unpaid:{tag}",
         }
+
+    def _buyer_key(self, buyer_id: int) -> str:
+        # Its own slot: a buyer's holds span SKUs, so the total is kept beside the buyer.
+        return f"{self._ns}:unpaidholds:{{buyer{buyer_id}}}"
 
     def _idem_key(self, sku_id: int, buyer_id: int, key: str) -> str:
         return f"{self._ns}:idem:{{sku{sku_id}}}:{buyer_id}:{key}"
@@ -139,6 +167,7 @@ class Reservations:
             self._adjust,
             self._sale,
             self._end_sale,
+            self._unpaid,
         ):
             script.sha = await self._redis.script_load(script.script)
 
@@ -156,12 +185,21 @@ class Reservations:
         now_ms: int,
         deadline_ms: int,
         idempotency_ttl_s: int,
+        stream_id: int | None = None,
+        bounds: UnpaidBounds = UnpaidBounds(),
     ) -> Hold:
         """Take ``qty`` units for ``buyer_id`` until ``deadline_ms``, or raise why not.
 
-        Checks, in one atomic step: the flash-sale window and cap, the per-buyer limit, and
-        available stock. The same ``idempotency_key`` from the same buyer returns the first
-        hold (``replayed=True``) and takes nothing more.
+        Checks, in one atomic step: the flash-sale window and cap (a sale's price is for
+        purchases in its stream), the sale's per-buyer limit, the buyer's unpaid units of this
+        SKU, and available stock. The same ``idempotency_key`` from the same buyer returns the
+        first hold (``replayed=True``) and takes nothing more.
+
+        Then, with ``bounds.per_buyer``, a second step adds the hold to the buyer's unpaid
+        units across SKUs (another slot); if that bound refuses it, the hold is given back
+        (its idempotency key too) before this raises. Between the two steps the units are
+        briefly out of stock: a buyer at their bound can make another miss one unit for one
+        round trip, never oversell.
         """
         k = self._keys(sku_id)
         reply = await self._run_hot(
@@ -173,11 +211,25 @@ class Reservations:
                 self._idem_key(sku_id, buyer_id, idempotency_key),
                 k["sale"],
                 k["buyers"],
+                k["unpaid"],
             ],
-            [hold_id, buyer_id, qty, now_ms, deadline_ms, idempotency_ttl_s],
+            [
+                hold_id,
+                buyer_id,
+                qty,
+                now_ms,
+                deadline_ms,
+                idempotency_ttl_s,
+                "" if stream_id is None else stream_id,
+                bounds.per_sku,
+            ],
         )
         status = _text(reply[0])
         if status == "ok":
+            if bounds.per_buyer:
+                await self._take_unpaid(
+                    sku_id, buyer_id, hold_id, qty, now_ms, deadline_ms, idempotency_key, bounds
+                )
             return Hold(
                 hold_id=_text(reply[1]),
                 sku_id=sku_id,
@@ -205,24 +257,86 @@ class Reservations:
         if status == "limit_exceeded":
             raise LiveCommerceError(
                 ErrorCode.LIMIT_EXCEEDED,
-                f"the flash sale allows you {max(left, 0)} more",
+                f"the flash sale allows you {max(left, 0)} more, counting the units you hold "
+                "unpaid: pay for or cancel your reserved orders",
                 remaining=max(left, 0),
             )
+        if status == "too_many_unpaid":
+            raise _too_many_unpaid(left, bounds.per_sku, "of this item")
         raise RuntimeError(f"reserve script answered {status!r}")
 
-    async def release(self, sku_id: int, hold_id: str) -> int:
+    async def _take_unpaid(
+        self,
+        sku_id: int,
+        buyer_id: int,
+        hold_id: str,
+        qty: int,
+        now_ms: int,
+        deadline_ms: int,
+        idempotency_key: str,
+        bounds: UnpaidBounds,
+    ) -> None:
+        try:
+            added, held = await self._run_hot(
+                self._unpaid,
+                [self._buyer_key(buyer_id)],
+                [now_ms, bounds.per_buyer, hold_id, qty, deadline_ms],
+            )
+        except BaseException:
+            await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
+            raise
+        if int(added) != 1:
+            await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
+            raise _too_many_unpaid(int(held), bounds.per_buyer, "in all")
+
+    async def release(self, sku_id: int, hold_id: str, idempotency_key: str | None = None) -> int:
         """Put a hold back on the shelf; returns units released (0 if it was already gone)."""
+        released = await self.release_many(sku_id, [hold_id], idempotency_key)
+        return released[0].qty if released else 0
+
+    async def forget_key(self, sku_id: int, buyer_id: int, hold_id: str, key: str) -> int:
+        """Give the hold back and free its idempotency key, for a purchase that did not happen
+        (its order could not be written): the buyer may retry with the same key at once."""
+        return await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, key))
+
+    async def release_many(
+        self, sku_id: int, hold_ids: list[str], idempotency_key: str | None = None
+    ) -> list[Released]:
+        """Put holds of one SKU back in one atomic step; returns those released now.
+
+        ``idempotency_key`` (the full key, one hold only) is freed with the hold.
+        """
+        if not hold_ids:
+            return []
         k = self._keys(sku_id)
-        released = await self._run_hot(
-            self._release, [k["stock"], k["holds"], k["data"], k["sale"], k["buyers"]], [hold_id]
-        )
-        return int(released)
+        keys = [k["stock"], k["holds"], k["data"], k["sale"], k["buyers"], k["unpaid"]]
+        if idempotency_key is not None:
+            keys.append(idempotency_key)
+        reply = await self._run_hot(self._release, keys, hold_ids)
+        released = [Released(_text(h), int(q), int(b)) for h, q, b in reply]
+        await self._forget_unpaid(released)
+        return released
 
     async def commit(self, sku_id: int, hold_id: str) -> int:
         """Mark a hold sold; returns units committed (0 if it was already gone)."""
         k = self._keys(sku_id)
-        keys = [k["stock"], k["holds"], k["data"]]
-        return int(await self._run_hot(self._commit, keys, [hold_id]))
+        keys = [k["stock"], k["holds"], k["data"], k["unpaid"]]
+        qty, buyer = await self._run_hot(self._commit, keys, [hold_id])
+        if int(qty):
+            await self._forget_unpaid([Released(hold_id, int(qty), int(buyer))])
+        return int(qty)
+
+    async def _forget_unpaid(self, holds: list[Released]) -> None:
+        """Take paid or released holds off their buyers' unpaid totals (one pipeline).
+
+        Should this fail, the entries age out at their holds' deadlines by themselves.
+        """
+        if not holds:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hold in holds:
+                pipe.zrem(self._buyer_key(hold.buyer_id), f"{hold.hold_id}:{hold.qty}")
+            await pipe.execute()
 
     async def load(
         self,
@@ -238,9 +352,18 @@ class Reservations:
         args: list[Any] = [available, price, currency]
         for hold in holds:
             args += [hold.hold_id, hold.deadline_ms, hold.encode()]
-        loaded = int(await self._load(keys=[k["stock"], k["holds"], k["data"]], args=args))
+        keys = [k["stock"], k["holds"], k["data"], k["unpaid"]]
+        loaded = int(await self._load(keys=keys, args=args)) == 1
         await self._redis.sadd(self.loaded_set, str(sku_id))
-        return loaded == 1
+        if loaded and holds:
+            # Redis came up empty: the recreated holds count in their buyers' totals again.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for hold in holds:
+                    key = self._buyer_key(hold.buyer_id)
+                    pipe.zadd(key, {f"{hold.hold_id}:{hold.qty}": hold.deadline_ms})
+                    pipe.pexpireat(key, hold.deadline_ms + 60_000, gt=True)
+                await pipe.execute()
+        return loaded
 
     async def adjust(self, sku_id: int, delta: int, price: int | None = None) -> int | None:
         """Move available units by ``delta`` (and set the list price); None if not loaded.
@@ -297,6 +420,20 @@ class Reservations:
             if raw is not None
         ]
 
+    async def due_by_sku(
+        self, sku_ids: list[int], now_ms: int, limit: int = 500
+    ) -> dict[int, list[str]]:
+        """Ids of holds past their deadline, for many SKUs in one round trip (the reaper's
+        walk); SKUs with none are left out."""
+        if not sku_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku_id in sku_ids:
+                pipe.zrangebyscore(self._keys(sku_id)["holds"], "-inf", now_ms, start=0, num=limit)
+            found = await pipe.execute()
+        pairs = zip(sku_ids, found, strict=True)
+        return {sku_id: [_text(h) for h in ids] for sku_id, ids in pairs if ids}
+
     async def loaded_skus(self) -> list[int]:
         return sorted(int(s) for s in await self._redis.smembers(self.loaded_set))
 
@@ -311,6 +448,7 @@ class Reservations:
                 window.starts_ms,
                 window.ends_ms,
                 window.per_buyer_limit,
+                "" if window.stream_id is None else window.stream_id,
             ],
         )
 
@@ -334,7 +472,18 @@ class Reservations:
             starts_ms=int(raw["starts"]),
             ends_ms=int(raw["ends"]),
             per_buyer_limit=int(raw["limit"]),
+            stream_id=int(raw["stream"]) if raw.get("stream") else None,
         )
+
+
+def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:
+    return LiveCommerceError(
+        ErrorCode.TOO_MANY_UNPAID,
+        f"you already hold {held} unpaid units {where} (at most {bound}): pay for or cancel "
+        "your reserved orders first",
+        unpaid=held,
+        bound=bound,
+    )
 
 
 def _text(value: Any) -> str:

@@ -1,19 +1,31 @@
--- Put a hold's units back on the shelf; a second call for the same hold does nothing.
--- KEYS: 1 stock hash, 2 holds zset, 3 hold data hash, 4 sale hash, 5 sale buyers hash
--- ARGV: 1 hold id
--- Returns the units released (0 when the hold was already gone).
-local data = redis.call('HGET', KEYS[3], ARGV[1])
-if not data then
-  return 0
+-- Put holds' units back on the shelf; a second call for the same hold does nothing.
+-- KEYS: 1 stock hash, 2 holds zset, 3 hold data hash, 4 sale hash, 5 sale buyers hash,
+--       6 unpaid units by buyer hash, 7 (optional) the idempotency key that made the hold
+-- ARGV: the hold ids (with KEYS[7]: exactly one)
+-- Returns, per hold released now, {hold id, qty, buyer id}; a hold already gone is left out.
+-- KEYS[7] is deleted if it still names the hold, so the buyer may use that key again.
+local released = {}
+local current_sale = redis.call('HGET', KEYS[4], 'id')
+for _, hold_id in ipairs(ARGV) do
+  local data = redis.call('HGET', KEYS[3], hold_id)
+  if data then
+    local qty, buyer, sale_id = string.match(data, '^(%d+)|([^|]*)|([^|]*)|')
+    qty = tonumber(qty)
+    redis.call('HDEL', KEYS[3], hold_id)
+    redis.call('ZREM', KEYS[2], hold_id)
+    redis.call('HINCRBY', KEYS[1], 'avail', qty)
+    redis.call('HINCRBY', KEYS[1], 'held', -qty)
+    if redis.call('HINCRBY', KEYS[6], buyer, -qty) <= 0 then
+      redis.call('HDEL', KEYS[6], buyer)
+    end
+    if sale_id ~= '' and current_sale == sale_id then
+      redis.call('HINCRBY', KEYS[4], 'sold', -qty)
+      redis.call('HINCRBY', KEYS[5], buyer, -qty)
+    end
+    released[#released + 1] = {hold_id, qty, buyer}
+  end
 end
-local qty, buyer, sale_id = string.match(data, '^(%d+)|([^|]*)|([^|]*)|')
-qty = tonumber(qty)
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'avail', qty)
-redis.call('HINCRBY', KEYS[1], 'held', -qty)
-if sale_id ~= '' and redis.call('HGET', KEYS[4], 'id') == sale_id then
-  redis.call('HINCRBY', KEYS[4], 'sold', -qty)
-  redis.call('HINCRBY', KEYS[5], buyer, -qty)
+if KEYS[7] and redis.call('GET', KEYS[7]) == ARGV[1] then
+  redis.call('DEL', KEYS[7])
 end
-return qty
+return released

@@ -1,10 +1,12 @@
 -- Reserve qty units of one SKU for one buyer, atomically.
 -- KEYS: 1 stock hash, 2 holds zset, 3 hold data hash, 4 idempotency key, 5 sale hash,
---       6 sale buyers hash (all carry the same {sku} hash tag: one slot)
--- ARGV: 1 hold id, 2 buyer id, 3 qty, 4 now (ms), 5 hold deadline (ms), 6 idempotency ttl (s)
+--       6 sale buyers hash, 7 unpaid units by buyer hash (all carry the same {sku} hash tag)
+-- ARGV: 1 hold id, 2 buyer id, 3 qty, 4 now (ms), 5 hold deadline (ms), 6 idempotency ttl (s),
+--       7 stream the purchase names ('' for none), 8 most unpaid units per buyer (0: no bound)
 -- Returns {status, ...}: ok: hold id, available after, unit price, sale id;
 --   replay: hold id; not_loaded; insufficient: available; sale_sold_out: left in the cap;
---   limit_exceeded: units this buyer may still take.
+--   limit_exceeded: units this buyer may still take in the sale;
+--   too_many_unpaid: units this buyer already holds unpaid.
 local replay = redis.call('GET', KEYS[4])
 if replay then
   return {'replay', replay}
@@ -17,18 +19,27 @@ local qty = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local price = stock[2]
 local sale_id = ''
-local sale = redis.call('HMGET', KEYS[5], 'id', 'price', 'cap', 'sold', 'starts', 'ends', 'limit')
-if sale[1] and now >= tonumber(sale[5]) and now < tonumber(sale[6]) then
+local sale = redis.call('HMGET', KEYS[5], 'id', 'price', 'cap', 'sold', 'starts', 'ends', 'limit',
+  'stream')
+-- A sale belongs to one stream: its price is for purchases made in that stream only.
+local in_sale_stream = sale[8] == false or sale[8] == '' or sale[8] == ARGV[7]
+if sale[1] and in_sale_stream and now >= tonumber(sale[5]) and now < tonumber(sale[6]) then
   local left = tonumber(sale[3]) - tonumber(sale[4])
   if qty > left then
     return {'sale_sold_out', tostring(left)}
   end
+  -- held and paid units of this sale both count: release gives them back, commit does not
   local mine = tonumber(redis.call('HGET', KEYS[6], ARGV[2]) or '0')
   if mine + qty > tonumber(sale[7]) then
     return {'limit_exceeded', tostring(tonumber(sale[7]) - mine)}
   end
   sale_id = sale[1]
   price = sale[2]
+end
+local bound = tonumber(ARGV[8])
+local unpaid = tonumber(redis.call('HGET', KEYS[7], ARGV[2]) or '0')
+if bound > 0 and unpaid + qty > bound then
+  return {'too_many_unpaid', tostring(unpaid)}
 end
 local avail = tonumber(stock[1])
 if avail < qty then
@@ -38,6 +49,7 @@ avail = redis.call('HINCRBY', KEYS[1], 'avail', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], qty .. '|' .. ARGV[2] .. '|' .. sale_id .. '|' .. price)
+redis.call('HINCRBY', KEYS[7], ARGV[2], qty)
 if sale_id ~= '' then
   redis.call('HINCRBY', KEYS[5], 'sold', qty)
   redis.call('HINCRBY', KEYS[6], ARGV[2], qty)

@@ -1,0 +1,91 @@
+"""Which stream a purchase may name: one that exists, has not ended, and lines up the product.
+
+A purchase's ``stream_id`` decides where its stock and sales show and whether a flash-sale price
+applies, so it is checked before anything is held. The facts are cached per process for
+``LINEUP_TTL_S``: a buy costs no SQL read, and a lineup or status change is seen everywhere
+within that bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from livecommerce.checkout.sharedcalls import SharedCalls
+from livecommerce.db.tables import stream_lineup, streams
+from livecommerce.errors import ErrorCode, LiveCommerceError
+
+LINEUP_TTL_S = 2.0
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """What the purchase path needs to know of a stream."""
+
+    stream_id: int
+    ended: bool
+    lineup: frozenset[int]
+
+    def check_sells(self, product_id: int) -> None:
+        """Raise unless a purchase of ``product_id`` may be made in this stream."""
+        if self.ended:
+            raise LiveCommerceError(
+                ErrorCode.STREAM_ENDED,
+                f"stream {self.stream_id} has ended: buy without a stream, at the list price",
+                stream_id=self.stream_id,
+            )
+        if product_id not in self.lineup:
+            raise LiveCommerceError(
+                ErrorCode.NOT_IN_LINEUP,
+                f"that product is not in the lineup of stream {self.stream_id}",
+                stream_id=self.stream_id,
+            )
+
+
+class StreamDirectory:
+    """A short-lived, per-process cache of stream facts (status and lineup)."""
+
+    def __init__(self, engine: AsyncEngine, ttl_s: float = LINEUP_TTL_S) -> None:
+        self._engine = engine
+        self._ttl = ttl_s
+        self._cache: dict[int, tuple[float, StreamFacts]] = {}
+        self._lookups = SharedCalls()
+
+    async def facts(self, stream_id: int) -> StreamFacts:
+        """The stream's facts; ``not_found`` (naming the stream) if there is no such stream."""
+        cached = self._cache.get(stream_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
+
+    async def _look_up(self, stream_id: int) -> StreamFacts:
+        now = time.monotonic()
+        async with self._engine.connect() as conn:
+            status = (
+                await conn.execute(sa.select(streams.c.status).where(streams.c.id == stream_id))
+            ).scalar_one_or_none()
+            if status is None:
+                # Not cached: a stream created a moment later is found at once.
+                raise LiveCommerceError(
+                    ErrorCode.NOT_FOUND, f"stream {stream_id} not found", stream_id=stream_id
+                )
+            lineup = frozenset(
+                (
+                    await conn.execute(
+                        sa.select(stream_lineup.c.product_id).where(
+                            stream_lineup.c.stream_id == stream_id
+                        )
+                    )
+                ).scalars()
+            )
+        facts = StreamFacts(stream_id=stream_id, ended=status == "ended", lineup=lineup)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[stream_id] = (now + self._ttl, facts)
+        return facts
+
+    def forget(self, stream_id: int) -> None:
+        self._cache.pop(stream_id, None)
