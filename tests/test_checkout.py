@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +20,8 @@ from aiohttp.test_utils import TestClient
 from livecommerce.appkeys import ENGINE, REDIS, RESERVATIONS
 from livecommerce.checkout.expiry import Reaper
 from livecommerce.config import Settings
-from livecommerce.db.tables import skus, webhook_events
+from livecommerce.db.tables import orders, skus, webhook_events
+from livecommerce.stock.reservations import StockLevel
 from tests.conftest import Account, hoodie, sign_up
 
 OK_CARD = "4242424242424242"
@@ -433,3 +435,213 @@ async def test_order_visibility_and_own_products(client: TestClient[Any, Any]) -
     assert cancelled["order"]["status"] == "cancelled"
     await buyer.call("POST", f"/api/orders/{order_id}/cancel", status=409)
     assert (await client.get(f"/api/orders/{order_id}")).status == 401
+
+
+async def _stream(creator: Account, product_ids: list[int]) -> int:
+    stream = await creator.call(
+        "POST", "/api/streams", {"title": "Drop", "lineup": product_ids}, status=201
+    )
+    return int(stream["stream"]["id"])
+
+
+async def test_one_account_cannot_hold_all_the_stock(client: TestClient[Any, Any]) -> None:
+    """Twelve units, one free account with no card: it holds five at most (the default)."""
+    _seller, hoarder, sku = await _shop(client, stock=12)
+    burst = await asyncio.gather(*(buy(hoarder, sku) for _ in range(12)))
+    statuses = sorted(status for status, _ in burst)
+    assert statuses == [201] * 5 + [409] * 7
+    refused = next(body for status, body in burst if status == 409)["error"]
+    assert refused["code"] == "too_many_unpaid"
+    assert "pay for or cancel" in refused["message"]
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held) == (7, 5)
+    status, body = await buy(hoarder, sku, qty=6, key="big")
+    assert (status, body["error"]["code"]) == (409, "too_many_unpaid")
+    # Cancelling one makes room for one, and the refused key is still good.
+    first = next(body for status, body in burst if status == 201)["order"]
+    await hoarder.call("POST", f"/api/orders/{first['id']}/cancel", status=200)
+    assert (await buy(hoarder, sku, key="big", qty=6))[0] == 409  # six is still too many
+    assert (await buy(hoarder, sku, key="big"))[0] == 201
+
+
+async def test_a_purchase_names_a_stream_that_sells_the_sku(client: TestClient[Any, Any]) -> None:
+    creator, buyer, sku = await _shop(client, stock=20)
+    other_creator = await sign_up(client, "other")
+    mine = (await other_creator.call("POST", "/api/products", hoodie("OTHER-S", 5), status=201))[
+        "product"
+    ]
+    async with client.app[ENGINE].connect() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = await _stream(creator, [product_id])
+    foreign = await _stream(other_creator, [mine["id"]])
+
+    # Every refusal takes nothing and leaves the key usable.
+    status, body = await buy(buyer, sku, key="k", stream_id=999_999)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert "999999" in body["error"]["message"]
+    status, body = await buy(buyer, sku, key="k", stream_id=foreign)
+    assert (status, body["error"]["code"]) == (409, "not_in_lineup")
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is None or level.held == 0
+
+    sale = await creator.call(
+        "POST",
+        f"/api/streams/{stream}/sales",
+        {"sku_id": sku, "sale_price": 1000, "quantity": 5, "duration_s": 60},
+        status=201,
+    )
+    assert sale["sale"]["sale_price"] == 1000
+    status, body = await buy(buyer, sku, key="k")
+    assert status == 201 and body["order"]["unit_price"]["amount"] == 4900  # no stream: list
+    assert body["order"]["flash_sale"] is None
+    status, body = await buy(buyer, sku, stream_id=stream)
+    assert status == 201 and body["order"]["unit_price"]["amount"] == 1000
+    assert body["order"]["stream_id"] == stream
+
+    # A lineup change is seen within the directory's bound (2 s).
+    await creator.call("PATCH", f"/api/streams/{stream}", {"lineup": []}, status=200)
+    await asyncio.sleep(2.1)
+    status, body = await buy(buyer, sku, stream_id=stream)
+    assert (status, body["error"]["code"]) == (409, "not_in_lineup")
+    await creator.call(
+        "PATCH", f"/api/streams/{stream}", {"lineup": [product_id], "status": "ended"}, status=200
+    )
+    await asyncio.sleep(2.1)
+    status, body = await buy(buyer, sku, stream_id=stream)
+    assert (status, body["error"]["code"]) == (409, "stream_ended")
+    # The stream's figures show only what was bought in it.
+    figures = await creator.call("GET", f"/api/streams/{stream}/sales", status=200)
+    assert sum(s["units"] for s in figures["sales"]["by_status"].values()) == 1
+    other_figures = await other_creator.call("GET", f"/api/streams/{foreign}/sales", status=200)
+    assert other_figures["sales"]["by_status"] == {}
+
+
+async def test_a_bad_row_fails_alone_and_cheaply_in_a_batch_of_orders(
+    client: TestClient[Any, Any],
+) -> None:
+    from sqlalchemy import event
+
+    from livecommerce.checkout.orderwriter import OrderWriter
+
+    seller, buyer, sku = await _shop(client, stock=100)
+    engine = client.app[ENGINE]
+    transactions = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    event.listen(engine.sync_engine, "begin", counted)
+    writer = OrderWriter(engine)
+
+    def row(i: int, **changes: Any) -> dict[str, Any]:
+        return {
+            "buyer_id": buyer.id,
+            "seller_id": seller.id,
+            "sku_id": sku,
+            "stream_id": None,
+            "qty": 1,
+            "unit_price_minor": 4900,
+            "amount_minor": 4900,
+            "currency": "USD",
+            "sale_id": None,
+            "hold_id": uuid.uuid4().hex,
+            "idempotency_key": f"row-{i}",
+            "expires_at": datetime.now(UTC),
+            **changes,
+        }
+
+    rows = [row(i) for i in range(64)]
+    rows[17] = row(17, stream_id=999_999)  # a foreign key that does not hold
+    try:
+        futures = [writer.insert(values) for values in rows]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        await writer.close()
+        event.remove(engine.sync_engine, "begin", counted)
+    assert isinstance(outcomes[17], sa.exc.IntegrityError)
+    assert all(not isinstance(o, BaseException) for i, o in enumerate(outcomes) if i != 17)
+    assert transactions <= 2 * 6 + 1  # halving, not 64 one-by-one transactions
+
+
+async def test_two_hundred_due_holds_come_back_within_one_sweep(
+    aiohttp_client: Any, settings: Settings, viewers: list[Any]
+) -> None:
+    from dataclasses import replace
+
+    from livecommerce.app import create_app
+    from livecommerce.appkeys import PURCHASES
+    from tests.liveclient import Viewer
+
+    roomy = replace(settings, max_unpaid_per_sku=200, max_unpaid_per_buyer=200)
+    client = await aiohttp_client(create_app(roomy))
+    seller, buyer, sku = await _shop(client, stock=200)
+    async with client.app[ENGINE].connect() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = await _stream(seller, [product_id])
+    purchases = client.app[PURCHASES]
+    await asyncio.gather(
+        *(
+            purchases.buy(
+                buyer_id=buyer.id, sku_id=sku, qty=1, idempotency_key=f"h{i}", stream_id=stream
+            )
+            for i in range(200)
+        )
+    )
+    watcher = Viewer()
+    viewers.append(watcher)
+    await watcher.connect(str(client.make_url("/")).rstrip("/"))
+    await watcher.call("join", {"stream_id": stream})
+    reservations = client.app[RESERVATIONS]
+    assert (await reservations.level(sku)) == StockLevel(available=0, held=200, sold=0)
+
+    # All 200 fall due at the same moment.
+    now = time.time_ns() // 1_000_000
+    holds_key = f"{roomy.redis_namespace}:holds:{{sku{sku}}}"
+    members = await client.app[REDIS].zrange(holds_key, 0, -1)
+    assert len(members) == 200
+    await client.app[REDIS].zadd(holds_key, dict.fromkeys(members, now), xx=True)
+    async with client.app[ENGINE].begin() as conn:
+        await conn.execute(
+            orders.update().where(orders.c.sku_id == sku).values(expires_at=datetime.now(UTC))
+        )
+    started = time.monotonic()
+    while time.monotonic() - started < 10:
+        level = await reservations.level(sku)
+        if level is not None and level.available == 200:
+            break
+        await asyncio.sleep(0.02)
+    took = time.monotonic() - started
+    assert level == StockLevel(available=200, held=0, sold=0)
+    assert took <= roomy.reaper_interval_s + 1, took
+    async with client.app[ENGINE].connect() as conn:
+        statuses = (
+            await conn.execute(sa.select(orders.c.status).where(orders.c.sku_id == sku))
+        ).scalars()
+        assert set(statuses) == {"expired"}
+    pushed = await watcher.wait_for("stock:changed", available=200)
+    assert pushed["sku_id"] == sku
+
+
+async def test_a_cancelled_orders_units_are_back_at_once(client: TestClient[Any, Any]) -> None:
+    seller, buyer, sku = await _shop(client, stock=3)
+    async with client.app[ENGINE].connect() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = await _stream(seller, [product_id])
+    _status, body = await buy(buyer, sku, qty=3, stream_id=stream)
+    other = await sign_up(client, "other")
+    assert (await buy(other, sku, stream_id=stream))[0] == 409
+    started = time.monotonic()
+    await buyer.call("POST", f"/api/orders/{body['order']['id']}/cancel", status=200)
+    answered = time.monotonic() - started
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held) == (3, 0)
+    assert (await buy(other, sku, qty=3, stream_id=stream))[0] == 201
+    # The answer did not wait for the room's stock push (a 250 ms coalescing window).
+    assert answered < 0.25, answered

@@ -18,10 +18,12 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.stock.pipelined import PipelinedRedis, RedisReplyError
 from livecommerce.stock.reservations import (
     Hold,
+    LiveHold,
     NotLoaded,
     Reservations,
     SaleWindow,
     StockLevel,
+    UnpaidBounds,
 )
 
 NOW = 1_800_000_000_000
@@ -124,6 +126,111 @@ async def test_flash_sale_window_cap_and_per_buyer_limit(ledger: Reservations) -
     assert not await ledger.end_sale(1, "sale-1", NOW)
     after = await _reserve(ledger, 3, qty=5)
     assert (after.unit_price, after.sale_id) == (5000, None)
+
+
+async def _bounded(
+    ledger: Reservations,
+    buyer: int,
+    sku: int,
+    bounds: UnpaidBounds,
+    qty: int = 1,
+    key: str | None = None,
+    stream: int | None = None,
+) -> Hold:
+    return await ledger.reserve(
+        sku_id=sku,
+        buyer_id=buyer,
+        qty=qty,
+        hold_id=uuid.uuid4().hex,
+        idempotency_key=key or uuid.uuid4().hex,
+        now_ms=NOW,
+        deadline_ms=NOW + 60_000,
+        idempotency_ttl_s=600,
+        stream_id=stream,
+        bounds=bounds,
+    )
+
+
+async def test_unpaid_units_are_bounded_per_sku_and_in_all_under_a_burst(
+    ledger: Reservations,
+) -> None:
+    bounds = UnpaidBounds(per_sku=3, per_buyer=5)
+    for sku in (1, 2, 3):
+        await ledger.load(sku, available=12, price=100, currency="USD", holds=[])
+
+    async def attempt(sku: int, key: str | None = None) -> Hold | LiveCommerceError:
+        try:
+            return await _bounded(ledger, 7, sku, bounds, key=key)
+        except LiveCommerceError as exc:
+            return exc
+
+    burst = await asyncio.gather(*(attempt(1) for _ in range(40)))
+    won = [h for h in burst if isinstance(h, Hold)]
+    refused = [e for e in burst if isinstance(e, LiveCommerceError)]
+    assert len(won) == 3
+    assert {e.code for e in refused} == {ErrorCode.TOO_MANY_UNPAID}
+    assert "pay for or cancel" in refused[0].message
+    assert await ledger.level(1) == StockLevel(available=9, held=3, sold=0)
+
+    # Across SKUs: 3 held on SKU 1, so only 2 more in all, however they are spread.
+    spread = await asyncio.gather(*(attempt(2 + i % 2) for i in range(40)))
+    assert sum(isinstance(h, Hold) for h in spread) == 2
+    for sku in (2, 3):
+        level = await ledger.level(sku)
+        assert level is not None and level.available + level.held == 12  # refusals gave back
+    # Another buyer is not bound by buyer 7's holds.
+    assert (await _bounded(ledger, 8, 1, bounds, qty=3)).qty == 3
+
+    # A refused key is free: once a unit is paid for, the same key buys.
+    assert isinstance(await attempt(1, key="again"), LiveCommerceError)
+    assert await ledger.commit(1, won[0].hold_id) == 1
+    again = await attempt(1, key="again")
+    assert isinstance(again, Hold) and not again.replayed
+    # Released holds free their place too.
+    assert isinstance(await attempt(1), LiveCommerceError)
+    await ledger.release(1, won[1].hold_id)
+    assert isinstance(await attempt(1), Hold)
+
+
+async def test_a_sale_counts_held_and_paid_units_and_prices_only_its_stream(
+    ledger: Reservations,
+) -> None:
+    bounds = UnpaidBounds(per_sku=5, per_buyer=10)
+    await ledger.load(1, available=100, price=5000, currency="USD", holds=[])
+    window = SaleWindow("sale-s", 2500, 10, 0, NOW - 1, NOW + 30_000, 2, stream_id=5)
+    await ledger.start_sale(1, window)
+    assert await ledger.sale(1) == window
+    held = await _bounded(ledger, 1, 1, bounds, stream=5)
+    paid = await _bounded(ledger, 1, 1, bounds, stream=5)
+    assert (held.unit_price, held.sale_id) == (2500, "sale-s")
+    await ledger.commit(1, paid.hold_id)
+    with pytest.raises(LiveCommerceError) as limit:
+        await _bounded(ledger, 1, 1, bounds, stream=5)
+    assert limit.value.code is ErrorCode.LIMIT_EXCEEDED
+    # Without a stream, or in another stream, the sale does not apply: the list price.
+    for stream in (None, 6):
+        other = await _bounded(ledger, 2, 1, bounds, stream=stream)
+        assert (other.unit_price, other.sale_id) == (5000, None)
+    sale = await ledger.sale(1)
+    assert sale is not None and sale.sold == 2
+
+
+async def test_a_rebuild_counts_recreated_holds_against_the_bounds(ledger: Reservations) -> None:
+    bounds = UnpaidBounds(per_sku=3, per_buyer=4)
+    holds = [
+        LiveHold(f"old-{i}", NOW + 60_000, 1, 9, None, 100)
+        for i in range(5)  # more than the bound allows now: they are honoured, not dropped
+    ]
+    assert await ledger.load(1, available=10, price=100, currency="USD", holds=holds)
+    assert await ledger.level(1) == StockLevel(available=10, held=5, sold=0)
+    await ledger.load(2, available=10, price=100, currency="USD", holds=[])
+    for sku in (1, 2):
+        with pytest.raises(LiveCommerceError) as over:
+            await _bounded(ledger, 9, sku, bounds)
+        assert over.value.code is ErrorCode.TOO_MANY_UNPAID
+    released = await ledger.release_many(1, [h.hold_id for h in holds[:3]] + ["gone"])
+    assert sorted(r.hold_id for r in released) == ["old-0", "old-1", "old-2"]
+    assert (await _bounded(ledger, 9, 2, bounds, qty=2)).qty == 2
 
 
 async def test_adjust_refuses_to_take_held_units(ledger: Reservations) -> None:
