@@ -245,3 +245,30 @@ async def test_heartbeats_keep_viewers_counted_until_they_leave(
     assert a.count("viewers") >= 3  # the count is repeated with the beats
     await b.sio.disconnect()
     await a.wait_for("viewers", count=1)
+
+
+async def test_socketio_buys_meet_the_same_stream_checks_and_unpaid_bounds(
+    live: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    _creator, _moderator, buyer, stream_id, _product_id, sku_id = await _stage(live)
+    other = await sign_up(live, "other")
+    elsewhere = (
+        await other.call("POST", "/api/streams", {"title": "Other", "lineup": []}, status=201)
+    )["stream"]["id"]
+    fan = Viewer()
+    viewers.append(fan)
+    await fan.connect(_url(live), buyer.token)
+    missing = await fan.call(
+        "buy", {"sku_id": sku_id, "idempotency_key": "s1", "stream_id": 999_999}
+    )
+    assert missing["error"]["code"] == "not_found" and "999999" in missing["error"]["message"]
+    foreign = await fan.call(
+        "buy", {"sku_id": sku_id, "idempotency_key": "s1", "stream_id": elsewhere}
+    )
+    assert foreign["error"]["code"] == "not_in_lineup"
+    bought = await fan.call(
+        "buy", {"sku_id": sku_id, "qty": 5, "idempotency_key": "s1", "stream_id": stream_id}
+    )
+    assert bought["ok"] and bought["order"]["status"] == "reserved"  # no saved card: unpaid
+    more = await fan.call("buy", {"sku_id": sku_id, "idempotency_key": "s2"})
+    assert more["error"]["code"] == "too_many_unpaid"

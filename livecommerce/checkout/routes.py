@@ -217,7 +217,7 @@ OPERATIONS = (
         auth=True,
         status=201,
         headers=_KEY,
-        errors=(402, 409, 503),
+        errors=(402, 404, 409, 503),
     ),
     Operation(
         "GET",
