@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -63,6 +64,7 @@ from livecommerce.media.iceconfig import IceConfig
 from livecommerce.media.mediahub import MediaHub
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.stock.pipelined import PipelinedRedis
+from livecommerce.stock.rebuild import unpaid_holds
 from livecommerce.stock.reservations import Reservations, UnpaidBounds
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,12 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         stripe_js_url=_stripe_js_url(settings, api_base if embedded else None),
         ice_servers=settings.ice_servers,
     )
-    reservations = Reservations(app[REDIS], settings.redis_namespace, app[HOT_REDIS])
+    reservations = Reservations(
+        app[REDIS],
+        settings.redis_namespace,
+        app[HOT_REDIS],
+        buyer_holds=functools.partial(unpaid_holds, engine),
+    )
     await reservations.preload_scripts()
     payments = Payments(engine, reservations, gateway)
     app[RESERVATIONS] = reservations

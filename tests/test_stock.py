@@ -216,21 +216,34 @@ async def test_a_sale_counts_held_and_paid_units_and_prices_only_its_stream(
 
 
 async def test_a_rebuild_counts_recreated_holds_against_the_bounds(ledger: Reservations) -> None:
+    """After Redis lost everything: a SKU's counters and a buyer's total both come back from
+    the system of record (here a list), holds beyond today's bounds included."""
     bounds = UnpaidBounds(per_sku=3, per_buyer=4)
     holds = [
         LiveHold(f"old-{i}", NOW + 60_000, 1, 9, None, 100)
         for i in range(5)  # more than the bound allows now: they are honoured, not dropped
     ]
-    assert await ledger.load(1, available=10, price=100, currency="USD", holds=holds)
-    assert await ledger.level(1) == StockLevel(available=10, held=5, sold=0)
-    await ledger.load(2, available=10, price=100, currency="USD", holds=[])
-    for sku in (1, 2):
+    sql_calls = 0
+
+    async def from_sql(buyer_id: int) -> list[LiveHold]:
+        nonlocal sql_calls
+        sql_calls += 1
+        return [h for h in holds if h.buyer_id == buyer_id]
+
+    rebuilt = Reservations(ledger.redis, ledger._ns, ledger._hot, buyer_holds=from_sql)
+    await rebuilt.preload_scripts()
+    assert await rebuilt.load(1, available=10, price=100, currency="USD", holds=holds)
+    assert await rebuilt.level(1) == StockLevel(available=10, held=5, sold=0)
+    await rebuilt.load(2, available=10, price=100, currency="USD", holds=[])
+    for sku in (1, 2):  # 1: five of this SKU; 2: five in all
         with pytest.raises(LiveCommerceError) as over:
-            await _bounded(ledger, 9, sku, bounds)
+            await _bounded(rebuilt, 9, sku, bounds)
         assert over.value.code is ErrorCode.TOO_MANY_UNPAID
-    released = await ledger.release_many(1, [h.hold_id for h in holds[:3]] + ["gone"])
+    assert await rebuilt.level(2) == StockLevel(available=10, held=0, sold=0)
+    released = await rebuilt.release_many(1, [h.hold_id for h in holds[:3]] + ["gone"])
     assert sorted(r.hold_id for r in released) == ["old-0", "old-1", "old-2"]
-    assert (await _bounded(ledger, 9, 2, bounds, qty=2)).qty == 2
+    assert (await _bounded(rebuilt, 9, 2, bounds, qty=2)).qty == 2
+    assert sql_calls == 1  # seeded once, then kept in Redis
 
 
 async def test_adjust_refuses_to_take_held_units(ledger: Reservations) -> None:

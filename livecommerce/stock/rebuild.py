@@ -6,6 +6,8 @@ Redis is trusted to survive.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,3 +53,32 @@ async def load_sku(engine: AsyncEngine, reservations: Reservations, sku_id: int)
     return await reservations.load(
         sku_id, available=available, price=sku.price_minor, currency=sku.currency, holds=holds
     )
+
+
+async def unpaid_holds(engine: AsyncEngine, buyer_id: int) -> list[LiveHold]:
+    """The holds of a buyer's ``reserved`` orders not yet past their deadline (all SKUs)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(
+                orders.c.hold_id,
+                orders.c.expires_at,
+                orders.c.qty,
+                orders.c.sale_id,
+                orders.c.unit_price_minor,
+            ).where(
+                orders.c.buyer_id == buyer_id,
+                orders.c.status == "reserved",
+                orders.c.expires_at > datetime.now(UTC),
+            )
+        )
+        return [
+            LiveHold(
+                hold_id=r.hold_id,
+                deadline_ms=int(r.expires_at.timestamp() * 1000),
+                qty=r.qty,
+                buyer_id=buyer_id,
+                sale_id=r.sale_id,
+                unit_price=r.unit_price_minor,
+            )
+            for r in rows
+        ]

@@ -7,6 +7,7 @@ reloads them if the server lost its script cache).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -104,6 +105,10 @@ class Released:
     buyer_id: int
 
 
+# A buyer's holds of reserved orders, from the system of record (see ``stock.rebuild``).
+BuyerHolds = Callable[[int], Awaitable[list[LiveHold]]]
+
+
 class NotLoaded(Exception):
     """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
 
@@ -115,8 +120,19 @@ def _script(name: str) -> str:
 class Reservations:
     """The stock ledger's hot half. SQL stays the system of record (see ``stock.rebuild``)."""
 
-    def __init__(self, redis: Redis, namespace: str, hot: PipelinedRedis) -> None:
-        """``hot`` carries the scripts a buy runs (reserve, release, commit); ``redis`` the rest."""
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        hot: PipelinedRedis,
+        buyer_holds: BuyerHolds | None = None,
+    ) -> None:
+        """``hot`` carries the scripts a buy runs (reserve, release, commit); ``redis`` the rest.
+
+        ``buyer_holds`` seeds a buyer's unpaid total the first time it is needed (and after
+        Redis lost it); without it a buyer starts from nothing held.
+        """
+        self._buyer_holds = buyer_holds
         self._redis = redis
         self._hot = hot
         self._ns = namespace
@@ -128,6 +144,7 @@ class Reservations:
         self._sale: AsyncScript = redis.register_script(_script("sale"))
         self._end_sale: AsyncScript = redis.register_script(_script("end_sale"))
         self._unpaid: AsyncScript = redis.register_script(_script("unpaid"))
+        self._seed_unpaid: AsyncScript = redis.register_script(_script("seed_unpaid"))
 
     @property
     def redis(self) -> Redis:
@@ -168,6 +185,7 @@ class Reservations:
             self._sale,
             self._end_sale,
             self._unpaid,
+            self._seed_unpaid,
         ):
             script.sha = await self._redis.script_load(script.script)
 
@@ -276,18 +294,30 @@ class Reservations:
         idempotency_key: str,
         bounds: UnpaidBounds,
     ) -> None:
+        key = self._buyer_key(buyer_id)
+        args = [now_ms, bounds.per_buyer, hold_id, qty, deadline_ms]
         try:
-            added, held = await self._run_hot(
-                self._unpaid,
-                [self._buyer_key(buyer_id)],
-                [now_ms, bounds.per_buyer, hold_id, qty, deadline_ms],
-            )
+            added, held = await self._run_hot(self._unpaid, [key], args)
+            if int(added) == -1:
+                await self._seed(buyer_id, now_ms)
+                added, held = await self._run_hot(self._unpaid, [key], args)
         except BaseException:
             await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
             raise
         if int(added) != 1:
             await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
             raise _too_many_unpaid(int(held), bounds.per_buyer, "in all")
+
+    async def _seed(self, buyer_id: int, now_ms: int) -> None:
+        """Install the buyer's unpaid holds from SQL: a cost paid once per buyer while they
+        keep buying, and again after Redis lost the set."""
+        holds = await self._buyer_holds(buyer_id) if self._buyer_holds else []
+        live = [h for h in holds if h.deadline_ms >= now_ms]
+        expire_at = max([now_ms, *(h.deadline_ms for h in live)]) + 60_000
+        args: list[Any] = [expire_at]
+        for hold in live:
+            args += [f"{hold.hold_id}:{hold.qty}", hold.deadline_ms]
+        await self._seed_unpaid(keys=[self._buyer_key(buyer_id)], args=args)
 
     async def release(self, sku_id: int, hold_id: str, idempotency_key: str | None = None) -> int:
         """Put a hold back on the shelf; returns units released (0 if it was already gone)."""
@@ -355,14 +385,8 @@ class Reservations:
         keys = [k["stock"], k["holds"], k["data"], k["unpaid"]]
         loaded = int(await self._load(keys=keys, args=args)) == 1
         await self._redis.sadd(self.loaded_set, str(sku_id))
-        if loaded and holds:
-            # Redis came up empty: the recreated holds count in their buyers' totals again.
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for hold in holds:
-                    key = self._buyer_key(hold.buyer_id)
-                    pipe.zadd(key, {f"{hold.hold_id}:{hold.qty}": hold.deadline_ms})
-                    pipe.pexpireat(key, hold.deadline_ms + 60_000, gt=True)
-                await pipe.execute()
+        # The buyers' totals need nothing here: a set Redis lost is seeded again from SQL,
+        # these holds included, on that buyer's next purchase.
         return loaded
 
     async def adjust(self, sku_id: int, delta: int, price: int | None = None) -> int | None:
