@@ -497,7 +497,7 @@ async def test_a_purchase_names_a_stream_that_sells_the_sku(client: TestClient[A
     status, body = await buy(buyer, sku, key="k")
     assert status == 201 and body["order"]["unit_price"]["amount"] == 4900  # no stream: list
     assert body["order"]["flash_sale"] is None
-    status, body = await buy(buyer, sku, stream_id=stream)
+    status, body = await buy(buyer, sku, key="in-stream", stream_id=stream)
     assert status == 201 and body["order"]["unit_price"]["amount"] == 1000
     assert body["order"]["stream_id"] == stream
 
@@ -512,6 +512,9 @@ async def test_a_purchase_names_a_stream_that_sells_the_sku(client: TestClient[A
     await asyncio.sleep(2.1)
     status, body = await buy(buyer, sku, stream_id=stream)
     assert (status, body["error"]["code"]) == (409, "stream_ended")
+    # A retry of a purchase that went through still gets its order.
+    status, body = await buy(buyer, sku, key="in-stream", stream_id=stream)
+    assert status == 200 and body["replayed"] and body["order"]["unit_price"]["amount"] == 1000
     # The stream's figures show only what was bought in it.
     figures = await creator.call("GET", f"/api/streams/{stream}/sales", status=200)
     assert sum(s["units"] for s in figures["sales"]["by_status"].values()) == 1

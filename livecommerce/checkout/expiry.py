@@ -35,6 +35,7 @@ from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
+CHUNK = 1000  # rows per statement
 STRIPE_CONCURRENCY = 8  # intents cancelled at once; the gateway paces calls to Stripe itself
 
 
@@ -76,8 +77,11 @@ class Reaper:
         due = await self._reservations.due_by_sku(await self._reservations.loaded_skus(), now_ms)
         if not due:
             return 0
+        hold_ids = [h for holds in due.values() for h in holds]
+        by_hold: dict[str, Order] = {}
         async with self._engine.connect() as conn:
-            by_hold = await orders_by_hold(conn, [h for holds in due.values() for h in holds])
+            for i in range(0, len(hold_ids), CHUNK):  # SQLite takes ~32k parameters at most
+                by_hold.update(await orders_by_hold(conn, hold_ids[i : i + CHUNK]))
         to_release: dict[int, list[str]] = defaultdict(list)
         to_expire: list[Order] = []
         for sku_id, hold_ids in due.items():
@@ -115,8 +119,10 @@ class Reaper:
         plain = [o.id for o in due if not o.payment_intent_id]
         closed = 0
         if plain:
-            async with self._engine.begin() as conn:
-                expired = await expire_unpaid(conn, plain)
+            expired: list[Order] = []
+            for i in range(0, len(plain), CHUNK):
+                async with self._engine.begin() as conn:
+                    expired += await expire_unpaid(conn, plain[i : i + CHUNK])
             by_sku: dict[int, list[str]] = defaultdict(list)
             for order in expired:
                 by_sku[order.sku_id].append(order.hold_id)

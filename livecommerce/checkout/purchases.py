@@ -150,7 +150,18 @@ class Purchases:
         if facts.seller_id == buyer_id:
             raise LiveCommerceError(ErrorCode.FORBIDDEN, "you cannot buy your own product")
         if stream_id is not None:
-            (await self.streams.facts(stream_id)).check_sells(facts.product_id)
+            try:
+                (await self.streams.facts(stream_id)).check_sells(facts.product_id)
+            except LiveCommerceError:
+                # A retry of a purchase that went through answers with its order, even if the
+                # stream has moved on since (ended, lineup changed).
+                async with self._engine.connect() as conn:
+                    existing = await find_order(
+                        conn, buyer_id=buyer_id, idempotency_key=idempotency_key
+                    )
+                if existing is None:
+                    raise
+                return self._same_request(existing, sku_id, qty)
         now_ms = time.time_ns() // 1_000_000
         deadline_ms = now_ms + self._hold_ttl_s * 1000
         hold_args = {

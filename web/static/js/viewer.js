@@ -188,6 +188,9 @@ async function buy(card, saved) {
       sold_out: "Sold out: someone was faster this time.",
       insufficient_stock: "Not enough left for that quantity.",
       limit_exceeded: "You have reached this sale's limit per buyer.",
+      too_many_unpaid: "You have items waiting for payment: pay for or cancel them first.",
+      stream_ended: "This show has ended.",
+      not_in_lineup: "This product is no longer part of the show.",
       sale_ended: "The sale has ended.",
       not_authenticated: "Your session ended. Log in again to buy.",
     };
