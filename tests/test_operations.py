@@ -71,6 +71,8 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
         ({"COOKIE_SECURE": "maybe"}, "COOKIE_SECURE"),
         ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY"),
         ({"HOLD_TTL_SECONDS": "3"}, "HOLD_TTL_SECONDS"),
+        ({"MAX_UNPAID_PER_SKU": "0"}, "MAX_UNPAID_PER_SKU"),
+        ({"MAX_UNPAID_PER_SKU": "8", "MAX_UNPAID_PER_BUYER": "4"}, "MAX_UNPAID_PER_BUYER"),
     ],
 )
 def test_bad_settings_name_themselves(env: dict[str, str], names: str) -> None:
@@ -85,6 +87,7 @@ def test_settings_from_env() -> None:
     assert settings.port == 9000
     assert settings.database_url == "postgresql+asyncpg://u@h/db"
     assert settings.ice_hosts == ("127.0.0.1", "::1")
+    assert (settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer) == (5, 10)
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
 
 

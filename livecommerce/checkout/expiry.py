@@ -84,8 +84,8 @@ class Reaper:
                 by_hold.update(await orders_by_hold(conn, hold_ids[i : i + CHUNK]))
         to_release: dict[int, list[str]] = defaultdict(list)
         to_expire: list[Order] = []
-        for sku_id, hold_ids in due.items():
-            for hold_id in hold_ids:
+        for sku_id, ids in due.items():
+            for hold_id in ids:
                 order = by_hold.get(hold_id)
                 if order is None:
                     # The order row never got written (the writer died): nobody waits for it.
@@ -96,21 +96,22 @@ class Reaper:
                     await self._reservations.commit(sku_id, hold_id)  # paid; commit was lost
                 else:
                     to_release[sku_id].append(hold_id)
-        for sku_id, hold_ids in to_release.items():
-            await self._reservations.release_many(sku_id, hold_ids)
+        for sku_id, ids in to_release.items():
+            await self._reservations.release_many(sku_id, ids)
         return await self._expire(to_expire)
 
     async def _sweep_sql(self, now_ms: int) -> int:
         # A little grace: a hold of a loaded SKU is the Redis walk's to close.
         cutoff = datetime.fromtimestamp(now_ms / 1000 - 5, UTC)
         closed = 0
-        while True:
+        for _ in range(10):  # the rest waits for the next sweep (say, while Stripe is down)
             async with self._engine.connect() as conn:
-                stale = await overdue(conn, cutoff, limit=500)
+                stale = await overdue(conn, cutoff, limit=CHUNK)
             moved = await self._expire(stale)
             closed += moved
-            if len(stale) < 500 or moved == 0:
-                return closed
+            if len(stale) < CHUNK or moved == 0:
+                break
+        return closed
 
     async def _expire(self, due: list[Order]) -> int:
         """Expire reserved orders: in one UPDATE those with no payment started, one by one
