@@ -267,7 +267,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        rooms.close()
+        await rooms.close()
         await server.shutdown()
 
 

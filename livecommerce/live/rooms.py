@@ -373,12 +373,14 @@ class LiveRooms:
         else:
             await self.stock_changed(order.stream_id, order.sku_id)
 
-    def close(self) -> None:
-        """Stop pending pushes; safe to call twice."""
+    async def close(self) -> None:
+        """Stop pending pushes and wait for them; safe to call twice."""
         if self._reaction_flush is not None:
             self._reaction_flush.cancel()
-        for task in list(self._stock_pushes.values()):
+        pushes = list(self._stock_pushes.values())
+        for task in pushes:
             task.cancel()
+        await asyncio.gather(*pushes, return_exceptions=True)
         self._stock_pushes.clear()
         self.sales.close()
 

@@ -1,8 +1,11 @@
 """Holds on available stock, kept in Redis by Lua scripts so each step is one atomic call.
 
 Every key of one SKU carries the hash tag ``{sku<id>}``: one script touches one slot, so the
-layout works on Redis Cluster. Scripts are loaded once and called by SHA (redis-py's ``Script``
-reloads them if the server lost its script cache).
+layout works on Redis Cluster. A buyer's unpaid units across SKUs cannot live in any SKU's slot:
+they sit beside the buyer (``{buyer<id>}``) and are checked in a second step after the SKU's own
+script, which gives the hold back if that bound refuses it (see ``reserve``). Scripts are
+loaded once and called by SHA (redis-py's ``Script`` reloads them if the server lost its
+script cache).
 """
 
 from __future__ import annotations
