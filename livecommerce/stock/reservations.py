@@ -10,7 +10,6 @@ script cache).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -20,6 +19,24 @@ from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.stock.pipelined import PipelinedRedis
+from livecommerce.stock.unpaidtotals import (
+    NO_BOUNDS,
+    BuyerHolds,
+    Released,
+    UnpaidBounds,
+    UnpaidTotals,
+)
+
+__all__ = [
+    "Hold",
+    "LiveHold",
+    "NotLoaded",
+    "Released",
+    "Reservations",
+    "SaleWindow",
+    "StockLevel",
+    "UnpaidBounds",
+]
 
 
 @dataclass(frozen=True)
@@ -87,31 +104,6 @@ class SaleWindow:
     stream_id: int | None = None  # its price is for purchases in this stream (None: any)
 
 
-@dataclass(frozen=True)
-class UnpaidBounds:
-    """How many units one buyer may hold unpaid: of one SKU, and in all (0: no bound)."""
-
-    per_sku: int = 0
-    per_buyer: int = 0
-
-    def __post_init__(self) -> None:
-        if self.per_sku < 0 or self.per_buyer < 0:
-            raise ValueError("a bound is a number of units, or 0 for none")
-
-
-@dataclass(frozen=True)
-class Released:
-    """A hold given back: its units and whose they were."""
-
-    hold_id: str
-    qty: int
-    buyer_id: int
-
-
-# A buyer's holds of reserved orders, from the system of record (see ``stock.rebuild``).
-BuyerHolds = Callable[[int], Awaitable[list[LiveHold]]]
-
-
 class NotLoaded(Exception):
     """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
 
@@ -135,7 +127,7 @@ class Reservations:
         ``buyer_holds`` seeds a buyer's unpaid total the first time it is needed (and after
         Redis lost it); without it a buyer starts from nothing held.
         """
-        self._buyer_holds = buyer_holds
+        self._totals = UnpaidTotals(redis, namespace, hot, buyer_holds)
         self._redis = redis
         self._hot = hot
         self._ns = namespace
@@ -146,8 +138,6 @@ class Reservations:
         self._adjust: AsyncScript = redis.register_script(_script("adjust"))
         self._sale: AsyncScript = redis.register_script(_script("sale"))
         self._end_sale: AsyncScript = redis.register_script(_script("end_sale"))
-        self._unpaid: AsyncScript = redis.register_script(_script("unpaid"))
-        self._seed_unpaid: AsyncScript = redis.register_script(_script("seed_unpaid"))
 
     @property
     def redis(self) -> Redis:
@@ -164,10 +154,6 @@ class Reservations:
             "buyers": f"{ns}:salebuyers:{tag}",
             "unpaid": f"{ns}:unpaid:{tag}",
         }
-
-    def _buyer_key(self, buyer_id: int) -> str:
-        # Its own slot: a buyer's holds span SKUs, so the total is kept beside the buyer.
-        return f"{self._ns}:unpaidholds:{{buyer{buyer_id}}}"
 
     def _idem_key(self, sku_id: int, buyer_id: int, key: str) -> str:
         return f"{self._ns}:idem:{{sku{sku_id}}}:{buyer_id}:{key}"
@@ -187,8 +173,7 @@ class Reservations:
             self._adjust,
             self._sale,
             self._end_sale,
-            self._unpaid,
-            self._seed_unpaid,
+            *self._totals.scripts,
         ):
             script.sha = await self._redis.script_load(script.script)
 
@@ -207,7 +192,7 @@ class Reservations:
         deadline_ms: int,
         idempotency_ttl_s: int,
         stream_id: int | None = None,
-        bounds: UnpaidBounds = UnpaidBounds(),
+        bounds: UnpaidBounds = NO_BOUNDS,
     ) -> Hold:
         """Take ``qty`` units for ``buyer_id`` until ``deadline_ms``, or raise why not.
 
@@ -297,30 +282,17 @@ class Reservations:
         idempotency_key: str,
         bounds: UnpaidBounds,
     ) -> None:
-        key = self._buyer_key(buyer_id)
-        args = [now_ms, bounds.per_buyer, hold_id, qty, deadline_ms]
+        idem_key = self._idem_key(sku_id, buyer_id, idempotency_key)
         try:
-            added, held = await self._run_hot(self._unpaid, [key], args)
-            if int(added) == -1:
-                await self._seed(buyer_id, now_ms)
-                added, held = await self._run_hot(self._unpaid, [key], args)
+            added, held = await self._totals.take(
+                buyer_id, hold_id, qty, now_ms, deadline_ms, bounds.per_buyer
+            )
         except BaseException:
-            await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
+            await self.release(sku_id, hold_id, idem_key)
             raise
-        if int(added) != 1:
-            await self.release(sku_id, hold_id, self._idem_key(sku_id, buyer_id, idempotency_key))
-            raise _too_many_unpaid(int(held), bounds.per_buyer, "in all")
-
-    async def _seed(self, buyer_id: int, now_ms: int) -> None:
-        """Install the buyer's unpaid holds from SQL: a cost paid once per buyer while they
-        keep buying, and again after Redis lost the set."""
-        holds = await self._buyer_holds(buyer_id) if self._buyer_holds else []
-        live = [h for h in holds if h.deadline_ms >= now_ms]
-        expire_at = max([now_ms, *(h.deadline_ms for h in live)]) + 60_000
-        args: list[Any] = [expire_at]
-        for hold in live:
-            args += [f"{hold.hold_id}:{hold.qty}", hold.deadline_ms]
-        await self._seed_unpaid(keys=[self._buyer_key(buyer_id)], args=args)
+        if not added:
+            await self.release(sku_id, hold_id, idem_key)
+            raise _too_many_unpaid(held, bounds.per_buyer, "in all")
 
     async def release(self, sku_id: int, hold_id: str, idempotency_key: str | None = None) -> int:
         """Put a hold back on the shelf; returns units released (0 if it was already gone)."""
@@ -347,7 +319,7 @@ class Reservations:
             keys.append(idempotency_key)
         reply = await self._run_hot(self._release, keys, hold_ids)
         released = [Released(_text(h), int(q), int(b)) for h, q, b in reply]
-        await self._forget_unpaid(released)
+        await self._totals.forget(released)
         return released
 
     async def commit(self, sku_id: int, hold_id: str) -> int:
@@ -356,20 +328,8 @@ class Reservations:
         keys = [k["stock"], k["holds"], k["data"], k["unpaid"]]
         qty, buyer = await self._run_hot(self._commit, keys, [hold_id])
         if int(qty):
-            await self._forget_unpaid([Released(hold_id, int(qty), int(buyer))])
+            await self._totals.forget([Released(hold_id, int(qty), int(buyer))])
         return int(qty)
-
-    async def _forget_unpaid(self, holds: list[Released]) -> None:
-        """Take paid or released holds off their buyers' unpaid totals (one pipeline).
-
-        Should this fail, the entries age out at their holds' deadlines by themselves.
-        """
-        if not holds:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for hold in holds:
-                pipe.zrem(self._buyer_key(hold.buyer_id), f"{hold.hold_id}:{hold.qty}")
-            await pipe.execute()
 
     async def load(
         self,

@@ -1,0 +1,126 @@
+"""A buyer's unpaid units across SKUs: bounded, and kept beside the buyer.
+
+The holds of one SKU live in that SKU's slot (``{sku<id>}``), so no single script sees a buyer's
+holds of every SKU. Each buyer has a sorted set in their own slot (``{buyer<id>}``): member
+``"<hold id>:<qty>"``, score the hold's deadline, so an entry whose removal was lost ages out by
+itself. The set is seeded from the system of record the first time it is needed and again
+whenever Redis has lost it; a member ``"~:0"`` marks it complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from livecommerce.stock.pipelined import PipelinedRedis
+
+
+@dataclass(frozen=True)
+class UnpaidBounds:
+    """How many units one buyer may hold unpaid: of one SKU, and in all (0: no bound)."""
+
+    per_sku: int = 0
+    per_buyer: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_sku < 0 or self.per_buyer < 0:
+            raise ValueError("a bound is a number of units, or 0 for none")
+
+
+NO_BOUNDS = UnpaidBounds()
+
+
+@dataclass(frozen=True)
+class Released:
+    """A hold given back or paid for: its units and whose they were."""
+
+    hold_id: str
+    qty: int
+    buyer_id: int
+
+
+class HeldUnits(Protocol):
+    """A live hold as the system of record knows it (``stock.reservations.LiveHold``)."""
+
+    @property
+    def hold_id(self) -> str: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def deadline_ms(self) -> int: ...
+
+
+# A buyer's holds of reserved orders, from the system of record (see ``stock.rebuild``).
+BuyerHolds = Callable[[int], Awaitable[Sequence[HeldUnits]]]
+
+
+def _script(name: str) -> str:
+    return resources.files("livecommerce.stock").joinpath(f"lua/{name}.lua").read_text()
+
+
+class UnpaidTotals:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        hot: PipelinedRedis,
+        buyer_holds: BuyerHolds | None = None,
+    ) -> None:
+        """``buyer_holds`` seeds a buyer's set; without it a buyer starts from nothing held."""
+        self._redis = redis
+        self._hot = hot
+        self._ns = namespace
+        self._buyer_holds = buyer_holds
+        self._take: AsyncScript = redis.register_script(_script("unpaid"))
+        self._seed: AsyncScript = redis.register_script(_script("seed_unpaid"))
+
+    @property
+    def scripts(self) -> tuple[AsyncScript, ...]:
+        return (self._take, self._seed)
+
+    def key(self, buyer_id: int) -> str:
+        return f"{self._ns}:unpaidholds:{{buyer{buyer_id}}}"
+
+    async def _run_hot(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        return await self._hot.evalsha(str(script.script), script.sha, keys, args)
+
+    async def take(
+        self, buyer_id: int, hold_id: str, qty: int, now_ms: int, deadline_ms: int, bound: int
+    ) -> tuple[bool, int]:
+        """Count the hold in the buyer's total if ``bound`` allows it; returns whether it did
+        and the units the buyer held unpaid before."""
+        key = self.key(buyer_id)
+        args = [now_ms, bound, hold_id, qty, deadline_ms]
+        added, held = await self._run_hot(self._take, [key], args)
+        if int(added) == -1:
+            await self._install(buyer_id, now_ms)
+            added, held = await self._run_hot(self._take, [key], args)
+        return int(added) == 1, int(held)
+
+    async def _install(self, buyer_id: int, now_ms: int) -> None:
+        """Seed the set from SQL: paid once per buyer while they keep buying, and again after
+        Redis lost it."""
+        holds = await self._buyer_holds(buyer_id) if self._buyer_holds else []
+        live = [h for h in holds if h.deadline_ms >= now_ms]
+        expire_at = max([now_ms, *(h.deadline_ms for h in live)]) + 60_000
+        args: list[Any] = [expire_at]
+        for hold in live:
+            args += [f"{hold.hold_id}:{hold.qty}", hold.deadline_ms]
+        await self._seed(keys=[self.key(buyer_id)], args=args)
+
+    async def forget(self, holds: Sequence[Released]) -> None:
+        """Take paid or released holds off their buyers' totals (one pipeline).
+
+        Should this fail, the entries age out at their holds' deadlines by themselves.
+        """
+        if not holds:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hold in holds:
+                pipe.zrem(self.key(hold.buyer_id), f"{hold.hold_id}:{hold.qty}")
+            await pipe.execute()
