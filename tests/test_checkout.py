@@ -679,3 +679,28 @@ async def test_unpaid_bounds_survive_a_redis_loss(client: TestClient[Any, Any]) 
     assert (status, body["error"]["code"]) == (409, "too_many_unpaid")
     level = await client.app[RESERVATIONS].level(first)
     assert level is not None and (level.available, level.held) == (15, 5)
+
+
+async def test_an_order_that_cannot_be_written_leaves_its_key_usable(
+    client: TestClient[Any, Any],
+) -> None:
+    """The stream goes away between the (cached) check and the write: a 409, not a 500, the
+    hold goes back, and the same Idempotency-Key works at once."""
+    seller, buyer, sku = await _shop(client, stock=3)
+    async with client.app[ENGINE].connect() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = await _stream(seller, [product_id])
+    from livecommerce.appkeys import PURCHASES
+    from livecommerce.db.tables import streams
+
+    await client.app[PURCHASES].streams.facts(stream)  # cached as selling the product
+    async with client.app[ENGINE].begin() as conn:
+        await conn.execute(streams.delete().where(streams.c.id == stream))
+    status, body = await buy(buyer, sku, key="once", stream_id=stream)
+    assert (status, body["error"]["code"]) == (409, "conflict")
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held) == (3, 0)
+    status, body = await buy(buyer, sku, key="once")
+    assert status == 201 and not body["replayed"]
