@@ -650,14 +650,11 @@ async def test_a_cancelled_orders_units_are_back_at_once(client: TestClient[Any,
     _status, body = await buy(buyer, sku, qty=3, stream_id=stream)
     other = await sign_up(client, "other")
     assert (await buy(other, sku, stream_id=stream))[0] == 409
-    started = time.monotonic()
     await buyer.call("POST", f"/api/orders/{body['order']['id']}/cancel", status=200)
-    answered = time.monotonic() - started
+    # When the cancel is answered, the units are already back on the shelf.
     level = await client.app[RESERVATIONS].level(sku)
     assert level is not None and (level.available, level.held) == (3, 0)
     assert (await buy(other, sku, qty=3, stream_id=stream))[0] == 201
-    # The answer did not wait for the room's stock push (a 250 ms coalescing window).
-    assert answered < 0.25, answered
 
 
 async def test_unpaid_bounds_survive_a_redis_loss(client: TestClient[Any, Any]) -> None:
