@@ -154,6 +154,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
+    app[LIFECYCLE].spawn(payments.stock.run(), "stock sync after payments")
     try:
         yield
     finally:
