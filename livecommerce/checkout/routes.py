@@ -246,7 +246,7 @@ OPERATIONS = (
         "Refresh the order from its payment (after 3-D Secure)",
         "checkout",
         auth=True,
-        errors=(503,),
+        errors=(409, 503),
     ),
     Operation(
         "POST",
@@ -277,6 +277,7 @@ OPERATIONS = (
         "checkout",
         auth=True,
         status=201,
+        errors=(402, 503),
     ),
     Operation(
         "POST",
