@@ -3,6 +3,7 @@ answers: the order fails and its units go back, or the buyer is asked for anothe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.appkeys import ENGINE, RESERVATIONS
 from livecommerce.config import Settings
-from livecommerce.db.tables import users
+from livecommerce.db.tables import orders, users
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
@@ -164,3 +165,75 @@ async def test_flash_sales_below_the_minimum_charge_are_refused(
         assert refused["error"]["minimum"] == {"amount": 50, "currency": "USD"}
     started = await creator.call("POST", path, {**terms, "sale_price": 50}, status=201)
     assert started["sale"]["sale_price"] == 50
+
+
+async def test_a_deleted_customer_can_save_a_card_again(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    _seller, buyer, _sku = await open_shop(client, stock=1)
+    await buyer.call(
+        "POST", "/api/cards", {"payment_method_id": await card(settings, OK_CARD)}, status=201
+    )
+    customer, _pm = await _saved(client, buyer)
+    await _delete_at_stripe(settings, f"/v1/customers/{customer}")
+    setup = await buyer.call("POST", "/api/cards/setup", status=201)
+    assert setup["client_secret"]
+    saved = await buyer.call(
+        "POST", "/api/cards", {"payment_method_id": await card(settings, OK_CARD)}, status=201
+    )
+    assert saved["card"]["label"].endswith("4242")
+    new_customer, _pm = await _saved(client, buyer)
+    assert new_customer not in (None, customer)
+
+
+async def test_two_payments_racing_for_one_order_charge_it_once(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    """Two tabs pay the same order with two cards at once: the second charge is given back."""
+    _seller, buyer, sku = await open_shop(client, stock=1)
+    _status, body = await buy(buyer, sku)
+    order_id = body["order"]["id"]
+    cards = [await card(settings, OK_CARD), await card(settings, OK_CARD)]
+    path = f"/api/orders/{order_id}/payment"
+    answers = await asyncio.gather(
+        *(
+            buyer.client.post(path, json={"payment_method_id": pm}, headers=buyer.headers)
+            for pm in cards
+        )
+    )
+    bodies = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [200, 200], bodies
+    order = await buyer.call("GET", f"/api/orders/{order_id}", status=200)
+    assert order["order"]["status"] == "paid"
+    await _on_shelf_sold(client, sku)
+    # At Stripe: whatever was charged beyond the order's own intent was refunded in full.
+    async with client.app[ENGINE].connect() as conn:
+        hold_id = (
+            await conn.execute(sa.select(orders.c.hold_id).where(orders.c.id == order_id))
+        ).scalar_one()
+    ours = [i for i in await _all_intents(settings) if i["metadata"].get("hold_id") == hold_id]
+    assert len(ours) == 2 and all(i["status"] == "succeeded" for i in ours)
+    kept = sum(i["amount"] - sum(c["amount_refunded"] for c in i["charges"]["data"]) for i in ours)
+    assert kept == 4900, ours
+
+
+async def _all_intents(settings: Settings) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    async with httpx.AsyncClient(base_url=settings.stripe_api_base) as http:
+        while True:
+            page = (
+                await http.get(
+                    "/v1/payment_intents", params=params, auth=(settings.stripe_secret_key, "")
+                )
+            ).json()
+            found += page["data"]
+            if not page["has_more"]:
+                return found
+            params["starting_after"] = page["data"][-1]["id"]
+
+
+async def _on_shelf_sold(client: TestClient[Any, Any], sku: int) -> None:
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held, level.sold) == (0, 0, 1)
+    assert await stock_on_hand(client, sku) == 0

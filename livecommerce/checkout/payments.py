@@ -105,12 +105,23 @@ class Payments:
 
     async def card_setup(self, user: User) -> str:
         """The client secret with which the buyer's browser sets up a card to save."""
+        customer_id = await self._customer(user)
+        try:
+            return await self.gateway.card_setup(customer_id)
+        except LiveCommerceError as exc:
+            if not await self._customer_gone(exc, user.id, customer_id):
+                raise
         return await self.gateway.card_setup(await self._customer(user))
 
     async def save_card(self, user: User, payment_method_id: str) -> str:
         """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
         customer_id = await self._customer(user)
-        card = await self.gateway.save_card(customer_id, payment_method_id)
+        try:
+            card = await self.gateway.save_card(customer_id, payment_method_id)
+        except LiveCommerceError as exc:
+            if not await self._customer_gone(exc, user.id, customer_id):
+                raise
+            card = await self.gateway.save_card(await self._customer(user), payment_method_id)
         async with self._engine.begin() as conn:
             await conn.execute(
                 users.update()
@@ -166,7 +177,10 @@ class Payments:
                 await self.save_card(buyer, payment_method_id)
             except LiveCommerceError:
                 log.warning("could not save the card after paying", extra={"order_id": order.id})
-        return await self.apply(order.id, state), state
+        current = await self.apply(order.id, state)
+        if state.intent_id and current.payment_intent_id != state.intent_id:
+            return current, None  # a duplicate payment, given back: the order's own one counts
+        return current, state
 
     async def _charge(
         self,
@@ -205,6 +219,16 @@ class Payments:
                 await self._forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
             raise
 
+    async def _customer_gone(self, exc: LiveCommerceError, user_id: int, customer_id: str) -> bool:
+        """After a refusal: if Stripe no longer knows the customer, forget it (a new one is made
+        next time) and say so."""
+        if exc.code not in (ErrorCode.CARD_UNUSABLE, ErrorCode.INVALID_INPUT):
+            return False
+        if await self.gateway.customer_exists(customer_id):
+            return False
+        await self._forget_gone(user_id, customer_id, forget_card=True)
+        return True
+
     async def _forget_gone(self, user_id: int, customer_id: str, *, forget_card: bool) -> None:
         """Stripe no longer knows the saved card or the customer: stop offering them."""
         values: dict[str, Any] = {}
@@ -228,6 +252,27 @@ class Payments:
 
         The intent must be the order's (``check_intent``); the first one seen is recorded.
         """
+        try:
+            order = await self._record(order_id, state)
+        except LiveCommerceError as exc:
+            async with self._engine.connect() as conn:
+                current = await get_order(conn, order_id)
+            if not await self._refund_duplicate(current, state, exc):
+                raise
+            return current
+        if state.succeeded:
+            return await self.mark_paid(order, state)
+        if state.status == "canceled":
+            return await self.mark_failed(order, "payment_canceled", "the payment was cancelled")
+        if state.failure_code and state.status == "requires_payment_method":
+            return await self.mark_failed(
+                order, state.failure_code, state.failure_message or "the card was declined"
+            )
+        await self._notify(order)
+        return order
+
+    async def _record(self, order_id: int, state: IntentState) -> Order:
+        """Check the intent is the order's, record it if it is the first, note its status."""
         async with self._engine.begin() as conn:
             order = await get_order(conn, order_id)
             check_intent(order, state)
@@ -247,17 +292,7 @@ class Payments:
                     failure_code=state.failure_code,
                     failure_message=state.failure_message,
                 )
-            order = await get_order(conn, order_id)
-        if state.succeeded:
-            return await self.mark_paid(order, state)
-        if state.status == "canceled":
-            return await self.mark_failed(order, "payment_canceled", "the payment was cancelled")
-        if state.failure_code and state.status == "requires_payment_method":
-            return await self.mark_failed(
-                order, state.failure_code, state.failure_message or "the card was declined"
-            )
-        await self._notify(order)
-        return order
+            return await get_order(conn, order_id)
 
     async def mark_paid(self, order: Order, state: IntentState) -> Order:
         """reserved → paid, stock on hand down, hold committed. A late payment is refunded."""
@@ -287,6 +322,24 @@ class Payments:
             # The money arrived after the units went back on the shelf: give it back.
             await self._refund_late(current, state)
         return current
+
+    async def _refund_duplicate(
+        self, order: Order, state: IntentState, mismatch: LiveCommerceError
+    ) -> bool:
+        """A second intent of ours for an order paid through another (two payments raced):
+        the second charge goes back in full. True if this was such an intent."""
+        if (
+            mismatch.code is not ErrorCode.PAYMENT_INTENT_MISMATCH
+            or not state.succeeded
+            or state.hold_id != order.hold_id
+        ):
+            return False
+        log.warning(
+            "a second payment for one order; refunding it",
+            extra={"order_id": order.id, "intent_id": state.intent_id},
+        )
+        await self.gateway.refund(state.intent_id, state.amount, f"duplicate-{state.intent_id}")
+        return True
 
     async def _refund_late(self, order: Order, state: IntentState) -> None:
         if order.refunded_minor >= order.amount_minor:
@@ -333,10 +386,9 @@ class Payments:
             raise LiveCommerceError(
                 ErrorCode.INVALID_TRANSITION, f"a {order.status.value} order cannot be cancelled"
             )
-        if order.payment_intent_id:
-            state = await self.gateway.cancel(order.payment_intent_id)
-            if state.succeeded:
-                return await self.mark_paid(order, state)
+        state = await self._cancel_intent(order)
+        if state is not None and state.succeeded:
+            return await self.mark_paid(order, state)
         closed, _moved = await self.close(
             order, OrderStatus.CANCELLED, "cancelled", "cancelled by buyer"
         )
@@ -347,13 +399,25 @@ class Payments:
 
         True if this call expired it (False: already closed, or the payment had succeeded).
         """
-        if order.payment_intent_id:
-            state = await self.gateway.cancel(order.payment_intent_id)
-            if state.succeeded:
-                await self.mark_paid(order, state)
-                return False
+        state = await self._cancel_intent(order)
+        if state is not None and state.succeeded:
+            await self.mark_paid(order, state)
+            return False
         _order, moved = await self.close(order, OrderStatus.EXPIRED, "expired", "the hold expired")
         return moved
+
+    async def _cancel_intent(self, order: Order) -> IntentState | None:
+        """Cancel the order's intent; None if it has none, or Stripe does not know it (no money
+        can have moved on an intent the provider never had)."""
+        if not order.payment_intent_id:
+            return None
+        try:
+            return await self.gateway.cancel(order.payment_intent_id)
+        except LiveCommerceError as exc:
+            if exc.code is not ErrorCode.UNKNOWN_PAYMENT_INTENT:
+                raise
+            log.warning("the order's payment is unknown to Stripe", extra={"order_id": order.id})
+            return None
 
     def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
         body: dict[str, Any] = {"order": order.to_dict()}

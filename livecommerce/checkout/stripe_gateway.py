@@ -112,6 +112,14 @@ def _intent(obj: Any) -> IntentState:
     )
 
 
+def _paying_already() -> LiveCommerceError:
+    # The same key with other parameters (or while its first use is still running): a second
+    # PaymentIntent for the same order and card would be a second charge, so none is made.
+    return LiveCommerceError(
+        ErrorCode.CONFLICT, "this order is already being paid with that card; refresh it"
+    )
+
+
 def _refused(exc: stripe.InvalidRequestError) -> LiveCommerceError:
     """What an invalid request during a charge means for the buyer (a 4xx, never a 500)."""
     message = exc.user_message or str(exc.error.message if exc.error else exc)
@@ -300,6 +308,8 @@ class StripeGateway:
             return self._declined(exc, amount, currency)
         except stripe.InvalidRequestError as exc:
             raise _refused(exc) from None
+        except stripe.IdempotencyError:
+            raise _paying_already() from None
         return _intent(pi)
 
     @staticmethod
@@ -347,6 +357,8 @@ class StripeGateway:
             return self._declined(exc, 0, "")
         except stripe.InvalidRequestError as exc:
             raise _refused(exc) from None
+        except stripe.IdempotencyError:
+            raise _paying_already() from None
         return _intent(pi)
 
     async def retrieve(self, intent_id: str) -> IntentState:
