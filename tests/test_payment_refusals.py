@@ -237,3 +237,23 @@ async def _on_shelf_sold(client: TestClient[Any, Any], sku: int) -> None:
     level = await client.app[RESERVATIONS].level(sku)
     assert level is not None and (level.available, level.held, level.sold) == (0, 0, 1)
     assert await stock_on_hand(client, sku) == 0
+
+
+async def test_an_order_whose_intent_stripe_lost_can_still_be_cancelled(
+    client: TestClient[Any, Any],
+) -> None:
+    """As after the emulator's store was lost: no money can have moved on an unknown intent."""
+    _seller, buyer, sku = await open_shop(client, stock=1)
+    _status, body = await buy(buyer, sku)
+    order_id = body["order"]["id"]
+    async with client.app[ENGINE].begin() as conn:
+        await conn.execute(
+            orders.update()
+            .where(orders.c.id == order_id)
+            .values(payment_intent_id=f"pi_lost{uuid.uuid4().hex[:12]}")
+        )
+    synced = await buyer.call("POST", f"/api/orders/{order_id}/sync", status=409)
+    assert synced["error"]["code"] == "unknown_payment_intent"
+    cancelled = await buyer.call("POST", f"/api/orders/{order_id}/cancel", status=200)
+    assert cancelled["order"]["status"] == "cancelled"
+    await _on_shelf(client, sku, 1)
