@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.appkeys import ENGINE, RESERVATIONS
 from livecommerce.config import Settings
-from livecommerce.db.tables import refunds
+from livecommerce.db.tables import refunds, skus
 from tests.conftest import Account, sign_up
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 
@@ -114,3 +114,32 @@ async def test_only_the_seller_refunds(client: TestClient[Any, Any], settings: S
     assert (await seller.call("GET", f"/api/orders/{order['id']}"))["order"]["refunded"][
         "amount"
     ] == 0
+
+
+async def test_the_stream_team_refunds_only_orders_of_that_stream(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    seller, buyer, sku = await open_shop(client, stock=4)
+    moderator = await sign_up(client, "moderator")
+    async with client.app[ENGINE].connect() as conn:
+        product = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = (
+        await seller.call(
+            "POST", "/api/streams", {"title": "Drop", "lineup": [product]}, status=201
+        )
+    )["stream"]
+    await seller.call(
+        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=201
+    )
+    await buyer.call(
+        "POST", "/api/cards", {"payment_method_id": await card(settings, OK_CARD)}, status=201
+    )
+    _s, in_stream = await buy(buyer, sku, stream_id=stream["id"])
+    _s, elsewhere = await buy(buyer, sku)
+    assert in_stream["order"]["status"] == elsewhere["order"]["status"] == "paid"
+    status, body = await _refund(moderator, in_stream["order"]["id"], {"amount_minor": 100})
+    assert status == 201, body
+    status, body = await _refund(moderator, elsewhere["order"]["id"], {"amount_minor": 100})
+    assert status == 403 and body["error"]["code"] == "forbidden"

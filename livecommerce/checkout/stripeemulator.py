@@ -123,7 +123,7 @@ async def _until_unused(clients: IO[str], store: StoreFile, stopping: asyncio.Ev
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.WARNING)  # the log file lives as long as DATA_DIR
     sys.exit(serve(Path(sys.argv[1])))
 
 
