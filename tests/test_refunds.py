@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.appkeys import ENGINE, RESERVATIONS
 from livecommerce.config import Settings
-from livecommerce.db.tables import refunds, skus
+from livecommerce.db.tables import orders, refunds, skus
 from tests.conftest import Account, sign_up
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 
@@ -143,3 +144,34 @@ async def test_the_stream_team_refunds_only_orders_of_that_stream(
     assert status == 201, body
     status, body = await _refund(moderator, elsewhere["order"]["id"], {"amount_minor": 100})
     assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_a_refund_left_unanswered_is_sent_again_by_the_next(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    """A process died between reserving a refund and hearing Stripe's answer: the next refund
+    of that order sends it again, under its own key, and settles it once."""
+    seller, sku, order = await _paid_order(client, settings, stock=2, qty=1)
+    async with client.app[ENGINE].begin() as conn:
+        await conn.execute(
+            orders.update()
+            .where(orders.c.id == order["id"])
+            .values(refunded_minor=orders.c.refunded_minor + 900, restocked_qty=1)
+        )
+        await conn.execute(
+            refunds.insert().values(
+                order_id=order["id"],
+                amount_minor=900,
+                restocked_qty=1,
+                reason="crashed",
+                status="requested",
+                created_at=datetime.now(UTC) - timedelta(minutes=10),
+            )
+        )
+    status, body = await _refund(seller, order["id"], {"amount_minor": 100})
+    assert status == 201, body
+    assert body["order"]["refunded"]["amount"] == 1000
+    assert await _settled(client, order["id"]) == (1000, 1)
+    assert await stock_on_hand(client, sku) == 2
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and level.available == 2

@@ -6,11 +6,13 @@ writes a ``requested`` refund row; only then is Stripe asked, with an idempotenc
 row's id. Concurrent refunds therefore queue on the order row (a row lock on PostgreSQL, the
 single writer on SQLite) and can never together refund more than was paid nor restock more than
 was sold. A refund Stripe refuses gives its reservation back; one whose outcome is unknown (Stripe
-not answering) keeps it, so nothing is ever refunded twice.
+not answering) keeps it, so nothing is ever refunded twice, and is sent again under the same key
+by the next refund request for that order once it is ``STALE_AFTER`` old.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
 
 REQUESTED = "requested"  # reserved on the order, Stripe not (yet) answered
 FAILED = "failed"  # Stripe refused; the reservation was given back
+STALE_AFTER = timedelta(minutes=2)  # a refund still unanswered then is sent again
 
 
 async def may_refund(conn: AsyncConnection, order: Order, user_id: int) -> bool:
@@ -64,18 +67,77 @@ async def refund_order(
         raise LiveCommerceError(
             ErrorCode.INVALID_TRANSITION, f"a {order.status.value} order cannot be refunded"
         )
+    await _retry_stale(engine, gateway, stock, order)
+    async with engine.connect() as conn:
+        order = await get_order(conn, order.id)
     amount = order.amount_minor - order.refunded_minor if amount is None else amount
     if amount < 1:
         _refuse(order, amount, restock_qty)
     refund_id = await _reserve(engine, order, amount, restock_qty, reason)
+    stripe_id, status = await _ask_stripe(engine, gateway, order, refund_id, amount, restock_qty)
+    current, settled = await _settle(engine, order, refund_id, stripe_id, status, restock_qty)
+    if settled and restock_qty:
+        await stock.restock(order.sku_id, restock_qty, key=f"refund-{refund_id}")
+    return current, {"id": stripe_id, "amount": amount, "status": status, "restocked": restock_qty}
+
+
+async def _ask_stripe(
+    engine: AsyncEngine,
+    gateway: StripeGateway,
+    order: Order,
+    refund_id: int,
+    amount: int,
+    restock_qty: int,
+) -> tuple[str, str]:
+    """Send the reserved refund; a refusal gives the reservation back, silence keeps it."""
+    assert order.payment_intent_id is not None
     try:
-        stripe_id, status = await gateway.refund(
+        return await gateway.refund(
             order.payment_intent_id, amount, f"refund-{order.hold_id}-{refund_id}"
         )
     except LiveCommerceError as exc:
         if exc.code is not ErrorCode.PAYMENT_UNAVAILABLE:
             await _give_back(engine, order.id, refund_id, amount, restock_qty)
         raise
+
+
+async def _retry_stale(
+    engine: AsyncEngine, gateway: StripeGateway, stock: StockSync, order: Order
+) -> None:
+    """Send again, under their own keys, refunds left ``requested`` by a Stripe outage (or a
+    crash) a while ago: Stripe answers each once, so they settle or give their share back."""
+    cutoff = utcnow() - STALE_AFTER
+    async with engine.connect() as conn:
+        stale = (
+            await conn.execute(
+                sa.select(refunds.c.id, refunds.c.amount_minor, refunds.c.restocked_qty).where(
+                    refunds.c.order_id == order.id,
+                    refunds.c.status == REQUESTED,
+                    refunds.c.created_at < cutoff,
+                )
+            )
+        ).all()
+    for refund_id, amount, restock_qty in stale:
+        try:
+            stripe_id, status = await _ask_stripe(
+                engine, gateway, order, refund_id, amount, restock_qty
+            )
+        except LiveCommerceError:
+            continue  # refused (given back) or still unanswered (kept)
+        _current, settled = await _settle(engine, order, refund_id, stripe_id, status, restock_qty)
+        if settled and restock_qty:
+            await stock.restock(order.sku_id, restock_qty, key=f"refund-{refund_id}")
+
+
+async def _settle(
+    engine: AsyncEngine,
+    order: Order,
+    refund_id: int,
+    stripe_id: str,
+    status: str,
+    restock_qty: int,
+) -> tuple[Order, bool]:
+    """Record Stripe's answer (once), restock, and close a fully refunded order."""
     async with engine.begin() as conn:
         # Touch the order first: concurrent settlements queue here, so the last one sees
         # every other refund settled and moves the order to ``refunded``.
@@ -105,9 +167,7 @@ async def refund_order(
         ).scalar_one()
         if current.refunded_minor >= current.amount_minor and not waiting:
             current = await move(conn, current, OrderStatus.REFUNDED) or current
-    if settled and restock_qty:
-        await stock.restock(order.sku_id, restock_qty, key=f"refund-{refund_id}")
-    return current, {"id": stripe_id, "amount": amount, "status": status, "restocked": restock_qty}
+    return current, settled
 
 
 async def _reserve(
