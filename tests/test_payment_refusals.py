@@ -257,3 +257,25 @@ async def test_an_order_whose_intent_stripe_lost_can_still_be_cancelled(
     cancelled = await buyer.call("POST", f"/api/orders/{order_id}/cancel", status=200)
     assert cancelled["order"]["status"] == "cancelled"
     await _on_shelf(client, sku, 1)
+
+
+async def test_a_double_tap_on_pay_answers_paid_twice(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    """Both taps confirm the same intent; the one Stripe refuses as already paid says paid."""
+    _seller, buyer, sku = await open_shop(client, stock=1)
+    _status, body = await buy(buyer, sku)
+    order_id = body["order"]["id"]
+    path = f"/api/orders/{order_id}/payment"
+    await buyer.call("POST", path, {}, status=200)  # the Payment Element's intent
+    pm = await card(settings, OK_CARD)
+    answers = await asyncio.gather(
+        *(
+            buyer.client.post(path, json={"payment_method_id": pm}, headers=buyer.headers)
+            for _ in range(3)
+        )
+    )
+    bodies = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [200, 200, 200], bodies
+    assert all(b["order"]["status"] == "paid" for b in bodies)
+    await _on_shelf_sold(client, sku)

@@ -201,7 +201,7 @@ class Payments:
             payment_method_id, off_session = saved, True
         try:
             if order.payment_intent_id and payment_method_id:
-                return await self.gateway.confirm(order.payment_intent_id, payment_method_id)
+                return await self._confirm(order.payment_intent_id, payment_method_id)
             if order.payment_intent_id:
                 return await self.gateway.retrieve(order.payment_intent_id)
             return await self.gateway.charge(
@@ -228,6 +228,19 @@ class Payments:
             return False
         await self._forget_gone(user_id, customer_id, forget_card=True)
         return True
+
+    async def _confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+        try:
+            return await self.gateway.confirm(intent_id, payment_method_id)
+        except LiveCommerceError as exc:
+            if exc.code is not ErrorCode.PAYMENT_FAILED:
+                raise
+            # Refused because it is paid already (a double tap confirmed it first): that is
+            # the answer, not a refusal.
+            current = await self.gateway.retrieve(intent_id)
+            if current.succeeded or current.status == "processing":
+                return current
+            raise
 
     async def _forget_gone(self, user_id: int, customer_id: str, *, forget_card: bool) -> None:
         """Stripe no longer knows the saved card or the customer: stop offering them."""
