@@ -145,7 +145,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         settings.stripe_api_base,
     )
     if not secret_key:
-        embedded = EmbeddedStripe()
+        embedded = EmbeddedStripe(settings.data_dir)
         api_base = await embedded.start()
         secret_key, webhook_secret = EMBEDDED_SECRET_KEY, embedded.webhook_secret
         base = settings.public_url or f"http://127.0.0.1:{settings.port}"
@@ -183,6 +183,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
+    app[LIFECYCLE].spawn(payments.stock.run(), "stock sync after payments")
     try:
         yield
     finally:

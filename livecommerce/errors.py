@@ -44,6 +44,12 @@ class ErrorCode(StrEnum):
     PAYMENT_FAILED = "payment_failed"
     PAYMENT_UNAVAILABLE = "payment_unavailable"
     BAD_SIGNATURE = "bad_signature"
+    AMOUNT_TOO_SMALL = "amount_too_small"
+    CARD_UNUSABLE = "card_unusable"
+    UNKNOWN_PAYMENT_INTENT = "unknown_payment_intent"
+    PAYMENT_INTENT_MISMATCH = "payment_intent_mismatch"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
     STREAM_NOT_LIVE = "stream_not_live"
     STREAM_OFFLINE = "stream_offline"
     ALREADY_PUBLISHING = "already_publishing"
@@ -68,6 +74,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.PAYMENT_FAILED: 402,
+    ErrorCode.CARD_UNUSABLE: 402,
+    ErrorCode.AMOUNT_TOO_SMALL: 422,
     ErrorCode.PAYMENT_UNAVAILABLE: 503,
     ErrorCode.SHUTTING_DOWN: 503,
     ErrorCode.STORE_UNAVAILABLE: 503,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -24,56 +21,22 @@ from livecommerce.config import Settings
 from livecommerce.db.tables import orders, skus, webhook_events
 from livecommerce.stock.reservations import StockLevel
 from tests.conftest import Account, hoodie, sign_up
+from tests.shopping import (
+    DECLINED_CARD,
+    OK_CARD,
+    THREE_DS_CARD,
+    buy,
+    card,
+    open_shop,
+    signed,
+    stock_on_hand,
+)
 
-OK_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000341"  # attaches, then every charge is declined
-THREE_DS_CARD = "4000002760003184"  # always asks for 3-D Secure
-
-
-async def card(settings: Settings, number: str) -> str:
-    """A PaymentMethod, made the way Stripe.js makes one in the browser."""
-    client = stripe.StripeClient(
-        settings.stripe_secret_key,
-        base_addresses={"api": settings.stripe_api_base},
-        http_client=stripe.HTTPXClient(),
-    )
-    pm = await client.v1.payment_methods.create_async(
-        params={
-            "type": "card",
-            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        }
-    )
-    return str(pm.id)
+__all__ = ["DECLINED_CARD", "OK_CARD", "THREE_DS_CARD", "card"]  # other test modules use these
 
 
 async def _shop(client: TestClient[Any, Any], stock: int = 5) -> tuple[Account, Account, int]:
-    seller = await sign_up(client, "seller")
-    buyer = await sign_up(client, "buyer")
-    product = (
-        await seller.call(
-            "POST", "/api/products", hoodie(f"SKU-{uuid.uuid4().hex[:6]}", stock), status=201
-        )
-    )["product"]
-    return seller, buyer, product["variants"][0]["id"]
-
-
-async def buy(
-    account: Account, sku_id: int, qty: int = 1, key: str | None = None, **extra: Any
-) -> tuple[int, dict[str, Any]]:
-    response = await account.client.post(
-        "/api/purchases",
-        json={"sku_id": sku_id, "qty": qty, **extra},
-        headers={**account.headers, "Idempotency-Key": key or uuid.uuid4().hex},
-    )
-    return response.status, await response.json()
-
-
-async def stock_on_hand(client: TestClient[Any, Any], sku_id: int) -> int:
-    async with client.app[ENGINE].connect() as conn:
-        value = (
-            await conn.execute(sa.select(skus.c.stock_on_hand).where(skus.c.id == sku_id))
-        ).scalar_one()
-    return int(value)
+    return await open_shop(client, stock)
 
 
 async def test_one_tap_with_a_saved_card(client: TestClient[Any, Any], settings: Settings) -> None:
@@ -243,11 +206,7 @@ async def test_running_reaper_expires_on_its_own(aiohttp_client: Any, settings: 
     assert got is not None and got.available == 1
 
 
-def _signed(event: dict[str, Any], secret: str) -> tuple[bytes, str]:
-    payload = json.dumps(event).encode()
-    stamp = int(time.time())
-    signature = hmac.new(secret.encode(), b"%d.%s" % (stamp, payload), hashlib.sha256).hexdigest()
-    return payload, f"t={stamp},v1={signature}"
+_signed = signed
 
 
 async def test_webhooks_verified_once_and_in_any_order(

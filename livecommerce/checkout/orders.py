@@ -78,6 +78,7 @@ class Order:
     failure_code: str | None
     failure_message: str | None
     refunded_minor: int
+    restocked_qty: int
     created_at: datetime
     expires_at: datetime
     paid_at: datetime | None
@@ -93,6 +94,7 @@ class Order:
             "unit_price": {"amount": self.unit_price_minor, "currency": self.currency},
             "amount": {"amount": self.amount_minor, "currency": self.currency},
             "refunded": {"amount": self.refunded_minor, "currency": self.currency},
+            "restocked_qty": self.restocked_qty,
             "flash_sale": self.sale_id,
             "payment_status": self.payment_status,
             "failure": {"code": self.failure_code, "message": self.failure_message}

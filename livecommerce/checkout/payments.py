@@ -15,15 +15,48 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.users import User
-from livecommerce.checkout.orders import Order, OrderStatus, get_order, move, set_payment
+from livecommerce.checkout.minimumcharge import check_chargeable
+from livecommerce.checkout.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
+from livecommerce.checkout.stocksync import StockSync
 from livecommerce.checkout.stripe_gateway import IntentState, StripeGateway
-from livecommerce.db.tables import skus, users, utcnow
+from livecommerce.db.tables import orders, skus, users, utcnow
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
 OrderListener = Callable[[Order], Awaitable[None]]
+
+# What Stripe says about a charge that no retry with the same card will change.
+_REFUSALS = frozenset(
+    {ErrorCode.CARD_UNUSABLE, ErrorCode.AMOUNT_TOO_SMALL, ErrorCode.PAYMENT_FAILED}
+)
+
+
+def check_intent(order: Order, state: IntentState) -> None:
+    """Refuse a PaymentIntent that is not this order's: another intent, amount or currency.
+
+    Two deployments sharing a Stripe account (or a test and a live one) see each other's
+    intents; only the one recorded for the order, for its amount and currency, may move it.
+    """
+    if not state.intent_id:
+        return  # a decline before any intent was made: nothing to match
+    if order.payment_intent_id is not None and state.intent_id != order.payment_intent_id:
+        raise LiveCommerceError(
+            ErrorCode.PAYMENT_INTENT_MISMATCH, "that payment is not this order's", order_id=order.id
+        )
+    if state.amount != order.amount_minor:
+        raise LiveCommerceError(
+            ErrorCode.AMOUNT_MISMATCH,
+            f"the payment is for {state.amount}, the order for {order.amount_minor}",
+            order_id=order.id,
+        )
+    if state.currency.upper() != order.currency.upper():
+        raise LiveCommerceError(
+            ErrorCode.CURRENCY_MISMATCH,
+            f"the payment is in {state.currency}, the order in {order.currency}",
+            order_id=order.id,
+        )
 
 
 class Payments:
@@ -36,6 +69,7 @@ class Payments:
         self._engine = engine
         self._reservations = reservations
         self.gateway = gateway
+        self.stock = StockSync(reservations)
         self.listeners: list[OrderListener] = []
 
     async def _notify(self, order: Order) -> None:
@@ -71,12 +105,23 @@ class Payments:
 
     async def card_setup(self, user: User) -> str:
         """The client secret with which the buyer's browser sets up a card to save."""
+        customer_id = await self._customer(user)
+        try:
+            return await self.gateway.card_setup(customer_id)
+        except LiveCommerceError as exc:
+            if not await self._customer_gone(exc, user.id, customer_id):
+                raise
         return await self.gateway.card_setup(await self._customer(user))
 
     async def save_card(self, user: User, payment_method_id: str) -> str:
         """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
         customer_id = await self._customer(user)
-        card = await self.gateway.save_card(customer_id, payment_method_id)
+        try:
+            card = await self.gateway.save_card(customer_id, payment_method_id)
+        except LiveCommerceError as exc:
+            if not await self._customer_gone(exc, user.id, customer_id):
+                raise
+            card = await self.gateway.save_card(await self._customer(user), payment_method_id)
         async with self._engine.begin() as conn:
             await conn.execute(
                 users.update()
@@ -93,20 +138,60 @@ class Payments:
         payment_method_id: str | None = None,
         use_saved_card: bool = False,
         save_card: bool = False,
-    ) -> tuple[Order, IntentState]:
+    ) -> tuple[Order, IntentState | None]:
         """Pay a reserved order.
 
         With ``use_saved_card`` the buyer's default card is charged off-session (one tap);
         with ``payment_method_id`` that card is confirmed now; with neither, an intent is made
         for Stripe's Payment Element and its client secret comes back. 3-D Secure comes back as
         ``requires_action`` with the client secret, for Stripe.js to finish.
+
+        Paying an order that is already paid answers the paid order (no second charge), so a
+        retry after a lost answer gets the same answer. A charge Stripe refuses raises
+        ``card_unusable`` (the card or customer is gone: the saved card is forgotten),
+        ``amount_too_small`` or ``payment_failed``, with the order id; the order then fails
+        and its units go back, except when the buyer chose a card now and may try another.
         """
         if order.buyer_id != buyer.id:
             raise Forbidden("only the buyer may pay for this order")
+        if order.status in SOLD:
+            return order, None
         if order.status is not OrderStatus.RESERVED:
             raise LiveCommerceError(
                 ErrorCode.INVALID_TRANSITION, f"this order is {order.status.value}"
             )
+        try:
+            state = await self._charge(
+                order, buyer, payment_method_id, use_saved_card=use_saved_card, save=save_card
+            )
+        except LiveCommerceError as exc:
+            if exc.code not in _REFUSALS:
+                raise
+            failed = order
+            if use_saved_card or exc.code is ErrorCode.AMOUNT_TOO_SMALL:
+                failed = await self.mark_failed(order, exc.code.value, exc.message)
+            data = {**exc.data, "order_id": order.id, "order_status": failed.status.value}
+            raise LiveCommerceError(exc.code, exc.message, **data) from None
+        if save_card and payment_method_id and state.succeeded and not use_saved_card:
+            try:
+                await self.save_card(buyer, payment_method_id)
+            except LiveCommerceError:
+                log.warning("could not save the card after paying", extra={"order_id": order.id})
+        current = await self.apply(order.id, state)
+        if state.intent_id and current.payment_intent_id != state.intent_id:
+            return current, None  # a duplicate payment, given back: the order's own one counts
+        return current, state
+
+    async def _charge(
+        self,
+        order: Order,
+        buyer: User,
+        payment_method_id: str | None,
+        *,
+        use_saved_card: bool,
+        save: bool,
+    ) -> IntentState:
+        check_chargeable(order.amount_minor, order.currency)
         customer_id = await self._customer(buyer)
         off_session = False
         if use_saved_card:
@@ -114,26 +199,60 @@ class Payments:
             if saved is None:
                 raise LiveCommerceError(ErrorCode.INVALID_INPUT, "no saved card: add one first")
             payment_method_id, off_session = saved, True
-        if order.payment_intent_id and payment_method_id:
-            state = await self.gateway.confirm(order.payment_intent_id, payment_method_id)
-        elif order.payment_intent_id:
-            state = await self.gateway.retrieve(order.payment_intent_id)
-        else:
-            state = await self.gateway.charge(
+        try:
+            if order.payment_intent_id and payment_method_id:
+                return await self._confirm(order.payment_intent_id, payment_method_id)
+            if order.payment_intent_id:
+                return await self.gateway.retrieve(order.payment_intent_id)
+            return await self.gateway.charge(
                 order_id=order.id,
+                hold_id=order.hold_id,
                 amount=order.amount_minor,
                 currency=order.currency,
                 customer_id=customer_id,
                 payment_method_id=payment_method_id,
                 off_session=off_session,
-                save_card=save_card,
+                save_card=save,
             )
-        if save_card and payment_method_id and state.succeeded and not use_saved_card:
-            try:
-                await self.save_card(buyer, payment_method_id)
-            except LiveCommerceError:
-                log.warning("could not save the card after paying", extra={"order_id": order.id})
-        return await self.apply(order.id, state), state
+        except LiveCommerceError as exc:
+            if exc.code is ErrorCode.CARD_UNUSABLE:
+                await self._forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
+            raise
+
+    async def _customer_gone(self, exc: LiveCommerceError, user_id: int, customer_id: str) -> bool:
+        """After a refusal: if Stripe no longer knows the customer, forget it (a new one is made
+        next time) and say so."""
+        if exc.code not in (ErrorCode.CARD_UNUSABLE, ErrorCode.INVALID_INPUT):
+            return False
+        if await self.gateway.customer_exists(customer_id):
+            return False
+        await self._forget_gone(user_id, customer_id, forget_card=True)
+        return True
+
+    async def _confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+        try:
+            return await self.gateway.confirm(intent_id, payment_method_id)
+        except LiveCommerceError as exc:
+            if exc.code is not ErrorCode.PAYMENT_FAILED:
+                raise
+            # Refused because it is paid already (a double tap confirmed it first): that is
+            # the answer, not a refusal.
+            current = await self.gateway.retrieve(intent_id)
+            if current.succeeded or current.status == "processing":
+                return current
+            raise
+
+    async def _forget_gone(self, user_id: int, customer_id: str, *, forget_card: bool) -> None:
+        """Stripe no longer knows the saved card or the customer: stop offering them."""
+        values: dict[str, Any] = {}
+        if forget_card:
+            values.update(default_payment_method_id=None, card_label=None)
+        if not await self.gateway.customer_exists(customer_id):
+            values.update(stripe_customer_id=None, default_payment_method_id=None, card_label=None)
+        if values:
+            log.warning("forgetting a card Stripe no longer knows", extra={"user_id": user_id})
+            async with self._engine.begin() as conn:
+                await conn.execute(users.update().where(users.c.id == user_id).values(**values))
 
     async def sync(self, order: Order) -> Order:
         """Bring the order in line with its PaymentIntent as Stripe has it now."""
@@ -142,20 +261,18 @@ class Payments:
         return await self.apply(order.id, await self.gateway.retrieve(order.payment_intent_id))
 
     async def apply(self, order_id: int, state: IntentState) -> Order:
-        """Apply a PaymentIntent's state to its order, exactly once whatever the source."""
-        async with self._engine.begin() as conn:
-            order = await get_order(conn, order_id)
-            if state.intent_id and order.payment_intent_id is None:
-                await set_payment(conn, order.id, payment_intent_id=state.intent_id)
-            if order.status is OrderStatus.RESERVED:
-                await set_payment(
-                    conn,
-                    order.id,
-                    payment_status=state.status,
-                    failure_code=state.failure_code,
-                    failure_message=state.failure_message,
-                )
-            order = await get_order(conn, order_id)
+        """Apply a PaymentIntent's state to its order, exactly once whatever the source.
+
+        The intent must be the order's (``check_intent``); the first one seen is recorded.
+        """
+        try:
+            order = await self._record(order_id, state)
+        except LiveCommerceError as exc:
+            async with self._engine.connect() as conn:
+                current = await get_order(conn, order_id)
+            if not await self._refund_duplicate(current, state, exc):
+                raise
+            return current
         if state.succeeded:
             return await self.mark_paid(order, state)
         if state.status == "canceled":
@@ -166,6 +283,29 @@ class Payments:
             )
         await self._notify(order)
         return order
+
+    async def _record(self, order_id: int, state: IntentState) -> Order:
+        """Check the intent is the order's, record it if it is the first, note its status."""
+        async with self._engine.begin() as conn:
+            order = await get_order(conn, order_id)
+            check_intent(order, state)
+            if state.intent_id and order.payment_intent_id is None:
+                await conn.execute(
+                    orders.update()
+                    .where(orders.c.id == order.id, orders.c.payment_intent_id.is_(None))
+                    .values(payment_intent_id=state.intent_id, updated_at=utcnow())
+                )
+                order = await get_order(conn, order_id)
+                check_intent(order, state)  # another intent was recorded meanwhile
+            if order.status is OrderStatus.RESERVED:
+                await set_payment(
+                    conn,
+                    order.id,
+                    payment_status=state.status,
+                    failure_code=state.failure_code,
+                    failure_message=state.failure_message,
+                )
+            return await get_order(conn, order_id)
 
     async def mark_paid(self, order: Order, state: IntentState) -> Order:
         """reserved → paid, stock on hand down, hold committed. A late payment is refunded."""
@@ -188,18 +328,37 @@ class Payments:
                     )
             current = await get_order(conn, order.id)
         if current.status is OrderStatus.PAID and order.status is OrderStatus.RESERVED:
-            await self._reservations.commit(order.sku_id, order.hold_id)
+            # The money has moved: a Redis outage from here on must not make the answer lie.
+            await self.stock.commit(order.sku_id, order.hold_id)
             await self._notify(current)
         elif current.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED):
             # The money arrived after the units went back on the shelf: give it back.
             await self._refund_late(current, state)
         return current
 
+    async def _refund_duplicate(
+        self, order: Order, state: IntentState, mismatch: LiveCommerceError
+    ) -> bool:
+        """A second intent of ours for an order paid through another (two payments raced):
+        the second charge goes back in full. True if this was such an intent."""
+        if (
+            mismatch.code is not ErrorCode.PAYMENT_INTENT_MISMATCH
+            or not state.succeeded
+            or state.hold_id != order.hold_id
+        ):
+            return False
+        log.warning(
+            "a second payment for one order; refunding it",
+            extra={"order_id": order.id, "intent_id": state.intent_id},
+        )
+        await self.gateway.refund(state.intent_id, state.amount, f"duplicate-{state.intent_id}")
+        return True
+
     async def _refund_late(self, order: Order, state: IntentState) -> None:
         if order.refunded_minor >= order.amount_minor:
             return
         log.warning("payment arrived for a closed order; refunding", extra={"order_id": order.id})
-        await self.gateway.refund(state.intent_id, order.amount_minor, f"late-{order.id}")
+        await self.gateway.refund(state.intent_id, order.amount_minor, f"late-{order.hold_id}")
         async with self._engine.begin() as conn:
             await set_payment(
                 conn,
@@ -228,7 +387,7 @@ class Payments:
             closed = await move(conn, order, target, failure_code=code, failure_message=message)
             current = closed or await get_order(conn, order.id)
         if closed is not None:
-            await self._reservations.release(order.sku_id, order.hold_id)
+            await self.stock.release(order.sku_id, order.hold_id)
             await self._notify(closed)
         return current, closed is not None
 
@@ -240,10 +399,9 @@ class Payments:
             raise LiveCommerceError(
                 ErrorCode.INVALID_TRANSITION, f"a {order.status.value} order cannot be cancelled"
             )
-        if order.payment_intent_id:
-            state = await self.gateway.cancel(order.payment_intent_id)
-            if state.succeeded:
-                return await self.mark_paid(order, state)
+        state = await self._cancel_intent(order)
+        if state is not None and state.succeeded:
+            return await self.mark_paid(order, state)
         closed, _moved = await self.close(
             order, OrderStatus.CANCELLED, "cancelled", "cancelled by buyer"
         )
@@ -254,16 +412,32 @@ class Payments:
 
         True if this call expired it (False: already closed, or the payment had succeeded).
         """
-        if order.payment_intent_id:
-            state = await self.gateway.cancel(order.payment_intent_id)
-            if state.succeeded:
-                await self.mark_paid(order, state)
-                return False
+        state = await self._cancel_intent(order)
+        if state is not None and state.succeeded:
+            await self.mark_paid(order, state)
+            return False
         _order, moved = await self.close(order, OrderStatus.EXPIRED, "expired", "the hold expired")
         return moved
 
+    async def _cancel_intent(self, order: Order) -> IntentState | None:
+        """Cancel the order's intent; None if it has none, or Stripe does not know it (no money
+        can have moved on an intent the provider never had)."""
+        if not order.payment_intent_id:
+            return None
+        try:
+            return await self.gateway.cancel(order.payment_intent_id)
+        except LiveCommerceError as exc:
+            if exc.code is not ErrorCode.UNKNOWN_PAYMENT_INTENT:
+                raise
+            log.warning("the order's payment is unknown to Stripe", extra={"order_id": order.id})
+            return None
+
     def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
         body: dict[str, Any] = {"order": order.to_dict()}
+        if self.stock.lagging(order.hold_id):
+            body["note"] = (
+                "the order is settled; the live stock counters catch up when the store is back"
+            )
         if state is not None:
             body["payment"] = {
                 "status": state.status,

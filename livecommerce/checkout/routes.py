@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints
 
 from livecommerce.accounts.roles import Role, role_in_stream
 from livecommerce.accounts.routes import current_user
-from livecommerce.appkeys import ENGINE, LIFECYCLE, PAYMENTS, PURCHASES, RESERVATIONS, WEBHOOKS
+from livecommerce.appkeys import ENGINE, LIFECYCLE, PAYMENTS, PURCHASES, WEBHOOKS
 from livecommerce.checkout.orders import Order, OrderStatus, get_order, list_orders
 from livecommerce.checkout.purchases import MAX_QTY
 from livecommerce.checkout.refunds import refund_order
@@ -161,7 +161,7 @@ async def post_cancel(request: web.Request) -> web.Response:
 
 async def post_refund(request: web.Request) -> web.Response:
     order_id = path_id(request, what="order")
-    seller = await current_user(request)
+    user = await current_user(request)
     body = await read_json(request, NewRefund)
     async with request.app[ENGINE].connect() as conn:
         order = await get_order(conn, order_id)
@@ -169,9 +169,9 @@ async def post_refund(request: web.Request) -> web.Response:
     order, refund = await refund_order(
         request.app[ENGINE],
         payments.gateway,
-        request.app[RESERVATIONS],
+        payments.stock,
         order,
-        seller.id,
+        user.id,
         amount=body.amount_minor,
         restock_qty=body.restock_qty,
         reason=body.reason,
@@ -246,7 +246,7 @@ OPERATIONS = (
         "Refresh the order from its payment (after 3-D Secure)",
         "checkout",
         auth=True,
-        errors=(503,),
+        errors=(409, 503),
     ),
     Operation(
         "POST",
@@ -277,6 +277,7 @@ OPERATIONS = (
         "checkout",
         auth=True,
         status=201,
+        errors=(402, 503),
     ),
     Operation(
         "POST",

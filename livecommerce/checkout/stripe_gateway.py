@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ class IntentState:
     failure_code: str | None = None
     failure_message: str | None = None
     order_id: int | None = None
+    hold_id: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -96,6 +98,7 @@ def _intent(obj: Any) -> IntentState:
     error = pi.get("last_payment_error") or None
     metadata = pi.get("metadata") or {}
     order_id = metadata.get("order_id")
+    hold_id = metadata.get("hold_id")
     return IntentState(
         intent_id=pi["id"],
         status=pi["status"],
@@ -105,7 +108,33 @@ def _intent(obj: Any) -> IntentState:
         failure_code=(error.get("decline_code") or error.get("code")) if error else None,
         failure_message=error.get("message") if error else None,
         order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
+        hold_id=str(hold_id) if hold_id else None,
     )
+
+
+def _paying_already() -> LiveCommerceError:
+    # The same key with other parameters (or while its first use is still running): a second
+    # PaymentIntent for the same order and card would be a second charge, so none is made.
+    return LiveCommerceError(
+        ErrorCode.CONFLICT, "this order is already being paid with that card; refresh it"
+    )
+
+
+def _refused(exc: stripe.InvalidRequestError) -> LiveCommerceError:
+    """What an invalid request during a charge means for the buyer (a 4xx, never a 500)."""
+    message = exc.user_message or str(exc.error.message if exc.error else exc)
+    if exc.code == "amount_too_small":
+        return LiveCommerceError(ErrorCode.AMOUNT_TOO_SMALL, f"the amount is too small: {message}")
+    if exc.http_status == 404 or exc.code == "resource_missing":
+        # A card detached or deleted, or a customer deleted, since it was saved.
+        return LiveCommerceError(
+            ErrorCode.CARD_UNUSABLE, "that card can no longer be used; pay with another card"
+        )
+    if exc.code in ("payment_method_not_available", "payment_method_unexpected_state"):
+        return LiveCommerceError(
+            ErrorCode.CARD_UNUSABLE, "that card can no longer be used; pay with another card"
+        )
+    return LiveCommerceError(ErrorCode.PAYMENT_FAILED, f"the payment was refused: {message}")
 
 
 class StripeGateway:
@@ -162,24 +191,41 @@ class StripeGateway:
     async def ensure_customer(self, customer_id: str | None, email: str, user_id: int) -> str:
         if customer_id:
             return customer_id
+        # Unique per call, kept across its retries: a key made of the user id alone would hand
+        # another deployment sharing the Stripe account (or this one after a reset) a customer
+        # that is not this user's.
+        key = f"customer-{user_id}-{uuid.uuid4().hex}"
         customer = await self._call(
             lambda: self._client.v1.customers.create_async(
                 params={"email": email, "metadata": {"user_id": str(user_id)}},
-                options={"idempotency_key": f"customer-{user_id}"},
+                options={"idempotency_key": key},
             )
         )
         return str(customer["id"])
 
+    async def customer_exists(self, customer_id: str) -> bool:
+        """False if Stripe no longer knows the customer (deleted, or another account's)."""
+        try:
+            customer = await self._call(
+                lambda: self._client.v1.customers.retrieve_async(customer_id)
+            )
+        except stripe.InvalidRequestError:
+            return False
+        return not _plain(customer).get("deleted", False)
+
     async def card_setup(self, customer_id: str) -> str:
         """A SetupIntent for saving a card in the browser (Payment Element, or the emulator's
         card element); returns its client secret. The card is then kept with ``save_card``."""
-        intent = await self._call(
-            lambda: self._client.v1.setup_intents.create_async(
-                params=stripe.params.SetupIntentCreateParams(
-                    customer=customer_id, usage="off_session"
+        try:
+            intent = await self._call(
+                lambda: self._client.v1.setup_intents.create_async(
+                    params=stripe.params.SetupIntentCreateParams(
+                        customer=customer_id, usage="off_session"
+                    )
                 )
             )
-        )
+        except stripe.InvalidRequestError as exc:
+            raise _refused(exc) from None
         return str(intent["client_secret"])
 
     async def save_card(self, customer_id: str, payment_method_id: str) -> SavedCard:
@@ -198,12 +244,15 @@ class StripeGateway:
             raise LiveCommerceError(
                 ErrorCode.PAYMENT_FAILED, exc.user_message or "the card was declined"
             ) from None
-        await self._call(
-            lambda: self._client.v1.customers.update_async(
-                customer_id,
-                params={"invoice_settings": {"default_payment_method": payment_method_id}},
+        try:
+            await self._call(
+                lambda: self._client.v1.customers.update_async(
+                    customer_id,
+                    params={"invoice_settings": {"default_payment_method": payment_method_id}},
+                )
             )
-        )
+        except stripe.InvalidRequestError as exc:
+            raise _refused(exc) from None
         card = pm.card
         brand = card.brand if card is not None else "card"
         last4 = card.last4 if card is not None else "????"
@@ -214,6 +263,7 @@ class StripeGateway:
         self,
         *,
         order_id: int,
+        hold_id: str,
         amount: int,
         currency: str,
         customer_id: str | None,
@@ -223,15 +273,19 @@ class StripeGateway:
     ) -> IntentState:
         """Create (and, given a card, confirm) the order's PaymentIntent.
 
-        The idempotency key is derived from the order id: however often this is retried, one
-        order makes at most one PaymentIntent. A decline comes back as a ``requires_payment_method``
-        state with the failure, not as an exception.
+        The idempotency key is derived from the order's hold id (random, unique across
+        deployments sharing a Stripe account, unlike the order id): however often this is
+        retried, one order makes at most one PaymentIntent per card. The hold id also goes in the
+        metadata, so a webhook can tell this deployment's intents from another's. A decline comes
+        back as a ``requires_payment_method`` state with the failure, not as an exception; a
+        request Stripe refuses (a card or customer that no longer exists, an amount below the
+        minimum) raises ``card_unusable``, ``amount_too_small`` or ``payment_failed``.
         """
         params: dict[str, Any] = {
             "amount": amount,
             "currency": currency.lower(),
             "payment_method_types": ["card"],
-            "metadata": {"order_id": str(order_id)},
+            "metadata": {"order_id": str(order_id), "hold_id": hold_id},
         }
         if customer_id:
             params["customer"] = customer_id
@@ -242,7 +296,7 @@ class StripeGateway:
                 params["off_session"] = True
         if save_card and customer_id and not off_session:
             params["setup_future_usage"] = "off_session"
-        key = f"order-{order_id}-{payment_method_id or 'element'}"
+        key = f"order-{hold_id}-{payment_method_id or 'element'}"
         try:
             pi = await self._call(
                 lambda: self._client.v1.payment_intents.create_async(
@@ -252,6 +306,10 @@ class StripeGateway:
             )
         except stripe.CardError as exc:
             return self._declined(exc, amount, currency)
+        except stripe.InvalidRequestError as exc:
+            raise _refused(exc) from None
+        except stripe.IdempotencyError:
+            raise _paying_already() from None
         return _intent(pi)
 
     @staticmethod
@@ -274,6 +332,7 @@ class StripeGateway:
                 failure_code=code,
                 failure_message=exc.user_message or str(exc),
                 order_id=state.order_id,
+                hold_id=state.hold_id,
             )
         return IntentState(
             intent_id="",
@@ -296,12 +355,20 @@ class StripeGateway:
             pi = await self._call(lambda: self._client.v1.payment_intents.confirm_async(intent_id))
         except stripe.CardError as exc:
             return self._declined(exc, 0, "")
+        except stripe.InvalidRequestError as exc:
+            raise _refused(exc) from None
+        except stripe.IdempotencyError:
+            raise _paying_already() from None
         return _intent(pi)
 
     async def retrieve(self, intent_id: str) -> IntentState:
-        return _intent(
-            await self._call(lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
-        )
+        try:
+            pi = await self._call(lambda: self._client.v1.payment_intents.retrieve_async(intent_id))
+        except stripe.InvalidRequestError:
+            raise LiveCommerceError(
+                ErrorCode.UNKNOWN_PAYMENT_INTENT, "the payment provider does not know this payment"
+            ) from None
+        return _intent(pi)
 
     async def cancel(self, intent_id: str) -> IntentState:
         """Cancel an intent; one that already succeeded (or was cancelled) is returned as is."""

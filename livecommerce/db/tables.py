@@ -165,11 +165,17 @@ orders = Table(
     Column("failure_code", String(60)),
     Column("failure_message", String(500)),
     Column("refunded_minor", BigInteger, nullable=False, default=0),
+    # Units put back on the shelf by refunds so far (never more than were sold).
+    Column("restocked_qty", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime),
     CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint(
+        "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
+    ),
+    CheckConstraint("restocked_qty >= 0 AND restocked_qty <= qty", name="restock_within_qty"),
     UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_idempotency"),
     Index("ix_orders_status_expires_at", "status", "expires_at"),
     Index("ix_orders_buyer_id", "buyer_id"),

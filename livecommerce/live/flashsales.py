@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.checkout.minimumcharge import check_chargeable
 from livecommerce.db.tables import products, skus, stream_lineup
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.live.roomstate import FlashSale, RoomState, now_ms
@@ -70,6 +71,8 @@ class FlashSales:
             raise LiveCommerceError(
                 ErrorCode.INVALID_INPUT, "the sale price must not be above the list price"
             )
+        # A price Stripe cannot charge would sell units nobody can pay for.
+        check_chargeable(sale_price, row.currency)
         current = await self._room.sale(stream_id)
         if current is not None:
             await self.stop(stream_id, current.sale_id)
