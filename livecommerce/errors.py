@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     STREAM_OFFLINE = "stream_offline"
     ALREADY_PUBLISHING = "already_publishing"
     INVALID_SDP = "invalid_sdp"
+    TOO_MANY_SESSIONS = "too_many_sessions"
     SHUTTING_DOWN = "shutting_down"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal_error"
@@ -62,6 +63,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_SESSIONS: 429,
     ErrorCode.PAYMENT_FAILED: 402,
     ErrorCode.PAYMENT_UNAVAILABLE: 503,
     ErrorCode.SHUTTING_DOWN: 503,

@@ -7,6 +7,8 @@ A publisher posts its offer to /whip/{id} with the stream key; viewers post thei
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -18,6 +20,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
+from livecommerce.appkeys import MEDIA
 from livecommerce.media import aiortcseam
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
@@ -272,3 +275,203 @@ async def test_behind_nat_the_answer_announces_the_public_address(
     candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
     assert candidates and all(line.split()[4] == "192.0.2.7" for line in candidates)
     assert "127.0.0.1" not in answer
+
+
+# --- hardening: nothing kept for streams not on air, sessions that end, cut-offs --------------
+
+
+def _media_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("media-") and not t.done()]
+
+
+def _without_candidates(sdp: str) -> str:
+    """An offer no ICE check can reach: no candidate, and no a=end-of-candidates either
+    (GStreamer's webrtcbin never writes one)."""
+    kept = [
+        line
+        for line in sdp.splitlines()
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    ]
+    return "\r\n".join(kept) + "\r\n"
+
+
+async def test_whep_keeps_nothing_for_a_stream_that_is_not_on_air(
+    client: TestClient[Any, Any], peers: Peers
+) -> None:
+    hub = client.app[MEDIA]
+    _creator, stream_id, _key = await _stream(client)
+    offer = await _offer(peers.viewer().pc)
+    for _ in range(50):
+        status, body, _ = await _post(client, "/whep/987654", "v=0")
+        assert status == 404, body
+        status, body, _ = await _post(client, "/whep/987654", offer)
+        assert status == 404, body
+        status, body, _ = await _post(client, f"/whep/{stream_id}", offer)
+        assert status == 409 and body["error"]["code"] == "stream_offline"
+    assert hub.stream_count() == 0
+    assert _media_tasks() == []
+
+
+async def test_whep_sessions_are_capped_per_address_and_unconnected_ones_freed(
+    aiohttp_client: Any, settings: Any, peers: Peers
+) -> None:
+    client = await aiohttp_client(
+        create_app(replace(settings, whep_sessions_per_address=2, ice_connect_timeout_s=1))
+    )
+    hub = client.app[MEDIA]
+    _creator, stream_id, key = await _stream(client)
+    await _go_live(client, peers.publisher(), stream_id, key)
+    await until(lambda: hub.is_on_air(stream_id))
+
+    # Two offers whose answers are never applied: those viewers never connect.
+    for _ in range(2):
+        status, _answer, _ = await _post(client, f"/whep/{stream_id}", await _offer(Viewer().pc))
+        assert status == 201
+    status, body, headers = await _post(
+        client, f"/whep/{stream_id}", await _offer(peers.viewer().pc)
+    )
+    assert status == 429 and body["error"]["code"] == "too_many_sessions"
+    assert int(headers["Retry-After"]) >= 1
+    assert headers["Access-Control-Allow-Origin"] == "*"
+
+    # Not connected within ICE_CONNECT_TIMEOUT_SECONDS, they are closed and their places freed.
+    await until(lambda: hub.viewer_count(stream_id) == 0, seconds=5)
+    first, second = peers.viewer(), peers.viewer()
+    first_whep = await _watch(client, first, stream_id)
+    await _watch(client, second, stream_id)
+    await first.wait_frames(3)
+    status, body, _ = await _post(client, f"/whep/{stream_id}", await _offer(peers.viewer().pc))
+    assert status == 429
+    # A connected viewer keeps its place; leaving gives it back.
+    await asyncio.sleep(1.5)
+    assert hub.viewer_count(stream_id) == 2
+    assert (await client.delete(first_whep)).status == 200
+    await _watch(client, peers.viewer(), stream_id)
+
+
+async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
+    aiohttp_client: Any, settings: Any, peers: Peers
+) -> None:
+    client = await aiohttp_client(create_app(replace(settings, ice_connect_timeout_s=1)))
+    hub = client.app[MEDIA]
+    _creator, stream_id, key = await _stream(client)
+    stuck = _without_candidates(await _offer(peers.publisher()))
+    status, _answer, _ = await _post(client, f"/whip/{stream_id}", stuck, key)
+    assert status == 201
+
+    # A publish with the key replaces a publisher that is not connected...
+    started = asyncio.get_running_loop().time()
+    await _go_live(client, peers.publisher(), stream_id, key)
+    assert asyncio.get_running_loop().time() - started < 5
+    await until(lambda: hub.is_on_air(stream_id))
+
+    # ...and, alone, it is dropped after ICE_CONNECT_TIMEOUT_SECONDS with everything it held.
+    _creator, other_id, other_key = await _stream(client)
+    stuck = _without_candidates(await _offer(peers.publisher()))
+    status, _answer, headers = await _post(client, f"/whip/{other_id}", stuck, other_key)
+    assert status == 201
+    await until(lambda: hub.relay(other_id) is None, seconds=5)
+    assert hub.session(str(headers["Location"]).rsplit("/", 1)[1]) is None
+    assert [t.get_name() for t in _media_tasks()] == [f"media-{stream_id}"]
+
+
+async def test_a_crashed_publisher_is_replaced_by_the_next_publish_with_the_key(
+    client: TestClient[Any, Any], peers: Peers
+) -> None:
+    _creator, stream_id, key = await _stream(client)
+    url = str(client.make_url(f"/whip/{stream_id}"))
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.whippublisher", url, key, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert crashing.stdout is not None
+        async with asyncio.timeout(30):
+            assert (await crashing.stdout.readline()).strip() == b"connected"
+        await until(lambda: client.app[MEDIA].is_on_air(stream_id))
+    finally:
+        crashing.kill()  # no DELETE, no goodbye: its ICE consent would last ~30 s more
+        await crashing.wait()
+    started = asyncio.get_running_loop().time()
+    while True:
+        status, answer, _ = await _post(
+            client, f"/whip/{stream_id}", await _offer(peers.publisher()), key
+        )
+        if status == 201:
+            break
+        assert status == 409 and answer["error"]["code"] == "already_publishing"
+        assert asyncio.get_running_loop().time() - started < 10
+        await asyncio.sleep(0.5)
+
+
+async def test_bad_sdp_is_400_never_500(client: TestClient[Any, Any], peers: Peers) -> None:
+    _creator, stream_id, key = await _stream(client)
+    offer = await _offer(peers.publisher())
+    broken_m_line = re.sub(r"^m=video .*$", "m=video", offer, count=1, flags=re.M)
+    assert broken_m_line != offer
+    for body in (broken_m_line, "v=0\r\nm=\r\n", b"v=0\r\n\xff\xfe\r\n"):
+        status, answer, _ = await _post(client, f"/whip/{stream_id}", body, key)  # type: ignore[arg-type]
+        assert status == 400 and answer["error"]["code"] == "invalid_sdp", answer
+    await _go_live(client, peers.publisher(), stream_id, key)
+    await until(lambda: client.app[MEDIA].is_on_air(stream_id))
+    viewer_offer = await _offer(peers.viewer().pc)
+    broken_m_line = re.sub(r"^m=audio (\d+) .*$", r"m=audio \1", viewer_offer, count=1, flags=re.M)
+    assert broken_m_line != viewer_offer
+    for body in (broken_m_line, b"v=0\r\n\xc3\x28\r\n"):
+        status, answer, _ = await _post(client, f"/whep/{stream_id}", body)  # type: ignore[arg-type]
+        assert status == 400 and answer["error"]["code"] == "invalid_sdp", answer
+
+    # Answers are application/sdp, with no charset parameter (the type defines none).
+    response = await client.post(
+        f"/whep/{stream_id}",
+        data=await _offer(peers.viewer().pc),
+        headers={"Content-Type": "application/sdp"},
+    )
+    assert response.status == 201
+    assert response.headers["Content-Type"] == "application/sdp"
+
+
+async def test_rotating_the_key_and_ending_the_show_cut_the_publisher_off(
+    client: TestClient[Any, Any], peers: Peers, viewers: list[RoomViewer]
+) -> None:
+    hub = client.app[MEDIA]
+    creator, stream_id, key = await _stream(client)
+    room = RoomViewer()
+    viewers.append(room)
+    await room.connect(_url(client))
+    await room.call("join", {"stream_id": stream_id})
+    await _go_live(client, peers.publisher(), stream_id, key)
+    await room.wait_for("stream:status", on_air=True)
+    viewer = peers.viewer()
+    await _watch(client, viewer, stream_id)
+    await viewer.wait_frames(5)
+
+    new_key = (await creator.call("POST", f"/api/streams/{stream_id}/key", status=201))[
+        "stream_key"
+    ]
+    await room.wait_for("stream:status", on_air=False, status="live")
+    assert not hub.is_on_air(stream_id)
+    await asyncio.sleep(0.3)  # frames in flight
+    seen = len(viewer.numbers)
+    await asyncio.sleep(1)
+    assert len(viewer.numbers) == seen, "no frame after the key was rotated"
+    status, _body, _ = await _post(
+        client, f"/whip/{stream_id}", await _offer(peers.publisher()), key
+    )
+    assert status == 401
+    # The new key publishes at once: the cut-off publisher does not hold the stream.
+    await _go_live(
+        client, peers.publisher(NumberedCamera(start=5000, keyframe_every=30)), stream_id, new_key
+    )
+    await until(lambda: any(n >= 5000 for n in viewer.numbers))
+
+    room.events.clear()
+    await creator.call("PATCH", f"/api/streams/{stream_id}", {"status": "ended"}, status=200)
+    await room.wait_for("stream:status", on_air=False, status="ended")
+    await until(lambda: viewer.pc.connectionState in ("closed", "failed"))
+    assert hub.relay(stream_id) is None and _media_tasks() == []
+    status, body, _ = await _post(client, f"/whep/{stream_id}", await _offer(peers.viewer().pc))
+    assert status == 409 and body["error"]["code"] == "stream_offline"
+    status, body, _ = await _post(
+        client, f"/whip/{stream_id}", await _offer(peers.publisher()), new_key
+    )
+    assert status == 409 and body["error"]["code"] == "invalid_transition"

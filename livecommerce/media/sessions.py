@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 
 from aiortc import (
     RTCConfiguration,
@@ -33,21 +34,53 @@ logger = logging.getLogger(__name__)
 _SENDING = ("sendonly", "sendrecv")
 _RECEIVING = ("recvonly", "sendrecv")
 
+CONNECT_TIMEOUT_S = 10.0
+"""How long a session may take to connect (ICE and DTLS) before it is closed."""
+SILENT_S = 3.0
+"""A connected publisher that sent nothing for this long is taken for gone (crashed, unplugged):
+its stream may be taken over by a new publish with the key before ICE consent expires (~30 s)."""
+
 
 class OfferRejected(ValueError):
     """The SDP offer is malformed, carries no usable media, or shares no codec with the relay."""
 
 
 class _Session:
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
+    """A peer connection that must connect within ``connect_timeout`` seconds, or be closed.
+
+    An offer whose candidates cannot be reached (none usable, no ``a=end-of-candidates``) would
+    otherwise keep its peer connection, and the relay's place, for ever.
+    """
+
+    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection, connect_timeout: float) -> None:
         self.relay = relay
         self.pc = pc
+        self.connected_at: float | None = None
+        """``time.monotonic()`` when the connection (ICE and DTLS) was first established."""
+        self._connected = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            connect_timeout, self._connect_deadline
+        )
         pc.on("connectionstatechange", self._connection_state_changed)
 
     @property
     def closed(self) -> bool:
         return self._closing is not None
+
+    @property
+    def connected(self) -> bool:
+        return not self.closed and self.pc.connectionState == "connected"
+
+    async def wait_connected(self, within: float) -> bool:
+        """Whether the session is connected, waiting up to ``within`` s while it connects."""
+        if self.connected_at is None and not self.closed:
+            try:
+                async with asyncio.timeout(within):
+                    await self._connected.wait()
+            except TimeoutError:
+                pass
+        return self.connected
 
     async def close(self) -> None:
         """Close the peer connection and leave the relay. Safe to call twice, or concurrently."""
@@ -60,10 +93,28 @@ class _Session:
             self._closing = asyncio.ensure_future(self._close())
 
     def _connection_state_changed(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
+        state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+            self._cancel_deadline()
+            self._connected.set()
+        if state in ("failed", "closed"):
             self._close_soon()
 
+    def _connect_deadline(self) -> None:
+        self._deadline = None
+        if self.connected_at is None:
+            logger.info("closing a media session that did not connect in time")
+            self._close_soon()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
     async def _close(self) -> None:
+        self._cancel_deadline()
+        self._connected.set()  # wake anyone waiting: it will not connect now
         self._leave_relay()
         await self.pc.close()
 
@@ -84,17 +135,32 @@ class PublisherSession(_Session):
         relay: StreamRelay,
         pc: RTCPeerConnection,
         codecs: dict[str, RTCRtpCodecParameters],
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
-        super().__init__(relay, pc)
+        super().__init__(relay, pc, connect_timeout)
         self.codecs = codecs
         self._ingest: Ingest | None = None
         self._video_receivers: list[RTCRtpReceiver] = []
         self._receivers_running = 0
+        self._last_frame_at = 0.0
 
     @property
     def live(self) -> bool:
         """Whether this publisher's frames are what the relay forwards now."""
         return self._ingest is not None and self._ingest.attached
+
+    async def holds_stream(self, connect_wait: float) -> bool:
+        """Whether this publisher still holds its stream against a new publish with the key.
+
+        It does while it is connected and sending (or connected less than :data:`SILENT_S`
+        ago). One still connecting gets ``connect_wait`` seconds to connect; one that does not,
+        or that fell silent, is taken for gone: an encoder that crashed or never reached us
+        must not lock its own stream out.
+        """
+        if not await self.wait_connected(connect_wait) or self.connected_at is None:
+            return False
+        last_sign = max(self.connected_at, self._last_frame_at)
+        return time.monotonic() - last_sign < SILENT_S
 
     def tap(self, receiver: RTCRtpReceiver, kind: str) -> None:
         if kind == "video":
@@ -112,6 +178,7 @@ class PublisherSession(_Session):
     def _on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
         if self.closed:
             return
+        self._last_frame_at = time.monotonic()
         if self._ingest is None:
             self._ingest = self.relay.attach_publisher(self.codecs, self.request_keyframe)
         elif not self._ingest.attached:
@@ -132,8 +199,10 @@ class PublisherSession(_Session):
 class ViewerSession(_Session):
     """A viewer's connection, sending the relay's tracks; closes when any of them ends."""
 
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection) -> None:
-        super().__init__(relay, pc)
+    def __init__(
+        self, relay: StreamRelay, pc: RTCPeerConnection, connect_timeout: float = CONNECT_TIMEOUT_S
+    ) -> None:
+        super().__init__(relay, pc, connect_timeout)
         self.tracks: list[RelayTrack] = []
 
     def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -150,11 +219,18 @@ class ViewerSession(_Session):
 
 
 async def accept_publisher(
-    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+    relay: StreamRelay,
+    offer_sdp: str,
+    config: RTCConfiguration,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> tuple[str, PublisherSession]:
-    """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``."""
+    """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``.
+
+    The session closes itself unless it connects within ``connect_timeout`` seconds.
+    """
     offer = _parse_offer(offer_sdp)
     pc = RTCPeerConnection(_checked(config))
+    session: PublisherSession | None = None
     try:
         # Pre-create the transceivers so that codec preferences apply to the negotiation: a
         # returning publisher is steered to the codecs the viewers already have.
@@ -174,18 +250,21 @@ async def accept_publisher(
             transceiver.direction = "inactive"  # don't decode tracks nobody will see
         answer = await pc.createAnswer()
         codecs = _first_codecs(answer.sdp, wanted)
-        session = PublisherSession(relay, pc, codecs)
+        session = PublisherSession(relay, pc, codecs, connect_timeout)
         for kind, transceiver in wanted.items():
             session.tap(transceiver.receiver, kind)
         await pc.setLocalDescription(answer)
     except BaseException:
-        await pc.close()
+        await (session.close() if session is not None else pc.close())
         raise
     return pc.localDescription.sdp, session
 
 
 async def accept_viewer(
-    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+    relay: StreamRelay,
+    offer_sdp: str,
+    config: RTCConfiguration,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> tuple[str, ViewerSession]:
     """Answer a viewer's offer with a send-only peer carrying ``relay``'s tracks.
 
@@ -197,7 +276,7 @@ async def accept_viewer(
     if not any(relay.codec(kind) for kind in KINDS):
         raise StreamNotLive("nothing has been published on this stream yet")
     pc = RTCPeerConnection(_checked(config))
-    session = ViewerSession(relay, pc)
+    session = ViewerSession(relay, pc, connect_timeout)
     try:
         wanted: dict[str, RTCRtpTransceiver] = {}
         extra: list[RTCRtpTransceiver] = []
@@ -238,10 +317,12 @@ def _checked(config: RTCConfiguration) -> RTCConfiguration:
 
 
 def _parse_offer(offer_sdp: str) -> aiortc_sdp.SessionDescription:
+    # aiortc's parser checks lines with ``assert`` (a malformed m-line raises AssertionError)
+    # and indexes freely; parsing has no side effect, so any failure means a malformed offer.
     try:
         return aiortc_sdp.SessionDescription.parse(offer_sdp)
-    except (ValueError, IndexError, KeyError) as exc:
-        raise OfferRejected(f"malformed SDP offer: {exc}") from exc
+    except Exception as exc:
+        raise OfferRejected(f"malformed SDP offer: {exc or type(exc).__name__}") from exc
 
 
 def _media(offer: aiortc_sdp.SessionDescription) -> list[aiortc_sdp.MediaDescription]:
@@ -253,8 +334,8 @@ async def _set_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     except OperationError as exc:
         raise OfferRejected(f"no codec in common with the stream: {exc}") from exc
-    except (ValueError, InternalError, InvalidAccessError) as exc:
-        raise OfferRejected(f"unusable SDP offer: {exc}") from exc
+    except (ValueError, AssertionError, InternalError, InvalidAccessError) as exc:
+        raise OfferRejected(f"unusable SDP offer: {exc or type(exc).__name__}") from exc
 
 
 def _first_codecs(
