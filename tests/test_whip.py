@@ -475,3 +475,85 @@ async def test_rotating_the_key_and_ending_the_show_cut_the_publisher_off(
         client, f"/whip/{stream_id}", await _offer(peers.publisher()), new_key
     )
     assert status == 409 and body["error"]["code"] == "invalid_transition"
+
+
+async def test_rotation_and_end_on_one_process_cut_the_publisher_on_the_other(
+    server_processes: list[ServerProcess], peers: Peers, viewers: list[RoomViewer]
+) -> None:
+    a, b = server_processes
+    async with aiohttp.ClientSession() as session:
+
+        async def call(method: str, url: str, json: Any = None) -> tuple[int, Any]:
+            async with session.request(
+                method, url, json=json, headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                return response.status, await response.json()
+
+        async def post_sdp(url: str, sdp: str, key: str | None = None) -> tuple[int, str]:
+            headers = {"Content-Type": "application/sdp"}
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            async with session.post(url, data=sdp, headers=headers) as response:
+                return response.status, await response.text()
+
+        async with session.post(
+            f"{a.url}/api/accounts",
+            json={"email": "cut@example.com", "password": "correct horse", "display_name": "C"},
+        ) as response:
+            token = (await response.json())["token"]
+        session.cookie_jar.clear()
+        status, created = await call("POST", f"{a.url}/api/streams", {"title": "Cut off"})
+        stream_id, key = created["stream"]["id"], created["stream_key"]
+        room = RoomViewer()
+        viewers.append(room)
+        await room.connect(b.url)
+        await room.call("join", {"stream_id": stream_id})
+
+        publisher = peers.publisher()
+        status, answer = await post_sdp(f"{a.url}/whip/{stream_id}", await _offer(publisher), key)
+        assert status == 201, answer
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await room.wait_for("stream:status", on_air=True)
+        viewer = peers.viewer()
+        status, answer = await post_sdp(f"{a.url}/whep/{stream_id}", await _offer(viewer.pc))
+        assert status == 201, answer
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await viewer.wait_frames(5)
+
+        # The key is rotated on B; A, which holds the publisher, cuts it off.
+        status, rotated = await call("POST", f"{b.url}/api/streams/{stream_id}/key")
+        assert status == 201
+        await room.wait_for("stream:status", on_air=False)
+        await until(lambda: publisher.connectionState in ("closed", "failed"))
+        await asyncio.sleep(0.3)  # frames in flight
+        seen = len(viewer.numbers)
+        await asyncio.sleep(1)
+        assert len(viewer.numbers) == seen, "no frame after the key was rotated"
+        status, _ = await post_sdp(
+            f"{a.url}/whip/{stream_id}", await _offer(peers.publisher()), key
+        )
+        assert status == 401
+        returning = peers.publisher(NumberedCamera(start=5000, keyframe_every=30))
+        status, answer = await post_sdp(
+            f"{a.url}/whip/{stream_id}", await _offer(returning), rotated["stream_key"]
+        )
+        assert status == 201, answer
+        await returning.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await until(lambda: any(n >= 5000 for n in viewer.numbers))
+
+        # The show is ended on B: A cuts the publisher and the viewers off, nobody watches it.
+        room.events.clear()
+        status, _ = await call("PATCH", f"{b.url}/api/streams/{stream_id}", {"status": "ended"})
+        assert status == 200
+        await room.wait_for("stream:status", status="ended", on_air=False)
+        await until(lambda: returning.connectionState in ("closed", "failed"))
+        await until(lambda: viewer.pc.connectionState in ("closed", "failed"))
+        for server in (a, b):
+            status, body = await post_sdp(
+                f"{server.url}/whep/{stream_id}", await _offer(peers.viewer().pc)
+            )
+            assert status == 409 and "stream_offline" in body
+        status, body = await post_sdp(
+            f"{a.url}/whip/{stream_id}", await _offer(peers.publisher()), rotated["stream_key"]
+        )
+        assert status == 409 and "invalid_transition" in body
