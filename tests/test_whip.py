@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -557,3 +559,87 @@ async def test_rotation_and_end_on_one_process_cut_the_publisher_on_the_other(
             f"{a.url}/whip/{stream_id}", await _offer(peers.publisher()), rotated["stream_key"]
         )
         assert status == 409 and "invalid_transition" in body
+
+
+async def test_shutdown_with_sessions_open_leaves_no_task_behind(
+    redis_url: str, localstripe_url: str, tmp_path: Path, peers: Peers
+) -> None:
+    server = ServerProcess(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'media.db'}",
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "DATA_DIR": str(tmp_path),
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{server.url}/api/accounts",
+                json={"email": "s@example.com", "password": "correct horse", "display_name": "S"},
+            ) as response:
+                token = (await response.json())["token"]
+            session.cookie_jar.clear()
+            streams = []
+            for title in ("Live", "Stuck"):
+                async with session.post(
+                    f"{server.url}/api/streams",
+                    json={"title": title},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
+                    created = await response.json()
+                streams.append((created["stream"]["id"], created["stream_key"]))
+
+            async def post(path: str, sdp: str, key: str | None = None) -> str:
+                headers = {"Content-Type": "application/sdp"}
+                if key:
+                    headers["Authorization"] = f"Bearer {key}"
+                async with session.post(
+                    f"{server.url}{path}", data=sdp, headers=headers
+                ) as response:
+                    assert response.status == 201, await response.text()
+                    return await response.text()
+
+            (live, key), (stuck, stuck_key) = streams
+            publisher = peers.publisher()
+            answer = await post(f"/whip/{live}", await _offer(publisher), key)
+            await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            viewer = peers.viewer()
+            for _ in range(100):  # until the first frames reached the relay
+                async with session.get(f"{server.url}/api/streams/{live}/room") as response:
+                    if (await response.json())["room"]["on_air"]:
+                        break
+                await asyncio.sleep(0.1)
+            answer = await post(f"/whep/{live}", await _offer(viewer.pc))
+            await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await viewer.wait_frames(5)
+            await post(
+                f"/whip/{stuck}", _without_candidates(await _offer(peers.publisher())), stuck_key
+            )
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    log = server.log_path.read_text()
+    assert "Task was destroyed" not in log and "never retrieved" not in log, log
+
+
+async def test_closing_the_media_hub_awaits_every_task_it_started(
+    aiohttp_client: Any, settings: Any, peers: Peers
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    _creator, stream_id, key = await _stream(client)
+    _creator, stuck_id, stuck_key = await _stream(client)
+    await _go_live(client, peers.publisher(), stream_id, key)
+    await until(lambda: client.app[MEDIA].is_on_air(stream_id))
+    await _watch(client, peers.viewer(), stream_id)
+    stuck = _without_candidates(await _offer(peers.publisher()))
+    assert (await _post(client, f"/whip/{stuck_id}", stuck, stuck_key))[0] == 201
+    assert len(_media_tasks()) == 2
+    await client.app[MEDIA].close()  # as at shutdown
+    assert _media_tasks() == [], "a cancelled task was left for the event loop to destroy"
+    assert client.app[MEDIA].stream_count() == 0
