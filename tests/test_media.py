@@ -13,6 +13,7 @@ import fractions
 import itertools
 import logging
 import math
+import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -675,3 +676,50 @@ async def test_host_candidates_are_pinned_to_loopback(peers: Peers) -> None:
     for sdp in (publisher.pc.localDescription.sdp, publisher.pc.remoteDescription.sdp):
         candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
         assert candidates and all(" 127.0.0.1 " in c and "typ host" in c for c in candidates)
+
+
+async def test_mangled_offers_are_refused_as_offers_never_crash(
+    peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lines dropped, cut short or swapped in real offers: an answer or OfferRejected, nothing
+    else (aiortc's parser raises AssertionError, IndexError, ... on malformed lines), and every
+    half-made peer connection closes cleanly."""
+    caplog.set_level(logging.WARNING, logger="livecommerce.media")
+    relay = StreamRelay()
+    publisher = await peers.publish(relay)
+    source = RTCPeerConnection(CONFIG)
+    source.addTransceiver("video", direction="sendonly")
+    source.addTransceiver("audio", direction="sendonly")
+    await source.setLocalDescription(await source.createOffer())
+    viewer = Viewer()
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    offers = [source.localDescription.sdp, viewer.pc.localDescription.sdp]
+    rng = random.Random(17)
+    refused = 0
+    for attempt in range(120):
+        lines = offers[attempt % 2].splitlines()
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(lines))
+            mangle = rng.choice(("drop", "cut", "swap", "junk"))
+            if mangle == "drop":
+                del lines[at]
+            elif mangle == "cut":
+                lines[at] = lines[at][: rng.randrange(len(lines[at]) + 1)]
+            elif mangle == "swap":
+                other = rng.randrange(len(lines))
+                lines[at], lines[other] = lines[other], lines[at]
+            else:
+                lines[at] = lines[at][:2] + "\x00 x y z"
+        offer = "\r\n".join(lines) + "\r\n"
+        accept = accept_publisher if attempt % 2 == 0 else accept_viewer
+        try:
+            _answer, session = await accept(relay, offer, CONFIG)
+        except OfferRejected:
+            refused += 1
+            continue
+        await session.close()
+    assert refused > 30
+    assert publisher.session.live, "the stream carried on throughout"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("livecommerce")] == []
+    await source.close()
+    await viewer.close()

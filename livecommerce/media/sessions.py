@@ -8,9 +8,11 @@ its ``close()`` on DELETE. Sessions also close themselves when their connection 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiortc import (
     RTCConfiguration,
@@ -28,6 +30,15 @@ from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 from livecommerce.media import aiortcseam
 from livecommerce.media.relay import KINDS, Ingest, StreamNotLive, StreamRelay
 from livecommerce.media.relaytrack import RelayTrack
+from livecommerce.media.sdpoffer import OfferRejected, parse_offer
+
+__all__ = [
+    "OfferRejected",
+    "PublisherSession",
+    "ViewerSession",
+    "accept_publisher",
+    "accept_viewer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +50,6 @@ CONNECT_TIMEOUT_S = 10.0
 SILENT_S = 3.0
 """A connected publisher that sent nothing for this long is taken for gone (crashed, unplugged):
 its stream may be taken over by a new publish with the key before ICE consent expires (~30 s)."""
-
-
-class OfferRejected(ValueError):
-    """The SDP offer is malformed, carries no usable media, or shares no codec with the relay."""
 
 
 class _Session:
@@ -116,7 +123,11 @@ class _Session:
         self._cancel_deadline()
         self._connected.set()  # wake anyone waiting: it will not connect now
         self._leave_relay()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:
+            # Never seen once offers are checked; the session is over either way.
+            logger.exception("closing a peer connection failed")
 
     def _leave_relay(self) -> None:
         raise NotImplementedError
@@ -228,10 +239,10 @@ async def accept_publisher(
 
     The session closes itself unless it connects within ``connect_timeout`` seconds.
     """
-    offer = _parse_offer(offer_sdp)
+    offer = parse_offer(offer_sdp)
     pc = RTCPeerConnection(_checked(config))
     session: PublisherSession | None = None
-    try:
+    async with _answering(lambda: session.close() if session is not None else pc.close()):
         # Pre-create the transceivers so that codec preferences apply to the negotiation: a
         # returning publisher is steered to the codecs the viewers already have.
         wanted: dict[str, RTCRtpTransceiver] = {}
@@ -254,9 +265,6 @@ async def accept_publisher(
         for kind, transceiver in wanted.items():
             session.tap(transceiver.receiver, kind)
         await pc.setLocalDescription(answer)
-    except BaseException:
-        await (session.close() if session is not None else pc.close())
-        raise
     return pc.localDescription.sdp, session
 
 
@@ -272,12 +280,12 @@ async def accept_viewer(
     :class:`StreamNotLive` if the relay has never had a publisher, :class:`OfferRejected` if the
     viewer cannot receive the publisher's codec.
     """
-    offer = _parse_offer(offer_sdp)
+    offer = parse_offer(offer_sdp)
     if not any(relay.codec(kind) for kind in KINDS):
         raise StreamNotLive("nothing has been published on this stream yet")
     pc = RTCPeerConnection(_checked(config))
     session = ViewerSession(relay, pc, connect_timeout)
-    try:
+    async with _answering(session.close):
         wanted: dict[str, RTCRtpTransceiver] = {}
         extra: list[RTCRtpTransceiver] = []
         for media in _media(offer):
@@ -297,10 +305,27 @@ async def accept_viewer(
         for kind, transceiver in wanted.items():
             session.send(transceiver, kind)
         await pc.setLocalDescription(await pc.createAnswer())
-    except BaseException:
-        await session.close()
-        raise
     return pc.localDescription.sdp, session
+
+
+@contextlib.asynccontextmanager
+async def _answering(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Close the half-made peer connection if answering fails.
+
+    aiortc raising on an offer that passed :func:`parse_offer`'s checks is still the offer's
+    fault (a 400, not a 500): it becomes :class:`OfferRejected`, logged so the checks can learn.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            await close()
+        except Exception:
+            logger.exception("closing a half-negotiated peer connection failed")
+        if isinstance(exc, Exception) and not isinstance(exc, OfferRejected | StreamNotLive):
+            logger.warning("aiortc could not answer an offer that passed the checks", exc_info=True)
+            raise OfferRejected(f"unusable SDP offer ({type(exc).__name__})") from exc
+        raise
 
 
 @functools.cache
@@ -314,15 +339,6 @@ def _checked(config: RTCConfiguration) -> RTCConfiguration:
         # aiortc would fall back to a public STUN server.
         raise ValueError("RTCConfiguration.iceServers must be an explicit list (may be empty)")
     return config
-
-
-def _parse_offer(offer_sdp: str) -> aiortc_sdp.SessionDescription:
-    # aiortc's parser checks lines with ``assert`` (a malformed m-line raises AssertionError)
-    # and indexes freely; parsing has no side effect, so any failure means a malformed offer.
-    try:
-        return aiortc_sdp.SessionDescription.parse(offer_sdp)
-    except Exception as exc:
-        raise OfferRejected(f"malformed SDP offer: {exc or type(exc).__name__}") from exc
 
 
 def _media(offer: aiortc_sdp.SessionDescription) -> list[aiortc_sdp.MediaDescription]:
