@@ -61,7 +61,8 @@ class _Stream:
     on_air: bool = False
     negotiating: int = 0
     """Offers being answered for this stream: it is not idle while one is."""
-    ended: bool = False
+    dropped: bool = False
+    """Forgotten (the show ended, or the process stops): it takes no new session."""
     watcher: asyncio.Task[None] | None = None
 
     @property
@@ -151,6 +152,8 @@ class MediaHub:
         (connected and sending); one that never connected, or fell silent, is replaced.
         Call it only once the stream key was checked.
         """
+        if self._closed:
+            raise StreamNotLive("the media relay is shutting down")
         stream = self._stream(stream_id)
         stream.negotiating += 1
         try:
@@ -163,9 +166,9 @@ class MediaHub:
             )
         finally:
             stream.negotiating -= 1
-        if stream.ended or (stream.publisher is not None and not stream.publisher.closed):
+        if stream.dropped or (stream.publisher is not None and not stream.publisher.closed):
             await session.close()  # the show ended, or another publisher won the race
-            if stream.ended:
+            if stream.dropped:
                 raise StreamNotLive("this show has ended")
             raise AlreadyPublishing("this stream already has a connected publisher")
         stream.publisher = session
@@ -190,7 +193,7 @@ class MediaHub:
         and ``TooManySessions`` if ``address`` holds its quota of sessions already.
         """
         stream = self._streams.get(stream_id)
-        if stream is None or stream.ended or not any(map(stream.relay.codec, KINDS)):
+        if stream is None or stream.dropped or not any(map(stream.relay.codec, KINDS)):
             raise StreamNotLive("this stream is not on air")
         self.viewer_quota.take(address)
         stream.negotiating += 1
@@ -207,7 +210,7 @@ class MediaHub:
         finally:
             stream.negotiating -= 1
         resource = self._remember(_Resource(stream_id, session, address))
-        if stream.ended:
+        if stream.dropped:
             await self.end(resource)
             raise StreamNotLive("this show has ended")
         stream.viewers[resource] = session
@@ -285,7 +288,6 @@ class MediaHub:
         if stream is None:
             return
         if ended:
-            stream.ended = True
             await self._drop(stream_id, stream)
             return
         publisher = stream.publisher
@@ -299,15 +301,12 @@ class MediaHub:
 
     async def _drop(self, stream_id: int, stream: _Stream) -> None:
         """Forget the stream: close its sessions and relay, release the claim, stop watching."""
+        stream.dropped = True
         if self._streams.get(stream_id) is stream:
             del self._streams[stream_id]
-        held = [r for r, found in self._resources.items() if found.stream_id == stream_id]
+        held = [r for r, found in self._resources.items() if found.session.relay is stream.relay]
         for resource in held:
-            found = self._resources.get(resource)
-            if found is not None and (
-                found.session is stream.publisher or resource in stream.viewers
-            ):
-                await self.end(resource)
+            await self.end(resource)
         stream.relay.close()
         await self._release(stream_id)
         if stream.on_air:
