@@ -40,6 +40,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
 from livecommerce.media import aiortcseam
+from livecommerce.media.addressquota import AddressQuota, TooManySessions
 from livecommerce.media.aiortcseam import AiortcIncompatible, check_aiortc
 from livecommerce.media.encodedframe import EncodedFrame
 from livecommerce.media.iceconfig import IceConfig
@@ -723,3 +724,20 @@ async def test_mangled_offers_are_refused_as_offers_never_crash(
     assert [r.getMessage() for r in caplog.records if r.name.startswith("livecommerce")] == []
     await source.close()
     await viewer.close()
+
+
+def test_the_session_quota_counts_an_ipv6_64_as_one_address() -> None:
+    quota = AddressQuota(2)
+    quota.take("2001:db8:1:2::1")
+    quota.take("2001:db8:1:2:ffff::9")
+    with pytest.raises(TooManySessions):
+        quota.take("2001:db8:1:2::abcd")
+    quota.take("2001:db8:1:3::1")  # another /64
+    quota.take("::ffff:192.0.2.1")
+    quota.take("192.0.2.1")
+    with pytest.raises(TooManySessions):
+        quota.take("192.0.2.1")
+    quota.give_back("2001:db8:1:2::1")
+    quota.take("2001:db8:1:2::77")
+    assert quota.held("2001:db8:1:2::") == 2
+    assert quota.held("192.0.2.1") == 2

@@ -643,3 +643,22 @@ async def test_closing_the_media_hub_awaits_every_task_it_started(
     await client.app[MEDIA].close()  # as at shutdown
     assert _media_tasks() == [], "a cancelled task was left for the event loop to destroy"
     assert client.app[MEDIA].stream_count() == 0
+
+
+async def test_an_offer_sent_in_pieces_is_read_to_its_end(
+    client: TestClient[Any, Any], peers: Peers
+) -> None:
+    _creator, stream_id, key = await _stream(client)
+    offer = (await _offer(peers.publisher())).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(offer), 700):
+            yield offer[start : start + 700]
+            await asyncio.sleep(0.05)
+
+    response = await client.post(
+        f"/whip/{stream_id}",
+        data=pieces(),
+        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"},
+    )
+    assert response.status == 201, await response.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 
 
@@ -28,14 +29,30 @@ class AddressQuota:
         self._held: Counter[str] = Counter()
 
     def held(self, address: str) -> int:
-        return self._held[address]
+        return self._held[holder(address)]
 
     def take(self, address: str) -> None:
-        if self._held[address] >= self.limit:
+        key = holder(address)
+        if self._held[key] >= self.limit:
             raise TooManySessions(address, self.limit)
-        self._held[address] += 1
+        self._held[key] += 1
 
     def give_back(self, address: str) -> None:
-        self._held[address] -= 1
-        if self._held[address] <= 0:
-            del self._held[address]
+        key = holder(address)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+
+
+def holder(address: str) -> str:
+    """Who an address belongs to: itself for IPv4, its /64 for IPv6 (one subscriber gets a
+    whole /64 and could otherwise take the quota once per address in it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a Unix socket, or no address at all: one holder
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

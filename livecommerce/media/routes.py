@@ -52,7 +52,13 @@ async def _offer(request: web.Request) -> str:
         )
     if request.content_length is not None and request.content_length > MAX_SDP:
         raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
-    body = await request.content.read(MAX_SDP + 1)
+    # read() returns what has arrived so far: an offer sent in several pieces (chunked, or
+    # split across TCP segments) is read to its end, but never beyond the limit.
+    body = bytearray()
+    while chunk := await request.content.read(MAX_SDP + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_SDP:
+            break
     if len(body) > MAX_SDP:
         raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
     try:
