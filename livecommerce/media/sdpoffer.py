@@ -38,7 +38,7 @@ def _check(offer: aiortc_sdp.SessionDescription) -> None:
         if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
             raise OfferRejected(f"{where} has no a=ice-ufrag / a=ice-pwd")
         if media.dtls is None or not media.dtls.fingerprints:
-            raise OfferRejected(f"{where} has no a=fingerprint")
+            raise OfferRejected(f"{where} has no a=fingerprint or no a=setup")
         if media.direction is None:
             raise OfferRejected(f"{where} has no direction (a=sendonly, a=recvonly, ...)")
         if media.msid is not None and " " in media.msid and len(media.msid.split()) < 2:
