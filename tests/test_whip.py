@@ -318,7 +318,7 @@ async def test_whep_sessions_are_capped_per_address_and_unconnected_ones_freed(
     aiohttp_client: Any, settings: Any, peers: Peers
 ) -> None:
     client = await aiohttp_client(
-        create_app(replace(settings, whep_sessions_per_address=2, ice_connect_timeout_s=1))
+        create_app(replace(settings, whep_sessions_per_address=2, ice_connect_timeout_s=2))
     )
     hub = client.app[MEDIA]
     _creator, stream_id, key = await _stream(client)
@@ -337,15 +337,16 @@ async def test_whep_sessions_are_capped_per_address_and_unconnected_ones_freed(
     assert headers["Access-Control-Allow-Origin"] == "*"
 
     # Not connected within ICE_CONNECT_TIMEOUT_SECONDS, they are closed and their places freed.
-    await until(lambda: hub.viewer_count(stream_id) == 0, seconds=5)
+    await until(lambda: hub.viewer_count(stream_id) == 0, seconds=6)
     first, second = peers.viewer(), peers.viewer()
     first_whep = await _watch(client, first, stream_id)
     await _watch(client, second, stream_id)
     await first.wait_frames(3)
+    await second.wait_frames(3)
     status, body, _ = await _post(client, f"/whep/{stream_id}", await _offer(peers.viewer().pc))
     assert status == 429
     # A connected viewer keeps its place; leaving gives it back.
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     assert hub.viewer_count(stream_id) == 2
     assert (await client.delete(first_whep)).status == 200
     await _watch(client, peers.viewer(), stream_id)
@@ -354,7 +355,7 @@ async def test_whep_sessions_are_capped_per_address_and_unconnected_ones_freed(
 async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     aiohttp_client: Any, settings: Any, peers: Peers
 ) -> None:
-    client = await aiohttp_client(create_app(replace(settings, ice_connect_timeout_s=1)))
+    client = await aiohttp_client(create_app(replace(settings, ice_connect_timeout_s=2)))
     hub = client.app[MEDIA]
     _creator, stream_id, key = await _stream(client)
     stuck = _without_candidates(await _offer(peers.publisher()))
@@ -372,7 +373,7 @@ async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     stuck = _without_candidates(await _offer(peers.publisher()))
     status, _answer, headers = await _post(client, f"/whip/{other_id}", stuck, other_key)
     assert status == 201
-    await until(lambda: hub.relay(other_id) is None, seconds=5)
+    await until(lambda: hub.relay(other_id) is None, seconds=6)
     assert hub.session(str(headers["Location"]).rsplit("/", 1)[1]) is None
     assert [t.get_name() for t in _media_tasks()] == [f"media-{stream_id}"]
 
