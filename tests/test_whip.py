@@ -29,6 +29,8 @@ from tests.liveclient import Viewer as RoomViewer
 from tests.test_live import _url
 from tests.test_media import CONFIG, LOOPBACK, NumberedCamera, Tone, Viewer, until
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture(autouse=True)
 def loopback_peers() -> Iterator[None]:
@@ -384,7 +386,13 @@ async def test_a_crashed_publisher_is_replaced_by_the_next_publish_with_the_key(
     _creator, stream_id, key = await _stream(client)
     url = str(client.make_url(f"/whip/{stream_id}"))
     crashing = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.whippublisher", url, key, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "tests.whippublisher",
+        url,
+        key,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPOSITORY,
     )
     try:
         assert crashing.stdout is not None
