@@ -879,6 +879,9 @@ async def bench_livecommerce(args: argparse.Namespace, work: Path, redis_url: st
         "REDIS_NAMESPACE": namespace,
         "ICE_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        # Every bench viewer comes from 127.0.0.1, and hundreds join at once on a busy machine.
+        "WHEP_SESSIONS_PER_ADDRESS": "100000",
+        "ICE_CONNECT_TIMEOUT_SECONDS": "120",
     }
     server = ServerProcess(env, work / "server.log")
     target = Target("livecommerce")

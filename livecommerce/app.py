@@ -284,7 +284,10 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         settings.redis_namespace,
         own_url,
         on_air=app[ROOMS].stream_on_air,
+        events=app[EVENTS],
         announced_address=settings.ice_announced_address,
+        connect_timeout=settings.ice_connect_timeout_s,
+        viewers_per_address=settings.whep_sessions_per_address,
     )
     app[MEDIA] = hub
     try:

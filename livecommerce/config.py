@@ -50,6 +50,8 @@ class Settings:
     ice_servers: tuple[str, ...] = ()
     media_url: str = ""
     ice_announced_address: str = ""
+    ice_connect_timeout_s: float = 10.0
+    whep_sessions_per_address: int = 20
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
@@ -105,6 +107,10 @@ class Settings:
                 ipaddress.ip_address(self.ice_announced_address)
             except ValueError:
                 raise ConfigError("ICE_ANNOUNCED_ADDRESS must be an IP address") from None
+        if not 1 <= self.ice_connect_timeout_s <= 120:
+            raise ConfigError("ICE_CONNECT_TIMEOUT_SECONDS must be between 1 and 120")
+        if not 1 <= self.whep_sessions_per_address <= 100_000:
+            raise ConfigError("WHEP_SESSIONS_PER_ADDRESS must be between 1 and 100000")
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -200,6 +206,8 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("ICE_SERVERS", "ice_servers", _csv),
     ("MEDIA_URL", "media_url", str),
     ("ICE_ANNOUNCED_ADDRESS", "ice_announced_address", str),
+    ("ICE_CONNECT_TIMEOUT_SECONDS", "ice_connect_timeout_s", float),
+    ("WHEP_SESSIONS_PER_ADDRESS", "whep_sessions_per_address", int),
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),

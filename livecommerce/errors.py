@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     STREAM_OFFLINE = "stream_offline"
     ALREADY_PUBLISHING = "already_publishing"
     INVALID_SDP = "invalid_sdp"
+    TOO_MANY_SESSIONS = "too_many_sessions"
     SHUTTING_DOWN = "shutting_down"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal_error"
@@ -73,6 +74,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
+    ErrorCode.TOO_MANY_SESSIONS: 429,
     ErrorCode.PAYMENT_FAILED: 402,
     ErrorCode.CARD_UNUSABLE: 402,
     ErrorCode.AMOUNT_TOO_SMALL: 422,

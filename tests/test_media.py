@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import itertools
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import aiortc.rtcrtpreceiver
 import pytest
 from aiortc import (
     RTCConfiguration,
+    RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpSender,
 )
@@ -27,6 +29,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 
 from livecommerce.media import aiortcseam
+from livecommerce.media.addressquota import AddressQuota, TooManySessions
 from livecommerce.media.aiortcseam import AiortcIncompatible, check_aiortc
 from livecommerce.media.encodedframe import EncodedFrame
 from livecommerce.media.iceconfig import IceConfig
@@ -437,3 +440,67 @@ async def test_host_candidates_are_pinned_to_loopback(peers: Peers) -> None:
     for sdp in (publisher.pc.localDescription.sdp, publisher.pc.remoteDescription.sdp):
         candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
         assert candidates and all(" 127.0.0.1 " in c and "typ host" in c for c in candidates)
+
+
+async def test_mangled_offers_are_refused_as_offers_never_crash(
+    peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lines dropped, cut short or swapped in real offers: an answer or OfferRejected, nothing
+    else (aiortc's parser raises AssertionError, IndexError, ... on malformed lines), and every
+    half-made peer connection closes cleanly."""
+    caplog.set_level(logging.WARNING, logger="livecommerce.media")
+    relay = StreamRelay()
+    publisher = await peers.publish(relay)
+    source = RTCPeerConnection(CONFIG)
+    source.addTransceiver("video", direction="sendonly")
+    source.addTransceiver("audio", direction="sendonly")
+    await source.setLocalDescription(await source.createOffer())
+    viewer = Viewer()
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    offers = [source.localDescription.sdp, viewer.pc.localDescription.sdp]
+    rng = random.Random(17)
+    refused = 0
+    for attempt in range(120):
+        lines = offers[attempt % 2].splitlines()
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(lines))
+            mangle = rng.choice(("drop", "cut", "swap", "junk"))
+            if mangle == "drop":
+                del lines[at]
+            elif mangle == "cut":
+                lines[at] = lines[at][: rng.randrange(len(lines[at]) + 1)]
+            elif mangle == "swap":
+                other = rng.randrange(len(lines))
+                lines[at], lines[other] = lines[other], lines[at]
+            else:
+                lines[at] = lines[at][:2] + "\x00 x y z"
+        offer = "\r\n".join(lines) + "\r\n"
+        accept = accept_publisher if attempt % 2 == 0 else accept_viewer
+        try:
+            _answer, session = await accept(relay, offer, CONFIG)
+        except OfferRejected:
+            refused += 1
+            continue
+        await session.close()
+    assert refused > 30
+    assert publisher.session.live, "the stream carried on throughout"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("livecommerce")] == []
+    await source.close()
+    await viewer.close()
+
+
+def test_the_session_quota_counts_an_ipv6_64_as_one_address() -> None:
+    quota = AddressQuota(2)
+    quota.take("2001:db8:1:2::1")
+    quota.take("2001:db8:1:2:ffff::9")
+    with pytest.raises(TooManySessions):
+        quota.take("2001:db8:1:2::abcd")
+    quota.take("2001:db8:1:3::1")  # another /64
+    quota.take("::ffff:192.0.2.1")
+    quota.take("192.0.2.1")
+    with pytest.raises(TooManySessions):
+        quota.take("192.0.2.1")
+    quota.give_back("2001:db8:1:2::1")
+    quota.take("2001:db8:1:2::77")
+    assert quota.held("2001:db8:1:2::") == 2
+    assert quota.held("192.0.2.1") == 2

@@ -73,6 +73,10 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
         ({"HOLD_TTL_SECONDS": "3"}, "HOLD_TTL_SECONDS"),
         ({"MAX_UNPAID_PER_SKU": "0"}, "MAX_UNPAID_PER_SKU"),
         ({"MAX_UNPAID_PER_SKU": "8", "MAX_UNPAID_PER_BUYER": "4"}, "MAX_UNPAID_PER_BUYER"),
+        ({"ICE_CONNECT_TIMEOUT_SECONDS": "0"}, "ICE_CONNECT_TIMEOUT_SECONDS"),
+        ({"ICE_CONNECT_TIMEOUT_SECONDS": "soon"}, "ICE_CONNECT_TIMEOUT_SECONDS"),
+        ({"WHEP_SESSIONS_PER_ADDRESS": "0"}, "WHEP_SESSIONS_PER_ADDRESS"),
+        ({"WHEP_SESSIONS_PER_ADDRESS": "many"}, "WHEP_SESSIONS_PER_ADDRESS"),
     ],
 )
 def test_bad_settings_name_themselves(env: dict[str, str], names: str) -> None:
@@ -88,6 +92,11 @@ def test_settings_from_env() -> None:
     assert settings.database_url == "postgresql+asyncpg://u@h/db"
     assert settings.ice_hosts == ("127.0.0.1", "::1")
     assert (settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer) == (5, 10)
+    assert (settings.ice_connect_timeout_s, settings.whep_sessions_per_address) == (10.0, 20)
+    media = Settings.from_env(
+        {"ICE_CONNECT_TIMEOUT_SECONDS": "4.5", "WHEP_SESSIONS_PER_ADDRESS": "3"}
+    )
+    assert (media.ice_connect_timeout_s, media.whep_sessions_per_address) == (4.5, 3)
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
 
 

@@ -10,6 +10,8 @@ from pydantic import AwareDatetime, EmailStr, Field, model_validator
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.appkeys import ENGINE, ROOMS
+from livecommerce.events.bus import EVENTS
+from livecommerce.events.streams import StreamEnded, StreamKeyRotated
 from livecommerce.live.streams import (
     StreamStatus,
     add_moderator,
@@ -111,6 +113,10 @@ async def patch_stream(request: web.Request) -> web.Response:
     elif "status" in changes:
         del changes["status"]
     stream = await update_stream(request.app[ENGINE], stream_id, user.id, changes, body.lineup)
+    if changes.get("status") == StreamStatus.ENDED and stream.status is StreamStatus.ENDED:
+        # Before the room hears it, so that a publisher on this process is off air by then;
+        # sent again if the show had already ended (a retry after a lost notice is harmless).
+        await request.app[EVENTS].publish(StreamEnded(stream_id=stream.id))
     if "status" in changes:
         await request.app[ROOMS].stream_status_changed(stream.id, stream.status)
     return web.json_response({"stream": stream.to_dict()})
@@ -145,6 +151,8 @@ async def post_key(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
     key = await rotate_key(request.app[ENGINE], stream_id, user.id)
+    # The publisher using the old key is cut off, on whichever process holds its session.
+    await request.app[EVENTS].publish(StreamKeyRotated(stream_id=stream_id))
     return web.json_response({"stream_key": key}, status=201)
 
 

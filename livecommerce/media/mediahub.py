@@ -4,6 +4,11 @@ A stream's media lives on the process its publisher reached. That process claims
 Redis (``{ns}:media:{stream<id>}`` = its own URL, refreshed while it holds the stream), so a WHEP
 request arriving at another process is redirected there. Whether a stream is on air (its
 publisher sends frames) is told to ``on_air`` as it changes, for the live rooms.
+
+Nothing is kept for a stream nobody publishes or watches: a stream's relay exists from a publish
+(with the key) until its publisher and its last viewer have gone. Rotating the key cuts the
+publisher off, ending the show cuts everyone off; both are heard from the event bus, so the
+process holding the stream acts wherever the change was made.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ from aiortc import RTCIceServer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livecommerce.events.bus import EventBus
+from livecommerce.events.streams import StreamEnded, StreamKeyRotated
+from livecommerce.media.addressquota import AddressQuota
 from livecommerce.media.iceconfig import IceConfig
-from livecommerce.media.relay import StreamRelay
+from livecommerce.media.relay import KINDS, StreamNotLive, StreamRelay
 from livecommerce.media.sessions import (
+    CONNECT_TIMEOUT_S,
     PublisherSession,
     ViewerSession,
     accept_publisher,
@@ -35,6 +44,9 @@ log = logging.getLogger(__name__)
 OnAir = Callable[[int, bool], Awaitable[None]]
 CLAIM_TTL_S = 15
 WATCH_EVERY_S = 0.25
+VIEWERS_PER_ADDRESS = 20
+REPLACE_WAIT_S = 2.0
+"""How long a new publish waits for a current publisher that is still connecting to connect."""
 
 
 class AlreadyPublishing(Exception):
@@ -47,7 +59,23 @@ class _Stream:
     publisher: PublisherSession | None = None
     viewers: dict[str, ViewerSession] = field(default_factory=dict)
     on_air: bool = False
+    negotiating: int = 0
+    """Offers being answered for this stream: it is not idle while one is."""
+    dropped: bool = False
+    """Forgotten (the show ended, or the process stops): it takes no new session."""
     watcher: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.publisher is None and not self.viewers and self.negotiating == 0
+
+
+@dataclass(frozen=True)
+class _Resource:
+    stream_id: int
+    session: PublisherSession | ViewerSession
+    address: str | None = None
+    """The viewer's client address, whose quota slot the session holds."""
 
 
 class MediaHub:
@@ -58,7 +86,11 @@ class MediaHub:
         namespace: str,
         own_url: str,
         on_air: OnAir,
+        events: EventBus,
         announced_address: str = "",
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        viewers_per_address: int = VIEWERS_PER_ADDRESS,
     ) -> None:
         self._ice = ice
         self._announced = announced_address
@@ -66,14 +98,19 @@ class MediaHub:
         self._ns = namespace
         self.own_url = own_url.rstrip("/")
         self._on_air = on_air
+        self.connect_timeout = connect_timeout
+        self.viewer_quota = AddressQuota(viewers_per_address)
         self._streams: dict[int, _Stream] = {}
-        self._resources: dict[str, tuple[int, PublisherSession | ViewerSession]] = {}
+        self._resources: dict[str, _Resource] = {}
         self._closed = False
+        events.subscribe(StreamKeyRotated, self._key_rotated)
+        events.subscribe(StreamEnded, self._ended)
 
     def _claim_key(self, stream_id: int) -> str:
         return f"{self._ns}:media:{{stream{stream_id}}}"
 
     def _stream(self, stream_id: int) -> _Stream:
+        """The stream's relay, made for a publisher (who proved the key) if there is none."""
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = _Stream(StreamRelay())
@@ -94,6 +131,10 @@ class MediaHub:
         stream = self._streams.get(stream_id)
         return bool(stream and stream.on_air)
 
+    def stream_count(self) -> int:
+        """Streams this process keeps a relay for (publishing or watched)."""
+        return len(self._streams)
+
     async def owner(self, stream_id: int) -> str | None:
         """The URL of the process holding the stream's media, if any process does."""
         if stream_id in self._streams and self._streams[stream_id].publisher:
@@ -107,55 +148,111 @@ class MediaHub:
     async def publish(self, stream_id: int, offer_sdp: str) -> tuple[str, str]:
         """WHIP: answer the publisher's offer; returns the answer and the session's resource id.
 
-        Refused with :class:`AlreadyPublishing` while another publisher is connected.
+        Refused with :class:`AlreadyPublishing` while another publisher holds the stream
+        (connected and sending); one that never connected, or fell silent, is replaced.
+        Call it only once the stream key was checked.
         """
+        if self._closed:
+            raise StreamNotLive("the media relay is shutting down")
         stream = self._stream(stream_id)
-        if stream.publisher is not None and not stream.publisher.closed:
-            raise AlreadyPublishing(stream_id)
-        answer, session = await accept_publisher(
-            stream.relay, _loopback_only(offer_sdp, self._ice), self._ice.rtc_configuration()
-        )
-        if stream.publisher is not None and not stream.publisher.closed:
-            await session.close()  # another publisher won the race while we negotiated
-            raise AlreadyPublishing(stream_id)
+        stream.negotiating += 1
+        try:
+            await self._replace_stale_publisher(stream)
+            answer, session = await accept_publisher(
+                stream.relay,
+                _loopback_only(offer_sdp, self._ice),
+                self._ice.rtc_configuration(),
+                self.connect_timeout,
+            )
+        finally:
+            stream.negotiating -= 1
+        if stream.dropped or (stream.publisher is not None and not stream.publisher.closed):
+            await session.close()  # the show ended, or another publisher won the race
+            if stream.dropped:
+                raise StreamNotLive("this show has ended")
+            raise AlreadyPublishing("this stream already has a connected publisher")
         stream.publisher = session
         await self._claim(stream_id)
-        return _announce(answer, self._announced), self._remember(stream_id, session)
+        return _announce(answer, self._announced), self._remember(_Resource(stream_id, session))
 
-    async def play(self, stream_id: int, offer_sdp: str) -> tuple[str, str]:
-        """WHEP: answer a viewer's offer (``StreamNotLive`` if nothing was ever published)."""
-        stream = self._stream(stream_id)
-        answer, session = await accept_viewer(
-            stream.relay, _loopback_only(offer_sdp, self._ice), self._ice.rtc_configuration()
-        )
-        resource = self._remember(stream_id, session)
+    async def _replace_stale_publisher(self, stream: _Stream) -> None:
+        current = stream.publisher
+        if current is None or current.closed:
+            return
+        if await current.holds_stream(REPLACE_WAIT_S):
+            raise AlreadyPublishing("this stream already has a connected publisher")
+        if stream.publisher is current:
+            log.info("a new publisher replaces one that is not connected")
+            await self._forget_session(current)
+
+    async def play(self, stream_id: int, offer_sdp: str, address: str) -> tuple[str, str]:
+        """WHEP: answer a viewer's offer from ``address``.
+
+        Raises ``StreamNotLive`` unless this process relays the stream (its publisher is here,
+        or gone with viewers still waiting for it): nothing is kept for a stream that is not,
+        and ``TooManySessions`` if ``address`` holds its quota of sessions already.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.dropped or not any(map(stream.relay.codec, KINDS)):
+            raise StreamNotLive("this stream is not on air")
+        self.viewer_quota.take(address)
+        stream.negotiating += 1
+        try:
+            answer, session = await accept_viewer(
+                stream.relay,
+                _loopback_only(offer_sdp, self._ice),
+                self._ice.rtc_configuration(),
+                self.connect_timeout,
+            )
+        except BaseException:
+            self.viewer_quota.give_back(address)
+            raise
+        finally:
+            stream.negotiating -= 1
+        resource = self._remember(_Resource(stream_id, session, address))
+        if stream.dropped:
+            await self.end(resource)
+            raise StreamNotLive("this show has ended")
         stream.viewers[resource] = session
         return _announce(answer, self._announced), resource
 
     def session(self, resource: str) -> tuple[int, PublisherSession | ViewerSession] | None:
-        return self._resources.get(resource)
+        found = self._resources.get(resource)
+        return (found.stream_id, found.session) if found else None
 
     async def end(self, resource: str) -> bool:
         """DELETE of a WHIP or WHEP resource; False if it is unknown (or already ended)."""
         found = self._resources.pop(resource, None)
         if found is None:
             return False
-        stream_id, session = found
-        await session.close()
-        stream = self._streams.get(stream_id)
+        await self._let_go(resource, found)
+        return True
+
+    async def _let_go(self, resource: str, found: _Resource) -> None:
+        """Close a forgotten session and give back what it held (exactly once per resource)."""
+        if found.address is not None:
+            self.viewer_quota.give_back(found.address)
+        stream = self._streams.get(found.stream_id)
         if stream is not None:
             stream.viewers.pop(resource, None)
-            if stream.publisher is session:
+            if stream.publisher is found.session:
                 stream.publisher = None
-        return True
+        await found.session.close()
+
+    async def _forget_session(self, session: PublisherSession | ViewerSession) -> None:
+        for resource, found in list(self._resources.items()):
+            if found.session is session:
+                await self.end(resource)
+                return
+        await session.close()
 
     def viewer_count(self, stream_id: int) -> int:
         stream = self._streams.get(stream_id)
         return len(stream.viewers) if stream else 0
 
-    def _remember(self, stream_id: int, session: PublisherSession | ViewerSession) -> str:
+    def _remember(self, found: _Resource) -> str:
         resource = secrets.token_urlsafe(16)
-        self._resources[resource] = (stream_id, session)
+        self._resources[resource] = found
         return resource
 
     async def _claim(self, stream_id: int) -> None:
@@ -170,29 +267,78 @@ class MediaHub:
             if await self._redis.get(key) in (self.own_url, self.own_url.encode()):
                 await self._redis.delete(key)
 
+    async def _tell(self, stream_id: int, on_air: bool) -> None:
+        try:
+            await self._on_air(stream_id, on_air)
+        except Exception:
+            log.exception("telling the room that stream %s is on air failed", stream_id)
+
+    # -- the stream key rotated, the show ended (on whichever process) ----------------------------
+
+    async def _key_rotated(self, event: StreamKeyRotated) -> None:
+        await self.cut(event.stream_id, ended=False)
+
+    async def _ended(self, event: StreamEnded) -> None:
+        await self.cut(event.stream_id, ended=True)
+
+    async def cut(self, stream_id: int, *, ended: bool) -> None:
+        """End the stream's publisher session now (its key changed, or the show ended); when the
+        show ended, its viewers too, and forget the stream. The room hears it went off air."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        if ended:
+            await self._drop(stream_id, stream)
+            return
+        publisher = stream.publisher
+        if publisher is not None:
+            log.info("cutting off the publisher of stream %s: its key was rotated", stream_id)
+            await self._forget_session(publisher)
+            await self._release(stream_id)
+        if stream.on_air:
+            stream.on_air = False
+            await self._tell(stream_id, False)
+
+    async def _drop(self, stream_id: int, stream: _Stream) -> None:
+        """Forget the stream: close its sessions and relay, release the claim, stop watching."""
+        stream.dropped = True
+        if self._streams.get(stream_id) is stream:
+            del self._streams[stream_id]
+        held = [r for r, found in self._resources.items() if found.session.relay is stream.relay]
+        for resource in held:
+            await self.end(resource)
+        stream.relay.close()
+        await self._release(stream_id)
+        if stream.on_air:
+            stream.on_air = False
+            await self._tell(stream_id, False)
+        watcher = stream.watcher
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            await asyncio.wait({watcher})
+
     async def _watch(self, stream_id: int, stream: _Stream) -> None:
-        """Tell on-air changes, keep the claim fresh, forget closed sessions."""
+        """Tell on-air changes, keep the claim fresh, forget closed sessions and, once nobody
+        publishes or watches, the stream itself."""
         beats = 0
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
             for resource, viewer in list(stream.viewers.items()):
                 if viewer.closed:
-                    stream.viewers.pop(resource, None)
-                    self._resources.pop(resource, None)
+                    await self.end(resource)
             publisher = stream.publisher
             if publisher is not None and publisher.closed:
-                stream.publisher = publisher = None
-                for resource, (_sid, session) in list(self._resources.items()):
-                    if session.closed:
-                        self._resources.pop(resource, None)
-                await self._release(stream_id)
+                await self._forget_session(publisher)
+                publisher = stream.publisher
+                if publisher is None:
+                    await self._release(stream_id)
             on_air = publisher is not None and publisher.live
             if on_air != stream.on_air:
                 stream.on_air = on_air
-                try:
-                    await self._on_air(stream_id, on_air)
-                except Exception:
-                    log.exception("telling the room that stream %s is on air failed", stream_id)
+                await self._tell(stream_id, on_air)
+            if stream.idle:
+                await self._drop(stream_id, stream)
+                return
             beats += 1
             if publisher is not None and beats % int(CLAIM_TTL_S / 3 / WATCH_EVERY_S) == 0:
                 await self._claim(stream_id)
@@ -205,19 +351,10 @@ class MediaHub:
         if self._closed:
             return
         self._closed = True
-        streams, self._streams = self._streams, {}
-        for stream_id, stream in streams.items():
-            if stream.watcher is not None:
-                stream.watcher.cancel()
-            for _resource, (_sid, session) in list(self._resources.items()):
-                if _sid == stream_id:
-                    await session.close()
-            stream.relay.close()
-            await self._release(stream_id)
-            if stream.on_air:
-                with contextlib.suppress(Exception):
-                    await self._on_air(stream_id, False)
-        self._resources.clear()
+        for stream_id, stream in list(self._streams.items()):
+            await self._drop(stream_id, stream)
+        for resource in list(self._resources):
+            await self.end(resource)
 
 
 def _loopback_only(offer_sdp: str, ice: IceConfig) -> str:

@@ -7,11 +7,15 @@ headers. Browsers call these across origins (OBS does not care), hence the CORS 
 
 from __future__ import annotations
 
+import math
+from typing import NoReturn
+
 from aiohttp import web
 
 from livecommerce.appkeys import ENGINE, MEDIA
-from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
+from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.mediahub import AlreadyPublishing
 from livecommerce.media.relay import StreamNotLive
 from livecommerce.media.sessions import OfferRejected, PublisherSession
@@ -48,13 +52,19 @@ async def _offer(request: web.Request) -> str:
         )
     if request.content_length is not None and request.content_length > MAX_SDP:
         raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
-    body = await request.content.read(MAX_SDP + 1)
+    # read() returns what has arrived so far: an offer sent in several pieces (chunked, or
+    # split across TCP segments) is read to its end, but never beyond the limit.
+    body = bytearray()
+    while chunk := await request.content.read(MAX_SDP + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_SDP:
+            break
     if len(body) > MAX_SDP:
         raise LiveCommerceError(ErrorCode.PAYLOAD_TOO_LARGE, "that SDP offer is too large")
     try:
         text = body.decode()
     except UnicodeDecodeError:
-        raise LiveCommerceError(ErrorCode.INVALID_INPUT, "the SDP offer is not UTF-8") from None
+        raise LiveCommerceError(ErrorCode.INVALID_SDP, "the SDP offer is not UTF-8") from None
     if not text.startswith("v=0"):
         raise LiveCommerceError(ErrorCode.INVALID_SDP, "that is not an SDP offer (no v=0 line)")
     return text
@@ -74,10 +84,20 @@ async def _check_key(request: web.Request, stream_id: int) -> None:
         raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "wrong stream key")
 
 
+async def _check_publisher(request: web.Request, stream_id: int) -> None:
+    """The publisher's key is the stream's current one and the show has not ended."""
+    await _check_key(request, stream_id)
+    async with request.app[ENGINE].connect() as conn:
+        stream = await get_stream(conn, stream_id)
+    if stream.status is StreamStatus.ENDED:
+        raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended")
+
+
 def _created(request: web.Request, answer: str, resource: str) -> web.Response:
+    # ``body`` rather than ``text``: application/sdp defines no charset parameter (RFC 4566).
     return web.Response(
         status=201,
-        text=answer,
+        body=answer.encode(),
         content_type=SDP,
         headers={"Location": f"{request.path}/{resource}", **CORS, **_ice_links(request)},
     )
@@ -85,21 +105,27 @@ def _created(request: web.Request, answer: str, resource: str) -> web.Response:
 
 async def post_whip(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
-    await _check_key(request, stream_id)
+    await _check_publisher(request, stream_id)
     offer = await _offer(request)
-    async with request.app[ENGINE].connect() as conn:
-        stream = await get_stream(conn, stream_id)
-    if stream.status is StreamStatus.ENDED:
-        raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended")
+    media = request.app[MEDIA]
     try:
-        answer, resource = await request.app[MEDIA].publish(stream_id, offer)
+        answer, resource = await media.publish(stream_id, offer)
     except AlreadyPublishing:
         raise LiveCommerceError(
             ErrorCode.ALREADY_PUBLISHING,
             "this stream already has a publisher; end that session (DELETE) first",
         ) from None
+    except StreamNotLive:
+        raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended") from None
     except OfferRejected as exc:
         raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
+    try:
+        # The key may have been rotated, or the show ended, while we negotiated: the cut-off
+        # they send may have found no publisher here yet.
+        await _check_publisher(request, stream_id)
+    except BaseException:
+        await media.end(resource)
+        raise
     return _created(request, answer, resource)
 
 
@@ -107,21 +133,39 @@ async def post_whep(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     offer = await _offer(request)
     media = request.app[MEDIA]
-    relay = media.relay(stream_id)
-    if relay is None or (relay.codec("video") is None and relay.codec("audio") is None):
+    if media.relay(stream_id) is None:
         owner = await media.owner(stream_id)
         if owner and owner != media.own_url:
             # The stream's media lives on another process: play it there (307 keeps the POST).
             raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}", headers=CORS)
     try:
-        answer, resource = await media.play(stream_id, offer)
+        answer, resource = await media.play(stream_id, offer, request.remote or "")
     except StreamNotLive:
-        raise LiveCommerceError(
-            ErrorCode.STREAM_OFFLINE, "this stream is not on air; try again when it is"
-        ) from None
+        await _offline(request, stream_id)
+    except TooManySessions as exc:
+        response = error_response(
+            LiveCommerceError(
+                ErrorCode.TOO_MANY_SESSIONS,
+                f"this address already watches with {exc.limit} sessions; end one first",
+            )
+        )
+        response.headers.update(CORS)
+        response.headers["Retry-After"] = str(math.ceil(media.connect_timeout))
+        return response
     except OfferRejected as exc:
         raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
     return _created(request, answer, resource)
+
+
+async def _offline(request: web.Request, stream_id: int) -> NoReturn:
+    """Why there is nothing to watch: no such stream (404), or it is not on air (409)."""
+    async with request.app[ENGINE].connect() as conn:
+        stream = await get_stream(conn, stream_id)
+    if stream.status is StreamStatus.ENDED:
+        raise LiveCommerceError(ErrorCode.STREAM_OFFLINE, "this show has ended")
+    raise LiveCommerceError(
+        ErrorCode.STREAM_OFFLINE, "this stream is not on air; try again when it is"
+    )
 
 
 async def delete_session(request: web.Request) -> web.Response:
@@ -186,7 +230,7 @@ OPERATIONS = (
         status=201,
         raw_body=SDP,
         response_type=SDP,
-        errors=(400, 404, 409, 413, 415),
+        errors=(400, 404, 409, 413, 415, 429),
     ),
     Operation(
         "OPTIONS", f"/whep/{_ID}", options, "CORS preflight; ICE servers", "media", status=204

@@ -8,8 +8,11 @@ its ``close()`` on DELETE. Sessions also close themselves when their connection 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiortc import (
     RTCConfiguration,
@@ -27,30 +30,69 @@ from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 from livecommerce.media import aiortcseam
 from livecommerce.media.relay import KINDS, Ingest, StreamNotLive, StreamRelay
 from livecommerce.media.relaytrack import RelayTrack
+from livecommerce.media.sdpoffer import OfferRejected, parse_offer
+
+__all__ = [
+    "OfferRejected",
+    "PublisherSession",
+    "ViewerSession",
+    "accept_publisher",
+    "accept_viewer",
+]
 
 logger = logging.getLogger(__name__)
 
 _SENDING = ("sendonly", "sendrecv")
 _RECEIVING = ("recvonly", "sendrecv")
 
-
-class OfferRejected(ValueError):
-    """The SDP offer is malformed, carries no usable media, or shares no codec with the relay."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long a session may take to connect (ICE and DTLS) before it is closed."""
+SILENT_S = 3.0
+"""A connected publisher that sent nothing for this long is taken for gone (crashed, unplugged):
+its stream may be taken over by a new publish with the key before ICE consent expires (~30 s)."""
 
 
 class _Session:
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection, name: str) -> None:
+    """A peer connection that must connect within ``connect_timeout`` seconds, or be closed.
+
+    An offer whose candidates cannot be reached (none usable, no ``a=end-of-candidates``) would
+    otherwise keep its peer connection, and the relay's place, for ever.
+    """
+
+    def __init__(
+        self, relay: StreamRelay, pc: RTCPeerConnection, name: str, connect_timeout: float
+    ) -> None:
         self.relay = relay
         self.pc = pc
         # For the log: publisher or viewer, and the peer's ICE username fragment (in its SDP).
         self.name = name
-        self._closing: asyncio.Task[None] | None = None
         self._dtls_failure = ""
+        self.connected_at: float | None = None
+        """``time.monotonic()`` when the connection (ICE and DTLS) was first established."""
+        self._connected = asyncio.Event()
+        self._closing: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            connect_timeout, self._connect_deadline
+        )
         pc.on("connectionstatechange", self._connection_state_changed)
 
     @property
     def closed(self) -> bool:
         return self._closing is not None
+
+    @property
+    def connected(self) -> bool:
+        return not self.closed and self.pc.connectionState == "connected"
+
+    async def wait_connected(self, within: float) -> bool:
+        """Whether the session is connected, waiting up to ``within`` s while it connects."""
+        if self.connected_at is None and not self.closed:
+            try:
+                async with asyncio.timeout(within):
+                    await self._connected.wait()
+            except TimeoutError:
+                pass
+        return self.connected
 
     async def close(self) -> None:
         """Close the peer connection and leave the relay. Safe to call twice, or concurrently."""
@@ -71,6 +113,10 @@ class _Session:
 
     def _connection_state_changed(self) -> None:
         state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+            self._cancel_deadline()
+            self._connected.set()
         if state == "failed" and not self.closed:
             # Otherwise the session would vanish without a trace (a later DELETE gets 404). Logged
             # once the state change is fully handled: the DTLS reason is told to us after this.
@@ -88,9 +134,26 @@ class _Session:
             reason,
         )
 
+    def _connect_deadline(self) -> None:
+        self._deadline = None
+        if self.connected_at is None:
+            logger.info("%s: did not connect in time, closing it", self.name)
+            self._close_soon()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
     async def _close(self) -> None:
+        self._cancel_deadline()
+        self._connected.set()  # wake anyone waiting: it will not connect now
         self._leave_relay()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:
+            # Never seen once offers are checked; the session is over either way.
+            logger.exception("closing a peer connection failed")
 
     def _leave_relay(self) -> None:
         raise NotImplementedError
@@ -110,17 +173,32 @@ class PublisherSession(_Session):
         pc: RTCPeerConnection,
         codecs: dict[str, RTCRtpCodecParameters],
         name: str = "publisher",
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
-        super().__init__(relay, pc, name)
+        super().__init__(relay, pc, name, connect_timeout)
         self.codecs = codecs
         self._ingest: Ingest | None = None
         self._video_receivers: list[RTCRtpReceiver] = []
         self._receivers_running = 0
+        self._last_frame_at = 0.0
 
     @property
     def live(self) -> bool:
         """Whether this publisher's frames are what the relay forwards now."""
         return self._ingest is not None and self._ingest.attached
+
+    async def holds_stream(self, connect_wait: float) -> bool:
+        """Whether this publisher still holds its stream against a new publish with the key.
+
+        It does while it is connected and sending (or connected less than :data:`SILENT_S`
+        ago). One still connecting gets ``connect_wait`` seconds to connect; one that does not,
+        or that fell silent, is taken for gone: an encoder that crashed or never reached us
+        must not lock its own stream out.
+        """
+        if not await self.wait_connected(connect_wait) or self.connected_at is None:
+            return False
+        last_sign = max(self.connected_at, self._last_frame_at)
+        return time.monotonic() - last_sign < SILENT_S
 
     def tap(self, receiver: RTCRtpReceiver, kind: str) -> None:
         if kind == "video":
@@ -138,6 +216,7 @@ class PublisherSession(_Session):
     def _on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
         if self.closed:
             return
+        self._last_frame_at = time.monotonic()
         if self._ingest is None:
             self._ingest = self.relay.attach_publisher(self.codecs, self.request_keyframe)
         elif not self._ingest.attached:
@@ -158,8 +237,14 @@ class PublisherSession(_Session):
 class ViewerSession(_Session):
     """A viewer's connection, sending the relay's tracks; closes when any of them ends."""
 
-    def __init__(self, relay: StreamRelay, pc: RTCPeerConnection, name: str = "viewer") -> None:
-        super().__init__(relay, pc, name)
+    def __init__(
+        self,
+        relay: StreamRelay,
+        pc: RTCPeerConnection,
+        name: str = "viewer",
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        super().__init__(relay, pc, name, connect_timeout)
         self.tracks: list[RelayTrack] = []
 
     def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -176,12 +261,19 @@ class ViewerSession(_Session):
 
 
 async def accept_publisher(
-    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+    relay: StreamRelay,
+    offer_sdp: str,
+    config: RTCConfiguration,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> tuple[str, PublisherSession]:
-    """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``."""
-    offer = _parse_offer(offer_sdp)
+    """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``.
+
+    The session closes itself unless it connects within ``connect_timeout`` seconds.
+    """
+    offer = parse_offer(offer_sdp)
     pc = _peer_connection(config)
-    try:
+    session: PublisherSession | None = None
+    async with _answering(lambda: session.close() if session is not None else pc.close()):
         # Pre-create the transceivers so that codec preferences apply to the negotiation: a
         # returning publisher is steered to the codecs the viewers already have.
         wanted: dict[str, RTCRtpTransceiver] = {}
@@ -200,19 +292,19 @@ async def accept_publisher(
             transceiver.direction = "inactive"  # don't decode tracks nobody will see
         answer = await pc.createAnswer()
         codecs = _first_codecs(answer.sdp, wanted)
-        session = PublisherSession(relay, pc, codecs, _name("publisher", offer))
+        session = PublisherSession(relay, pc, codecs, _name("publisher", offer), connect_timeout)
         session.watch_dtls()
         for kind, transceiver in wanted.items():
             session.tap(transceiver.receiver, kind)
         await pc.setLocalDescription(answer)
-    except BaseException:
-        await pc.close()
-        raise
     return pc.localDescription.sdp, session
 
 
 async def accept_viewer(
-    relay: StreamRelay, offer_sdp: str, config: RTCConfiguration
+    relay: StreamRelay,
+    offer_sdp: str,
+    config: RTCConfiguration,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> tuple[str, ViewerSession]:
     """Answer a viewer's offer with a send-only peer carrying ``relay``'s tracks.
 
@@ -220,12 +312,12 @@ async def accept_viewer(
     :class:`StreamNotLive` if the relay has never had a publisher, :class:`OfferRejected` if the
     viewer cannot receive the publisher's codec.
     """
-    offer = _parse_offer(offer_sdp)
+    offer = parse_offer(offer_sdp)
     if not any(relay.codec(kind) for kind in KINDS):
         raise StreamNotLive("nothing has been published on this stream yet")
     pc = _peer_connection(config)
-    session = ViewerSession(relay, pc, _name("viewer", offer))
-    try:
+    session = ViewerSession(relay, pc, _name("viewer", offer), connect_timeout)
+    async with _answering(session.close):
         wanted: dict[str, RTCRtpTransceiver] = {}
         extra: list[RTCRtpTransceiver] = []
         for media in _media(offer):
@@ -246,15 +338,40 @@ async def accept_viewer(
             session.send(transceiver, kind)
         session.watch_dtls()
         await pc.setLocalDescription(await pc.createAnswer())
-    except BaseException:
-        await session.close()
-        raise
     return pc.localDescription.sdp, session
+
+
+@contextlib.asynccontextmanager
+async def _answering(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Close the half-made peer connection if answering fails.
+
+    aiortc raising on an offer that passed :func:`parse_offer`'s checks is still the offer's
+    fault (a 400, not a 500): it becomes :class:`OfferRejected`, logged so the checks can learn.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            await close()
+        except Exception:
+            logger.exception("closing a half-negotiated peer connection failed")
+        if isinstance(exc, Exception) and not isinstance(exc, OfferRejected | StreamNotLive):
+            logger.warning("aiortc could not answer an offer that passed the checks", exc_info=True)
+            raise OfferRejected(f"unusable SDP offer ({type(exc).__name__})") from exc
+        raise
 
 
 @functools.cache
 def _check_aiortc_once() -> None:
     aiortcseam.check_aiortc()
+
+
+def _checked(config: RTCConfiguration) -> RTCConfiguration:
+    _check_aiortc_once()  # before any internal is touched: fail loudly, not subtly
+    if config.iceServers is None:
+        # aiortc would fall back to a public STUN server.
+        raise ValueError("RTCConfiguration.iceServers must be an explicit list (may be empty)")
+    return config
 
 
 def _peer_connection(config: RTCConfiguration) -> RTCPeerConnection:
@@ -270,22 +387,6 @@ def _name(role: str, offer: aiortc_sdp.SessionDescription) -> str:
     return f"{role} session (ice-ufrag {fragments[0]})" if fragments else f"{role} session"
 
 
-def _checked(config: RTCConfiguration) -> RTCConfiguration:
-    _check_aiortc_once()  # before any internal is touched: fail loudly, not subtly
-    if config.iceServers is None:
-        # aiortc would fall back to a public STUN server.
-        raise ValueError("RTCConfiguration.iceServers must be an explicit list (may be empty)")
-    return config
-
-
-def _parse_offer(offer_sdp: str) -> aiortc_sdp.SessionDescription:
-    try:
-        return aiortc_sdp.SessionDescription.parse(offer_sdp)
-    except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        # aiortc's parser asserts on a malformed m= line
-        raise OfferRejected(f"malformed SDP offer: {exc}") from exc
-
-
 def _media(offer: aiortc_sdp.SessionDescription) -> list[aiortc_sdp.MediaDescription]:
     return [media for media in offer.media if media.kind in KINDS]
 
@@ -295,8 +396,8 @@ async def _set_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     except OperationError as exc:
         raise OfferRejected(f"no codec in common with the stream: {exc}") from exc
-    except (ValueError, InternalError, InvalidAccessError) as exc:
-        raise OfferRejected(f"unusable SDP offer: {exc}") from exc
+    except (ValueError, AssertionError, InternalError, InvalidAccessError) as exc:
+        raise OfferRejected(f"unusable SDP offer: {exc or type(exc).__name__}") from exc
 
 
 def _first_codecs(
