@@ -51,6 +51,14 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 50
+    signups_per_address: int = 20
+    auth_limit_window_s: int = 900
+    trusted_proxies: tuple[str, ...] = ()
+    metrics_token: str = ""
+    header_read_timeout_s: float = 15.0
+    media_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -98,6 +106,30 @@ class Settings:
             raise ConfigError("STRIPE_SECRET_KEY must start with sk_ or rk_")
         if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        for name, value in (
+            ("LOGIN_FAILURES_PER_ACCOUNT", self.login_failures_per_account),
+            ("LOGIN_FAILURES_PER_ADDRESS", self.login_failures_per_address),
+            ("SIGNUPS_PER_ADDRESS", self.signups_per_address),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if not 1 <= self.auth_limit_window_s <= 7 * 24 * 3600:
+            raise ConfigError("AUTH_LIMIT_WINDOW_SECONDS must be between 1 and 604800")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not a network") from None
+        if not 1 <= self.header_read_timeout_s <= 300:
+            raise ConfigError("HEADER_READ_TIMEOUT_SECONDS must be between 1 and 300")
+        for origin in self.media_origins:
+            parts = urlsplit(origin)
+            bad_path = parts.path not in ("", "/")
+            if parts.scheme not in ("http", "https") or not parts.netloc or bad_path:
+                raise ConfigError(f"MEDIA_ORIGINS: {origin!r} is not an http(s) origin")
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,4 +205,12 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),
+    ("LOGIN_FAILURES_PER_ACCOUNT", "login_failures_per_account", int),
+    ("LOGIN_FAILURES_PER_ADDRESS", "login_failures_per_address", int),
+    ("SIGNUPS_PER_ADDRESS", "signups_per_address", int),
+    ("AUTH_LIMIT_WINDOW_SECONDS", "auth_limit_window_s", int),
+    ("TRUSTED_PROXIES", "trusted_proxies", _csv),
+    ("METRICS_TOKEN", "metrics_token", str),
+    ("HEADER_READ_TIMEOUT_SECONDS", "header_read_timeout_s", float),
+    ("MEDIA_ORIGINS", "media_origins", _csv),
 )

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     SKU_TAKEN = "sku_taken"
     INVALID_TRANSITION = "invalid_transition"
     RATE_LIMITED = "rate_limited"
+    CSRF_REFUSED = "csrf_refused"
     SOLD_OUT = "sold_out"
     INSUFFICIENT_STOCK = "insufficient_stock"
     LIMIT_EXCEEDED = "limit_exceeded"
@@ -59,6 +60,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_SIGNATURE: 400,
     ErrorCode.INVALID_SDP: 400,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.CSRF_REFUSED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.RATE_LIMITED: 429,
@@ -106,7 +108,11 @@ class InvalidInput(LiveCommerceError):
 
 
 def error_response(error: LiveCommerceError) -> web.Response:
-    return web.json_response(error.to_dict(), status=error.status)
+    response = web.json_response(error.to_dict(), status=error.status)
+    retry_after = error.data.get("retry_after")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 _HTTP_CODES: dict[int, ErrorCode] = {

@@ -138,6 +138,8 @@ async def shop(
                 f"/api/streams/{stream['id']}/moderators",
                 {"user_id": moderator},
             )
+            (invitation,) = (await shop.call("moderator", "GET", "/api/invitations"))["invitations"]
+            await shop.call("moderator", "POST", f"/api/invitations/{invitation['id']}/accept")
             # The buyer has a saved card (as after a first checkout): Buy is one tap.
             await shop.save_card("buyer", OK_CARD)
             yield shop, stream["id"], product["id"], product["variants"][0]["id"]
