@@ -4,8 +4,9 @@ A mutating request that a browser could have sent on its own (the session cookie
 no ``Authorization`` header) is refused with 403 ``csrf_refused`` when the browser says it came
 from elsewhere: ``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` other
 than ours (``PUBLIC_URL`` when set, else the request's own scheme and host). ``same-site`` is
-refused too: another port or subdomain is another origin. Such a request must also send JSON or
-nothing: the form and ``text/plain`` types that need no CORS preflight are 415.
+refused too: another port or subdomain is another origin. Such a request may not use the form
+and ``text/plain`` types that need no CORS preflight (415): JSON bodies say
+``application/json`` (``read_json`` insists), and body-less POSTs send no type at all.
 
 Log-in and sign-up are checked even without a cookie (log-in CSRF would sign a victim into the
 attacker's account). Bearer-token calls cannot be forged by a page (the header would need a
@@ -29,6 +30,10 @@ _EXEMPT = ("/whip/", "/whep/", "/socket.io/", "/api/stripe/webhook")
 _SESSION_ROUTES = frozenset({"/api/sessions", "/api/accounts"})
 _FETCH_SITES_OK = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a page on any site may POST without a CORS preflight (which this API never grants).
+_NO_PREFLIGHT_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
 
 
 def origin_of(url: str) -> str:
@@ -74,7 +79,7 @@ def check_cross_site(request: web.Request) -> None:
         raise LiveCommerceError(
             ErrorCode.CSRF_REFUSED, "this request came from another origin; refused"
         )
-    if "Content-Type" in request.headers and request.content_type != "application/json":
+    if "Content-Type" in request.headers and request.content_type in _NO_PREFLIGHT_TYPES:
         raise LiveCommerceError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json, or no body"
         )
