@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from livecommerce.config import ConfigError, Settings
-from livecommerce.logs import configure_logging
+from livecommerce.logs import AccessLogger, configure_logging
 
 log = logging.getLogger("livecommerce")
 
@@ -90,8 +90,7 @@ def _serve(settings: Settings) -> int:
         create_app(settings),
         handle_signals=True,
         shutdown_timeout=settings.shutdown_timeout_s,
-        # No header appears in the access log (Authorization carries tokens and stream keys).
-        access_log_format='%a "%r" %s %b %Tfs',
+        access_log_class=AccessLogger,
         # An idle kept-alive connection, or one stuck halfway through a later request's head,
         # is closed as soon as a first request's head would be.
         keepalive_timeout=settings.header_read_timeout_s,
