@@ -28,8 +28,8 @@ _EVERY_RESPONSE = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-# Anything that is not a page (JSON, scripts, metrics) may not be framed or run anything.
-_NOT_A_PAGE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+# Before start-up has built the real one (never served in practice).
+_LOCKED_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 PAGE_CSP = web.AppKey("page_csp", str)
 
@@ -72,12 +72,9 @@ async def _build_policy(app: web.Application) -> None:
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in _EVERY_RESPONSE.items():
         response.headers.setdefault(name, value)
-    if "Content-Security-Policy" in response.headers:
-        return
-    if response.content_type == "text/html":
-        response.headers["Content-Security-Policy"] = request.app.get(PAGE_CSP, _NOT_A_PAGE_CSP)
-    else:
-        response.headers["Content-Security-Policy"] = _NOT_A_PAGE_CSP
+    # The same policy on every response, not only on text/html: a 304 revalidating a page
+    # carries no content type, and the browser then applies the 304's headers to the page.
+    response.headers.setdefault("Content-Security-Policy", request.app.get(PAGE_CSP, _LOCKED_CSP))
 
 
 def install_security_headers(app: web.Application) -> None:
