@@ -3,7 +3,7 @@
 A mutating request that a browser could have sent on its own (the session cookie rides along,
 no ``Authorization`` header) is refused with 403 ``csrf_refused`` when the browser says it came
 from elsewhere: ``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` other
-than ours (``PUBLIC_URL`` when set, else the request's own scheme and host). ``same-site`` is
+than ours (``PUBLIC_URL``'s, or the request's own scheme and host). ``same-site`` is
 refused too: another port or subdomain is another origin. Such a request may not use the form
 and ``text/plain`` types that need no CORS preflight (415): JSON bodies say
 ``application/json`` (``read_json`` insists), and body-less POSTs send no type at all.
@@ -52,9 +52,17 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _own_origin(request: web.Request) -> str:
+def _own_origins(request: web.Request) -> set[str]:
+    """``PUBLIC_URL``'s origin (what browsers see behind a TLS proxy) and the request's own.
+
+    The request's own is safe to accept: a page elsewhere cannot choose our ``Host``, and a page
+    whose own host resolves to us (DNS rebinding) gets no cookie of ours to send.
+    """
+    own = {origin_of(f"{request.scheme}://{request.host}")}
     public_url = request.app[SETTINGS].public_url
-    return origin_of(public_url or f"{request.scheme}://{request.host}")
+    if public_url:
+        own.add(origin_of(public_url))
+    return own
 
 
 def _browser_may_have_sent(request: web.Request) -> bool:
@@ -75,7 +83,7 @@ def check_cross_site(request: web.Request) -> None:
             ErrorCode.CSRF_REFUSED, "this request came from another site's page; refused"
         )
     origin = request.headers.get("Origin")
-    if origin is not None and origin_of(origin) != _own_origin(request):
+    if origin is not None and origin_of(origin) not in _own_origins(request):
         raise LiveCommerceError(
             ErrorCode.CSRF_REFUSED, "this request came from another origin; refused"
         )

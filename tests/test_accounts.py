@@ -244,3 +244,15 @@ async def test_log_in_and_sign_up_from_another_origin_are_refused(
         client, ava.email, "correct horse", Origin=own, **{"Sec-Fetch-Site": "same-origin"}
     )
     assert same.status == 201
+
+
+async def test_behind_a_proxy_public_urls_origin_is_ours(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(replace(settings, public_url="https://shop.example")))
+    ava = await sign_up(client, "ava")
+    ours = await _log_in(client, ava.email, "correct horse", Origin="https://shop.example")
+    assert ours.status == 201
+    for origin in ("http://shop.example", "https://shop.example:8443", "https://evil.example"):
+        answer = await _log_in(client, ava.email, "correct horse", Origin=origin)
+        assert answer.status == 403, origin
