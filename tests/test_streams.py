@@ -7,6 +7,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.appkeys import ENGINE
 from livecommerce.db.tables import streams
+from livecommerce.live.invitations import MAX_PENDING_PER_STREAM
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
 
 
@@ -288,3 +289,14 @@ async def test_keys_made_before_the_lcsk_prefix_still_open_ingest(
     )
     assert right.status == 400
     assert (await right.json())["error"]["code"] == "invalid_sdp"
+
+
+async def test_pending_invitations_per_stream_are_bounded(client: TestClient[Any, Any]) -> None:
+    creator, _moderator, _viewer, stream = await _shop(client)
+    path = f"/api/streams/{stream['id']}/moderators"
+    for i in range(MAX_PENDING_PER_STREAM):
+        await creator.call("POST", path, {"email": f"guest{i}@example.com"}, status=202)
+    full = await creator.call("POST", path, {"email": "one-more@example.com"}, status=409)
+    assert full["error"]["code"] == "conflict"
+    # Asking again for someone already invited is still harmless.
+    await creator.call("POST", path, {"email": "guest0@example.com"}, status=202)
