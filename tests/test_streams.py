@@ -247,6 +247,7 @@ async def test_a_cookie_from_another_origin_cannot_rotate_the_key(
     path = f"/api/streams/{stream['id']}/key"
     old = (await creator.call("GET", path))["stream_key"]
     client.session.cookie_jar.update_cookies({"lc_session": creator.token})
+    assert (await client.get("/api/me")).status == 200, "the cookie alone authenticates"
     own = str(client.make_url("")).rstrip("/")
     other_port = own.rsplit(":", 1)[0] + ":1"
     for headers in (
