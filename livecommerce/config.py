@@ -58,6 +58,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     metrics_token: str = ""
     header_read_timeout_s: float = 15.0
+    body_read_timeout_s: float = 30.0
     media_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -125,6 +126,8 @@ class Settings:
                 raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not a network") from None
         if not 1 <= self.header_read_timeout_s <= 300:
             raise ConfigError("HEADER_READ_TIMEOUT_SECONDS must be between 1 and 300")
+        if not 1 <= self.body_read_timeout_s <= 600:
+            raise ConfigError("BODY_READ_TIMEOUT_SECONDS must be between 1 and 600")
         for origin in self.media_origins:
             parts = urlsplit(origin)
             bad_path = parts.path not in ("", "/")
@@ -212,5 +215,6 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("TRUSTED_PROXIES", "trusted_proxies", _csv),
     ("METRICS_TOKEN", "metrics_token", str),
     ("HEADER_READ_TIMEOUT_SECONDS", "header_read_timeout_s", float),
+    ("BODY_READ_TIMEOUT_SECONDS", "body_read_timeout_s", float),
     ("MEDIA_ORIGINS", "media_origins", _csv),
 )

@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     NOT_AUTHENTICATED = "not_authenticated"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -55,6 +56,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.NOT_AUTHENTICATED: 401,
     ErrorCode.BAD_CREDENTIALS: 401,
     ErrorCode.BAD_SIGNATURE: 400,

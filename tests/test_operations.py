@@ -85,6 +85,7 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
         ({"AUTH_LIMIT_WINDOW_SECONDS": "0"}, "AUTH_LIMIT_WINDOW_SECONDS"),
         ({"TRUSTED_PROXIES": "the-proxy"}, "TRUSTED_PROXIES"),
         ({"HEADER_READ_TIMEOUT_SECONDS": "0"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "0"}, "BODY_READ_TIMEOUT_SECONDS"),
         ({"MEDIA_ORIGINS": "media.example.com"}, "MEDIA_ORIGINS"),
     ],
 )
@@ -141,6 +142,7 @@ def served(redis_url: str, localstripe_url: str, tmp_path: Path) -> Iterator[Ser
             "STRIPE_API_BASE": localstripe_url,
             "ICE_HOSTS": "127.0.0.1",
             "HEADER_READ_TIMEOUT_SECONDS": "1",
+            "BODY_READ_TIMEOUT_SECONDS": "1",
             "LOG_LEVEL": "DEBUG",
             "LOG_JSON": "1",
         },
@@ -179,6 +181,18 @@ def test_half_sent_and_idle_connections_are_closed(served: ServerProcess) -> Non
         slow.settimeout(5)
         assert slow.recv(4096).startswith(b"HTTP/1.1 200")
         assert _closed_after(slow, 10) < 3
+    # A JSON body that stops halfway is answered 408 once its time is up.
+    with socket.create_connection(address) as stalled:
+        stalled.sendall(
+            b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"email": '
+        )
+        stalled.settimeout(5)
+        started = time.monotonic()
+        answer = stalled.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"request_timeout" in answer
+        assert time.monotonic() - started < 3
     # Blank lines before the request line do not count as a finished head.
     with socket.create_connection(address) as blank:
         blank.sendall(b"\r\n\r\n\r\n")
