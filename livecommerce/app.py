@@ -12,6 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__, pages
 from livecommerce.accounts import routes as account_routes
+from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TokenCache
 from livecommerce.appkeys import (
     ENGINE,
@@ -42,7 +43,9 @@ from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import Purchases, SkuDirectory
 from livecommerce.checkout.stripe_gateway import STRIPE_JS_URL, StripeGateway
 from livecommerce.checkout.webhooks import Webhooks
+from livecommerce.clientaddress import networks
 from livecommerce.config import Settings
+from livecommerce.crosssite import cross_site_middleware
 from livecommerce.db.engine import create_engine, migrate
 from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
@@ -51,9 +54,8 @@ from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
-from livecommerce.live import roomroutes, socketioseam
+from livecommerce.live import invitationroutes, roomroutes, socketioseam
 from livecommerce.live import routes as stream_routes
-from livecommerce.live.clientaddress import networks
 from livecommerce.live.eventbudget import SocketLimits
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.namespace import TOKEN_SWEEP_S, LiveNamespace
@@ -63,6 +65,7 @@ from livecommerce.media import routes as media_routes
 from livecommerce.media.iceconfig import IceConfig
 from livecommerce.media.mediahub import MediaHub
 from livecommerce.openapi import Operation, RouteTable
+from livecommerce.securityheaders import install_security_headers
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.rebuild import unpaid_holds
 from livecommerce.stock.reservations import Reservations, UnpaidBounds
@@ -89,6 +92,7 @@ def api_routes() -> RouteTable:
     table.add(*account_routes.OPERATIONS)
     table.add(*catalog_routes.OPERATIONS)
     table.add(*stream_routes.OPERATIONS)
+    table.add(*invitationroutes.OPERATIONS)
     table.add(*roomroutes.OPERATIONS)
     table.add(*checkout_routes.OPERATIONS)
     table.add(*pages.OPERATIONS)
@@ -123,6 +127,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[REDIS_URL] = url
     app[HOT_REDIS] = hot = PipelinedRedis(url)
+    app[ATTEMPTS] = AttemptLimiter(client, settings.redis_namespace)
     bus = EventBus(client, settings.redis_namespace)
     app[EVENTS] = bus
     app[LIFECYCLE].spawn(bus.run(), "events")
@@ -312,9 +317,11 @@ async def _drain(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the whole application; nothing is started until the app runs."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware], client_max_size=MAX_BODY
+        middlewares=[metrics_middleware, error_middleware, cross_site_middleware],
+        client_max_size=MAX_BODY,
     )
     app[SETTINGS] = settings
+    install_security_headers(app)
     install_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_database)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from livecommerce.config import ConfigError, Settings
-from livecommerce.logs import configure_logging
+from livecommerce.logs import AccessLogger, configure_logging
 
 log = logging.getLogger("livecommerce")
 
@@ -81,6 +81,7 @@ def _serve(settings: Settings) -> int:
     finish, so the process hung instead of exiting.
     """
     from livecommerce.app import create_app
+    from livecommerce.headertimeout import with_head_timeout
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     loop = _event_loop()
@@ -89,17 +90,30 @@ def _serve(settings: Settings) -> int:
         create_app(settings),
         handle_signals=True,
         shutdown_timeout=settings.shutdown_timeout_s,
-        access_log_format='%a "%r" %s %b %Tfs',
+        access_log_class=AccessLogger,
+        # An idle kept-alive connection, or one stuck halfway through a later request's head,
+        # is closed as soon as a first request's head would be.
+        keepalive_timeout=settings.header_read_timeout_s,
     )
 
     async def run() -> None:
+        listener: asyncio.Server | None = None
         try:
             await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
-            await site.start()
+            assert runner.server is not None
+            # Not web.TCPSite: the listener puts each connection under the header-read timeout.
+            listener = await loop.create_server(
+                with_head_timeout(runner.server, settings.header_read_timeout_s),
+                settings.host,
+                settings.port,
+                backlog=2048,
+                reuse_address=True,
+            )
             print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True)
             await asyncio.Event().wait()
         finally:
+            if listener is not None:
+                listener.close()
             await runner.cleanup()
 
     status = 0

@@ -60,6 +60,14 @@ class Settings:
     socket_abuse_limit: int = 300
     sockets_per_address: int = 20
     trusted_proxies: tuple[str, ...] = ()
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 50
+    signups_per_address: int = 20
+    auth_limit_window_s: int = 900
+    metrics_token: str = ""
+    header_read_timeout_s: float = 15.0
+    body_read_timeout_s: float = 30.0
+    media_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -132,6 +140,27 @@ class Settings:
                 ) from None
         if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        for name, value in (
+            ("LOGIN_FAILURES_PER_ACCOUNT", self.login_failures_per_account),
+            ("LOGIN_FAILURES_PER_ADDRESS", self.login_failures_per_address),
+            ("SIGNUPS_PER_ADDRESS", self.signups_per_address),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if not 1 <= self.auth_limit_window_s <= 7 * 24 * 3600:
+            raise ConfigError("AUTH_LIMIT_WINDOW_SECONDS must be between 1 and 604800")
+        if not 1 <= self.header_read_timeout_s <= 300:
+            raise ConfigError("HEADER_READ_TIMEOUT_SECONDS must be between 1 and 300")
+        if not 1 <= self.body_read_timeout_s <= 600:
+            raise ConfigError("BODY_READ_TIMEOUT_SECONDS must be between 1 and 600")
+        for origin in self.media_origins:
+            parts = urlsplit(origin)
+            bad_path = parts.path not in ("", "/")
+            if parts.scheme not in ("http", "https") or not parts.netloc or bad_path:
+                raise ConfigError(f"MEDIA_ORIGINS: {origin!r} is not an http(s) origin")
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,4 +245,12 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("SOCKET_ABUSE_LIMIT", "socket_abuse_limit", int),
     ("SOCKETS_PER_ADDRESS", "sockets_per_address", int),
     ("TRUSTED_PROXIES", "trusted_proxies", _csv),
+    ("LOGIN_FAILURES_PER_ACCOUNT", "login_failures_per_account", int),
+    ("LOGIN_FAILURES_PER_ADDRESS", "login_failures_per_address", int),
+    ("SIGNUPS_PER_ADDRESS", "signups_per_address", int),
+    ("AUTH_LIMIT_WINDOW_SECONDS", "auth_limit_window_s", int),
+    ("METRICS_TOKEN", "metrics_token", str),
+    ("HEADER_READ_TIMEOUT_SECONDS", "header_read_timeout_s", float),
+    ("BODY_READ_TIMEOUT_SECONDS", "body_read_timeout_s", float),
+    ("MEDIA_ORIGINS", "media_origins", _csv),
 )

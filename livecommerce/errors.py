@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     NOT_AUTHENTICATED = "not_authenticated"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -32,6 +33,7 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    CSRF_REFUSED = "csrf_refused"
     SOLD_OUT = "sold_out"
     INSUFFICIENT_STOCK = "insufficient_stock"
     LIMIT_EXCEEDED = "limit_exceeded"
@@ -65,11 +67,13 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.NOT_AUTHENTICATED: 401,
     ErrorCode.BAD_CREDENTIALS: 401,
     ErrorCode.BAD_SIGNATURE: 400,
     ErrorCode.INVALID_SDP: 400,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.CSRF_REFUSED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.RATE_LIMITED: 429,
@@ -121,7 +125,11 @@ class InvalidInput(LiveCommerceError):
 
 
 def error_response(error: LiveCommerceError) -> web.Response:
-    return web.json_response(error.to_dict(), status=error.status)
+    response = web.json_response(error.to_dict(), status=error.status)
+    retry_after = error.data.get("retry_after")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 _HTTP_CODES: dict[int, ErrorCode] = {

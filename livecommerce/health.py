@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from aiohttp import web
@@ -16,8 +17,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from livecommerce.appkeys import ENGINE, LIFECYCLE, METRICS, REDIS
-from livecommerce.errors import Handler
+from livecommerce.appkeys import ENGINE, LIFECYCLE, METRICS, REDIS, SETTINGS
+from livecommerce.errors import ErrorCode, Handler, LiveCommerceError
 from livecommerce.openapi import Operation
 
 _REQUESTS = web.AppKey("http_requests", Counter)
@@ -86,6 +87,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; with ``METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
+    expected = request.app[SETTINGS].metrics_token
+    if expected:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), expected.encode()
+        ):
+            raise LiveCommerceError(
+                ErrorCode.NOT_AUTHENTICATED, "metrics need Authorization: Bearer <METRICS_TOKEN>"
+            )
     body = generate_latest(request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -96,6 +107,12 @@ OPERATIONS = (
         "GET", "/readyz", readyz, "Readiness: SQL and Redis reachable", "operations", errors=(503,)
     ),
     Operation(
-        "GET", "/metrics", metrics, "Prometheus metrics", "operations", response_type="text/plain"
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics (Bearer METRICS_TOKEN when set)",
+        "operations",
+        response_type="text/plain",
+        errors=(401,),
     ),
 )

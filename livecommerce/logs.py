@@ -8,6 +8,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
@@ -39,3 +42,39 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.setLevel(level)
     # Alembic narrates every plugin it loads at INFO; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # aiosqlite's debug lines print each call with its arguments: SQL parameters, stream keys.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+
+
+# Query parameters whose values never reach a log, should a client put a secret in a URL.
+_SECRET_PARAMS = frozenset(
+    {"token", "access_token", "key", "stream_key", "password", "secret", "client_secret"}
+)
+
+
+def loggable_path(request: web.BaseRequest) -> str:
+    """The path and query, with the values of secret-looking parameters replaced by ``***``."""
+    if not request.query_string:
+        return request.path
+    parts = []
+    for pair in request.query_string.split("&"):
+        name, eq, _value = pair.partition("=")
+        parts.append(f"{name}=***" if eq and name.lower() in _SECRET_PARAMS else pair)
+    return f"{request.path}?{'&'.join(parts)}"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """``address "METHOD path HTTP/x.y" status bytes seconds``; never a header (tokens, cookies
+    and stream keys travel in ``Authorization`` and ``Cookie``), never a secret query value."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        version = f"{request.version.major}.{request.version.minor}"
+        line = f"{request.method} {loggable_path(request)} HTTP/{version}"
+        self.logger.info(
+            '%s "%s" %s %s %.6fs',
+            request.remote,
+            line,
+            response.status,
+            response.body_length,
+            time,
+        )

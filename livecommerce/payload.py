@@ -8,12 +8,14 @@ quantity of ``"2"``, ``true`` or ``2.0`` is not 2). Query strings are text by na
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
 
 M = TypeVar("M", bound=BaseModel)
@@ -138,13 +140,25 @@ def validate(model: type[M], data: Any) -> M:
         raise _invalid(exc) from None
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within ``BODY_READ_TIMEOUT_SECONDS``: a client that stops sending halfway
+    (slowloris on the body) gets 408 instead of holding the request open for ever."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise LiveCommerceError(
+            ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive in time"
+        ) from None
+
+
 async def read_json(request: web.Request, model: type[M]) -> M:
     """Parse the body as JSON and validate it; wrong content type is 415, bad JSON 400."""
     if request.content_type != "application/json":
         raise LiveCommerceError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"
         )
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         text = raw.decode("utf-8") if raw else "null"
     except UnicodeDecodeError:

@@ -266,6 +266,13 @@ async def sign_up(client: TestClient[Any, Any], name: str) -> Account:
     return Account(client, body["user"], body["token"])
 
 
+async def accept_invitation(account: Account) -> dict[str, Any]:
+    """Accept the one moderator invitation waiting for ``account``; the stream it was for."""
+    (invitation,) = (await account.call("GET", "/api/invitations", status=200))["invitations"]
+    accepted = await account.call("POST", f"/api/invitations/{invitation['id']}/accept", status=200)
+    return accepted["stream"]  # type: ignore[no-any-return]
+
+
 def hoodie(sku: str = "HOOD-M", stock: int = 10, price: int = 4900) -> dict[str, Any]:
     return {
         "title": "Hoodie",

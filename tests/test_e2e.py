@@ -138,6 +138,8 @@ async def shop(
                 f"/api/streams/{stream['id']}/moderators",
                 {"user_id": moderator},
             )
+            (invitation,) = (await shop.call("moderator", "GET", "/api/invitations"))["invitations"]
+            await shop.call("moderator", "POST", f"/api/invitations/{invitation['id']}/accept")
             # The buyer has a saved card (as after a first checkout): Buy is one tap.
             await shop.save_card("buyer", OK_CARD)
             yield shop, stream["id"], product["id"], product["variants"][0]["id"]
@@ -170,6 +172,13 @@ async def _page(browser: Any, shop: Shop, who: str | None, viewport: dict[str, i
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Whatever the Content-Security-Policy refuses is an error too: the pages must fit it.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.errors = errors
     return page
 
@@ -386,4 +395,64 @@ async def test_declined_card_3d_secure_sold_out_and_offline_states(
         )
     await _shot(late, "23-viewer-sold-out")
     for page in (declined, secure, late):
+        assert page.errors == [], page.errors
+
+
+# ``next`` values that browsers would read as another site (tab, backslash, scheme-relative...).
+OFF_SITE = (
+    "/\\evil.example/",
+    "/%5Cevil.example/",
+    "/%09/evil.example/",
+    "//evil.example/",
+    "/%2F/evil.example/",
+    "https://evil.example/",
+    "javascript:alert(1)",
+    "%0A/evil.example/",
+)
+
+
+async def test_log_in_goes_only_to_this_site_and_an_invited_moderator_joins(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store, stream_id, _product_id, _sku_id = shop
+    newcomer = await _page(browser, store, None, PHONE)
+    for raw in OFF_SITE:
+        await newcomer.goto(f"/login?next={raw}")
+        await newcomer.fill("#login-email", store.emails["watcher"])
+        await newcomer.fill("#login-password", "correct horse")
+        await newcomer.click("#login button")
+        await newcomer.wait_for_url(f"{store.url}/", timeout=5000)
+    await newcomer.goto(f"/login?next=/watch/{stream_id}%3Fx%3D1")
+    await newcomer.fill("#login-email", store.emails["watcher"])
+    await newcomer.fill("#login-password", "correct horse")
+    await newcomer.click("#login button")
+    await newcomer.wait_for_url(f"{store.url}/watch/{stream_id}?x=1", timeout=5000)
+
+    # The creator invites a helper by email from the studio's Team card.
+    await store.person("helper")
+    studio = await _page(browser, store, "creator", DESKTOP)
+    await studio.goto(f"/studio/{stream_id}")
+    await studio.wait_for_selector("#moderators li[data-user]")
+    await studio.fill("#invite-email", store.emails["helper"])
+    await studio.click("#invite")
+    await studio.wait_for_selector("#invitations li[data-invitation]")
+    assert store.emails["helper"] in (await studio.text_content("#invitations") or "")
+    await _shot(studio, "30-studio-team-invited")
+
+    # The helper sees it on the home page, accepts, and lands in the moderator console.
+    helper = await _page(browser, store, "helper", DESKTOP)
+    await helper.goto("/")
+    await helper.wait_for_selector("#invited:not(.hidden) li[data-invitation]")
+    assert "Friday drop" in (await helper.text_content("#invited") or "")
+    await _shot(helper, "31-home-invitation")
+    await helper.click("#invited button.primary")
+    await helper.wait_for_url(f"{store.url}/console/{stream_id}")
+    await helper.wait_for_selector(f"#lineup button[data-sku='{_sku_id}']")
+
+    await studio.reload()
+    await studio.wait_for_function(
+        "() => (document.getElementById('moderators')?.textContent || '').includes('Helper')"
+    )
+    assert "No pending invitations" in (await studio.text_content("#invitations") or "")
+    for page in (newcomer, studio, helper):
         assert page.errors == [], page.errors

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
-from tests.conftest import Account, hoodie, sign_up
+from tests.conftest import Account, accept_invitation, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.test_checkout import OK_CARD
 from tests.test_checkout import card as saved_card_for
@@ -40,8 +40,9 @@ async def _stage(client: TestClient[Any, Any]) -> tuple[Account, Account, Accoun
         )
     )["stream"]
     await creator.call(
-        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=201
+        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=202
     )
+    await accept_invitation(moderator)
     return creator, moderator, viewer, stream["id"], product["id"], product["variants"][0]["id"]
 
 

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
+from livecommerce.clientaddress import forwarded_client, networks
 from livecommerce.config import Settings
-from livecommerce.live.clientaddress import client_address, networks
 from tests.conftest import sign_up
 from tests.liveclient import Viewer
 
@@ -175,8 +175,8 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap(
         create_app(replace(settings, sockets_per_address=2, trusted_proxies=("127.0.0.1",)))
     )
     url = _url(live)
-    for forwarded_client in ("198.51.100.7", "198.51.100.8"):
-        forwarded = {"X-Forwarded-For": f"203.0.113.9, {forwarded_client}"}
+    for named in ("198.51.100.7", "198.51.100.8"):
+        forwarded = {"X-Forwarded-For": f"203.0.113.9, {named}"}
         held = [socketio.AsyncClient(reconnection=False) for _ in range(2)]
         for client in held:
             await client.connect(
@@ -328,15 +328,15 @@ async def test_a_bad_auth_payload_is_refused(live_app: TestClient[Any, Any]) -> 
 
 def test_the_client_address_believes_trusted_proxies_only() -> None:
     proxies = networks(["10.0.0.0/8", "127.0.0.1"])
-    assert client_address("127.0.0.1", None, proxies) == "127.0.0.1"
-    assert client_address("203.0.113.5", "198.51.100.1", proxies) == "203.0.113.5"
+    assert forwarded_client("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert forwarded_client("203.0.113.5", "198.51.100.1", proxies) == "203.0.113.5"
     # Our proxies appended on the right; what the client wrote on the left is not believed.
-    assert client_address("127.0.0.1", "6.6.6.6, 198.51.100.1, 10.1.2.3", proxies) == (
+    assert forwarded_client("127.0.0.1", "6.6.6.6, 198.51.100.1, 10.1.2.3", proxies) == (
         "198.51.100.1"
     )
-    assert client_address("127.0.0.1", "garbage, 10.1.2.3", proxies) == "10.1.2.3"
-    assert client_address("127.0.0.1", "10.1.2.3, 10.4.5.6", proxies) == "10.1.2.3"
-    assert client_address("127.0.0.1", "::1", networks(["127.0.0.1"])) == "::1"
+    assert forwarded_client("127.0.0.1", "garbage, 10.1.2.3", proxies) == "10.1.2.3"
+    assert forwarded_client("127.0.0.1", "10.1.2.3, 10.4.5.6", proxies) == "10.1.2.3"
+    assert forwarded_client("127.0.0.1", "::1", networks(["127.0.0.1"])) == "::1"
 
 
 async def test_the_openapi_document_states_the_socket_limits(

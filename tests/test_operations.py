@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.processes import ServerProcess
+from livecommerce.app import create_app
 from livecommerce.config import ConfigError, Settings
 from tests.conftest import hoodie, sign_up
 
@@ -77,6 +87,12 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
         ({"ICE_CONNECT_TIMEOUT_SECONDS": "soon"}, "ICE_CONNECT_TIMEOUT_SECONDS"),
         ({"WHEP_SESSIONS_PER_ADDRESS": "0"}, "WHEP_SESSIONS_PER_ADDRESS"),
         ({"WHEP_SESSIONS_PER_ADDRESS": "many"}, "WHEP_SESSIONS_PER_ADDRESS"),
+        ({"LOGIN_FAILURES_PER_ACCOUNT": "0"}, "LOGIN_FAILURES_PER_ACCOUNT"),
+        ({"AUTH_LIMIT_WINDOW_SECONDS": "0"}, "AUTH_LIMIT_WINDOW_SECONDS"),
+        ({"TRUSTED_PROXIES": "the-proxy"}, "TRUSTED_PROXIES"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "0"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "0"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"MEDIA_ORIGINS": "media.example.com"}, "MEDIA_ORIGINS"),
     ],
 )
 def test_bad_settings_name_themselves(env: dict[str, str], names: str) -> None:
@@ -112,3 +128,117 @@ def test_cli_stops_on_a_bad_setting_with_one_line() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "PORT" in lines[0]
+
+
+async def test_metrics_can_be_closed_to_the_public(aiohttp_client: Any, settings: Settings) -> None:
+    client = await aiohttp_client(create_app(replace(settings, metrics_token="scrape-me-42")))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me-42"}):
+        refused = await client.get("/metrics", headers=headers)
+        assert refused.status == 401, headers
+        assert (await refused.json())["error"]["code"] == "not_authenticated"
+    allowed = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-42"})
+    assert allowed.status == 200
+    assert "http_requests_total" in await allowed.text()
+
+
+@pytest.fixture
+def served(redis_url: str, localstripe_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """``livecommerce serve`` with a 1 s header-read timeout and every log line, as JSON."""
+    server = ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"ops{uuid.uuid4().hex[:8]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "HEADER_READ_TIMEOUT_SECONDS": "1",
+            "BODY_READ_TIMEOUT_SECONDS": "1",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_JSON": "1",
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def _closed_after(sock: socket.socket, limit_s: float) -> float:
+    """Seconds until the server closes ``sock`` (reads EOF or a reset), at most ``limit_s``."""
+    start = time.monotonic()
+    sock.settimeout(limit_s)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - start
+
+
+def test_half_sent_and_idle_connections_are_closed(served: ServerProcess) -> None:
+    address = ("127.0.0.1", served.port)
+    with socket.create_connection(address) as silent, socket.create_connection(address) as half:
+        half.sendall(b"GET /healthz HT")
+        assert _closed_after(half, 10) < 3
+        assert _closed_after(silent, 10) < 3
+    # A slow but complete head is answered; the connection then idles out as keep-alive.
+    with socket.create_connection(address) as slow:
+        for part in (b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            slow.sendall(part)
+            time.sleep(0.3)
+        slow.settimeout(5)
+        assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+        assert _closed_after(slow, 10) < 3
+    # A JSON body that stops halfway is answered 408 once its time is up.
+    with socket.create_connection(address) as stalled:
+        stalled.sendall(
+            b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"email": '
+        )
+        stalled.settimeout(5)
+        started = time.monotonic()
+        answer = stalled.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"request_timeout" in answer
+        assert time.monotonic() - started < 3
+    # Blank lines before the request line do not count as a finished head.
+    with socket.create_connection(address) as blank:
+        blank.sendall(b"\r\n\r\n\r\n")
+        assert _closed_after(blank, 10) < 3
+
+
+async def test_no_log_line_carries_a_token_a_stream_key_or_a_password(
+    served: ServerProcess,
+) -> None:
+    base = served.url
+    async with aiohttp.ClientSession() as session:
+        account = {"email": "ava@example.com", "password": "hunter2-secret", "display_name": "A"}
+        async with session.post(f"{base}/api/accounts", json=account) as response:
+            token = (await response.json())["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with session.post(f"{base}/api/streams", json={"title": "T"}, headers=bearer) as r:
+            created = await r.json()
+        key, stream_id = created["stream_key"], created["stream"]["id"]
+        assert key.startswith("lcsk_")
+        whip = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+        async with session.post(f"{base}/whip/{stream_id}", data=b"junk", headers=whip) as r:
+            assert r.status == 400
+        async with session.post(f"{base}/whip/{stream_id}", data=b"v=0", headers=bearer) as r:
+            assert r.status == 401
+        wrong = {"email": "ava@example.com", "password": "wrong-secret-9"}
+        async with session.post(f"{base}/api/sessions", json=wrong) as r:
+            assert r.status == 401
+        async with session.get(f"{base}/api/me?token={token}", headers=bearer) as r:
+            assert r.status == 200
+        async with session.get(f"{base}/api/streams/{stream_id}/key", headers=bearer) as r:
+            assert r.status == 200
+    served.stop()
+    log = served.log_path.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(f"POST /whip/{stream_id}" in line["msg"] for line in lines), log[-2000:]
+    for secret in (token, key, "hunter2-secret", "wrong-secret-9"):
+        assert secret not in log

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from livecommerce.pages import WEB_DIR
+from livecommerce.securityheaders import page_policy
 from tests.conftest import hoodie, sign_up
 from tests.test_checkout import OK_CARD, card
 
@@ -109,3 +112,43 @@ async def test_sales_figures_count_paid_units_for_the_team_only(
     assert figures["by_status"]["paid"] == {"orders": 1, "units": 2, "amount": {"USD": 9800}}
     refused = await buyer.call("GET", f"/api/streams/{stream['id']}/sales", status=403)
     assert refused["error"]["code"] == "forbidden"
+
+
+async def test_pages_carry_a_csp_fit_for_them_and_every_response_nosniff(
+    client: TestClient[Any, Any], localstripe_url: str
+) -> None:
+    page = await client.get("/login")
+    policy = page.headers["Content-Security-Policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["script-src"] == ["'self'", localstripe_url]
+    assert localstripe_url in directives["connect-src"]
+    assert directives["object-src"] == ["'none'"]
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert page.headers["X-Frame-Options"] == "DENY"
+    for path in ("/login", "/static/js/login.js", "/api/streams", "/api/nope"):
+        response = await client.get(path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+    # A page revalidated (304, no content type) keeps its policy: browsers apply the new headers.
+    etag = page.headers["ETag"]
+    revalidated = await client.get("/login", headers={"If-None-Match": etag})
+    assert revalidated.status == 304
+    assert revalidated.headers["Content-Security-Policy"] == policy
+
+
+def test_real_stripe_gets_stripes_own_origins() -> None:
+    policy = page_policy("https://js.stripe.com/v3/", ("https://media-2.example.com:8443/",))
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    assert "https://js.stripe.com" in directives["script-src"]
+    assert "https://hooks.stripe.com" in directives["frame-src"]
+    assert "https://api.stripe.com" in directives["connect-src"]
+    assert "https://media-2.example.com:8443" in directives["connect-src"]
+
+
+def test_pages_hold_no_inline_script_style_or_handler() -> None:
+    """The CSP refuses them; a page that had one would break in the browser."""
+    for page in WEB_DIR.glob("*.html"):
+        html = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page.name
+        assert not re.search(r"\sstyle=", html), page.name
+        assert not re.search(r"\son[a-z]+=", html), page.name

@@ -8,15 +8,18 @@ from aiohttp import web
 from pydantic import EmailStr, Field
 from redis.exceptions import RedisError
 
+from livecommerce.accounts.attemptlimits import ATTEMPTS, Limit
 from livecommerce.accounts.users import (
     User,
     change_password,
     issue_token,
     log_in,
+    normalise_email,
     revoke_token,
     sign_up,
 )
 from livecommerce.appkeys import ENGINE, SETTINGS, TOKENS
+from livecommerce.clientaddress import client_address
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
@@ -97,14 +100,36 @@ async def _session_response(request: web.Request, user: User, status: int) -> we
 
 
 async def create_account(request: web.Request) -> web.Response:
+    """Sign up. Every valid attempt counts against the address (each one costs an argon2 hash),
+    and a taken email stays a 409: see SECURITY.md for why."""
     body = await read_json(request, SignUp)
+    settings = request.app[SETTINGS]
+    window = settings.auth_limit_window_s
+    per_address = Limit("signup:address", settings.signups_per_address, window)
+    await request.app[ATTEMPTS].attempt((per_address, client_address(request)))
     user = await sign_up(request.app[ENGINE], body.email, body.password, body.display_name)
     return await _session_response(request, user, 201)
 
 
 async def create_session(request: web.Request) -> web.Response:
+    """Log in. Failures are limited per account (known or not, so the limit tells nothing about
+    who has one) and per address; during a lockout even the right password is refused."""
     body = await read_json(request, LogIn)
+    settings = request.app[SETTINGS]
+    window = settings.auth_limit_window_s
+    limiter = request.app[ATTEMPTS]
+    counted = await limiter.attempt(
+        (
+            Limit("login:account", settings.login_failures_per_account, window),
+            normalise_email(body.email),
+        ),
+        (
+            Limit("login:address", settings.login_failures_per_address, window),
+            client_address(request),
+        ),
+    )
     user = await log_in(request.app[ENGINE], body.email, body.password)
+    await limiter.give_back(counted)
     return await _session_response(request, user, 201)
 
 
@@ -146,7 +171,7 @@ OPERATIONS = (
         "accounts",
         body=SignUp,
         status=201,
-        errors=(409,),
+        errors=(409, 429),
     ),
     Operation(
         "POST",
@@ -156,7 +181,7 @@ OPERATIONS = (
         "accounts",
         body=LogIn,
         status=201,
-        errors=(401,),
+        errors=(401, 429),
     ),
     Operation(
         "DELETE",

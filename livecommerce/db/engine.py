@@ -17,15 +17,23 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``hide_parameters``: a failing statement's error (which may reach a log) never carries its
+    values, e.g. a stream key, a token digest or a password hash.
+    """
     if database_url.startswith("sqlite"):
         path = database_url.split(":///", 1)[1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:

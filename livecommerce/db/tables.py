@@ -135,6 +135,23 @@ stream_moderators = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# A creator's offer to moderate, to an account (by id) or to an email whether or not an account
+# has it yet (so the answer to "invite" says nothing about who is signed up).
+stream_invitations = Table(
+    "stream_invitations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("email", String(254)),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("(user_id IS NULL) <> (email IS NULL)", name="one_invitee"),
+    UniqueConstraint("stream_id", "user_id", name="uq_stream_invitations_user"),
+    UniqueConstraint("stream_id", "email", name="uq_stream_invitations_email"),
+    Index("ix_stream_invitations_user_id", "user_id"),
+    Index("ix_stream_invitations_email", "email"),
+)
+
 stream_lineup = Table(
     "stream_lineup",
     metadata,

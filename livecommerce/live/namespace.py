@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import MAX_QTY, Purchases
+from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.lifecycle import Lifecycle
-from livecommerce.live.clientaddress import Network, client_address
 from livecommerce.live.eventbudget import EventBudget, SocketLimits, Verdict
 from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
 from livecommerce.live.rooms import LiveRooms, stream_room, user_room
@@ -179,7 +179,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         sockets of one client address on this process, ``not_authenticated`` for a bad token,
         ``invalid_json`` / ``payload_too_large`` for an unreadable auth payload.
         """
-        address = client_address(
+        address = forwarded_client(
             peer_address(environ), environ.get("HTTP_X_FORWARDED_FOR"), self._trusted
         )
         if self._per_address.get(address, 0) >= self._limits.per_address:

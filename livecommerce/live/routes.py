@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import AwareDatetime, EmailStr, Field, model_validator
+from pydantic import AwareDatetime, Field
 
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
@@ -14,7 +14,6 @@ from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import StreamEnded, StreamKeyRotated
 from livecommerce.live.streams import (
     StreamStatus,
-    add_moderator,
     create_stream,
     get_stream,
     list_streams,
@@ -42,17 +41,6 @@ class StreamChange(Payload):
     scheduled_at: AwareDatetime | None = None
     status: StreamStatus | None = None
     lineup: list[ProductId] | None = Field(default=None, max_length=100)
-
-
-class NewModerator(Payload):
-    user_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    email: EmailStr | None = None
-
-    @model_validator(mode="after")
-    def one_of(self) -> NewModerator:
-        if (self.user_id is None) == (self.email is None):
-            raise ValueError("give exactly one of user_id or email")
-        return self
 
 
 class StreamQuery(Payload):
@@ -122,16 +110,6 @@ async def patch_stream(request: web.Request) -> web.Response:
     return web.json_response({"stream": stream.to_dict()})
 
 
-async def post_moderator(request: web.Request) -> web.Response:
-    stream_id = path_id(request, what="stream")
-    user = await current_user(request)
-    body = await read_json(request, NewModerator)
-    stream = await add_moderator(
-        request.app[ENGINE], stream_id, user.id, user_id=body.user_id, email=body.email
-    )
-    return web.json_response({"stream": stream.to_dict()}, status=201)
-
-
 async def delete_moderator(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     moderator_id = path_id(request, "user_id", what="moderator")
@@ -192,16 +170,6 @@ OPERATIONS = (
         body=StreamChange,
         auth=True,
         errors=(409,),
-    ),
-    Operation(
-        "POST",
-        f"/api/streams/{_ID}/moderators",
-        post_moderator,
-        "Name a moderator (creator only)",
-        "streams",
-        body=NewModerator,
-        auth=True,
-        status=201,
     ),
     Operation(
         "DELETE",

@@ -38,8 +38,13 @@ _NEXT: dict[StreamStatus, set[StreamStatus]] = {
 }
 
 
+STREAM_KEY_PREFIX = "lcsk_"
+
+
 def new_stream_key() -> str:
-    return "sk_live_" + secrets.token_urlsafe(24)
+    """``lcsk_`` + 192 random bits. Keys made before (``sk_live_…``, easy to mistake for a
+    Stripe secret key in a scanner or a support ticket) keep working until rotated."""
+    return STREAM_KEY_PREFIX + secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,10 @@ async def add_moderator(
     user_id: int | None = None,
     email: str | None = None,
 ) -> Shopstream:
-    """Name a moderator, by id or email. Creator only; naming someone twice is harmless."""
+    """Name a moderator at once, by id or email (demo seeding). Creator only; harmless twice.
+
+    The API never calls this: people join a team by accepting an invitation (invitations.py).
+    """
     async with engine.begin() as conn:
         await require_role(conn, stream_id, editor_id, Role.CREATOR)
         user = (

@@ -13,6 +13,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from livecommerce.appkeys import ENGINE, MEDIA
+from livecommerce.clientaddress import client_address
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
@@ -139,7 +140,7 @@ async def post_whep(request: web.Request) -> web.Response:
             # The stream's media lives on another process: play it there (307 keeps the POST).
             raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}", headers=CORS)
     try:
-        answer, resource = await media.play(stream_id, offer, request.remote or "")
+        answer, resource = await media.play(stream_id, offer, client_address(request))
     except StreamNotLive:
         await _offline(request, stream_id)
     except TooManySessions as exc:

@@ -50,6 +50,8 @@ export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    // Through the CSSOM: the pages' CSP refuses style attributes.
+    else if (key === "style") node.style.cssText = value;
     else if (value !== false && value !== null && value !== undefined) node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat()) {

@@ -20,6 +20,31 @@ function streamCard(stream, user) {
   );
 }
 
+/** Invitations to moderate: Accept makes you the show's moderator, Decline drops it. */
+async function loadInvitations() {
+  const section = document.getElementById("invited");
+  const error = document.getElementById("invited-error");
+  const { invitations } = await api("GET", "/api/invitations");
+  const answer = (invitation, verb) => async () => {
+    error.classList.add("hidden");
+    try {
+      await api("POST", `/api/invitations/${invitation.id}/${verb}`);
+      if (verb === "accept") location.href = `/console/${invitation.stream.id}`;
+      else await loadInvitations();
+    } catch (err) {
+      error.textContent = err.message;
+      error.classList.remove("hidden");
+    }
+  };
+  document.getElementById("invitations").replaceChildren(...invitations.map((invitation) =>
+    el("li", { "data-invitation": invitation.id },
+      el("span", {}, el("b", {}, invitation.stream.title), " ", el("span", { class: "muted" }, `with ${invitation.stream.creator.display_name}`)),
+      el("span", {},
+        el("button", { type: "button", class: "primary", onclick: answer(invitation, "accept") }, "Accept"), " ",
+        el("button", { type: "button", onclick: answer(invitation, "decline") }, "Decline")))));
+  section.classList.toggle("hidden", invitations.length === 0);
+}
+
 async function load() {
   const user = await siteHeader();
   const live = document.getElementById("live");
@@ -31,6 +56,7 @@ async function load() {
     live.replaceChildren(...(now.length ? now.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nobody is live right now.")]));
     upcoming.replaceChildren(...(soon.length ? soon.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nothing planned yet.")]));
     if (user) {
+      loadInvitations().catch(() => {});
       const mine = streams.filter((s) => s.creator.id === user.id || s.moderators.some((m) => m.id === user.id));
       document.getElementById("my-streams").replaceChildren(...mine.map((s) => streamCard(s, user)));
       document.getElementById("mine").classList.remove("hidden");

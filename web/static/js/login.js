@@ -1,8 +1,21 @@
 // Log in or sign up, then go back where the person came from.
 import { api, siteHeader } from "/static/js/api.js";
 
-const next = new URLSearchParams(location.search).get("next");
-const back = () => (location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/");
+/**
+ * Where to go after logging in: a path on this site, or "/". Browsers read "/\host", "//host"
+ * and "/<tab>/host" (tabs and newlines are dropped while parsing) as other sites, so only "/"
+ * followed by anything but "/" or "\", with no control character, is taken, and only if it
+ * still resolves to this origin.
+ */
+export function sameOriginPath(raw) {
+  if (typeof raw !== "string" || !/^\/(?![\/\\])/.test(raw)) return "/";
+  if (/[\u0000-\u001f\u007f]/.test(raw)) return "/";
+  const url = new URL(raw, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+}
+
+const next = sameOriginPath(new URLSearchParams(location.search).get("next"));
+const back = () => location.assign(next);
 
 function wire(formId, errorId, send) {
   const form = document.getElementById(formId);

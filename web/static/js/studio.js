@@ -3,7 +3,7 @@
 import { api, el, money, streamIdFromPath } from "/static/js/api.js";
 import { LiveRoom } from "/static/js/live.js";
 import { publish } from "/static/js/media.js";
-import { TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
+import { TeamMembers, TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
@@ -100,6 +100,7 @@ async function main() {
     return;
   }
   $("reveal-key").addEventListener("click", () => ($("stream-key").textContent = streamKey));
+  new TeamMembers($("team"), streamId).refresh();
   const room = new LiveRoom(streamId, {
     onState: (s) => {
       state = s;

@@ -184,3 +184,73 @@ export function pageError(message) {
   node.textContent = message;
   node.classList.toggle("hidden", !message);
 }
+
+/**
+ * The creator's team card in the studio: invite a moderator by email (the answer is the same
+ * whether or not that email has an account), the pending invitations with Revoke, and the
+ * moderators with Remove. People join by accepting on their home page.
+ */
+export class TeamMembers {
+  constructor(container, streamId) {
+    this.streamId = streamId;
+    this.email = el("input", { id: "invite-email", type: "email", required: true, autocomplete: "off", placeholder: "name@example.com" });
+    this.status = el("p", { class: "muted", id: "invite-status", role: "status" });
+    this.error = el("p", { class: "error hidden", id: "invite-error", role: "alert" });
+    this.moderators = el("ul", { class: "lineup", id: "moderators" });
+    this.pending = el("ul", { class: "lineup", id: "invitations" });
+    const form = el("form", { id: "invite-form" },
+      el("label", { for: "invite-email" }, "Invite a moderator by email"),
+      el("p", { class: "row" }, this.email, el("button", { type: "submit", class: "primary", id: "invite" }, "Invite")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.invite();
+    });
+    container.replaceChildren(el("h2", {}, "Team"), form, this.status, this.error,
+      el("h3", {}, "Moderators"), this.moderators, el("h3", {}, "Invited"), this.pending);
+  }
+
+  async guard(action) {
+    this.error.classList.add("hidden");
+    try {
+      await action();
+    } catch (err) {
+      this.error.textContent = err.message;
+      this.error.classList.remove("hidden");
+    }
+    await this.refresh();
+  }
+
+  invite() {
+    const email = this.email.value.trim();
+    return this.guard(async () => {
+      await api("POST", `/api/streams/${this.streamId}/moderators`, { email });
+      this.email.value = "";
+      this.status.textContent = `Invitation sent to ${email}. They join once they accept it on their home page.`;
+    });
+  }
+
+  async refresh() {
+    try {
+      const [{ stream }, { invitations }] = await Promise.all([
+        api("GET", `/api/streams/${this.streamId}`),
+        api("GET", `/api/streams/${this.streamId}/invitations`),
+      ]);
+      this.render(stream.moderators, invitations);
+    } catch (err) {
+      this.error.textContent = err.message;
+      this.error.classList.remove("hidden");
+    }
+  }
+
+  render(moderators, invitations) {
+    const empty = (text) => el("li", { class: "muted" }, text);
+    this.moderators.replaceChildren(...(moderators.length ? moderators.map((m) =>
+      el("li", { "data-user": m.id }, el("span", {}, m.display_name),
+        el("button", { type: "button", onclick: () => this.guard(() => api("DELETE", `/api/streams/${this.streamId}/moderators/${m.id}`)) }, "Remove")),
+    ) : [empty("No moderators yet.")]));
+    this.pending.replaceChildren(...(invitations.length ? invitations.map((i) =>
+      el("li", { "data-invitation": i.id }, el("span", {}, i.email || i.user.display_name),
+        el("button", { type: "button", onclick: () => this.guard(() => api("DELETE", `/api/streams/${this.streamId}/invitations/${i.id}`)) }, "Revoke")),
+    ) : [empty("No pending invitations.")]));
+  }
+}
