@@ -13,7 +13,7 @@ import asyncio
 import fractions
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -339,3 +339,20 @@ def encode(codec_name: str, frames: int) -> list[bytes]:
         frame.pts = number
         packets += [bytes(p) for p in codec.encode(frame)]
     return packets
+
+
+@pytest.fixture
+def loopback_only() -> Iterator[None]:
+    """ICE on loopback only (media test modules use it for every test)."""
+    LOOPBACK.apply_host_addresses()
+    yield
+    aiortcseam.pin_host_addresses(())
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[Peers]:
+    """Publishers and viewers a test makes; closed at the end."""
+    created = Peers()
+    yield created
+    for close in reversed(created.closers):
+        await close()

@@ -12,7 +12,7 @@ import fractions
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiortc.codecs
@@ -43,7 +43,6 @@ from livecommerce.media.sessions import (
 from livecommerce.media.viewerqueue import Pushed, ViewerQueue
 from tests.mediapeers import (
     CONFIG,
-    LOOPBACK,
     Peers,
     Viewer,
     decode_failures,
@@ -52,21 +51,7 @@ from tests.mediapeers import (
     until,
 )
 
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    LOOPBACK.apply_host_addresses()
-    yield
-    aiortcseam.pin_host_addresses(())
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[Peers]:
-    created = Peers()
-    yield created
-    for close in reversed(created.closers):
-        await close()
-
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 # --- end to end --------------------------------------------------------------------------------
 

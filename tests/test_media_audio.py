@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from livecommerce.media.relay import StreamRelay
 from livecommerce.media.sessions import accept_publisher
 from tests.mediapeers import (
     CONFIG,
-    LOOPBACK,
     Peers,
     Viewer,
     decode_failures,
@@ -38,6 +36,8 @@ from tests.mediapeers import (
     until,
 )
 
+pytestmark = pytest.mark.usefixtures("loopback_only")
+
 TONE_HZ = 440.0
 # Tone()'s amplitude is 8000; aiortc's encoder makes it stereo at -3 dB per channel.
 TONE_RMS = 8000 / 2**0.5 / 2**0.5
@@ -45,21 +45,6 @@ START_CODE = b"\x00\x00\x00\x01"
 H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    LOOPBACK.apply_host_addresses()
-    yield
-    aiortcseam.pin_host_addresses(())
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[Peers]:
-    created = Peers()
-    yield created
-    for close in reversed(created.closers):
-        await close()
 
 
 def rsa_certificate() -> RTCCertificate:

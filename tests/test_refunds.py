@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from livecommerce.appkeys import ENGINE, RESERVATIONS
 from livecommerce.config import Settings
 from livecommerce.db.tables import orders, refunds, skus
-from tests.conftest import Account, sign_up
+from tests.conftest import Account, accept_invitation, sign_up
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 
 
@@ -132,8 +132,9 @@ async def test_the_stream_team_refunds_only_orders_of_that_stream(
         )
     )["stream"]
     await seller.call(
-        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=201
+        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=202
     )
+    await accept_invitation(moderator)
     await buyer.call(
         "POST", "/api/cards", {"payment_method_id": await card(settings, OK_CARD)}, status=201
     )

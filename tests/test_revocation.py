@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
-from tests.conftest import Account, hoodie, sign_up
+from tests.conftest import Account, accept_invitation, hoodie, sign_up
 from tests.liveclient import Viewer
 
 
@@ -136,8 +136,9 @@ async def test_a_removed_moderator_loses_the_room_controls_while_connected(
         )
     )["stream"]
     await creator.call(
-        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=201
+        "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator.id}, status=202
     )
+    await accept_invitation(moderator)
     mod = Viewer()
     viewers.append(mod)
     await mod.connect(_url(live), moderator.token)
