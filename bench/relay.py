@@ -79,9 +79,9 @@ from aiortc.mediastreams import MediaStreamError
 from yarl import URL
 
 from bench.processes import ServerProcess, free_port, port_open
-from livecommerce.media import aiortcseam
-from livecommerce.media.encodedframe import EncodedFrame
-from livecommerce.media.iceconfig import IceConfig
+from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.iceconfig import IceConfig
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 LOOP_FRAMES = 150  # 5 s of video, one keyframe at its start

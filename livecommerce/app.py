@@ -61,9 +61,9 @@ from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.namespace import TOKEN_SWEEP_S, LiveNamespace
 from livecommerce.live.rooms import LiveRooms
 from livecommerce.live.roomstate import RoomState
-from livecommerce.media import routes as media_routes
-from livecommerce.media.iceconfig import IceConfig
-from livecommerce.media.mediahub import MediaHub
+from livecommerce.media import signal as media_routes
+from livecommerce.media.hub import MediaHub
+from livecommerce.media.rtc.iceconfig import IceConfig
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.securityheaders import install_security_headers
 from livecommerce.stock.pipelined import PipelinedRedis

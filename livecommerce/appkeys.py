@@ -15,7 +15,7 @@ from livecommerce.checkout.webhooks import Webhooks
 from livecommerce.config import Settings
 from livecommerce.lifecycle import Lifecycle
 from livecommerce.live.rooms import LiveRooms
-from livecommerce.media.mediahub import MediaHub
+from livecommerce.media.hub import MediaHub
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
 

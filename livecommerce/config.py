@@ -104,7 +104,7 @@ class Settings:
             raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
         if not 0.05 <= self.viewer_heartbeat_s <= 300:
             raise ConfigError("VIEWER_HEARTBEAT_SECONDS must be between 0.05 and 300")
-        from livecommerce.media.iceconfig import IceConfig  # aiortc: imported only when needed
+        from livecommerce.media.rtc.iceconfig import IceConfig  # aiortc: imported only when needed
 
         try:
             IceConfig(self.ice_hosts, self.ice_servers)

@@ -34,11 +34,11 @@ from av import AudioFrame, VideoFrame
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
-from livecommerce.media import aiortcseam
-from livecommerce.media.encodedframe import EncodedFrame
-from livecommerce.media.iceconfig import IceConfig
-from livecommerce.media.relay import StreamRelay
-from livecommerce.media.sessions import (
+from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.iceconfig import IceConfig
+from livecommerce.media.rtc.relay import StreamRelay
+from livecommerce.media.rtc.sessions import (
     PublisherSession,
     ViewerSession,
     accept_publisher,

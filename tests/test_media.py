@@ -28,19 +28,19 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 
-from livecommerce.media import aiortcseam
 from livecommerce.media.addressquota import AddressQuota, TooManySessions
-from livecommerce.media.aiortcseam import AiortcIncompatible, check_aiortc
-from livecommerce.media.encodedframe import EncodedFrame
-from livecommerce.media.iceconfig import IceConfig
-from livecommerce.media.keyframerequester import KeyframeRequester
-from livecommerce.media.relay import StreamNotLive, StreamRelay
-from livecommerce.media.sessions import (
+from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.aiortcseam import AiortcIncompatible, check_aiortc
+from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.iceconfig import IceConfig
+from livecommerce.media.rtc.keyframerequester import KeyframeRequester
+from livecommerce.media.rtc.relay import StreamNotLive, StreamRelay
+from livecommerce.media.rtc.sessions import (
     OfferRejected,
     accept_publisher,
     accept_viewer,
 )
-from livecommerce.media.viewerqueue import Pushed, ViewerQueue
+from livecommerce.media.rtc.viewerqueue import Pushed, ViewerQueue
 from tests.mediapeers import (
     CONFIG,
     Peers,

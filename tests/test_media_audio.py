@@ -19,10 +19,10 @@ import pytest
 from aiortc import RTCCertificate, RTCRtpCodecParameters
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from livecommerce.media import aiortcseam
-from livecommerce.media.encodedframe import EncodedFrame
-from livecommerce.media.relay import StreamRelay
-from livecommerce.media.sessions import accept_publisher
+from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.relay import StreamRelay
+from livecommerce.media.rtc.sessions import accept_publisher
 from tests.mediapeers import (
     CONFIG,
     Peers,

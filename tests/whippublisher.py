@@ -14,7 +14,7 @@ import sys
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-from livecommerce.media.iceconfig import IceConfig
+from livecommerce.media.rtc.iceconfig import IceConfig
 
 
 async def publish(url: str, key: str) -> None:

@@ -17,9 +17,9 @@ from livecommerce.clientaddress import client_address
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
-from livecommerce.media.mediahub import AlreadyPublishing
-from livecommerce.media.relay import StreamNotLive
-from livecommerce.media.sessions import OfferRejected, PublisherSession
+from livecommerce.media.hub import AlreadyPublishing
+from livecommerce.media.rtc.relay import StreamNotLive
+from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
 from livecommerce.openapi import Operation
 from livecommerce.payload import path_id
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiortc import sdp as aiortc_sdp
 
-from livecommerce.media.relay import KINDS
+from livecommerce.media.rtc.relay import KINDS
 
 
 class OfferRejected(ValueError):

@@ -27,10 +27,10 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
-from livecommerce.media import aiortcseam
-from livecommerce.media.relay import KINDS, Ingest, StreamNotLive, StreamRelay
-from livecommerce.media.relaytrack import RelayTrack
-from livecommerce.media.sdpoffer import OfferRejected, parse_offer
+from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.relay import KINDS, Ingest, StreamNotLive, StreamRelay
+from livecommerce.media.rtc.relaytrack import RelayTrack
+from livecommerce.media.rtc.sdpoffer import OfferRejected, parse_offer
 
 __all__ = [
     "OfferRejected",

@@ -10,10 +10,10 @@ from fractions import Fraction
 import av
 from aiortc import RTCRtpCodecParameters
 
-from livecommerce.media.encodedframe import EncodedFrame
-from livecommerce.media.keyframerequester import KeyframeRequester
-from livecommerce.media.relaytrack import RelayTrack
-from livecommerce.media.viewerqueue import Pushed
+from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.keyframerequester import KeyframeRequester
+from livecommerce.media.rtc.relaytrack import RelayTrack
+from livecommerce.media.rtc.viewerqueue import Pushed
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiortc import RTCConfiguration, RTCIceServer
 
-from livecommerce.media import aiortcseam
+from livecommerce.media.rtc import aiortcseam
 
 if TYPE_CHECKING:
     from livecommerce.config import Settings

@@ -28,9 +28,9 @@ from redis.exceptions import RedisError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.streams import StreamEnded, StreamKeyRotated
 from livecommerce.media.addressquota import AddressQuota
-from livecommerce.media.iceconfig import IceConfig
-from livecommerce.media.relay import KINDS, StreamNotLive, StreamRelay
-from livecommerce.media.sessions import (
+from livecommerce.media.rtc.iceconfig import IceConfig
+from livecommerce.media.rtc.relay import KINDS, StreamNotLive, StreamRelay
+from livecommerce.media.rtc.sessions import (
     CONNECT_TIMEOUT_S,
     PublisherSession,
     ViewerSession,

@@ -10,11 +10,11 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from livecommerce.media.viewerqueue import Pushed, ViewerQueue
+from livecommerce.media.rtc.viewerqueue import Pushed, ViewerQueue
 
 
 class RelayTrack(MediaStreamTrack):
-    """One viewer's audio or video, fed by a :class:`~livecommerce.media.relay.StreamRelay`.
+    """One viewer's audio or video, fed by a :class:`~livecommerce.media.rtc.relay.StreamRelay`.
 
     ``recv()`` returns ``av.Packet`` (never a decoded frame), so aiortc's sender only packetizes
     it. ``mime_type`` is the codec the viewer negotiated; the relay ends the track if the publisher
