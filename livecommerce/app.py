@@ -63,6 +63,7 @@ from livecommerce.live.rooms import LiveRooms
 from livecommerce.live.roomstate import RoomState
 from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MediaHub
+from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
 from livecommerce.openapi import Operation, RouteTable
 from livecommerce.securityheaders import install_security_headers
@@ -285,9 +286,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
     hub = MediaHub(
         ice,
-        app[REDIS],
-        settings.redis_namespace,
-        own_url,
+        StreamRouting(app[REDIS], settings.redis_namespace, own_url),
         on_air=app[ROOMS].stream_on_air,
         events=app[EVENTS],
         announced_address=settings.ice_announced_address,

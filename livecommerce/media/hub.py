@@ -1,8 +1,8 @@
 """This process's live media: one relay per stream, its publisher and viewer sessions.
 
-A stream's media lives on the process its publisher reached. That process claims the stream in
-Redis (``{ns}:media:{stream<id>}`` = its own URL, refreshed while it holds the stream), so a WHEP
-request arriving at another process is redirected there. Whether a stream is on air (its
+A stream's media lives on the process its publisher reached. That process claims the stream
+through :class:`~livecommerce.media.routing.StreamRouting` (refreshed while it holds the stream),
+so a WHEP request arriving at another process is sent there. Whether a stream is on air (its
 publisher sends frames) is told to ``on_air`` as it changes, for the live rooms.
 
 Nothing is kept for a stream nobody publishes or watches: a stream's relay exists from a publish
@@ -22,12 +22,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from livecommerce.events.bus import EventBus
 from livecommerce.events.streams import StreamEnded, StreamKeyRotated
 from livecommerce.media.addressquota import AddressQuota
+from livecommerce.media.routing import REFRESH_EVERY_S, StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
 from livecommerce.media.rtc.relay import KINDS, StreamNotLive, StreamRelay
 from livecommerce.media.rtc.sessions import (
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 # Told each change, and again every few seconds while on air (the record of it expires).
 OnAir = Callable[[int, bool], Awaitable[None]]
-CLAIM_TTL_S = 15
 WATCH_EVERY_S = 0.25
 VIEWERS_PER_ADDRESS = 20
 REPLACE_WAIT_S = 2.0
@@ -82,9 +80,7 @@ class MediaHub:
     def __init__(
         self,
         ice: IceConfig,
-        redis: Redis,
-        namespace: str,
-        own_url: str,
+        routing: StreamRouting,
         on_air: OnAir,
         events: EventBus,
         announced_address: str = "",
@@ -94,9 +90,7 @@ class MediaHub:
     ) -> None:
         self._ice = ice
         self._announced = announced_address
-        self._redis = redis
-        self._ns = namespace
-        self.own_url = own_url.rstrip("/")
+        self.routing = routing
         self._on_air = on_air
         self.connect_timeout = connect_timeout
         self.viewer_quota = AddressQuota(viewers_per_address)
@@ -105,9 +99,6 @@ class MediaHub:
         self._closed = False
         events.subscribe(StreamKeyRotated, self._key_rotated)
         events.subscribe(StreamEnded, self._ended)
-
-    def _claim_key(self, stream_id: int) -> str:
-        return f"{self._ns}:media:{{stream{stream_id}}}"
 
     def _stream(self, stream_id: int) -> _Stream:
         """The stream's relay, made for a publisher (who proved the key) if there is none."""
@@ -135,15 +126,12 @@ class MediaHub:
         """Streams this process keeps a relay for (publishing or watched)."""
         return len(self._streams)
 
-    async def owner(self, stream_id: int) -> str | None:
-        """The URL of the process holding the stream's media, if any process does."""
-        if stream_id in self._streams and self._streams[stream_id].publisher:
-            return self.own_url
-        try:
-            found = await self._redis.get(self._claim_key(stream_id))
-        except RedisError:
+    async def elsewhere(self, stream_id: int, path_qs: str) -> str | None:
+        """Where a viewer asking this process for ``path_qs`` must go: the URL of the process
+        holding the stream, unless this one relays it (or none holds it)."""
+        if stream_id in self._streams:
             return None
-        return found.decode() if isinstance(found, bytes) else found
+        return await self.routing.elsewhere(stream_id, path_qs)
 
     async def publish(self, stream_id: int, offer_sdp: str) -> tuple[str, str]:
         """WHIP: answer the publisher's offer; returns the answer and the session's resource id.
@@ -172,7 +160,7 @@ class MediaHub:
                 raise StreamNotLive("this show has ended")
             raise AlreadyPublishing("this stream already has a connected publisher")
         stream.publisher = session
-        await self._claim(stream_id)
+        await self.routing.claim(stream_id)
         return _announce(answer, self._announced), self._remember(_Resource(stream_id, session))
 
     async def _replace_stale_publisher(self, stream: _Stream) -> None:
@@ -255,18 +243,6 @@ class MediaHub:
         self._resources[resource] = found
         return resource
 
-    async def _claim(self, stream_id: int) -> None:
-        try:
-            await self._redis.set(self._claim_key(stream_id), self.own_url, ex=CLAIM_TTL_S)
-        except RedisError as exc:
-            log.warning("media claim of stream %s not recorded: %s", stream_id, exc)
-
-    async def _release(self, stream_id: int) -> None:
-        key = self._claim_key(stream_id)
-        with contextlib.suppress(RedisError):
-            if await self._redis.get(key) in (self.own_url, self.own_url.encode()):
-                await self._redis.delete(key)
-
     async def _tell(self, stream_id: int, on_air: bool) -> None:
         try:
             await self._on_air(stream_id, on_air)
@@ -294,7 +270,7 @@ class MediaHub:
         if publisher is not None:
             log.info("cutting off the publisher of stream %s: its key was rotated", stream_id)
             await self._forget_session(publisher)
-            await self._release(stream_id)
+            await self.routing.release(stream_id)
         if stream.on_air:
             stream.on_air = False
             await self._tell(stream_id, False)
@@ -308,7 +284,7 @@ class MediaHub:
         for resource in held:
             await self.end(resource)
         stream.relay.close()
-        await self._release(stream_id)
+        await self.routing.release(stream_id)
         if stream.on_air:
             stream.on_air = False
             await self._tell(stream_id, False)
@@ -331,7 +307,7 @@ class MediaHub:
                 await self._forget_session(publisher)
                 publisher = stream.publisher
                 if publisher is None:
-                    await self._release(stream_id)
+                    await self.routing.release(stream_id)
             on_air = publisher is not None and publisher.live
             if on_air != stream.on_air:
                 stream.on_air = on_air
@@ -340,8 +316,8 @@ class MediaHub:
                 await self._drop(stream_id, stream)
                 return
             beats += 1
-            if publisher is not None and beats % int(CLAIM_TTL_S / 3 / WATCH_EVERY_S) == 0:
-                await self._claim(stream_id)
+            if publisher is not None and beats % int(REFRESH_EVERY_S / WATCH_EVERY_S) == 0:
+                await self.routing.claim(stream_id)
                 if on_air:
                     with contextlib.suppress(Exception):
                         await self._on_air(stream_id, True)  # a refresh: its record expires

@@ -134,11 +134,10 @@ async def post_whep(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     offer = await _offer(request)
     media = request.app[MEDIA]
-    if media.relay(stream_id) is None:
-        owner = await media.owner(stream_id)
-        if owner and owner != media.own_url:
-            # The stream's media lives on another process: play it there (307 keeps the POST).
-            raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}", headers=CORS)
+    elsewhere = await media.elsewhere(stream_id, request.path_qs)
+    if elsewhere is not None:
+        # The stream's media lives on another process: play it there (307 keeps the POST).
+        raise web.HTTPTemporaryRedirect(elsewhere, headers=CORS)
     try:
         answer, resource = await media.play(stream_id, offer, client_address(request))
     except StreamNotLive:
