@@ -7,12 +7,14 @@ frames arrived, in what order, and that the first one decoded.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import fractions
 import itertools
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiortc.codecs
@@ -28,6 +30,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 
+import livecommerce.media
 from livecommerce.media.addressquota import AddressQuota, TooManySessions
 from livecommerce.media.rtc import aiortcseam
 from livecommerce.media.rtc.aiortcseam import AiortcIncompatible, check_aiortc
@@ -394,6 +397,50 @@ async def test_timestamps_keep_increasing_across_publishers() -> None:
         second.push(codec, b"\xfc", timestamp)
     pts = [(await track.recv()).pts or 0 for _ in range(5)]
     assert pts[:3] == [0, 960, 1920] and strictly_increasing(pts) and pts[4] - pts[3] == 960
+
+
+async def test_the_relay_tells_when_it_goes_live_and_when_its_publisher_leaves() -> None:
+    told: list[bool] = []
+    relay = StreamRelay(on_live=told.append)
+    codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+
+    async def no_request() -> None:
+        pass
+
+    first = relay.attach_publisher({"audio": codec}, no_request)
+    assert told == [True] and relay.publisher is first and first.attached
+    second = relay.attach_publisher({"audio": codec}, no_request)  # a replacement: no change
+    assert told == [True] and relay.publisher is second and not first.attached
+    first.push(codec, b"\xfc", 0)
+    assert relay.frames_in == 0, "a replaced publisher's frames are ignored"
+    second.push(codec, b"\xfc", 0)
+    assert relay.frames_in == 1
+    first.detach()
+    assert told == [True] and second.attached, "a replaced publisher leaving changes nothing"
+    second.detach()
+    assert told == [True, False] and relay.publisher is None
+    relay.attach_publisher({"audio": codec}, no_request)
+    relay.close()
+    relay.close()
+    assert told == [True, False, True, False]
+
+
+def test_only_the_seam_reaches_into_another_objects_private_members() -> None:
+    """Outside aiortcseam.py, media code uses ``self._x`` only, never ``other._x``: what one
+    class needs from another is a public method (an Ingest asks its relay, it does not reach in).
+    """
+    media = Path(livecommerce.media.__file__).parent
+    reaching = []
+    for path in sorted(media.rglob("*.py")):
+        if path.name == "aiortcseam.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                continue
+            own = isinstance(node.value, ast.Name) and node.value.id == "self"
+            if not own and not node.attr.startswith("__"):
+                reaching.append(f"{path.relative_to(media)}:{node.lineno} {ast.unparse(node)}")
+    assert reaching == []
 
 
 def test_ice_config_never_defaults_to_a_public_server() -> None:

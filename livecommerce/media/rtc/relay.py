@@ -37,16 +37,14 @@ class Ingest:
 
     @property
     def attached(self) -> bool:
-        return self._relay._publisher is self
+        return self._relay.publisher is self
 
     def push(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
         """One depacketized frame, with aiortc's timestamp (from 0, in ``codec.clockRate``)."""
-        if self._relay._publisher is self:
-            self._relay._fan_out(codec, data, timestamp)
+        self._relay.forward(self, codec, data, timestamp)
 
     def detach(self) -> None:
-        if self._relay._publisher is self:
-            self._relay._publisher_left()
+        self._relay.detach(self)
 
 
 class StreamRelay:
@@ -61,17 +59,24 @@ class StreamRelay:
     When the publisher leaves, viewers' tracks stay open and wait; a returning publisher (same
     codecs) resumes them on its first keyframe, with timestamps continuing where they left off
     plus the time spent away. Viewers whose codec the new publisher does not send are ended.
+
+    ``on_live`` is told each change of :attr:`live`: ``True`` when a publisher attaches (on its
+    first frame) to a relay that had none, ``False`` when it leaves or the relay closes; a
+    publisher replacing another is no change. It is called synchronously, from within the
+    frame path: it must return at once and never raise.
     """
 
     def __init__(
         self,
         *,
+        on_live: Callable[[bool], None] | None = None,
         video_capacity: int = 60,
         audio_capacity: int = 50,
         keyframe_interval: float = 0.5,
         keyframe_retry: float = 1.0,
     ) -> None:
         self.capacity = {"video": video_capacity, "audio": audio_capacity}
+        self._on_live = on_live
         self.keyframes = KeyframeRequester(
             self._request_keyframe_upstream,
             min_interval=keyframe_interval,
@@ -91,6 +96,11 @@ class StreamRelay:
     def live(self) -> bool:
         return self._publisher is not None
 
+    @property
+    def publisher(self) -> Ingest | None:
+        """The hold of the publisher whose frames are forwarded now, if any."""
+        return self._publisher
+
     def codec(self, kind: str) -> RTCRtpCodecParameters | None:
         """The codec of ``kind`` the publisher sends, or last sent; ``None`` if it never did."""
         return self._codecs.get(kind)
@@ -109,7 +119,8 @@ class StreamRelay:
         """
         if self._closed:
             raise RuntimeError("relay is closed")
-        if self._publisher is not None:
+        replacing = self._publisher is not None
+        if replacing:
             self._publisher_left()
         for kind, codec in codecs.items():
             self._set_codec(kind, codec)
@@ -118,7 +129,23 @@ class StreamRelay:
         if self._tracks["video"]:
             self.keyframes.cancel()  # ask this publisher now, not at the next retry
             self.keyframes.request()
+        if not replacing:
+            self._tell_live(True)
         return ingest
+
+    def forward(
+        self, ingest: Ingest, codec: RTCRtpCodecParameters, data: bytes, timestamp: int
+    ) -> None:
+        """Fan one of ``ingest``'s frames out to the viewers, unless a newer publisher replaced
+        it (then the frame is ignored)."""
+        if ingest is self._publisher:
+            self._fan_out(codec, data, timestamp)
+
+    def detach(self, ingest: Ingest) -> None:
+        """``ingest``'s publisher left; nothing changes if a newer one replaced it already."""
+        if ingest is self._publisher:
+            self._publisher_left()
+            self._tell_live(False)
 
     def add_viewer(self, kind: str) -> RelayTrack:
         """A viewer's new track of ``kind``, in the publisher's codec, starting on a keyframe."""
@@ -137,12 +164,19 @@ class StreamRelay:
 
     def close(self) -> None:
         """End every viewer's track and ignore the publisher from now on. Safe to call twice."""
+        was_live = self.live
         self._closed = True
         self._publisher = None
         self.keyframes.close()
         for tracks in self._tracks.values():
             for track in list(tracks):
                 track.end()
+        if was_live:
+            self._tell_live(False)
+
+    def _tell_live(self, live: bool) -> None:
+        if self._on_live is not None:
+            self._on_live(live)
 
     def _remove_viewer(self, track: RelayTrack) -> None:
         self._tracks[track.kind].discard(track)
