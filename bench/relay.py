@@ -752,7 +752,7 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("RTP out: relay track recv + wake-up", ("_run_rtp", "RelayTrack.recv")),
     ("RTP out: sender loop itself (_run_rtp)", ("_run_rtp",)),
     ("datagrams in (aioice)", ("datagram_received",)),
-    ("media hub watcher", ("_watch",)),
+    ("media hub keeper", ("MediaHub._keep",)),
     ("event loop itself (uvloop, C)", ("_serve (livecommerce/cli.py",)),
 )
 

@@ -51,6 +51,7 @@ from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
+from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import Lifecycle
@@ -281,13 +282,15 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
     settings = app[SETTINGS]
+    # Written once, by the process holding the stream's media, in the order they happened.
+    app[EVENTS].subscribe(StreamOnAir, app[ROOMS].stream_on_air, here_only=True)
+    app[EVENTS].subscribe(StreamOffAir, app[ROOMS].stream_off_air, here_only=True)
     ice = IceConfig.from_settings(settings)
     ice.apply_host_addresses()
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
     hub = MediaHub(
         ice,
         StreamRouting(app[REDIS], settings.redis_namespace, own_url),
-        on_air=app[ROOMS].stream_on_air,
         events=app[EVENTS],
         announced_address=settings.ice_announced_address,
         connect_timeout=settings.ice_connect_timeout_s,

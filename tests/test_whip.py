@@ -7,6 +7,7 @@ A publisher posts its offer to /whip/{id} with the stream key; viewers post thei
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sys
 import uuid
@@ -23,6 +24,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
 from livecommerce.appkeys import MEDIA
+from livecommerce.events.bus import EVENTS
+from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.media.rtc import aiortcseam
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
@@ -155,6 +158,32 @@ async def test_publish_watch_leave_and_return(
     )
     await room.wait_for("stream:status", on_air=True)
     await until(lambda: any(n >= 5000 for n in second.numbers[before:]))
+
+
+async def test_going_on_and_off_air_are_events_on_the_bus(
+    client: TestClient[Any, Any], peers: Peers
+) -> None:
+    """The relay tells when the first frame arrives and when the publisher leaves; the hub
+    publishes it (a StreamOnAir is repeated every few seconds while on air: its record expires).
+    """
+    heard: list[StreamOnAir | StreamOffAir] = []
+
+    async def hear(event: StreamOnAir | StreamOffAir) -> None:
+        heard.append(event)
+
+    client.app[EVENTS].subscribe(StreamOnAir, hear)
+    client.app[EVENTS].subscribe(StreamOffAir, hear)
+    _creator, stream_id, key = await _stream(client)
+    whip = await _go_live(client, peers.publisher(), stream_id, key)
+    await until(lambda: bool(heard))
+    assert heard == [StreamOnAir(stream_id=stream_id)]
+    ended = await client.delete(whip, headers={"Authorization": f"Bearer {key}"})
+    assert ended.status == 200
+    await until(lambda: isinstance(heard[-1], StreamOffAir))
+    assert [k for k, _ in itertools.groupby(heard)] == [
+        StreamOnAir(stream_id=stream_id),
+        StreamOffAir(stream_id=stream_id),
+    ]
 
 
 async def test_whip_and_whep_refuse_bad_requests_clearly(

@@ -34,12 +34,24 @@ class EventBus:
         self._redis = redis
         self.channel = f"{namespace}:events"
         self._origin = uuid.uuid4().hex
-        self._subscribers: dict[type[Event], list[Subscriber]] = defaultdict(list)
+        # Each with whether it hears only the events published by this process.
+        self._subscribers: dict[type[Event], list[tuple[Subscriber, bool]]] = defaultdict(list)
         self._listening = asyncio.Event()
 
-    def subscribe(self, kind: type[E], subscriber: Callable[[E], Awaitable[None]]) -> None:
-        """Call ``subscriber`` for every ``kind`` event, published here or on another process."""
-        self._subscribers[kind].append(subscriber)
+    def subscribe(
+        self,
+        kind: type[E],
+        subscriber: Callable[[E], Awaitable[None]],
+        *,
+        here_only: bool = False,
+    ) -> None:
+        """Call ``subscriber`` for every ``kind`` event, published here or on another process.
+
+        ``here_only``: only for the events published by this process. For a subscriber that
+        writes state all processes share (in Redis), which must be written once and in the
+        order the events happened: the process where they happen writes it.
+        """
+        self._subscribers[kind].append((subscriber, here_only))
 
     async def publish(self, event: Event) -> None:
         """Deliver to this process's subscribers, then to the other processes.
@@ -51,8 +63,10 @@ class EventBus:
         message = json.dumps({**event.to_wire(), "origin": self._origin})
         await self._redis.publish(self.channel, message)
 
-    async def _deliver(self, event: Event) -> None:
-        for subscriber in self._subscribers.get(type(event), ()):
+    async def _deliver(self, event: Event, *, published_here: bool = True) -> None:
+        for subscriber, here_only in self._subscribers.get(type(event), ()):
+            if here_only and not published_here:
+                continue
             try:
                 await subscriber(event)
             except Exception:
@@ -90,7 +104,7 @@ class EventBus:
         except (TypeError, ValueError, KeyError):
             log.warning("unreadable event on the channel", extra={"raw": str(raw)[:200]})
             return
-        await self._deliver(event)
+        await self._deliver(event, published_here=False)
 
 
 EVENTS = web.AppKey("events", EventBus)

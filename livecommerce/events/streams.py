@@ -21,3 +21,24 @@ class StreamEnded(Event):
 
     name = "stream.ended"
     stream_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOnAir(Event):
+    """The stream's publisher is sending: its first frame reached the relay.
+
+    Published by the process holding the stream's media when that starts, and again every few
+    seconds while it lasts, so that a record of it can expire should that process die.
+    """
+
+    name = "stream.on_air"
+    stream_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOffAir(Event):
+    """The stream's publisher stopped sending: it left, was cut off (its key rotated, the show
+    ended), or the process holding its media stops. Published by that process."""
+
+    name = "stream.off_air"
+    stream_id: int

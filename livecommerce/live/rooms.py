@@ -21,6 +21,7 @@ from livecommerce.accounts.users import User
 from livecommerce.catalog.products import get_product
 from livecommerce.checkout.orders import Order, stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
@@ -185,9 +186,18 @@ class LiveRooms:
         async with self._engine.connect() as conn:
             return await stream_sales(conn, stream_id)
 
-    async def stream_on_air(self, stream_id: int, on_air: bool) -> None:
-        """The media relay's word: the publisher's frames are flowing (or stopped). The first
-        time a scheduled show goes on air it becomes live; the room hears ``stream:status``."""
+    async def stream_on_air(self, event: StreamOnAir) -> None:
+        """The media relay's word: the publisher's frames are flowing (told again every few
+        seconds while they do). The first time a scheduled show goes on air it becomes live."""
+        await self._on_air_changed(event.stream_id, True)
+
+    async def stream_off_air(self, event: StreamOffAir) -> None:
+        """The media relay's word: the publisher's frames stopped."""
+        await self._on_air_changed(event.stream_id, False)
+
+    async def _on_air_changed(self, stream_id: int, on_air: bool) -> None:
+        """Record it; on a change (not a refresh) the room hears ``stream:status``. Subscribe
+        with ``here_only``: the process holding the media writes the record, once, in order."""
         if not await self.state.set_on_air(stream_id, on_air, ON_AIR_TTL_S):
             return  # a refresh, not a change
         async with self._engine.connect() as conn:

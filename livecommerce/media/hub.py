@@ -3,7 +3,13 @@
 A stream's media lives on the process its publisher reached. That process claims the stream
 through :class:`~livecommerce.media.routing.StreamRouting` (refreshed while it holds the stream),
 so a WHEP request arriving at another process is sent there. Whether a stream is on air (its
-publisher sends frames) is told to ``on_air`` as it changes, for the live rooms.
+publisher sends frames) is published on the event bus as it changes (:class:`StreamOnAir`,
+:class:`StreamOffAir`), for the live rooms.
+
+Nothing here polls. Each stream has one task, its keeper: woken when something changed (the
+relay's publisher came or went, a session closed, an offer was answered), it brings the
+bookkeeping up to date and tells the on-air changes, in order; every few seconds it refreshes the
+stream's claim and on-air record, which expire so that a dead process cannot hold them.
 
 Nothing is kept for a stream nobody publishes or watches: a stream's relay exists from a publish
 (with the key) until its publisher and its last viewer have gone. Rotating the key cuts the
@@ -14,17 +20,15 @@ process holding the stream acts wherever the change was made.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
 
 from livecommerce.events.bus import EventBus
-from livecommerce.events.streams import StreamEnded, StreamKeyRotated
+from livecommerce.events.streams import StreamEnded, StreamKeyRotated, StreamOffAir, StreamOnAir
 from livecommerce.media.addressquota import AddressQuota
 from livecommerce.media.routing import REFRESH_EVERY_S, StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
@@ -39,9 +43,6 @@ from livecommerce.media.rtc.sessions import (
 
 log = logging.getLogger(__name__)
 
-# Told each change, and again every few seconds while on air (the record of it expires).
-OnAir = Callable[[int, bool], Awaitable[None]]
-WATCH_EVERY_S = 0.25
 VIEWERS_PER_ADDRESS = 20
 REPLACE_WAIT_S = 2.0
 """How long a new publish waits for a current publisher that is still connecting to connect."""
@@ -53,15 +54,19 @@ class AlreadyPublishing(Exception):
 
 @dataclass
 class _Stream:
+    changed: asyncio.Event
+    """Set when the keeper has something to bring up to date."""
     relay: StreamRelay
     publisher: PublisherSession | None = None
     viewers: dict[str, ViewerSession] = field(default_factory=dict)
     on_air: bool = False
+    """What was last told: changes are told under ``telling``, one at a time, in order."""
+    telling: asyncio.Lock = field(default_factory=asyncio.Lock)
     negotiating: int = 0
     """Offers being answered for this stream: it is not idle while one is."""
     dropped: bool = False
     """Forgotten (the show ended, or the process stops): it takes no new session."""
-    watcher: asyncio.Task[None] | None = None
+    keeper: asyncio.Task[None] | None = None
 
     @property
     def idle(self) -> bool:
@@ -81,7 +86,6 @@ class MediaHub:
         self,
         ice: IceConfig,
         routing: StreamRouting,
-        on_air: OnAir,
         events: EventBus,
         announced_address: str = "",
         *,
@@ -91,7 +95,7 @@ class MediaHub:
         self._ice = ice
         self._announced = announced_address
         self.routing = routing
-        self._on_air = on_air
+        self._events = events
         self.connect_timeout = connect_timeout
         self.viewer_quota = AddressQuota(viewers_per_address)
         self._streams: dict[int, _Stream] = {}
@@ -104,9 +108,10 @@ class MediaHub:
         """The stream's relay, made for a publisher (who proved the key) if there is none."""
         stream = self._streams.get(stream_id)
         if stream is None:
-            stream = _Stream(StreamRelay())
-            stream.watcher = asyncio.create_task(
-                self._watch(stream_id, stream), name=f"media-{stream_id}"
+            changed = asyncio.Event()
+            stream = _Stream(changed, StreamRelay(on_live=lambda _live: changed.set()))
+            stream.keeper = asyncio.create_task(
+                self._keep(stream_id, stream), name=f"media-{stream_id}"
             )
             self._streams[stream_id] = stream
         return stream
@@ -151,9 +156,11 @@ class MediaHub:
                 _loopback_only(offer_sdp, self._ice),
                 self._ice.rtc_configuration(),
                 self.connect_timeout,
+                on_close=stream.changed.set,
             )
         finally:
             stream.negotiating -= 1
+            stream.changed.set()  # alone, a failed offer leaves the stream idle
         if stream.dropped or (stream.publisher is not None and not stream.publisher.closed):
             await session.close()  # the show ended, or another publisher won the race
             if stream.dropped:
@@ -191,12 +198,14 @@ class MediaHub:
                 _loopback_only(offer_sdp, self._ice),
                 self._ice.rtc_configuration(),
                 self.connect_timeout,
+                on_close=stream.changed.set,
             )
         except BaseException:
             self.viewer_quota.give_back(address)
             raise
         finally:
             stream.negotiating -= 1
+            stream.changed.set()
         resource = self._remember(_Resource(stream_id, session, address))
         if stream.dropped:
             await self.end(resource)
@@ -225,6 +234,7 @@ class MediaHub:
             stream.viewers.pop(resource, None)
             if stream.publisher is found.session:
                 stream.publisher = None
+            stream.changed.set()  # it may be idle now
         await found.session.close()
 
     async def _forget_session(self, session: PublisherSession | ViewerSession) -> None:
@@ -243,12 +253,6 @@ class MediaHub:
         self._resources[resource] = found
         return resource
 
-    async def _tell(self, stream_id: int, on_air: bool) -> None:
-        try:
-            await self._on_air(stream_id, on_air)
-        except Exception:
-            log.exception("telling the room that stream %s is on air failed", stream_id)
-
     # -- the stream key rotated, the show ended (on whichever process) ----------------------------
 
     async def _key_rotated(self, event: StreamKeyRotated) -> None:
@@ -259,7 +263,8 @@ class MediaHub:
 
     async def cut(self, stream_id: int, *, ended: bool) -> None:
         """End the stream's publisher session now (its key changed, or the show ended); when the
-        show ended, its viewers too, and forget the stream. The room hears it went off air."""
+        show ended, its viewers too, and forget the stream. The room has heard that it went off
+        air when this returns."""
         stream = self._streams.get(stream_id)
         if stream is None:
             return
@@ -271,56 +276,97 @@ class MediaHub:
             log.info("cutting off the publisher of stream %s: its key was rotated", stream_id)
             await self._forget_session(publisher)
             await self.routing.release(stream_id)
-        if stream.on_air:
-            stream.on_air = False
-            await self._tell(stream_id, False)
+        await self._settle(stream_id, stream)
 
-    async def _drop(self, stream_id: int, stream: _Stream) -> None:
-        """Forget the stream: close its sessions and relay, release the claim, stop watching."""
-        stream.dropped = True
-        if self._streams.get(stream_id) is stream:
-            del self._streams[stream_id]
-        held = [r for r, found in self._resources.items() if found.session.relay is stream.relay]
-        for resource in held:
-            await self.end(resource)
-        stream.relay.close()
-        await self.routing.release(stream_id)
-        if stream.on_air:
-            stream.on_air = False
-            await self._tell(stream_id, False)
-        watcher = stream.watcher
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-            await asyncio.wait({watcher})
+    # -- the keeper: one task per stream ---------------------------------------------------------
 
-    async def _watch(self, stream_id: int, stream: _Stream) -> None:
-        """Tell on-air changes, keep the claim fresh, forget closed sessions and, once nobody
-        publishes or watches, the stream itself."""
-        beats = 0
-        while True:
-            await asyncio.sleep(WATCH_EVERY_S)
+    async def _keep(self, stream_id: int, stream: _Stream) -> None:
+        """Settle the stream whenever something changed, refresh its claim and on-air record
+        every REFRESH_EVERY_S, and once nobody publishes, watches or negotiates, drop it."""
+        loop = asyncio.get_running_loop()
+        refresh_at = loop.time() + REFRESH_EVERY_S
+        while not stream.dropped:
+            try:
+                async with asyncio.timeout_at(refresh_at):
+                    await stream.changed.wait()
+            except TimeoutError:
+                refresh_at = loop.time() + REFRESH_EVERY_S
+                refreshing = True
+            else:
+                stream.changed.clear()
+                refreshing = False
+            try:
+                if refreshing:
+                    await self._refresh(stream_id, stream)
+                else:
+                    await self._settle(stream_id, stream)
+                    if stream.idle:
+                        await self._drop(stream_id, stream)
+            except Exception:
+                log.exception("keeping stream %s's media up to date failed", stream_id)
+
+    async def _settle(self, stream_id: int, stream: _Stream) -> None:
+        """Forget the sessions that closed by themselves, and tell an on-air change."""
+        async with stream.telling:
             for resource, viewer in list(stream.viewers.items()):
                 if viewer.closed:
                     await self.end(resource)
             publisher = stream.publisher
             if publisher is not None and publisher.closed:
                 await self._forget_session(publisher)
-                publisher = stream.publisher
-                if publisher is None:
+                if stream.publisher is None:
                     await self.routing.release(stream_id)
-            on_air = publisher is not None and publisher.live
-            if on_air != stream.on_air:
-                stream.on_air = on_air
-                await self._tell(stream_id, on_air)
-            if stream.idle:
-                await self._drop(stream_id, stream)
+            publisher = stream.publisher
+            await self._tell(stream_id, stream, publisher is not None and publisher.live)
+
+    async def _refresh(self, stream_id: int, stream: _Stream) -> None:
+        """Renew what expires: the claim while a publisher is here, the on-air record while it
+        is on air."""
+        async with stream.telling:
+            if stream.dropped:
                 return
-            beats += 1
-            if publisher is not None and beats % int(REFRESH_EVERY_S / WATCH_EVERY_S) == 0:
+            if stream.publisher is not None:
                 await self.routing.claim(stream_id)
-                if on_air:
-                    with contextlib.suppress(Exception):
-                        await self._on_air(stream_id, True)  # a refresh: its record expires
+            if stream.on_air:
+                await self._publish(StreamOnAir(stream_id=stream_id))
+
+    async def _tell(self, stream_id: int, stream: _Stream, on_air: bool) -> None:
+        """Publish a change of on air (hold ``stream.telling``: changes go out in order)."""
+        if on_air == stream.on_air:
+            return
+        stream.on_air = on_air
+        await self._publish(StreamOnAir(stream_id) if on_air else StreamOffAir(stream_id))
+
+    async def _publish(self, event: StreamOnAir | StreamOffAir) -> None:
+        try:
+            await self._events.publish(event)
+        except Exception as exc:
+            # Subscribers here have heard it; Redis did not take it for the other processes.
+            log.warning(
+                "stream %s: %s not sent to other processes: %s", event.stream_id, event.name, exc
+            )
+
+    async def _drop(self, stream_id: int, stream: _Stream) -> None:
+        """Forget the stream: close its sessions and relay, release the claim, stop its keeper;
+        the room hears it went off air."""
+        if not stream.dropped:
+            stream.dropped = True
+            if self._streams.get(stream_id) is stream:
+                del self._streams[stream_id]
+            held = [
+                r for r, found in self._resources.items() if found.session.relay is stream.relay
+            ]
+            for resource in held:
+                await self.end(resource)
+            stream.relay.close()
+            await self.routing.release(stream_id)
+        async with stream.telling:
+            keeper = stream.keeper
+            if keeper is not None and keeper is not asyncio.current_task():
+                # Not in the middle of telling (we hold ``telling``): waiting for a change.
+                keeper.cancel()
+                await asyncio.wait({keeper})
+            await self._tell(stream_id, stream, False)
 
     async def close(self) -> None:
         """Close every session and relay; the streams go off air. Safe to call twice."""

@@ -56,14 +56,21 @@ class _Session:
     """A peer connection that must connect within ``connect_timeout`` seconds, or be closed.
 
     An offer whose candidates cannot be reached (none usable, no ``a=end-of-candidates``) would
-    otherwise keep its peer connection, and the relay's place, for ever.
+    otherwise keep its peer connection, and the relay's place, for ever. ``on_close`` is told
+    once, when the session starts closing (whoever closes it); it must return at once.
     """
 
     def __init__(
-        self, relay: StreamRelay, pc: RTCPeerConnection, name: str, connect_timeout: float
+        self,
+        relay: StreamRelay,
+        pc: RTCPeerConnection,
+        name: str,
+        connect_timeout: float,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.relay = relay
         self.pc = pc
+        self._on_close = on_close
         # For the log: publisher or viewer, and the peer's ICE username fragment (in its SDP).
         self.name = name
         self._dtls_failure = ""
@@ -149,6 +156,8 @@ class _Session:
         self._cancel_deadline()
         self._connected.set()  # wake anyone waiting: it will not connect now
         self._leave_relay()
+        if self._on_close is not None:
+            self._on_close()
         try:
             await self.pc.close()
         except Exception:
@@ -174,8 +183,9 @@ class PublisherSession(_Session):
         codecs: dict[str, RTCRtpCodecParameters],
         name: str = "publisher",
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(relay, pc, name, connect_timeout)
+        super().__init__(relay, pc, name, connect_timeout, on_close)
         self.codecs = codecs
         self._ingest: Ingest | None = None
         self._video_receivers: list[RTCRtpReceiver] = []
@@ -243,8 +253,9 @@ class ViewerSession(_Session):
         pc: RTCPeerConnection,
         name: str = "viewer",
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(relay, pc, name, connect_timeout)
+        super().__init__(relay, pc, name, connect_timeout, on_close)
         self.tracks: list[RelayTrack] = []
 
     def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -265,10 +276,13 @@ async def accept_publisher(
     offer_sdp: str,
     config: RTCConfiguration,
     connect_timeout: float = CONNECT_TIMEOUT_S,
+    *,
+    on_close: Callable[[], None] | None = None,
 ) -> tuple[str, PublisherSession]:
     """Answer a publisher's offer with a receive-only peer whose frames feed ``relay``.
 
-    The session closes itself unless it connects within ``connect_timeout`` seconds.
+    The session closes itself unless it connects within ``connect_timeout`` seconds;
+    ``on_close`` is told when it closes, however that happens.
     """
     offer = parse_offer(offer_sdp)
     pc = _peer_connection(config)
@@ -292,7 +306,9 @@ async def accept_publisher(
             transceiver.direction = "inactive"  # don't decode tracks nobody will see
         answer = await pc.createAnswer()
         codecs = _first_codecs(answer.sdp, wanted)
-        session = PublisherSession(relay, pc, codecs, _name("publisher", offer), connect_timeout)
+        session = PublisherSession(
+            relay, pc, codecs, _name("publisher", offer), connect_timeout, on_close
+        )
         session.watch_dtls()
         for kind, transceiver in wanted.items():
             session.tap(transceiver.receiver, kind)
@@ -305,18 +321,20 @@ async def accept_viewer(
     offer_sdp: str,
     config: RTCConfiguration,
     connect_timeout: float = CONNECT_TIMEOUT_S,
+    *,
+    on_close: Callable[[], None] | None = None,
 ) -> tuple[str, ViewerSession]:
     """Answer a viewer's offer with a send-only peer carrying ``relay``'s tracks.
 
     Each kind is negotiated to the codec the publisher sends (so nothing is transcoded). Raises
     :class:`StreamNotLive` if the relay has never had a publisher, :class:`OfferRejected` if the
-    viewer cannot receive the publisher's codec.
+    viewer cannot receive the publisher's codec. ``on_close`` is told when the session closes.
     """
     offer = parse_offer(offer_sdp)
     if not any(relay.codec(kind) for kind in KINDS):
         raise StreamNotLive("nothing has been published on this stream yet")
     pc = _peer_connection(config)
-    session = ViewerSession(relay, pc, _name("viewer", offer), connect_timeout)
+    session = ViewerSession(relay, pc, _name("viewer", offer), connect_timeout, on_close)
     async with _answering(session.close):
         wanted: dict[str, RTCRtpTransceiver] = {}
         extra: list[RTCRtpTransceiver] = []
