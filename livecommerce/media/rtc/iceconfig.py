@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiortc import RTCConfiguration, RTCIceServer
 
+from livecommerce.config import IceServer, Settings, ice_host
 from livecommerce.media.rtc import aiortcseam
-
-if TYPE_CHECKING:
-    from livecommerce.config import Settings
-
-# stun:host[:port], turn:[user:password@]host[:port][?transport=udp|tcp], and the -s variants.
-_SERVER_URL = re.compile(
-    r"(?P<scheme>stuns?|turns?):(?:(?P<user>[^:@/?]+):(?P<password>[^@/?]*)@)?"
-    r"(?P<host>[^:?/@\[\]]+)(?::(?P<port>\d{1,5}))?"
-    r"(?:\?transport=(?P<transport>udp|tcp))?"
-)
 
 
 @dataclass(frozen=True)
@@ -29,7 +17,8 @@ class IceConfig:
     ``hosts``: the only IP addresses to offer host candidates on; empty means every non-loopback
     interface (aioice's default). ``servers``: STUN/TURN URLs; TURN credentials go in the URL
     (``turn:user:password@host:3478?transport=udp``). There is no default server: with none
-    configured, no STUN query ever leaves the machine.
+    configured, no STUN query ever leaves the machine. The settings check the same rules
+    (:func:`~livecommerce.config.ice_host`, :class:`~livecommerce.config.IceServer`).
     """
 
     hosts: tuple[str, ...] = ()
@@ -37,12 +26,9 @@ class IceConfig:
 
     def __post_init__(self) -> None:
         for host in self.hosts:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                raise ValueError(f"ICE host address is not an IP address: {host!r}") from None
+            ice_host(host)  # raises on anything but an IP address
         for url in self.servers:
-            _ice_server(url)  # raises on a malformed URL
+            IceServer.parse(url)  # raises on a malformed URL
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IceConfig:
@@ -58,17 +44,5 @@ class IceConfig:
 
 
 def _ice_server(url: str) -> RTCIceServer:
-    match = _SERVER_URL.fullmatch(url.strip())
-    if match is None:
-        raise ValueError(f"not a STUN/TURN URL: {url!r}")
-    scheme, user, password = match["scheme"], match["user"], match["password"]
-    if scheme.startswith("stun") and (user is not None or match["transport"]):
-        raise ValueError(f"a STUN URL takes no credentials or transport: {url!r}")
-    if scheme.startswith("turn") and user is None:
-        raise ValueError(f"a TURN URL needs user:password@: {url!r}")
-    bare = f"{scheme}:{match['host']}"
-    if match["port"]:
-        bare += f":{match['port']}"
-    if match["transport"]:
-        bare += f"?transport={match['transport']}"
-    return RTCIceServer(urls=bare, username=user, credential=password)
+    server = IceServer.parse(url)
+    return RTCIceServer(urls=server.url, username=server.username, credential=server.credential)
