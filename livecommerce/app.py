@@ -292,7 +292,6 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         ice,
         StreamRouting(app[REDIS], settings.redis_namespace, own_url),
         events=app[EVENTS],
-        announced_address=settings.ice_announced_address,
         connect_timeout=settings.ice_connect_timeout_s,
         viewers_per_address=settings.whep_sessions_per_address,
     )

@@ -443,6 +443,23 @@ def test_only_the_seam_reaches_into_another_objects_private_members() -> None:
     assert reaching == []
 
 
+def test_ice_config_keeps_loopback_peers_on_loopback_and_announces_behind_nat() -> None:
+    offer = (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+        "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n"
+        "a=candidate:2 1 udp 2130706431 127.0.0.1 5001 typ host\r\n"
+        "a=candidate:3 1 udp 2130706431 peer.local 5002 typ host\r\n"
+    )
+    kept = IceConfig(hosts=("127.0.0.1",)).reachable(offer)
+    assert [line.split()[4] for line in kept.splitlines() if "candidate" in line] == ["127.0.0.1"]
+    assert IceConfig(hosts=("192.0.2.9",)).reachable(offer) == offer
+    announced = IceConfig(announced="198.51.100.7").announce(kept)
+    assert "c=IN IP4 198.51.100.7" in announced and "127.0.0.1" not in announced
+    assert IceConfig().announce(kept) == kept
+    with pytest.raises(ValueError):
+        IceConfig(announced="nat.example.net")
+
+
 def test_ice_config_never_defaults_to_a_public_server() -> None:
     assert IceConfig().rtc_configuration().iceServers == []
     servers = (

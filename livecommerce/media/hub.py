@@ -20,7 +20,6 @@ process holding the stream acts wherever the change was made.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -87,13 +86,11 @@ class MediaHub:
         ice: IceConfig,
         routing: StreamRouting,
         events: EventBus,
-        announced_address: str = "",
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         viewers_per_address: int = VIEWERS_PER_ADDRESS,
     ) -> None:
         self._ice = ice
-        self._announced = announced_address
         self.routing = routing
         self._events = events
         self.connect_timeout = connect_timeout
@@ -153,7 +150,7 @@ class MediaHub:
             await self._replace_stale_publisher(stream)
             answer, session = await accept_publisher(
                 stream.relay,
-                _loopback_only(offer_sdp, self._ice),
+                self._ice.reachable(offer_sdp),
                 self._ice.rtc_configuration(),
                 self.connect_timeout,
                 on_close=stream.changed.set,
@@ -168,7 +165,7 @@ class MediaHub:
             raise AlreadyPublishing("this stream already has a connected publisher")
         stream.publisher = session
         await self.routing.claim(stream_id)
-        return _announce(answer, self._announced), self._remember(_Resource(stream_id, session))
+        return self._ice.announce(answer), self._remember(_Resource(stream_id, session))
 
     async def _replace_stale_publisher(self, stream: _Stream) -> None:
         current = stream.publisher
@@ -195,7 +192,7 @@ class MediaHub:
         try:
             answer, session = await accept_viewer(
                 stream.relay,
-                _loopback_only(offer_sdp, self._ice),
+                self._ice.reachable(offer_sdp),
                 self._ice.rtc_configuration(),
                 self.connect_timeout,
                 on_close=stream.changed.set,
@@ -211,7 +208,7 @@ class MediaHub:
             await self.end(resource)
             raise StreamNotLive("this show has ended")
         stream.viewers[resource] = session
-        return _announce(answer, self._announced), resource
+        return self._ice.announce(answer), resource
 
     def session(self, resource: str) -> tuple[int, PublisherSession | ViewerSession] | None:
         found = self._resources.get(resource)
@@ -377,44 +374,3 @@ class MediaHub:
             await self._drop(stream_id, stream)
         for resource in list(self._resources):
             await self.end(resource)
-
-
-def _loopback_only(offer_sdp: str, ice: IceConfig) -> str:
-    """When every ICE host is a loopback address, drop the offer's other candidates.
-
-    They cannot be reached from loopback anyway, and trying would send traffic off the machine
-    (an mDNS ``.local`` name would even be looked up by multicast). Tests and benches run so.
-    """
-    if not ice.hosts or not all(ipaddress.ip_address(h).is_loopback for h in ice.hosts):
-        return offer_sdp
-    kept = []
-    for line in offer_sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            parts = line.split()
-            try:
-                if not ipaddress.ip_address(parts[4]).is_loopback:
-                    continue
-            except (IndexError, ValueError):
-                continue
-        kept.append(line)
-    return "\r\n".join(kept) + "\r\n"
-
-
-def _announce(answer_sdp: str, address: str) -> str:
-    """Behind 1:1 NAT (a cloud VM), announce the public address in place of the local one.
-
-    The relay listens on its local address; peers send to the public one, which the NAT maps
-    back, and our replies go out through the same mapping.
-    """
-    if not address:
-        return answer_sdp
-    lines = []
-    for line in answer_sdp.splitlines():
-        parts = line.split()
-        if line.startswith("a=candidate:") and len(parts) > 7 and parts[7] == "host":
-            parts[4] = address
-            line = " ".join(parts)
-        elif line.startswith("c=IN IP"):
-            line = f"c=IN IP{6 if ':' in address else 4} {address}"
-        lines.append(line)
-    return "\r\n".join(lines) + "\r\n"
