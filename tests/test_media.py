@@ -347,6 +347,26 @@ async def test_keyframe_requests_merge_and_respect_the_interval() -> None:
     requester.close()
 
 
+async def test_closing_the_relay_ends_the_keyframe_requests_in_flight() -> None:
+    """A PLI still being sent when the relay closes is cancelled, and awaited by its owner."""
+    never = asyncio.Event()
+
+    async def stuck_request() -> None:
+        await never.wait()  # a publisher whose PLI send never finishes
+
+    relay = StreamRelay()
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    relay.attach_publisher({"video": codec}, stuck_request)
+    before = asyncio.all_tasks()
+    relay.add_viewer("video")  # asks the publisher for a keyframe at once
+    await asyncio.sleep(0.05)
+    in_flight = asyncio.all_tasks() - before
+    assert len(in_flight) == 1 and relay.keyframes.sent == 1
+    relay.close()
+    await relay.wait_closed()
+    assert all(task.done() for task in in_flight)
+
+
 def test_keyframes_are_recognised_in_vp8_and_h264() -> None:
     vp8 = [EncodedFrame.parse("video/VP8", 90000, p, 0) for p in encode("libvpx", 3)]
     assert [f.keyframe for f in vp8] == [True, False, False]

@@ -356,6 +356,7 @@ class MediaHub:
             for resource in held:
                 await self.end(resource)
             stream.relay.close()
+            await stream.relay.wait_closed()
             await self.routing.release(stream_id)
         async with stream.telling:
             keeper = stream.keeper

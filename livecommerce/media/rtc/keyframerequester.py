@@ -72,6 +72,10 @@ class KeyframeRequester:
         for task in self._tasks:
             task.cancel()
 
+    async def wait_closed(self) -> None:
+        """After :meth:`close`: until the requests it cancelled have ended."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _schedule(self, delay: float) -> None:
         self._cancel_timer()
         self._timer = asyncio.get_running_loop().call_later(delay, self._fire)

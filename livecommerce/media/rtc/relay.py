@@ -174,6 +174,10 @@ class StreamRelay:
         if was_live:
             self._tell_live(False)
 
+    async def wait_closed(self) -> None:
+        """After :meth:`close`: until the keyframe requests it cancelled have ended."""
+        await self.keyframes.wait_closed()
+
     def _tell_live(self, live: bool) -> None:
         if self._on_live is not None:
             self._on_live(live)
