@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from livecommerce.iceurls import check_host_addresses, parse_server_url
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it, on one line."""
@@ -104,10 +106,10 @@ class Settings:
             raise ConfigError("REAPER_INTERVAL_SECONDS must be between 0.05 and 60")
         if not 0.05 <= self.viewer_heartbeat_s <= 300:
             raise ConfigError("VIEWER_HEARTBEAT_SECONDS must be between 0.05 and 300")
-        from livecommerce.media.iceconfig import IceConfig  # aiortc: imported only when needed
-
         try:
-            IceConfig(self.ice_hosts, self.ice_servers)
+            check_host_addresses(self.ice_hosts)
+            for url in self.ice_servers:
+                parse_server_url(url)
         except ValueError as exc:
             raise ConfigError(f"ICE_HOSTS / ICE_SERVERS: {exc}") from None
         if self.ice_announced_address:

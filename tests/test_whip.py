@@ -22,8 +22,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
-from livecommerce.appkeys import MEDIA
 from livecommerce.media import aiortcseam
+from livecommerce.media.mediahub import MEDIA
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
 from tests.mediapeers import CONFIG, LOOPBACK, NumberedCamera, Tone, Viewer, until

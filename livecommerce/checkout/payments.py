@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.users import User
@@ -447,3 +448,6 @@ class Payments:
                 else None,
             }
         return body
+
+
+PAYMENTS = web.AppKey("payments", Payments)

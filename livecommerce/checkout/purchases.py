@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -270,3 +271,6 @@ class Purchases:
 def _report(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("after-purchase work failed", exc_info=task.exception())
+
+
+PURCHASES = web.AppKey("purchases", Purchases)

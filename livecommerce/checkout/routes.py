@@ -9,11 +9,14 @@ from pydantic import Field, StringConstraints
 
 from livecommerce.accounts.roles import Role, role_in_stream
 from livecommerce.accounts.routes import current_user
-from livecommerce.appkeys import ENGINE, LIFECYCLE, PAYMENTS, PURCHASES, WEBHOOKS
 from livecommerce.checkout.orders import Order, OrderStatus, get_order, list_orders
-from livecommerce.checkout.purchases import MAX_QTY
+from livecommerce.checkout.payments import PAYMENTS
+from livecommerce.checkout.purchases import MAX_QTY, PURCHASES
 from livecommerce.checkout.refunds import refund_order
+from livecommerce.checkout.webhooks import WEBHOOKS
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
+from livecommerce.lifecycle import LIFECYCLE
 from livecommerce.openapi import Operation
 from livecommerce.payload import MAX_ID, Payload, path_id, query, read_json
 

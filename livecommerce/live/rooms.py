@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
@@ -387,3 +388,6 @@ class LiveRooms:
 
 async def _nowhere(event: str, data: dict[str, Any], room: str) -> None:
     log.debug("no Socket.IO server to emit %s to %s", event, room)
+
+
+ROOMS = web.AppKey("rooms", LiveRooms)

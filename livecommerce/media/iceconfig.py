@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiortc import RTCConfiguration, RTCIceServer
 
+from livecommerce.iceurls import check_host_addresses, parse_server_url
 from livecommerce.media import aiortcseam
 
 if TYPE_CHECKING:
     from livecommerce.config import Settings
-
-# stun:host[:port], turn:[user:password@]host[:port][?transport=udp|tcp], and the -s variants.
-_SERVER_URL = re.compile(
-    r"(?P<scheme>stuns?|turns?):(?:(?P<user>[^:@/?]+):(?P<password>[^@/?]*)@)?"
-    r"(?P<host>[^:?/@\[\]]+)(?::(?P<port>\d{1,5}))?"
-    r"(?:\?transport=(?P<transport>udp|tcp))?"
-)
 
 
 @dataclass(frozen=True)
@@ -36,13 +28,9 @@ class IceConfig:
     servers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for host in self.hosts:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                raise ValueError(f"ICE host address is not an IP address: {host!r}") from None
+        check_host_addresses(self.hosts)
         for url in self.servers:
-            _ice_server(url)  # raises on a malformed URL
+            parse_server_url(url)  # raises on a malformed URL
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IceConfig:
@@ -58,17 +46,5 @@ class IceConfig:
 
 
 def _ice_server(url: str) -> RTCIceServer:
-    match = _SERVER_URL.fullmatch(url.strip())
-    if match is None:
-        raise ValueError(f"not a STUN/TURN URL: {url!r}")
-    scheme, user, password = match["scheme"], match["user"], match["password"]
-    if scheme.startswith("stun") and (user is not None or match["transport"]):
-        raise ValueError(f"a STUN URL takes no credentials or transport: {url!r}")
-    if scheme.startswith("turn") and user is None:
-        raise ValueError(f"a TURN URL needs user:password@: {url!r}")
-    bare = f"{scheme}:{match['host']}"
-    if match["port"]:
-        bare += f":{match['port']}"
-    if match["transport"]:
-        bare += f"?transport={match['transport']}"
-    return RTCIceServer(urls=bare, username=user, credential=password)
+    server = parse_server_url(url)
+    return RTCIceServer(urls=server.url, username=server.username, credential=server.credential)

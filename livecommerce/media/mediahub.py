@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from aiortc import RTCIceServer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -396,3 +397,6 @@ def _announce(answer_sdp: str, address: str) -> str:
             line = f"c=IN IP{6 if ':' in address else 4} {address}"
         lines.append(line)
     return "\r\n".join(lines) + "\r\n"
+
+
+MEDIA = web.AppKey("media", MediaHub)
