@@ -204,6 +204,8 @@ async def livecommerce_server(work: Path, redis_url: str, keep_log: str | None) 
         "REDIS_NAMESPACE": namespace,
         "DATA_DIR": str(work),
         "AUTO_MIGRATE": "0",
+        # Every bench viewer comes from 127.0.0.1: thousands of sockets from one address.
+        "SOCKETS_PER_ADDRESS": "1000000",
     }
     server = ServerProcess(env, work / "server.log")
     try:
