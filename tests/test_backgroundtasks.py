@@ -1,0 +1,64 @@
+"""Every background task has an owner that cancels and awaits it on close."""
+
+from __future__ import annotations
+
+import asyncio
+
+from livecommerce.backgroundtasks import BackgroundTasks
+from livecommerce.checkout.sharedcalls import SharedCalls
+
+
+async def test_close_cancels_and_awaits_and_nothing_starts_after() -> None:
+    tasks = BackgroundTasks("test")
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.01)  # cleanup that needs the loop: close waits for it
+            ended.set()
+
+    async def quick() -> int:
+        return 1
+
+    assert tasks.spawn(quick(), "quick") is not None
+    running = tasks.spawn(forever(), "forever")
+    await started.wait()
+    assert len(tasks) == 1  # the finished one is not kept
+    await tasks.close()
+    assert running is not None and running.cancelled() and ended.is_set()
+    assert len(tasks) == 0
+    late = quick()
+    assert tasks.spawn(late, "late") is None
+    assert late.cr_frame is None  # closed unrun: no "never awaited" warning
+    await tasks.close()  # twice is fine
+
+
+async def test_a_shared_call_whose_callers_left_is_cancelled_on_close() -> None:
+    calls = SharedCalls("test")
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 1
+
+    caller = asyncio.create_task(calls.run("k", slow))
+    await started.wait()
+    caller.cancel()  # the caller goes away; the shared call goes on for the others
+    await asyncio.gather(caller, return_exceptions=True)
+    assert not cancelled.is_set()
+    await calls.close()
+    assert cancelled.is_set()
+    # After close a call still runs, just not shared.
+    assert await calls.run("k", _one) == 1
+
+
+async def _one() -> int:
+    return 1
