@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.users import TokenCache
+from livecommerce.checkout.buy import Buy
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.purchases import Purchases
 from livecommerce.checkout.webhooks import Webhooks
@@ -29,6 +30,7 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 RESERVATIONS = web.AppKey("reservations", Reservations)
 PURCHASES = web.AppKey("purchases", Purchases)
 PAYMENTS = web.AppKey("payments", Payments)
+BUY = web.AppKey("buy", Buy)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 TOKENS = web.AppKey("tokens", TokenCache)
 ROOMS = web.AppKey("rooms", LiveRooms)
