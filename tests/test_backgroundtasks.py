@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from aiohttp.test_utils import TestClient
+
+from livecommerce.appkeys import ROOMS
 from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.sharedcalls import SharedCalls
+from livecommerce.events.orders import Purchased
 
 
 async def test_close_cancels_and_awaits_and_nothing_starts_after() -> None:
@@ -62,3 +67,16 @@ async def test_a_shared_call_whose_callers_left_is_cancelled_on_close() -> None:
 
 async def _one() -> int:
     return 1
+
+
+async def test_closed_rooms_start_no_stock_push_for_a_late_order_event(
+    client: TestClient[Any, Any],
+) -> None:
+    """On shutdown the rooms close before checkout: an order event still being published
+    then (a buy's ``Purchased``) must not leave a push running with no owner."""
+    rooms = client.app[ROOMS]
+    await rooms.close()
+    await rooms.purchased(Purchased(order_id=1, buyer_id=1, sku_id=1, stream_id=1, qty=1))
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "stock-push"]
+    await rooms.close()  # twice is fine

@@ -72,6 +72,7 @@ class LiveRooms:
         self._reaction_flush: asyncio.TimerHandle | None = None
         self._flushes = BackgroundTasks("reaction bursts")
         self._stock_pushes: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._closed = False
 
     def subscribe(self, events: EventBus) -> None:
         """Hear the orders and sales changed on this process (only: the broadcast reaches the
@@ -334,8 +335,8 @@ class LiveRooms:
         push is pending on this process are folded into it without a Redis call.
         """
         key = (stream_id, sku_id)
-        if key in self._stock_pushes:
-            return
+        if key in self._stock_pushes or self._closed:
+            return  # closed: an order event that came in late starts no new push
         task = asyncio.create_task(self._push_stock(stream_id, sku_id), name="stock-push")
         self._stock_pushes[key] = task
         task.add_done_callback(lambda done: self._stock_push_done(key, done))
@@ -390,6 +391,7 @@ class LiveRooms:
 
     async def close(self) -> None:
         """Stop pending pushes and wait for them; safe to call twice."""
+        self._closed = True
         if self._reaction_flush is not None:
             self._reaction_flush.cancel()
         await self._flushes.close()
