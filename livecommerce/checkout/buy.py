@@ -13,12 +13,14 @@ from livecommerce.accounts.users import User
 from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.orders import Order
 from livecommerce.checkout.payments import Payments, describe
-from livecommerce.checkout.purchases import Purchases
+from livecommerce.checkout.purchases import MAX_QTY, Purchases
 from livecommerce.checkout.stripe_gateway import IntentState
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import Purchased
 from livecommerce.lifecycle import Lifecycle
+
+__all__ = ["MAX_QTY", "Bought", "Buy"]  # MAX_QTY: the most units one tap may take
 
 
 @dataclass(frozen=True)

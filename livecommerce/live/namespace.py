@@ -18,8 +18,7 @@ from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.backgroundtasks import BackgroundTasks
-from livecommerce.checkout.buy import Buy
-from livecommerce.checkout.purchases import MAX_QTY
+from livecommerce.checkout.buy import MAX_QTY, Buy
 from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
