@@ -16,6 +16,7 @@ from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.checkout import routes as checkout_routes
+from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
     EMBEDDED_SECRET_KEY,
@@ -156,7 +157,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         buyer_holds=functools.partial(unpaid_holds, engine),
     )
     await reservations.preload_scripts()
-    payments = Payments(engine, reservations, gateway)
+    payments = Payments(engine, reservations, gateway, app[EVENTS])
     app[RESERVATIONS] = reservations
     purchases = Purchases(
         engine,
@@ -168,6 +169,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     )
     app[PURCHASES] = purchases
     app[PAYMENTS] = payments
+    app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
@@ -175,6 +177,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await buy.close()
         await purchases.close()
         await gateway.close()
         if embedded is not None:
@@ -188,15 +191,13 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
     viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
-    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state)
-    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS])
+    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
     async def emit(event: str, data: dict[str, object], room: str) -> None:
         await server.emit(event, data, room=room, namespace="/live")
 
-    rooms.emit = emit
-    app[PAYMENTS].listeners.append(rooms.order_changed)
-    app[PURCHASES].listeners.append(rooms.purchased)
+    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)
+    rooms.subscribe(app[EVENTS])
     limits = SocketLimits(
         rate=settings.socket_events_per_second,
         burst=settings.socket_event_burst,
@@ -206,9 +207,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     namespace = LiveNamespace(
         rooms,
         app[TOKENS],
-        app[PURCHASES],
-        app[PAYMENTS],
-        app[LIFECYCLE],
+        app[BUY],
         limits,
         networks(settings.trusted_proxies),
     )
@@ -224,6 +223,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await namespace.close()
         await rooms.close()
         await server.shutdown()
 

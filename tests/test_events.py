@@ -64,3 +64,46 @@ async def test_events_reach_this_and_other_processes(redis_url: str) -> None:
 def test_event_names_are_registered_once() -> None:
     assert event_type("test.pinged") is Pinged
     assert event_type("nothing.like.this") is None
+
+
+async def test_a_local_only_subscriber_hears_its_own_process_only(redis_url: str) -> None:
+    """A Socket.IO broadcast already reaches every process: its subscriber runs where the
+    event happened, not once per process."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    here, there = EventBus(redis, namespace), EventBus(redis, namespace)
+    local_here: list[int] = []
+    local_there: list[int] = []
+    everywhere_there: list[int] = []
+    got_there = asyncio.Event()
+
+    async def on_local_here(event: Pinged) -> None:
+        local_here.append(event.stream_id)
+
+    async def on_local_there(event: Pinged) -> None:
+        local_there.append(event.stream_id)
+
+    async def on_there(event: Pinged) -> None:
+        everywhere_there.append(event.stream_id)
+        got_there.set()
+
+    here.subscribe(Pinged, on_local_here, local_only=True)
+    there.subscribe(Pinged, on_local_there, local_only=True)
+    there.subscribe(Pinged, on_there)
+    tasks = [asyncio.create_task(here.run()), asyncio.create_task(there.run())]
+    try:
+        async with asyncio.timeout(10):
+            await here.wait_listening()
+            await there.wait_listening()
+        await here.publish(Pinged(stream_id=1))
+        await asyncio.wait_for(got_there.wait(), 5)
+        assert everywhere_there == [1]  # the event did reach the other process
+        await there.publish(Pinged(stream_id=2))
+        await asyncio.sleep(0.3)
+        assert local_here == [1]
+        assert local_there == [2]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
