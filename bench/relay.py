@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiortc.codecs.vpx
 import av
 from aiohttp import web
 from aiortc import (
@@ -78,7 +77,20 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from yarl import URL
 
-from bench.processes import ServerProcess, free_port, port_open
+from bench import measure
+from bench.measure import (
+    FiguresTable,
+    background_cores,
+    busy_s,
+    cpu_s,
+    goal_mark,
+    inverse,
+    machine_shared,
+    percentile,
+    profile_summary,
+    raise_fd_limit,
+)
+from bench.processes import ServerProcess, forget, free_port, port_open, redis_server, sign_up
 from livecommerce.media.rtc import aiortcseam
 from livecommerce.media.rtc.encodedframe import EncodedFrame
 from livecommerce.media.rtc.iceconfig import IceConfig
@@ -88,7 +100,6 @@ LOOP_FRAMES = 150  # 5 s of video, one keyframe at its start
 VIDEO_CLOCK, AUDIO_CLOCK, AUDIO_SAMPLES = 90_000, 48_000, 960
 LOOPBACK = IceConfig(hosts=("127.0.0.1",))
 CONFIG = LOOPBACK.rtc_configuration()  # iceServers=[]: no STUN server is ever contacted
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 JOIN_TIMEOUT_S = 60.0
 SETTLE_S = 3.0  # after viewers join: their keyframes and queued frames drain first
 
@@ -302,9 +313,7 @@ class CountingViewer:
         audio = self.pc.addTransceiver("audio", direction="recvonly")
         aiortcseam.tap_receiver(video.receiver, self._on_video_frame, _nothing)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        connection = video.receiver.transport.transport._connection  # aioice, gathered
-        for protocol in connection._protocols:
-            protocol.datagram_received = self._counter(protocol.datagram_received)
+        aiortcseam.filter_datagrams(video.receiver.transport, self._count)  # gathered by now
         self.posted = time.monotonic()
         headers = {"Content-Type": "application/sdp"}
         async with session.post(url, data=self.pc.localDescription.sdp, headers=headers) as r:
@@ -332,28 +341,25 @@ class CountingViewer:
             self._forward = self.full_receive  # from now on, the headers are enough
             self._tapped_frame.set()
 
-    def _counter(self, received: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
-        def datagram_received(data: bytes, addr: Any) -> None:
-            # RTP (not RTCP, RFC 5761): version 2, payload type outside 64-95 (72-76 with M).
-            if len(data) >= 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
-                self.packets += 1
-                self.octets += len(data)
-                pt = data[1] & 0x7F
-                seq = data[2] << 8 | data[3]
-                last = self._last_seq.get(pt)
-                gap = 1 if last is None else (seq - last) & 0xFFFF
-                if 0 < gap < 0x8000:  # not a duplicate or a late packet
-                    self.lost += gap - 1
-                    self._last_seq[pt] = seq
-                if pt == self.video_pt and data[1] & 0x80:
-                    self.frames += 1
-                    if not self.first_frame:
-                        self.first_frame = time.monotonic()
-                if not self._forward:
-                    return
-            received(data, addr)
-
-        return datagram_received
+    def _count(self, data: bytes) -> bool:
+        """Count ``data`` if it is RTP; whether aiortc still gets it."""
+        # RTP (not RTCP, RFC 5761): version 2, payload type outside 64-95 (72-76 with M).
+        if len(data) >= 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
+            self.packets += 1
+            self.octets += len(data)
+            pt = data[1] & 0x7F
+            seq = data[2] << 8 | data[3]
+            last = self._last_seq.get(pt)
+            gap = 1 if last is None else (seq - last) & 0xFFFF
+            if 0 < gap < 0x8000:  # not a duplicate or a late packet
+                self.lost += gap - 1
+                self._last_seq[pt] = seq
+            if pt == self.video_pt and data[1] & 0x80:
+                self.frames += 1
+                if not self.first_frame:
+                    self.first_frame = time.monotonic()
+            return self._forward
+        return True
 
     def figures(self) -> tuple[int, int, int, int]:
         return self.packets, self.octets, self.frames, self.lost
@@ -450,7 +456,7 @@ class Child:
 
 def serve_mediarelay(port: int, bitrate: int) -> None:
     """WHIP/WHEP-like endpoints around aiortc's MediaRelay: decode once, encode per viewer."""
-    aiortc.codecs.vpx.DEFAULT_BITRATE = bitrate  # each viewer's encoder starts at the same rate
+    aiortcseam.set_vp8_start_bitrate(bitrate)  # each viewer's encoder starts at the same rate
     LOOPBACK.apply_host_addresses()
     relay = MediaRelay()
     sources: dict[str, MediaStreamTrack] = {}
@@ -513,27 +519,6 @@ def serve_mediarelay(port: int, bitrate: int) -> None:
 # -- measuring ------------------------------------------------------------------------------
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def busy_s() -> float:
-    """CPU seconds all processors spent busy since boot (``/proc/stat``)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest rank: the smallest value with at least ``p`` % of the values at or below it."""
-    ordered = sorted(v for v in values if not math.isnan(v))
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 @dataclass
 class Window:
     """One steady measurement window: CPU in cores, each viewer's rates."""
@@ -577,16 +562,12 @@ class Step:
         """Viewers one core serves at 30 fps: the CPU per viewer scaled to 30 fps delivered."""
         if math.isnan(self.relay_per_viewer):
             return math.nan
-        return _inverse(self.relay_per_viewer * min(FPS / self.fps, 100.0))
+        return inverse(self.relay_per_viewer * min(FPS / self.fps, 100.0))
 
     @property
     def us_per_packet(self) -> float:
         sent = (self.window.received + self.window.lost) / self.window.wall
         return 1e6 * (self.window.server - self.base.server) / sent if sent else math.nan
-
-
-def _inverse(x: float) -> float:
-    return 1 / x if x > 0 else math.nan
 
 
 @dataclass
@@ -756,33 +737,8 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event loop itself (uvloop, C)", ("_serve (livecommerce/cli.py",)),
 )
 
-# Threads blocked in these calls are idle, though py-spy may count them as active.
-IDLE_LEAVES = (
-    "Condition.wait (threading.py",
-    "_connection_worker_thread (aiosqlite/core.py",
-    "_worker (concurrent/futures/thread.py",
-)
-
-
-def profile_summary(path: Path) -> list[tuple[str, float]]:
-    """Share of samples per bucket, largest first."""
-    counts: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        if leaf.startswith(IDLE_LEAVES):
-            continue
-        for name, parts in PROFILE_BUCKETS:
-            where = leaf if name.startswith("event loop") else stack
-            if all(part in where for part in parts):
-                counts[name] += int(n)
-                break
-        else:
-            counts["other"] += int(n)
-    total = sum(counts.values()) or 1
-    return [(name, n / total) for name, n in counts.most_common()]
+# Leaf frames of idle threads (see profile_summary): the decoder threads aiortc parks too.
+IDLE_LEAVES = ("Condition.wait (threading.py", *measure.IDLE_LEAVES)
 
 
 async def record_profile(pid: int, directory: Path, seconds: float) -> list[tuple[str, float]]:
@@ -803,7 +759,7 @@ async def record_profile(pid: int, directory: Path, seconds: float) -> list[tupl
         stderr=subprocess.DEVNULL,
         check=False,
     )
-    return profile_summary(out) if out.exists() else []
+    return profile_summary(out, PROFILE_BUCKETS, IDLE_LEAVES) if out.exists() else []
 
 
 # Shared objects whose on-CPU time perf reports, by what runs in them.
@@ -856,10 +812,7 @@ async def record_perf(pid: int, directory: Path, seconds: float) -> list[tuple[s
 async def create_stream(url: str) -> tuple[int, str]:
     """A creator account and a stream; returns its id and stream key."""
     async with aiohttp.ClientSession() as session:
-        email = f"creator-{uuid.uuid4().hex[:8]}@example.com"
-        account = {"email": email, "password": "correct horse", "display_name": "Creator"}
-        async with session.post(f"{url}/api/accounts", json=account) as response:
-            token = str((await response.json())["token"])
+        token = await sign_up(session, url, "Creator")
         headers = {"Authorization": f"Bearer {token}"}
         body = {"title": "Relay bench"}
         async with session.post(f"{url}/api/streams", json=body, headers=headers) as response:
@@ -869,8 +822,6 @@ async def create_stream(url: str) -> tuple[int, str]:
 
 
 async def bench_livecommerce(args: argparse.Namespace, work: Path, redis_url: str) -> Target:
-    from bench.fanout import forget  # not at the top: the spawned children never need it
-
     namespace = f"relay{uuid.uuid4().hex[:6]}"
     env = {
         "DATA_DIR": str(work),
@@ -984,26 +935,18 @@ def report(
         f"  Python speed: sum(range(1000)) took {speed[0]:.1f} us before the run, "
         f"{speed[1]:.1f} us after (CPU figures scale with it)"
     )
-    header = "".join(f"{t.name[:12]:>13}" for t, _s in columns)
-    print(f"  {'':<44}{header}")
+    table = FiguresTable(44, [13] * len(columns))
+    table.header([t.name[:12] for t, _s in columns])
 
     def row(label: str, pick: Callable[[Target, Step], float | str], fmt: str = ".1f") -> None:
-        cells = []
-        for target, step in columns:
-            value = pick(target, step)
-            cells.append(
-                f"{value:>13}"
-                if isinstance(value, str)
-                else f"{'-' if math.isnan(value) else format(value, fmt):>13}"
-            )
-        print(f"  {label:<44}{''.join(cells)}")
+        table.row(label, [pick(target, step) for target, step in columns], fmt)
 
     row("viewers", lambda t, s: s.window.viewers, ".0f")
     row("  failed to join", lambda t, s: sum(s.errors.values()), ".0f")
     row("relay CPU, publisher only, % of a core", lambda t, s: 100 * s.base.server, ".0f")
     row("relay CPU with the viewers, % of a core", lambda t, s: 100 * s.window.server, ".0f")
     row("relay CPU per viewer, ms/s", lambda t, s: 1000 * s.relay_per_viewer, ".2f")
-    row("viewers per core (as measured)", lambda t, s: _inverse(s.relay_per_viewer), ".1f")
+    row("viewers per core (as measured)", lambda t, s: inverse(s.relay_per_viewer), ".1f")
     row("viewers per core at 30 fps (CPU x 30/fps)", lambda t, s: s.per_core, ".1f")
     row("relay CPU per RTP packet sent, us", lambda t, s: s.us_per_packet, ".1f")
     row("video fps sent by the publisher", lambda t, s: s.window.sent_fps)
@@ -1070,7 +1013,7 @@ def report(
                     f"  note ({target.name}, {step.window.viewers} viewers): the publisher's "
                     f"connection was {step.window.publisher_state!r} at the end of the window"
                 )
-            if step.window.other > 0.25:
+            if machine_shared(step.window.other):
                 print(
                     f"  note ({target.name}, {step.window.viewers} viewers): other processes used "
                     f"{step.window.other:.2f} cores meanwhile: the machine was shared"
@@ -1091,10 +1034,13 @@ def report(
     if measured:
         best = max(measured)
         print("  goals:")
-        print(f"    >= 400 viewers per core at 30 fps     {_ok(best >= 400)} ({best:.0f})")
+        print(f"    >= 400 viewers per core at 30 fps     {goal_mark(best >= 400)} ({best:.0f})")
         if base is not None:
             ratio = best / base.steps[-1].per_core
-            print(f"    >= 60x MediaRelay                      {_ok(ratio >= 60)} ({ratio:.0f}x)")
+            print(
+                f"    >= 60x MediaRelay                      {goal_mark(ratio >= 60)} "
+                f"({ratio:.0f}x)"
+            )
 
 
 def python_speed_us() -> float:
@@ -1106,22 +1052,7 @@ def python_speed_us() -> float:
     return 1e6 * min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
 
 
-def _ok(flag: bool) -> str:
-    return "met   " if flag else "NOT met"
-
-
-def raise_fd_limit(need: int) -> None:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-
-
 async def run_all(args: argparse.Namespace) -> list[Target]:
-    from bench.buy import redis_server  # not at the top: the spawned children never need it
-
     targets = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -1164,11 +1095,7 @@ def main() -> int:
         args.viewers, args.seconds, args.viewer_procs, args.baseline_viewers = [10], 5.0, 2, 2
     args.viewers = sorted(set(args.viewers))
     raise_fd_limit(4 * max(args.viewers) + 1024)
-    before = busy_s()
-    time.sleep(1.0)
-    background = busy_s() - before
-    if background > 0.25:
-        print(f"  warning: {background:.2f} cores busy before the start", file=sys.stderr)
+    background = background_cores(1.0)
     before_us = python_speed_us()
     targets = asyncio.run(run_all(args))
     report(args, targets, background, (before_us, python_speed_us()))

@@ -1,4 +1,5 @@
-"""The application factory: every resource under an AppKey, each with its own cleanup_ctx."""
+"""The composition root: builds every resource, each under the AppKey its own package declares
+and with its own cleanup_ctx, and wires them together; the logic lives in the packages."""
 
 from __future__ import annotations
 
@@ -6,32 +7,16 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 
-import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__, pages
 from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
-from livecommerce.accounts.users import TokenCache
-from livecommerce.appkeys import (
-    ENGINE,
-    HOT_REDIS,
-    LIFECYCLE,
-    MEDIA,
-    PAYMENTS,
-    PURCHASES,
-    REDIS,
-    REDIS_URL,
-    RESERVATIONS,
-    ROOMS,
-    SETTINGS,
-    SOCKETIO,
-    TOKENS,
-    WEBHOOKS,
-)
+from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.checkout import routes as checkout_routes
+from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
     EMBEDDED_SECRET_KEY,
@@ -39,14 +24,14 @@ from livecommerce.checkout.embedded_stripe import (
 )
 from livecommerce.checkout.expiry import Reaper
 from livecommerce.checkout.lineups import StreamDirectory
-from livecommerce.checkout.payments import Payments
-from livecommerce.checkout.purchases import Purchases, SkuDirectory
-from livecommerce.checkout.stripe_gateway import STRIPE_JS_URL, StripeGateway
-from livecommerce.checkout.webhooks import Webhooks
+from livecommerce.checkout.payments import PAYMENTS, Payments
+from livecommerce.checkout.purchases import PURCHASES, Purchases, SkuDirectory
+from livecommerce.checkout.stripe_gateway import StripeGateway, stripe_js_url
+from livecommerce.checkout.webhooks import WEBHOOKS, Webhooks
 from livecommerce.clientaddress import networks
 from livecommerce.config import Settings
 from livecommerce.crosssite import cross_site_middleware
-from livecommerce.db.engine import create_engine, migrate
+from livecommerce.db.engine import ENGINE, create_engine, migrate
 from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
@@ -54,30 +39,29 @@ from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
-from livecommerce.lifecycle import Lifecycle
-from livecommerce.live import invitationroutes, roomroutes, socketioseam
+from livecommerce.lifecycle import LIFECYCLE, Lifecycle
+from livecommerce.live import invitationroutes, roomroutes, socketioseam, socketioserver
 from livecommerce.live import routes as stream_routes
 from livecommerce.live.eventbudget import SocketLimits
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.namespace import TOKEN_SWEEP_S, LiveNamespace
-from livecommerce.live.rooms import LiveRooms
+from livecommerce.live.rooms import ROOMS, LiveRooms
 from livecommerce.live.roomstate import RoomState
+from livecommerce.live.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
-from livecommerce.media.hub import MediaHub
+from livecommerce.media.hub import MEDIA, MediaHub
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
-from livecommerce.openapi import Operation, RouteTable
+from livecommerce.openapi import RouteTable
+from livecommerce.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
-from livecommerce.stock.pipelined import PipelinedRedis
+from livecommerce.stock.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.stock.rebuild import unpaid_holds
-from livecommerce.stock.reservations import Reservations, UnpaidBounds
+from livecommerce.stock.reservations import RESERVATIONS, Reservations, UnpaidBounds
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-# Socket.IO frames up to this reach our handlers (those over MAX_EVENT_BYTES are answered
-# payload_too_large); a larger frame closes the connection (websocket close 1009).
-MAX_FRAME_BYTES = 1024 * 1024
 API_DESCRIPTION = (
     "Live rooms speak Socket.IO on the `/live` namespace (see the README). Every client event "
     f"is answered by an ack; an event whose JSON exceeds {socketioseam.MAX_EVENT_BYTES} bytes "
@@ -165,7 +149,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         stripe_publishable_key=EMBEDDED_PUBLISHABLE_KEY
         if embedded
         else settings.stripe_publishable_key,
-        stripe_js_url=_stripe_js_url(settings, api_base if embedded else None),
+        stripe_js_url=stripe_js_url(settings.stripe_js_url, api_base),
         ice_servers=settings.ice_servers,
     )
     reservations = Reservations(
@@ -175,7 +159,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         buyer_holds=functools.partial(unpaid_holds, engine),
     )
     await reservations.preload_scripts()
-    payments = Payments(engine, reservations, gateway)
+    payments = Payments(engine, reservations, gateway, app[EVENTS])
     app[RESERVATIONS] = reservations
     purchases = Purchases(
         engine,
@@ -187,6 +171,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     )
     app[PURCHASES] = purchases
     app[PAYMENTS] = payments
+    app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
@@ -194,60 +179,27 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await buy.close()
         await purchases.close()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()
 
 
-def _stripe_js_url(settings: Settings, embedded_base: str | None) -> str:
-    """Stripe.js from Stripe, unless the API is an emulator (localstripe serves a stand-in)."""
-    if settings.stripe_js_url:
-        return settings.stripe_js_url
-    base = embedded_base or settings.stripe_api_base
-    return f"{base.rstrip('/')}/js.stripe.com/v3/" if base else STRIPE_JS_URL
-
-
-def _live_server(app: web.Application) -> socketio.AsyncServer:
-    """The Socket.IO server, joined to the other processes through Redis from the start.
-
-    The Redis URL is only known once Redis is up (it may be embedded), so the manager gets it
-    then; it connects on first use.
-    """
-    settings = app[SETTINGS]
-    manager = socketio.AsyncRedisManager(
-        "redis://127.0.0.1:6379/0", channel=f"{settings.redis_namespace}:socketio"
-    )
-    socketioseam.check()
-    server = socketio.AsyncServer(
-        async_mode="aiohttp",
-        client_manager=manager,
-        serializer=socketioseam.LivePacket,
-        max_http_buffer_size=MAX_FRAME_BYTES,
-        ping_interval=20,
-        ping_timeout=20,
-    )
-    socketioseam.install(server)
-    server.attach(app)
-    return server
-
-
 async def _live(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    server = app[SOCKETIO]
-    server.manager.redis_url = app[REDIS_URL]
+    server = socketioserver.build_server(app[REDIS_URL], f"{settings.redis_namespace}:socketio")
+    app[socketioserver.SOCKETIO] = server
     # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
     viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
-    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state)
-    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS])
+    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
     async def emit(event: str, data: dict[str, object], room: str) -> None:
         await server.emit(event, data, room=room, namespace="/live")
 
-    rooms.emit = emit
-    app[PAYMENTS].listeners.append(rooms.order_changed)
-    app[PURCHASES].listeners.append(rooms.purchased)
+    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)
+    rooms.subscribe(app[EVENTS])
     limits = SocketLimits(
         rate=settings.socket_events_per_second,
         burst=settings.socket_event_burst,
@@ -257,9 +209,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     namespace = LiveNamespace(
         rooms,
         app[TOKENS],
-        app[PURCHASES],
-        app[PAYMENTS],
-        app[LIFECYCLE],
+        app[BUY],
         limits,
         networks(settings.trusted_proxies),
     )
@@ -275,6 +225,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await namespace.close()
         await rooms.close()
         await server.shutdown()
 
@@ -283,8 +234,8 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
     settings = app[SETTINGS]
     # Written once, by the process holding the stream's media, in the order they happened.
-    app[EVENTS].subscribe(StreamOnAir, app[ROOMS].stream_on_air, here_only=True)
-    app[EVENTS].subscribe(StreamOffAir, app[ROOMS].stream_off_air, here_only=True)
+    app[EVENTS].subscribe(StreamOnAir, app[ROOMS].stream_on_air, local_only=True)
+    app[EVENTS].subscribe(StreamOffAir, app[ROOMS].stream_off_air, local_only=True)
     ice = IceConfig.from_settings(settings)
     ice.apply_host_addresses()
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
@@ -328,19 +279,13 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)
-    app[SOCKETIO] = _live_server(app)
     app.cleanup_ctx.append(_live)
+    socketioserver.add_routes(app)
     app.cleanup_ctx.append(_media)
     app.on_shutdown.append(_drain)
 
     table = api_routes()
-    document = table.document("livecommerce", __version__, API_DESCRIPTION)
-
-    async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(document)
-
-    table.add(Operation("GET", "/api/openapi.json", openapi, "This document", "operations"))
-    document = table.document("livecommerce", __version__, API_DESCRIPTION)
+    table.publish(app, "/api/openapi.json", "livecommerce", __version__, API_DESCRIPTION)
     table.register(app)
     pages.add_pages(app)
     return app

@@ -1,19 +1,15 @@
-"""Settings, read once from the environment at start-up (12-factor).
-
-Settings stand below every domain: this module imports none (nor aiortc, aiohttp or a driver).
-Values are checked here as plain strings and numbers; each domain builds its own objects from
-them (media's ``IceConfig.from_settings``, for one).
-"""
+"""Settings, read once from the environment at start-up (12-factor)."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from livecommerce.iceurls import check_host_addresses, parse_server_url
 
 
 class ConfigError(Exception):
@@ -111,10 +107,9 @@ class Settings:
         if not 0.05 <= self.viewer_heartbeat_s <= 300:
             raise ConfigError("VIEWER_HEARTBEAT_SECONDS must be between 0.05 and 300")
         try:
-            for host in self.ice_hosts:
-                ice_host(host)
+            check_host_addresses(self.ice_hosts)
             for url in self.ice_servers:
-                IceServer.parse(url)
+                parse_server_url(url)
         except ValueError as exc:
             raise ConfigError(f"ICE_HOSTS / ICE_SERVERS: {exc}") from None
         if self.ice_announced_address:
@@ -188,54 +183,6 @@ class Settings:
                 raise ConfigError(f"{name} is not valid: {raw!r}") from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def ice_host(host: str) -> str:
-    """An ``ICE_HOSTS`` entry: an IP address (host candidates are gathered on it)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"ICE host address is not an IP address: {host!r}") from None
-    return host
-
-
-# stun:host[:port], turn:[user:password@]host[:port][?transport=udp|tcp], and the -s variants.
-_ICE_SERVER_URL = re.compile(
-    r"(?P<scheme>stuns?|turns?):(?:(?P<user>[^:@/?]+):(?P<password>[^@/?]*)@)?"
-    r"(?P<host>[^:?/@\[\]]+)(?::(?P<port>\d{1,5}))?"
-    r"(?:\?transport=(?P<transport>udp|tcp))?"
-)
-
-
-@dataclass(frozen=True)
-class IceServer:
-    """An ``ICE_SERVERS`` entry: a STUN or TURN server, its credentials taken out of the URL.
-
-    TURN credentials go in the URL (``turn:user:password@host:3478?transport=udp``); ``url``
-    is the same without them (``turn:host:3478?transport=udp``), as WebRTC stacks want it.
-    """
-
-    url: str
-    username: str | None = None
-    credential: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> IceServer:
-        """Raises ``ValueError`` naming ``text`` if it is not a STUN/TURN URL."""
-        match = _ICE_SERVER_URL.fullmatch(text.strip())
-        if match is None:
-            raise ValueError(f"not a STUN/TURN URL: {text!r}")
-        scheme, user, password = match["scheme"], match["user"], match["password"]
-        if scheme.startswith("stun") and (user is not None or match["transport"]):
-            raise ValueError(f"a STUN URL takes no credentials or transport: {text!r}")
-        if scheme.startswith("turn") and user is None:
-            raise ValueError(f"a TURN URL needs user:password@: {text!r}")
-        bare = f"{scheme}:{match['host']}"
-        if match["port"]:
-            bare += f":{match['port']}"
-        if match["transport"]:
-            bare += f"?transport={match['transport']}"
-        return cls(bare, user, password)
 
 
 _DB_SCHEMES = {

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from livecommerce.accounts.routes import COOKIE
-from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import ErrorCode, Handler, LiveCommerceError
+from livecommerce.resources import SETTINGS
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _EXEMPT = ("/whip/", "/whep/", "/socket.io/", "/api/stripe/webhook")

@@ -17,10 +17,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from livecommerce.appkeys import ENGINE, LIFECYCLE, METRICS, REDIS, SETTINGS
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, Handler, LiveCommerceError
+from livecommerce.lifecycle import LIFECYCLE
 from livecommerce.openapi import Operation
+from livecommerce.resources import REDIS, SETTINGS
 
+METRICS = web.AppKey("metrics", CollectorRegistry)
 _REQUESTS = web.AppKey("http_requests", Counter)
 _LATENCY = web.AppKey("http_latency", Histogram)
 

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from aiohttp import web
+
 log = logging.getLogger(__name__)
 
 
@@ -41,3 +43,6 @@ class Lifecycle:
                 await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

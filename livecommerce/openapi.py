@@ -57,6 +57,21 @@ class RouteTable:
     def document(self, title: str, version: str, description: str = "") -> dict[str, Any]:
         return build_document(self.operations, title, version, description)
 
+    def publish(
+        self, app: web.Application, path: str, title: str, version: str, description: str = ""
+    ) -> None:
+        """Serve the document at ``path``, built once, describing itself among the operations."""
+        self.add(Operation("GET", path, openapi, "This document", "operations"))
+        app[DOCUMENT] = self.document(title, version, description)
+
+
+DOCUMENT = web.AppKey("openapi_document", dict)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document (see ``RouteTable.publish``)."""
+    return web.json_response(request.app[DOCUMENT])
+
 
 def _error_schema() -> dict[str, Any]:
     return {

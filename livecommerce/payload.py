@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
+from livecommerce.resources import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 

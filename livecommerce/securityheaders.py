@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecommerce.appkeys import SETTINGS
 from livecommerce.crosssite import origin_of
 from livecommerce.pages import BROWSER_CONFIG
+from livecommerce.resources import SETTINGS
 
 STRIPE_JS = "https://js.stripe.com"
 # Stripe's own list for Stripe.js and the Payment Element (docs.stripe.com/security/guide#csp).

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import stripe
 from aiohttp.test_utils import TestClient
 
-from livecommerce.appkeys import ENGINE
 from livecommerce.config import Settings
+from livecommerce.db.engine import ENGINE
 from livecommerce.db.tables import skus
 from tests.conftest import Account, hoodie, sign_up
 

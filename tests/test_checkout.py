@@ -15,11 +15,12 @@ import sqlalchemy as sa
 import stripe
 from aiohttp.test_utils import TestClient
 
-from livecommerce.appkeys import ENGINE, REDIS, RESERVATIONS
 from livecommerce.checkout.expiry import Reaper
 from livecommerce.config import Settings
+from livecommerce.db.engine import ENGINE
 from livecommerce.db.tables import orders, skus, webhook_events
-from livecommerce.stock.reservations import StockLevel
+from livecommerce.resources import REDIS
+from livecommerce.stock.reservations import RESERVATIONS, StockLevel
 from tests.conftest import Account, hoodie, sign_up
 from tests.shopping import (
     DECLINED_CARD,
@@ -170,7 +171,7 @@ async def test_expiry_returns_stock_exactly_once(client: TestClient[Any, Any]) -
     status, _ = await buy(buyer, sku)
     assert status == 409
     app = client.app
-    from livecommerce.appkeys import PAYMENTS
+    from livecommerce.checkout.payments import PAYMENTS
 
     reaper = Reaper(app[ENGINE], app[RESERVATIONS], app[PAYMENTS], "other-lock")
     later = time.time_ns() // 1_000_000 + 3_600_000
@@ -544,7 +545,7 @@ async def test_two_hundred_due_holds_come_back_within_one_sweep(
     from dataclasses import replace
 
     from livecommerce.app import create_app
-    from livecommerce.appkeys import PURCHASES
+    from livecommerce.checkout.purchases import PURCHASES
     from tests.liveclient import Viewer
 
     roomy = replace(settings, max_unpaid_per_sku=200, max_unpaid_per_buyer=200)
@@ -648,7 +649,7 @@ async def test_an_order_that_cannot_be_written_leaves_its_key_usable(
             await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
         ).scalar_one()
     stream = await _stream(seller, [product_id])
-    from livecommerce.appkeys import PURCHASES
+    from livecommerce.checkout.purchases import PURCHASES
     from livecommerce.db.tables import streams
 
     await client.app[PURCHASES].streams.facts(stream)  # cached as selling the product

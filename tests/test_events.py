@@ -61,43 +61,49 @@ async def test_events_reach_this_and_other_processes(redis_url: str) -> None:
         await redis.aclose()
 
 
-async def test_a_here_only_subscriber_hears_only_its_own_process(redis_url: str) -> None:
-    """For state every process shares: written once, by the process where it happened."""
+def test_event_names_are_registered_once() -> None:
+    assert event_type("test.pinged") is Pinged
+    assert event_type("nothing.like.this") is None
+
+
+async def test_a_local_only_subscriber_hears_its_own_process_only(redis_url: str) -> None:
+    """A Socket.IO broadcast already reaches every process: its subscriber runs where the
+    event happened, not once per process."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     redis = Redis.from_url(redis_url, decode_responses=True)
     here, there = EventBus(redis, namespace), EventBus(redis, namespace)
-    writes: list[tuple[str, int]] = []
-    heard_there = asyncio.Event()
+    local_here: list[int] = []
+    local_there: list[int] = []
+    everywhere_there: list[int] = []
+    got_there = asyncio.Event()
 
-    async def write_here(event: Pinged) -> None:
-        writes.append(("here", event.stream_id))
+    async def on_local_here(event: Pinged) -> None:
+        local_here.append(event.stream_id)
 
-    async def write_there(event: Pinged) -> None:
-        writes.append(("there", event.stream_id))
+    async def on_local_there(event: Pinged) -> None:
+        local_there.append(event.stream_id)
 
-    async def watch_there(event: Pinged) -> None:
-        heard_there.set()
+    async def on_there(event: Pinged) -> None:
+        everywhere_there.append(event.stream_id)
+        got_there.set()
 
-    for bus, write in ((here, write_here), (there, write_there)):
-        bus.subscribe(Pinged, write, here_only=True)
-    there.subscribe(Pinged, watch_there)  # an ordinary subscriber on the same process
+    here.subscribe(Pinged, on_local_here, local_only=True)
+    there.subscribe(Pinged, on_local_there, local_only=True)
+    there.subscribe(Pinged, on_there)
     tasks = [asyncio.create_task(here.run()), asyncio.create_task(there.run())]
     try:
         async with asyncio.timeout(10):
             await here.wait_listening()
             await there.wait_listening()
-        await here.publish(Pinged(stream_id=7))
-        await asyncio.wait_for(heard_there.wait(), 5)
-        await there.publish(Pinged(stream_id=8))
+        await here.publish(Pinged(stream_id=1))
+        await asyncio.wait_for(got_there.wait(), 5)
+        assert everywhere_there == [1]  # the event did reach the other process
+        await there.publish(Pinged(stream_id=2))
         await asyncio.sleep(0.3)
-        assert writes == [("here", 7), ("there", 8)]
+        assert local_here == [1]
+        assert local_there == [2]
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await redis.aclose()
-
-
-def test_event_names_are_registered_once() -> None:
-    assert event_type("test.pinged") is Pinged
-    assert event_type("nothing.like.this") is None

@@ -17,8 +17,10 @@ import pytest
 import socketio
 
 from bench.processes import ServerProcess
+from livecommerce.config import Settings
 from tests.conftest import hoodie
 from tests.liveclient import Viewer
+from tests.shopping import OK_CARD, card
 
 
 class Remote:
@@ -189,3 +191,57 @@ async def test_log_out_on_one_process_disconnects_the_socket_on_the_other(
     with pytest.raises(socketio.exceptions.ConnectionError):
         await again.connect(a.url, ava.token)
     assert refused[0]["message"] == "not_authenticated"
+
+
+async def test_a_purchase_on_one_process_is_told_once_on_every_process(
+    server_processes: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    viewers: list[Viewer],
+    localstripe_url: str,
+) -> None:
+    """Order events travel between processes, and so do Socket.IO broadcasts: the room and the
+    buyer hear each change once, not once per process."""
+    a, b = server_processes
+    creator = await _sign_up(session, a.url, "creator")
+    buyer = await _sign_up(session, a.url, "buyer")
+    product = (
+        await creator.call("POST", f"{a.url}/api/products", hoodie("ONCE-1", 5), status=201)
+    )["product"]
+    stream = (
+        await creator.call(
+            "POST", f"{a.url}/api/streams", {"title": "Once", "lineup": [product["id"]]}, 201
+        )
+    )["stream"]
+    stream_id, sku_id = stream["id"], product["variants"][0]["id"]
+    stripe_js = Settings(stripe_secret_key="sk_test_livecommerce", stripe_api_base=localstripe_url)
+    pm = await card(stripe_js, OK_CARD)
+    await buyer.call("POST", f"{a.url}/api/cards", {"payment_method_id": pm}, status=201)
+
+    own, on_a, on_b = Viewer(), Viewer(), Viewer()
+    viewers += [own, on_a, on_b]
+    await own.connect(a.url, buyer.token)
+    await on_a.connect(a.url)
+    await on_b.connect(b.url)
+    for viewer in (on_a, on_b):
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+
+    # One tap over HTTP on B; the buyer's socket is on A.
+    async with session.post(
+        f"{b.url}/api/purchases",
+        json={"sku_id": sku_id, "stream_id": stream_id},
+        headers={"Authorization": f"Bearer {buyer.token}", "Idempotency-Key": "once-1"},
+    ) as response:
+        body = await response.json()
+        assert response.status == 201, body
+    assert body["order"]["status"] == "paid"
+    update = await own.wait_for("order:update")
+    assert update["order"] == body["order"]
+    for viewer in (on_a, on_b):
+        feed = await viewer.wait_for("purchase:feed", stream_id=stream_id)
+        assert feed["sku_id"] == sku_id and feed["qty"] == 1
+        await viewer.wait_for("stock:changed", stream_id=stream_id, available=4)
+    await asyncio.sleep(1.0)  # a second telling would have come by now
+    assert own.count("order:update") == 1, own.events
+    for viewer in (on_a, on_b):
+        assert viewer.count("purchase:feed") == 1, viewer.events
+        assert viewer.count("order:update") == 0  # the buyer's own room only

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import aiortc.codecs
+import aiortc.codecs.vpx
 import aiortc.rtcrtpreceiver
 import pytest
 from aiortc import (
@@ -290,6 +292,47 @@ def test_check_aiortc_passes_and_fails_loudly(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(aiortc, "__version__", "1.17.0")
     with pytest.raises(AiortcIncompatible, match=r"1\.17\.0.*_send_keyframe"):
         check_aiortc()
+
+
+def test_check_aiortc_covers_what_the_benches_reach_into(monkeypatch: pytest.MonkeyPatch) -> None:
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes) -> None:
+        return None
+
+    monkeypatch.setattr(aioice.ice.StunProtocol, "datagram_received", datagram_received)
+    monkeypatch.delattr(aiortc.codecs.vpx, "DEFAULT_BITRATE")
+    with pytest.raises(AiortcIncompatible, match=r"StunProtocol.*DEFAULT_BITRATE"):
+        check_aiortc()
+
+
+async def test_filter_datagrams_sees_each_datagram_first_and_drops_the_refused() -> None:
+    offerer, answerer = RTCPeerConnection(CONFIG), RTCPeerConnection(CONFIG)
+    channel = offerer.createDataChannel("figures")
+    messages: asyncio.Queue[str] = asyncio.Queue()
+    answerer.on("datachannel", lambda remote: remote.on("message", messages.put_nowait))
+    seen: list[bytes] = []
+    refusing = False
+
+    def keep(data: bytes) -> bool:
+        seen.append(data)
+        return not refusing
+
+    try:
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())  # gathers
+        aiortcseam.filter_datagrams(answerer.sctp.transport, keep)
+        await offerer.setRemoteDescription(answerer.localDescription)
+        await until(lambda: channel.readyState == "open")
+        channel.send("kept")
+        assert await asyncio.wait_for(messages.get(), 10) == "kept"
+        assert seen  # STUN checks, the DTLS handshake and SCTP all came through ``keep``
+        refusing, before = True, len(seen)
+        channel.send("refused")
+        await until(lambda: len(seen) > before)
+        await asyncio.sleep(0.5)
+        assert messages.empty()
+    finally:
+        await asyncio.gather(offerer.close(), answerer.close())
 
 
 def test_viewer_queue_starts_on_a_keyframe_and_skips_ahead_when_full() -> None:

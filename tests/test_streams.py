@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livecommerce.appkeys import ENGINE
+from livecommerce.db.engine import ENGINE
 from livecommerce.db.tables import streams
 from livecommerce.live.invitations import MAX_PENDING_PER_STREAM
 from tests.conftest import Account, accept_invitation, hoodie, sign_up

@@ -23,9 +23,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
-from livecommerce.appkeys import MEDIA
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
+from livecommerce.media.hub import MEDIA
 from livecommerce.media.rtc import aiortcseam
 from tests.conftest import Account, sign_up
 from tests.liveclient import Viewer as RoomViewer
@@ -407,7 +407,7 @@ async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     # A publish with the key replaces a publisher that is not connected...
     started = asyncio.get_running_loop().time()
     await _go_live(client, peers.publisher(), stream_id, key)
-    assert asyncio.get_running_loop().time() - started < 5
+    assert asyncio.get_running_loop().time() - started < 10  # not the 150 s of a stuck session
     await until(lambda: hub.is_on_air(stream_id))
 
     # ...and, alone, it is dropped after ICE_CONNECT_TIMEOUT_SECONDS with everything it held.
@@ -415,7 +415,7 @@ async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     stuck = _without_candidates(await _offer(peers.publisher()))
     status, _answer, headers = await _post(client, f"/whip/{other_id}", stuck, other_key)
     assert status == 201
-    await until(lambda: hub.relay(other_id) is None, seconds=6)
+    await until(lambda: hub.relay(other_id) is None, seconds=10)
     assert hub.session(str(headers["Location"]).rsplit("/", 1)[1]) is None
     assert [t.get_name() for t in _media_tasks()] == [f"media-{stream_id}"]
 

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from livecommerce.accounts.attemptlimits import ATTEMPTS, Limit
 from livecommerce.accounts.users import (
+    TOKENS,
     User,
     change_password,
     issue_token,
@@ -18,13 +19,14 @@ from livecommerce.accounts.users import (
     revoke_token,
     sign_up,
 )
-from livecommerce.appkeys import ENGINE, SETTINGS, TOKENS
 from livecommerce.clientaddress import client_address
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, read_json
+from livecommerce.resources import SETTINGS
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -256,3 +257,6 @@ async def find_user_by_email(conn: AsyncConnection, email: str) -> User | None:
         await conn.execute(sa.select(*_USER_COLUMNS).where(users.c.email == normalise_email(email)))
     ).one_or_none()
     return _user(row) if row is not None else None
+
+
+TOKENS = web.AppKey("tokens", TokenCache)

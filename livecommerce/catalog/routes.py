@@ -8,7 +8,6 @@ from aiohttp import web
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.appkeys import ENGINE, PURCHASES, RESERVATIONS
 from livecommerce.catalog.products import (
     VariantDraft,
     create_product,
@@ -17,9 +16,12 @@ from livecommerce.catalog.products import (
     set_stock_on_hand,
     update_product,
 )
+from livecommerce.checkout.purchases import PURCHASES
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import LiveCommerceError, NotFound
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, path_id, query, read_json
+from livecommerce.stock.reservations import RESERVATIONS
 
 SkuCode = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

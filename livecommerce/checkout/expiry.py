@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -129,7 +128,7 @@ class Reaper:
                 by_sku[order.sku_id].append(order.hold_id)
             for sku_id, hold_ids in by_sku.items():
                 await self._reservations.release_many(sku_id, hold_ids)
-            await self._notify(expired)
+            await self._payments.announce(expired)
             closed += len(expired)
         if with_intent:
             gate = asyncio.Semaphore(STRIPE_CONCURRENCY)
@@ -144,12 +143,3 @@ class Reaper:
 
             closed += sum(await asyncio.gather(*(expire_one(o) for o in with_intent)))
         return closed
-
-    async def _notify(self, orders: Iterable[Order]) -> None:
-        # The same listeners Payments tells of every transition (rooms, the buyer's own room).
-        for order in orders:
-            for listener in self._payments.listeners:
-                try:
-                    await listener(order)
-                except Exception:
-                    log.exception("order listener failed", extra={"order_id": order.id})

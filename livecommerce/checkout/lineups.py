@@ -52,7 +52,10 @@ class StreamDirectory:
         self._engine = engine
         self._ttl = ttl_s
         self._cache: dict[int, tuple[float, StreamFacts]] = {}
-        self._lookups = SharedCalls()
+        self._lookups = SharedCalls("stream lookups")
+
+    async def close(self) -> None:
+        await self._lookups.close()
 
     async def facts(self, stream_id: int) -> StreamFacts:
         """The stream's facts; ``not_found`` (naming the stream) if there is no such stream."""

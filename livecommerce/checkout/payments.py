@@ -8,10 +8,12 @@ happens exactly once; the Redis side (commit or release of the hold) is idempote
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.users import User
@@ -21,11 +23,11 @@ from livecommerce.checkout.stocksync import StockSync
 from livecommerce.checkout.stripe_gateway import IntentState, StripeGateway
 from livecommerce.db.tables import orders, skus, users, utcnow
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
+from livecommerce.events.bus import EventBus
+from livecommerce.events.orders import OrderChanged
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
-
-OrderListener = Callable[[Order], Awaitable[None]]
 
 # What Stripe says about a charge that no retry with the same card will change.
 _REFUSALS = frozenset(
@@ -59,27 +61,55 @@ def check_intent(order: Order, state: IntentState) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Wallet:
+    """What a buyer has on file with Stripe: the customer, and the saved card (if any)."""
+
+    customer_id: str | None
+    payment_method_id: str | None
+    card_label: str | None
+
+
+def order_changed(order: Order) -> OrderChanged:
+    return OrderChanged(
+        order_id=order.id,
+        buyer_id=order.buyer_id,
+        seller_id=order.seller_id,
+        sku_id=order.sku_id,
+        stream_id=order.stream_id,
+        status=order.status.value,
+        qty=order.qty,
+        view=order.to_dict(),
+    )
+
+
 class Payments:
     def __init__(
         self,
         engine: AsyncEngine,
         reservations: Reservations,
         gateway: StripeGateway,
+        events: EventBus,
     ) -> None:
         self._engine = engine
         self._reservations = reservations
         self.gateway = gateway
         self.stock = StockSync(reservations)
-        self.listeners: list[OrderListener] = []
+        self._events = events
+
+    async def announce(self, changed: Iterable[Order]) -> None:
+        """Publish ``OrderChanged`` for each order. Never raises: the order has moved in SQL
+        already, and an event bus cut off from Redis must not make the answer lie."""
+        for order in changed:
+            try:
+                await self._events.publish(order_changed(order))
+            except Exception:
+                log.exception("order change not published", extra={"order_id": order.id})
 
     async def _notify(self, order: Order) -> None:
-        for listener in self.listeners:
-            try:
-                await listener(order)
-            except Exception:
-                log.exception("order listener failed", extra={"order_id": order.id})
+        await self.announce((order,))
 
-    async def saved_card(self, user_id: int) -> tuple[str | None, str | None, str | None]:
+    async def saved_card(self, user_id: int) -> Wallet:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -90,12 +120,14 @@ class Payments:
                     ).where(users.c.id == user_id)
                 )
             ).one()
-        return row.stripe_customer_id, row.default_payment_method_id, row.card_label
+        return Wallet(row.stripe_customer_id, row.default_payment_method_id, row.card_label)
 
-    async def _customer(self, user: User) -> str:
-        customer_id, _pm, _label = await self.saved_card(user.id)
-        if customer_id:
-            return customer_id
+    async def _customer(self, user: User, wallet: Wallet | None = None) -> str:
+        """The buyer's Stripe customer, made now if they have none (``wallet``: as read)."""
+        if wallet is None:
+            wallet = await self.saved_card(user.id)
+        if wallet.customer_id:
+            return wallet.customer_id
         customer_id = await self.gateway.ensure_customer(None, user.email, user.id)
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -138,8 +170,12 @@ class Payments:
         payment_method_id: str | None = None,
         use_saved_card: bool = False,
         save_card: bool = False,
+        wallet: Wallet | None = None,
     ) -> tuple[Order, IntentState | None]:
         """Pay a reserved order.
+
+        ``wallet`` is the buyer's as the caller just read it (``saved_card``), so that one tap
+        reads it once; without it it is read here.
 
         With ``use_saved_card`` the buyer's default card is charged off-session (one tap);
         with ``payment_method_id`` that card is confirmed now; with neither, an intent is made
@@ -162,7 +198,12 @@ class Payments:
             )
         try:
             state = await self._charge(
-                order, buyer, payment_method_id, use_saved_card=use_saved_card, save=save_card
+                order,
+                buyer,
+                payment_method_id,
+                use_saved_card=use_saved_card,
+                save=save_card,
+                wallet=wallet,
             )
         except LiveCommerceError as exc:
             if exc.code not in _REFUSALS:
@@ -190,15 +231,17 @@ class Payments:
         *,
         use_saved_card: bool,
         save: bool,
+        wallet: Wallet | None,
     ) -> IntentState:
         check_chargeable(order.amount_minor, order.currency)
-        customer_id = await self._customer(buyer)
+        if wallet is None:
+            wallet = await self.saved_card(buyer.id)
+        customer_id = await self._customer(buyer, wallet)
         off_session = False
         if use_saved_card:
-            _c, saved, _label = await self.saved_card(buyer.id)
-            if saved is None:
+            if wallet.payment_method_id is None:
                 raise LiveCommerceError(ErrorCode.INVALID_INPUT, "no saved card: add one first")
-            payment_method_id, off_session = saved, True
+            payment_method_id, off_session = wallet.payment_method_id, True
         try:
             if order.payment_intent_id and payment_method_id:
                 return await self._confirm(order.payment_intent_id, payment_method_id)
@@ -433,17 +476,27 @@ class Payments:
             return None
 
     def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"order": order.to_dict()}
-        if self.stock.lagging(order.hold_id):
-            body["note"] = (
-                "the order is settled; the live stock counters catch up when the store is back"
-            )
-        if state is not None:
-            body["payment"] = {
-                "status": state.status,
-                "client_secret": state.client_secret
-                if state.status
-                in ("requires_action", "requires_payment_method", "requires_confirmation")
-                else None,
-            }
-        return body
+        """The answer to a payment: the order, its payment, and a note if stock lags."""
+        return describe(order, state, lagging=self.stock.lagging(order.hold_id))
+
+
+_BROWSER_STEPS = ("requires_action", "requires_payment_method", "requires_confirmation")
+LAGGING_NOTE = "the order is settled; the live stock counters catch up when the store is back"
+
+
+def describe(order: Order, state: IntentState | None, *, lagging: bool) -> dict[str, Any]:
+    """``{"order", "note"?, "payment"?}``: ``note`` while the hold's commit or release waits
+    for Redis; ``payment`` when a PaymentIntent was touched (its client secret only while the
+    browser has something to do)."""
+    body: dict[str, Any] = {"order": order.to_dict()}
+    if lagging:
+        body["note"] = LAGGING_NOTE
+    if state is not None:
+        body["payment"] = {
+            "status": state.status,
+            "client_secret": state.client_secret if state.status in _BROWSER_STEPS else None,
+        }
+    return body
+
+
+PAYMENTS = web.AppKey("payments", Payments)

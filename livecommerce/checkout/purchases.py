@@ -10,15 +10,15 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.orders import Order, find_order
 from livecommerce.checkout.orderwriter import OrderWriter
@@ -59,7 +59,10 @@ class SkuDirectory:
         self._engine = engine
         self._ttl = ttl_s
         self._cache: dict[int, tuple[float, SkuFacts]] = {}
-        self._lookups = SharedCalls()
+        self._lookups = SharedCalls("sku lookups")
+
+    async def close(self) -> None:
+        await self._lookups.close()
 
     async def facts(self, sku_id: int) -> SkuFacts:
         cached = self._cache.get(sku_id)
@@ -97,7 +100,7 @@ class SkuDirectory:
 
 
 class Purchases:
-    """Takes buy requests from HTTP and Socket.IO alike."""
+    """Holds the stock and writes the ``reserved`` order (the first half of ``checkout.buy``)."""
 
     def __init__(
         self,
@@ -110,9 +113,8 @@ class Purchases:
     ) -> None:
         self._engine = engine
         self._writer = OrderWriter(engine)
-        self.listeners: list[Callable[[Order], Awaitable[None]]] = []
-        self._loads = SharedCalls()
-        self._background: set[asyncio.Future[Any]] = set()
+        self._loads = SharedCalls("stock loads")
+        self._background = BackgroundTasks("purchases")
         self._reservations = reservations
         self.directory = directory
         self._hold_ttl_s = hold_ttl_s
@@ -120,8 +122,13 @@ class Purchases:
         self._bounds = bounds or UnpaidBounds()
 
     async def close(self) -> None:
-        """Finish writing queued orders; safe to call twice."""
+        """Finish writing queued orders, then stop the work left in the background (a hold
+        given back after a failed write: the reaper releases it otherwise); safe to call twice."""
         await self._writer.close()
+        await self._background.close()
+        await self._loads.close()
+        await self.directory.close()
+        await self.streams.close()
 
     async def buy(
         self,
@@ -229,21 +236,15 @@ class Purchases:
         except BaseException:
             await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
             raise
-        for listener in self.listeners:
-            self._spawn(listener(order))  # the room hears of it; the buyer does not wait
         return Purchase(order=order, replayed=False, available_after=hold.available_after)
-
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_report)
 
     def _release_if_failed(
         self, written: asyncio.Future[Order], sku_id: int, buyer_id: int, hold_id: str, key: str
     ) -> None:
         if written.cancelled() or written.exception() is not None:
-            self._spawn(self._reservations.forget_key(sku_id, buyer_id, hold_id, key))
+            self._background.spawn(
+                self._reservations.forget_key(sku_id, buyer_id, hold_id, key), "give back a hold"
+            )
 
     async def _replay(self, hold: Hold, buyer_id: int, sku_id: int, qty: int, key: str) -> Purchase:
         async with self._engine.connect() as conn:
@@ -267,6 +268,4 @@ class Purchases:
         return Purchase(order=existing, replayed=True, available_after=None)
 
 
-def _report(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("after-purchase work failed", exc_info=task.exception())
+PURCHASES = web.AppKey("purchases", Purchases)

@@ -9,10 +9,13 @@ from pydantic import Field, StringConstraints
 
 from livecommerce.accounts.roles import Role, role_in_stream
 from livecommerce.accounts.routes import current_user
-from livecommerce.appkeys import ENGINE, LIFECYCLE, PAYMENTS, PURCHASES, WEBHOOKS
+from livecommerce.checkout.buy import BUY
 from livecommerce.checkout.orders import Order, OrderStatus, get_order, list_orders
+from livecommerce.checkout.payments import PAYMENTS
 from livecommerce.checkout.purchases import MAX_QTY
 from livecommerce.checkout.refunds import refund_order
+from livecommerce.checkout.webhooks import WEBHOOKS
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
 from livecommerce.openapi import Operation
 from livecommerce.payload import MAX_ID, Payload, path_id, query, read_json
@@ -67,28 +70,21 @@ def _idempotency_key(request: web.Request) -> str:
 
 
 async def post_purchase(request: web.Request) -> web.Response:
-    if request.app[LIFECYCLE].draining:
-        raise LiveCommerceError(ErrorCode.SHUTTING_DOWN, "this server is restarting; retry")
+    """The HTTP face of ``checkout.buy``: 201 for a new order, 200 for a retry's answer."""
+    buy = request.app[BUY]
+    buy.refuse_if_draining()
     buyer = await current_user(request)
     key = _idempotency_key(request)
     body = await read_json(request, NewPurchase)
-    purchase = await request.app[PURCHASES].buy(
-        buyer_id=buyer.id,
+    bought = await buy(
+        buyer,
         sku_id=body.sku_id,
         qty=body.qty,
         idempotency_key=key,
         stream_id=body.stream_id,
+        pay_with_saved_card=body.pay_with_saved_card,
     )
-    payments = request.app[PAYMENTS]
-    order = purchase.order
-    state = None
-    if not purchase.replayed and body.pay_with_saved_card:
-        _customer, saved, _label = await payments.saved_card(buyer.id)
-        if saved is not None:
-            order, state = await payments.pay(order, buyer, use_saved_card=True)
-    result = payments.describe(order, state)
-    result["replayed"] = purchase.replayed
-    return web.json_response(result, status=200 if purchase.replayed else 201)
+    return web.json_response(bought.to_dict(), status=200 if bought.replayed else 201)
 
 
 async def _visible_order(request: web.Request) -> Order:
@@ -181,8 +177,9 @@ async def post_refund(request: web.Request) -> web.Response:
 
 async def get_card(request: web.Request) -> web.Response:
     user = await current_user(request)
-    _customer, pm, label = await request.app[PAYMENTS].saved_card(user.id)
-    return web.json_response({"card": {"label": label} if pm else None})
+    wallet = await request.app[PAYMENTS].saved_card(user.id)
+    label = wallet.card_label
+    return web.json_response({"card": {"label": label} if wallet.payment_method_id else None})
 
 
 async def post_card(request: web.Request) -> web.Response:

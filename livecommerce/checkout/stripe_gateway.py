@@ -26,6 +26,14 @@ T = TypeVar("T")
 STRIPE_JS_URL = "https://js.stripe.com/v3/"  # Stripe.js must be loaded from Stripe itself
 
 
+def stripe_js_url(configured: str, api_base: str) -> str:
+    """Where pages load Stripe.js: ``configured`` (STRIPE_JS_URL) if set, else Stripe's own,
+    unless the API at ``api_base`` is an emulator (localstripe serves a stand-in under it)."""
+    if configured:
+        return configured
+    return f"{api_base.rstrip('/')}/js.stripe.com/v3/" if api_base else STRIPE_JS_URL
+
+
 @dataclass(frozen=True)
 class IntentState:
     """What we keep of a PaymentIntent."""

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -114,3 +115,6 @@ _MISMATCHES = frozenset(
 
 def _refused(code: ErrorCode) -> dict[str, str]:
     return {"result": "refused", "code": code.value}
+
+
+WEBHOOKS = web.AppKey("webhooks", Webhooks)

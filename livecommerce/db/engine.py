@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aiohttp import web
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -70,3 +71,6 @@ async def pending_migrations(engine: AsyncEngine) -> bool:
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
     return current != head
+
+
+ENGINE = web.AppKey("engine", AsyncEngine)

@@ -34,7 +34,7 @@ class EventBus:
         self._redis = redis
         self.channel = f"{namespace}:events"
         self._origin = uuid.uuid4().hex
-        # Each with whether it hears only the events published by this process.
+        # Each subscriber with its local_only flag.
         self._subscribers: dict[type[Event], list[tuple[Subscriber, bool]]] = defaultdict(list)
         self._listening = asyncio.Event()
 
@@ -43,15 +43,15 @@ class EventBus:
         kind: type[E],
         subscriber: Callable[[E], Awaitable[None]],
         *,
-        here_only: bool = False,
+        local_only: bool = False,
     ) -> None:
         """Call ``subscriber`` for every ``kind`` event, published here or on another process.
 
-        ``here_only``: only for the events published by this process. For a subscriber that
-        writes state all processes share (in Redis), which must be written once and in the
-        order the events happened: the process where they happen writes it.
+        With ``local_only`` only for the events published on this process: for a subscriber
+        whose own effect already reaches every process (a Socket.IO broadcast goes through the
+        Redis manager), so that it happens once, not once per process.
         """
-        self._subscribers[kind].append((subscriber, here_only))
+        self._subscribers[kind].append((subscriber, local_only))
 
     async def publish(self, event: Event) -> None:
         """Deliver to this process's subscribers, then to the other processes.
@@ -59,13 +59,13 @@ class EventBus:
         Local subscribers have run when this returns. A Redis failure is raised after the local
         delivery (the caller decides whether the other processes must hear of it).
         """
-        await self._deliver(event)
+        await self._deliver(event, remote=False)
         message = json.dumps({**event.to_wire(), "origin": self._origin})
         await self._redis.publish(self.channel, message)
 
-    async def _deliver(self, event: Event, *, published_here: bool = True) -> None:
-        for subscriber, here_only in self._subscribers.get(type(event), ()):
-            if here_only and not published_here:
+    async def _deliver(self, event: Event, *, remote: bool) -> None:
+        for subscriber, local_only in self._subscribers.get(type(event), ()):
+            if remote and local_only:
                 continue
             try:
                 await subscriber(event)
@@ -104,7 +104,7 @@ class EventBus:
         except (TypeError, ValueError, KeyError):
             log.warning("unreadable event on the channel", extra={"raw": str(raw)[:200]})
             return
-        await self._deliver(event, published_here=False)
+        await self._deliver(event, remote=True)
 
 
 EVENTS = web.AppKey("events", EventBus)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.minimumcharge import check_chargeable
 from livecommerce.db.tables import products, skus, stream_lineup
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.bus import EventBus
+from livecommerce.events.sales import SaleEnded
 from livecommerce.live.roomstate import FlashSale, RoomState, now_ms
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Reservations, SaleWindow
@@ -25,16 +27,17 @@ log = logging.getLogger(__name__)
 
 MIN_SECONDS, MAX_SECONDS = 10, 300
 
-SaleEnded = Callable[[FlashSale], Awaitable[None]]
-
 
 class FlashSales:
-    def __init__(self, engine: AsyncEngine, reservations: Reservations, room: RoomState) -> None:
+    def __init__(
+        self, engine: AsyncEngine, reservations: Reservations, room: RoomState, events: EventBus
+    ) -> None:
         self._engine = engine
         self._reservations = reservations
         self._room = room
-        self.on_ended: list[SaleEnded] = []
+        self._events = events
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._sweeps = BackgroundTasks("flash-sale timers")
 
     async def start(
         self,
@@ -112,7 +115,7 @@ class FlashSales:
         delay = max(sale.ends_at - now_ms(), 0) / 1000
         loop = asyncio.get_running_loop()
         self._timers[sale.sale_id] = loop.call_later(
-            delay, lambda: asyncio.ensure_future(self.end_due())
+            delay, lambda: self._sweeps.spawn(self.end_due(), "sale due")
         )
 
     async def stop(self, stream_id: int, sale_id: str) -> FlashSale:
@@ -143,11 +146,10 @@ class FlashSales:
         # Exactly one process announces the end, whichever got here first.
         if not await self._room.first_to(f"sale-ended:{sale.sale_id}", 86_400_000):
             return 0
-        for listener in self.on_ended:
-            try:
-                await listener(sale)
-            except Exception:
-                log.exception("sale-ended listener failed")
+        try:
+            await self._events.publish(SaleEnded(stream_id=sale.stream_id, sale_id=sale.sale_id))
+        except Exception:
+            log.exception("sale end not published", extra={"sale_id": sale.sale_id})
         return 1
 
     async def run_clock(self, interval_s: float = 0.5) -> None:
@@ -159,7 +161,9 @@ class FlashSales:
                 log.exception("flash-sale sweep failed")
             await asyncio.sleep(interval_s)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Cancel the timers and the sweeps they started; safe to call twice."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        await self._sweeps.close()

@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic import EmailStr, Field, model_validator
 
 from livecommerce.accounts.routes import current_user
-from livecommerce.appkeys import ENGINE
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import NotFound
 from livecommerce.live.invitations import (
     accept,

@@ -17,12 +17,11 @@ from pydantic import Field, StringConstraints
 from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import TokenCache, User, token_digest
-from livecommerce.checkout.payments import Payments
-from livecommerce.checkout.purchases import MAX_QTY, Purchases
+from livecommerce.backgroundtasks import BackgroundTasks
+from livecommerce.checkout.buy import MAX_QTY, Buy
 from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
-from livecommerce.lifecycle import Lifecycle
 from livecommerce.live.eventbudget import EventBudget, SocketLimits, Verdict
 from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
 from livecommerce.live.rooms import LiveRooms, stream_room, user_room
@@ -74,7 +73,7 @@ class SaleStop(Payload):
     sale_id: str = Field(min_length=1, max_length=40)
 
 
-class Buy(Payload):
+class BuyTerms(Payload):
     sku_id: int = Field(ge=1, le=MAX_ID)
     qty: int = Field(default=1, ge=1, le=MAX_QTY)
     idempotency_key: Key
@@ -153,24 +152,20 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self,
         rooms: LiveRooms,
         tokens: TokenCache,
-        purchases: Purchases,
-        payments: Payments,
-        lifecycle: Lifecycle,
+        buy: Buy,
         limits: SocketLimits | None = None,
         trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         super().__init__("/live")
         self._rooms = rooms
         self._tokens = tokens
-        self._purchases = purchases
-        self._payments = payments
-        self._lifecycle = lifecycle
+        self._buy_use_case = buy
         self._limits = limits or SocketLimits()
         self._trusted = trusted_proxies
         self._sessions: dict[str, LiveSession] = {}
         self._per_address: dict[str, int] = {}
         self._watching: dict[str, int] = {}
-        self._pushes: set[asyncio.Future[None]] = set()
+        self._pushes = BackgroundTasks("viewer counts")
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous.
@@ -348,9 +343,11 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """After joins and leaves the room hears the count at most once per ``VIEWER_PUSH_MS``
         (trailing edge, all processes): telling everyone of every joiner costs N² messages
         while a crowd arrives."""
-        task = asyncio.ensure_future(self._count_later(stream_id))
-        self._pushes.add(task)
-        task.add_done_callback(self._pushes.discard)
+        self._pushes.spawn(self._count_later(stream_id), "count")
+
+    async def close(self) -> None:
+        """Stop the pending viewer-count pushes; safe to call twice."""
+        await self._pushes.close()
 
     async def _count_later(self, stream_id: int) -> None:
         try:
@@ -415,27 +412,22 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {}
 
     async def _buy(self, sid: str, data: Any) -> dict[str, Any]:
-        body = validate(Buy, data)
+        """``{"sku_id", "qty"?, "idempotency_key", "stream_id"?}`` → the answer of
+        ``POST /api/purchases`` (the saved card, if any, is charged at once)."""
+        body = validate(BuyTerms, data)
         user = self._user(sid)
         if user is None:
             raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to buy")
-        if self._lifecycle.draining:
-            raise LiveCommerceError(ErrorCode.SHUTTING_DOWN, "this server is restarting; retry")
-        purchase = await self._purchases.buy(
-            buyer_id=user.id,
+        buy = self._buy_use_case
+        buy.refuse_if_draining()
+        bought = await buy(
+            user,
             sku_id=body.sku_id,
             qty=body.qty,
             idempotency_key=body.idempotency_key,
             stream_id=body.stream_id,
         )
-        order, state = purchase.order, None
-        if not purchase.replayed:
-            _customer, saved, _label = await self._payments.saved_card(user.id)
-            if saved is not None:
-                order, state = await self._payments.pay(order, user, use_saved_card=True)
-        result = self._payments.describe(order, state)
-        result["replayed"] = purchase.replayed
-        return result
+        return bought.to_dict()
 
     async def _chat(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(ChatSend, data)

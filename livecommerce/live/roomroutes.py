@@ -7,7 +7,6 @@ from dataclasses import asdict
 from aiohttp import web
 
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.appkeys import ROOMS
 from livecommerce.live.namespace import (
     BlockedWordsTerms,
     MuteTerms,
@@ -15,6 +14,7 @@ from livecommerce.live.namespace import (
     SaleTerms,
     SlowModeTerms,
 )
+from livecommerce.live.rooms import ROOMS
 from livecommerce.openapi import Operation
 from livecommerce.payload import path_id, read_json
 

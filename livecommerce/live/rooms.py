@@ -1,7 +1,9 @@
 """What happens in a live room, whoever asks (Socket.IO event or its REST twin).
 
-Every action checks the caller's role on the server and tells the room through ``emit``, which
-the Socket.IO server wires to its Redis manager so every process's viewers hear it.
+Every action checks the caller's role on the server and tells the room through ``emit`` (given
+at construction), which the Socket.IO server sends through its Redis manager so every process's
+viewers hear it. Orders reach the rooms as events (``events.orders``), heard only on the process
+where they happened: the broadcast itself already reaches every process.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
+from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.catalog.products import get_product
-from livecommerce.checkout.orders import Order, stream_sales
+from livecommerce.checkout.orders import stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.bus import EventBus
+from livecommerce.events.orders import OrderChanged, Purchased
+from livecommerce.events.sales import SaleEnded
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.live.flashsales import FlashSales
 from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
@@ -56,16 +63,25 @@ class LiveRooms:
         state: RoomState,
         sales: FlashSales,
         reservations: Reservations,
+        emit: Emit,
     ) -> None:
         self._engine = engine
         self.state = state
         self.sales = sales
         self._reservations = reservations
-        self.emit: Emit = _nowhere
+        self.emit = emit
         self._reactions: dict[int, Counter[str]] = {}
         self._reaction_flush: asyncio.TimerHandle | None = None
+        self._flushes = BackgroundTasks("reaction bursts")
         self._stock_pushes: dict[tuple[int, int], asyncio.Task[None]] = {}
-        sales.on_ended.append(self._announce_sale_end)
+        self._closed = False
+
+    def subscribe(self, events: EventBus) -> None:
+        """Hear the orders and sales changed on this process (only: the broadcast reaches the
+        others)."""
+        events.subscribe(SaleEnded, self._announce_sale_end, local_only=True)
+        events.subscribe(Purchased, self.purchased, local_only=True)
+        events.subscribe(OrderChanged, self.order_changed, local_only=True)
 
     async def _role(self, stream_id: int, user_id: int | None) -> Role:
         async with self._engine.connect() as conn:
@@ -173,7 +189,7 @@ class LiveRooms:
         await self._moderator(stream_id, user)
         return await self.sales.stop(stream_id, sale_id)
 
-    async def _announce_sale_end(self, sale: FlashSale) -> None:
+    async def _announce_sale_end(self, sale: SaleEnded) -> None:
         await self.emit(
             "sale:ended",
             {"stream_id": sale.stream_id, "sale_id": sale.sale_id, "ended_at": now_ms()},
@@ -197,7 +213,7 @@ class LiveRooms:
 
     async def _on_air_changed(self, stream_id: int, on_air: bool) -> None:
         """Record it; on a change (not a refresh) the room hears ``stream:status``. Subscribe
-        with ``here_only``: the process holding the media writes the record, once, in order."""
+        with ``local_only``: the process holding the media writes the record, once, in order."""
         if not await self.state.set_on_air(stream_id, on_air, ON_AIR_TTL_S):
             return  # a refresh, not a change
         async with self._engine.connect() as conn:
@@ -309,7 +325,8 @@ class LiveRooms:
         if self._reaction_flush is None:
             loop = asyncio.get_running_loop()
             self._reaction_flush = loop.call_later(
-                REACTION_BURST_S, lambda: asyncio.ensure_future(self._flush_reactions())
+                REACTION_BURST_S,
+                lambda: self._flushes.spawn(self._flush_reactions(), "flush"),
             )
 
     async def _flush_reactions(self) -> None:
@@ -329,8 +346,8 @@ class LiveRooms:
         push is pending on this process are folded into it without a Redis call.
         """
         key = (stream_id, sku_id)
-        if key in self._stock_pushes:
-            return
+        if key in self._stock_pushes or self._closed:
+            return  # closed: an order event that came in late starts no new push
         task = asyncio.create_task(self._push_stock(stream_id, sku_id), name="stock-push")
         self._stock_pushes[key] = task
         task.add_done_callback(lambda done: self._stock_push_done(key, done))
@@ -358,18 +375,18 @@ class LiveRooms:
             stream_room(stream_id),
         )
 
-    async def purchased(self, order: Order) -> None:
+    async def purchased(self, order: Purchased) -> None:
         """A unit was just held: the room sees the stock left."""
         if order.stream_id is not None:
             await self.stock_changed(order.stream_id, order.sku_id)
 
-    async def order_changed(self, order: Order) -> None:
+    async def order_changed(self, order: OrderChanged) -> None:
         """The buyer hears every change of their order; once it is paid, the room gets its
         social proof (who bought is never said); units that went back show in the stock."""
-        await self.emit("order:update", {"order": order.to_dict()}, user_room(order.buyer_id))
+        await self.emit("order:update", {"order": order.view}, user_room(order.buyer_id))
         if order.stream_id is None:
             return
-        if order.status.value == "paid":
+        if order.status == "paid":
             await self.emit(
                 "purchase:feed",
                 {
@@ -385,15 +402,16 @@ class LiveRooms:
 
     async def close(self) -> None:
         """Stop pending pushes and wait for them; safe to call twice."""
+        self._closed = True
         if self._reaction_flush is not None:
             self._reaction_flush.cancel()
+        await self._flushes.close()
         pushes = list(self._stock_pushes.values())
         for task in pushes:
             task.cancel()
         await asyncio.gather(*pushes, return_exceptions=True)
         self._stock_pushes.clear()
-        self.sales.close()
+        await self.sales.close()
 
 
-async def _nowhere(event: str, data: dict[str, Any], room: str) -> None:
-    log.debug("no Socket.IO server to emit %s to %s", event, room)
+ROOMS = web.AppKey("rooms", LiveRooms)

@@ -9,9 +9,10 @@ from pydantic import AwareDatetime, Field
 
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.appkeys import ENGINE, ROOMS
+from livecommerce.db.engine import ENGINE
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import StreamEnded, StreamKeyRotated
+from livecommerce.live.rooms import ROOMS
 from livecommerce.live.streams import (
     StreamStatus,
     create_stream,

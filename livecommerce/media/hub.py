@@ -24,6 +24,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from aiortc import RTCIceServer
 
 from livecommerce.events.bus import EventBus
@@ -375,3 +376,6 @@ class MediaHub:
             await self._drop(stream_id, stream)
         for resource in list(self._resources):
             await self.end(resource)
+
+
+MEDIA = web.AppKey("media", MediaHub)

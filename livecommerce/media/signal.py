@@ -12,12 +12,12 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from livecommerce.appkeys import ENGINE, MEDIA
 from livecommerce.clientaddress import client_address
+from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
-from livecommerce.media.hub import AlreadyPublishing
+from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
 from livecommerce.openapi import Operation

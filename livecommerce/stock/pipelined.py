@@ -17,6 +17,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
+from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -160,3 +161,6 @@ class PipelinedRedis:
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
+
+
+HOT_REDIS = web.AppKey("hot_redis", PipelinedRedis)

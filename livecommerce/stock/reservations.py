@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -475,3 +476,6 @@ def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+RESERVATIONS = web.AppKey("reservations", Reservations)

@@ -27,6 +27,10 @@ ECDHE-ECDSA cipher suites, so :func:`use_dtls_certificate` widens a connection's
 the ECDHE-RSA suites too (and can give it another certificate); and aiortc logs a failed handshake
 at DEBUG only, so :func:`on_dtls_failure` tells its reason.
 
+And two for the benchmarks only (the block "Benches" below): :func:`filter_datagrams` shows a
+connection's UDP datagrams to a counter before aioice gets them, and :func:`set_vp8_start_bitrate`
+sets the bit rate aiortc's VP8 encoders start at (a module constant it reads per encoder).
+
 Verified against aiortc 1.16.0 and aioice 0.13.0 only: :data:`AIORTC_VERSIONS` is that range.
 """
 
@@ -46,11 +50,13 @@ from typing import Any
 import aioice.ice
 import aiortc
 import aiortc.codecs.base
+import aiortc.codecs.vpx
 import aiortc.jitterbuffer
 import aiortc.rtcrtpreceiver
 from aiortc import (
     RTCCertificate,
     RTCDtlsTransport,
+    RTCIceTransport,
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpReceiver,
@@ -364,6 +370,61 @@ def _dtls_checks() -> list[tuple[bool, str]]:
     ]
 
 
+# --- Benches: counting datagrams, the baseline's encoder bit rate -----------------------------
+#
+# Used by bench/relay.py, not by the server. aioice keeps a connection's UDP sockets as the
+# ``StunProtocol`` objects in ``Connection._protocols`` (``RTCIceTransport._connection``), each fed
+# by the event loop through ``datagram_received(data, addr)``. aiortc's ``Vp8Encoder`` starts at
+# the module constant ``aiortc.codecs.vpx.DEFAULT_BITRATE``, read when each encoder is created.
+
+
+def filter_datagrams(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Show ``keep`` every UDP datagram ``transport``'s ICE sockets receive, before aioice does.
+
+    A datagram for which ``keep`` returns False goes no further (no STUN, DTLS, SRTP or RTP
+    handling). Call it once the candidates are gathered (after ``setLocalDescription``): sockets
+    opened later are not filtered.
+    """
+    for protocol in transport.transport._connection._protocols:
+        # An instance attribute shadows the method, for this socket only.
+        filtered = _filtered(protocol.datagram_received, keep)
+        setattr(protocol, "datagram_received", filtered)  # noqa: B010
+
+
+_DatagramReceived = Callable[[bytes | str, tuple[Any, ...]], None]
+
+
+def _filtered(received: _DatagramReceived, keep: Callable[[bytes], bool]) -> _DatagramReceived:
+    def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if not isinstance(data, bytes) or keep(data):
+            received(data, addr)
+
+    return datagram_received
+
+
+def set_vp8_start_bitrate(bitrate: int) -> None:
+    """Start every VP8 encoder created from now on at ``bitrate`` bit/s, process-wide."""
+    aiortc.codecs.vpx.DEFAULT_BITRATE = bitrate
+
+
+def _bench_checks() -> list[tuple[bool, str]]:
+    connection, vpx = aioice.ice.Connection, aiortc.codecs.vpx
+    return [
+        (
+            _uses(RTCIceTransport, "__init__", "_connection")
+            and _uses(connection, "__init__", "_protocols")
+            and _uses(connection, "get_component_candidates", "_protocols")
+            and _signature(aioice.ice.StunProtocol, "datagram_received", "self", "data", "addr"),
+            "RTCIceTransport._connection._protocols: StunProtocol.datagram_received(data, addr)",
+        ),
+        (
+            isinstance(getattr(vpx, "DEFAULT_BITRATE", None), int)
+            and _uses(vpx.Vp8Encoder, "__init__", "DEFAULT_BITRATE"),
+            "Vp8Encoder.__init__ starts at aiortc.codecs.vpx.DEFAULT_BITRATE",
+        ),
+    ]
+
+
 def check_aiortc() -> None:
     """Raise :class:`AiortcIncompatible` unless every internal used here is still as expected.
 
@@ -429,6 +490,7 @@ def check_aiortc() -> None:
         ),
     ]
     checks += _dtls_checks()
+    checks += _bench_checks()
     problems = [what for ok, what in checks if not ok]
     if problems:
         raise AiortcIncompatible(

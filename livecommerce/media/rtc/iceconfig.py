@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from aiortc import RTCConfiguration, RTCIceServer
 
-from livecommerce.config import IceServer, Settings, ice_host
+from livecommerce.config import Settings
+from livecommerce.iceurls import check_host_addresses, parse_server_url
 from livecommerce.media.rtc import aiortcseam
 
 
@@ -20,7 +21,7 @@ class IceConfig:
     (``turn:user:password@host:3478?transport=udp``). There is no default server: with none
     configured, no STUN query ever leaves the machine. ``announced``: behind 1:1 NAT (a cloud
     VM), the public address to put in answers instead of the local one. The settings check the
-    same rules (:func:`~livecommerce.config.ice_host`, :class:`~livecommerce.config.IceServer`).
+    same rules (:mod:`livecommerce.iceurls`).
     """
 
     hosts: tuple[str, ...] = ()
@@ -28,12 +29,11 @@ class IceConfig:
     announced: str = ""
 
     def __post_init__(self) -> None:
-        for host in self.hosts:
-            ice_host(host)  # raises on anything but an IP address
+        check_host_addresses(self.hosts)  # raises on anything but an IP address
         for url in self.servers:
-            IceServer.parse(url)  # raises on a malformed URL
+            parse_server_url(url)  # raises on a malformed URL
         if self.announced:
-            ice_host(self.announced)
+            check_host_addresses((self.announced,))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IceConfig:
@@ -95,5 +95,5 @@ class IceConfig:
 
 
 def _ice_server(url: str) -> RTCIceServer:
-    server = IceServer.parse(url)
+    server = parse_server_url(url)
     return RTCIceServer(urls=server.url, username=server.username, credential=server.credential)
