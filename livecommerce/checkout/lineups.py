@@ -1,9 +1,11 @@
 """Which stream a purchase may name: one that exists, has not ended, and lines up the product.
 
 A purchase's ``stream_id`` decides where its stock and sales show and whether a flash-sale price
-applies, so it is checked before anything is held. The facts are cached per process for
-``LINEUP_TTL_S``: a buy costs no SQL read, and a lineup or status change is seen everywhere
-within that bound.
+applies, so it is checked before anything is held. The facts are cached per process, so a buy
+costs no SQL read; a lineup change (``LineupChanged``) or the end of the show (``StreamEnded``)
+is heard on every process at once and the stream forgotten. ``LINEUP_TTL_S`` is only the
+backstop for a notice lost while a process was cut off from Redis (the bus delivers at most
+once).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.db.tables import stream_lineup, streams
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.streams import LineupChanged, StreamEnded
 
 LINEUP_TTL_S = 2.0
 
@@ -46,7 +49,7 @@ class StreamFacts:
 
 
 class StreamDirectory:
-    """A short-lived, per-process cache of stream facts (status and lineup)."""
+    """A per-process cache of stream facts (status and lineup), forgotten on their events."""
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = LINEUP_TTL_S) -> None:
         self._engine = engine
@@ -92,3 +95,6 @@ class StreamDirectory:
 
     def forget(self, stream_id: int) -> None:
         self._cache.pop(stream_id, None)
+
+    async def stream_changed(self, event: LineupChanged | StreamEnded) -> None:
+        self.forget(event.stream_id)

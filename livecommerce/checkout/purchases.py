@@ -25,6 +25,7 @@ from livecommerce.checkout.orderwriter import OrderWriter
 from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.db.tables import products, skus
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.events.catalog import ProductChanged
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
 
@@ -53,7 +54,12 @@ class Purchase:
 
 
 class SkuDirectory:
-    """A short-lived, per-process cache of SKU facts, so a buy costs no extra SQL read."""
+    """A per-process cache of SKU facts, so a buy costs no extra SQL read.
+
+    An edit of the product is heard through ``ProductChanged`` (``product_changed``), on every
+    process; the TTL is only the backstop for a notice lost while a process was cut off from
+    Redis (the bus delivers at most once).
+    """
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
         self._engine = engine
@@ -97,6 +103,10 @@ class SkuDirectory:
 
     def forget(self, sku_id: int) -> None:
         self._cache.pop(sku_id, None)
+
+    async def product_changed(self, event: ProductChanged) -> None:
+        for sku_id in event.sku_ids:
+            self.forget(sku_id)
 
 
 class Purchases:
