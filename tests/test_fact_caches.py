@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.checkout.lineups import LINEUP_TTL_S
+from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.config import Settings
+from livecommerce.db.engine import ENGINE
+from livecommerce.db.tables import products, skus
 from livecommerce.events.bus import EVENTS
 from tests.conftest import Account
 from tests.shopping import buy, open_shop
@@ -120,3 +124,23 @@ async def test_a_lineup_change_or_the_end_of_a_show_holds_on_the_other_process_a
     status, body = await _within(1.0, lambda: _buy_and_cancel(buyer_there, sku, stream_id=stream))
     assert (status, body["error"]["code"]) == (409, "stream_ended")
     assert time.monotonic() - cached_at < LINEUP_TTL_S
+
+
+async def test_a_lookup_overlapping_a_forget_is_not_cached(client: TestClient[Any, Any]) -> None:
+    """What a lookup read may predate the edit that made the cache forget: it is used once, not
+    kept for the TTL."""
+    _seller, _buyer, sku = await open_shop(client)
+    directory = client.app[PURCHASES].directory
+    lookup = asyncio.create_task(directory.facts(sku))
+    for _ in range(3):  # the lookup runs as a task of its own: it is under way, waiting on SQL
+        await asyncio.sleep(0)
+    directory.forget(sku)
+    assert (await lookup).active
+    async with client.app[ENGINE].begin() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+        await conn.execute(
+            products.update().where(products.c.id == product_id).values(active=False)
+        )
+    assert not (await directory.facts(sku)).active

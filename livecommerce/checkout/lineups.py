@@ -54,6 +54,9 @@ class StreamDirectory:
     def __init__(self, engine: AsyncEngine, ttl_s: float = LINEUP_TTL_S) -> None:
         self._engine = engine
         self._ttl = ttl_s
+        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
+        # which may predate the change.
+        self._forgets = 0
         self._cache: dict[int, tuple[float, StreamFacts]] = {}
         self._lookups = SharedCalls("stream lookups")
 
@@ -68,7 +71,7 @@ class StreamDirectory:
         return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
 
     async def _look_up(self, stream_id: int) -> StreamFacts:
-        now = time.monotonic()
+        now, forgets = time.monotonic(), self._forgets
         async with self._engine.connect() as conn:
             status = (
                 await conn.execute(sa.select(streams.c.status).where(streams.c.id == stream_id))
@@ -88,12 +91,15 @@ class StreamDirectory:
                 ).scalars()
             )
         facts = StreamFacts(stream_id=stream_id, ended=status == "ended", lineup=lineup)
+        if forgets != self._forgets:
+            return facts
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[stream_id] = (now + self._ttl, facts)
         return facts
 
     def forget(self, stream_id: int) -> None:
+        self._forgets += 1
         self._cache.pop(stream_id, None)
 
     async def stream_changed(self, event: LineupChanged | StreamEnded) -> None:

@@ -64,6 +64,9 @@ class SkuDirectory:
     def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
         self._engine = engine
         self._ttl = ttl_s
+        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
+        # which may predate the change.
+        self._forgets = 0
         self._cache: dict[int, tuple[float, SkuFacts]] = {}
         self._lookups = SharedCalls("sku lookups")
 
@@ -77,7 +80,7 @@ class SkuDirectory:
         return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
-        now = time.monotonic()
+        now, forgets = time.monotonic(), self._forgets
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -96,12 +99,15 @@ class SkuDirectory:
             currency=row.currency,
             active=row.active,
         )
+        if forgets != self._forgets:
+            return facts
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[sku_id] = (now + self._ttl, facts)
         return facts
 
     def forget(self, sku_id: int) -> None:
+        self._forgets += 1
         self._cache.pop(sku_id, None)
 
     async def product_changed(self, event: ProductChanged) -> None:
