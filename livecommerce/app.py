@@ -36,7 +36,8 @@ from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
-from livecommerce.events.streams import StreamOffAir, StreamOnAir
+from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOffAir, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import LIFECYCLE, Lifecycle
@@ -170,6 +171,10 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         UnpaidBounds(settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer),
     )
     app[PURCHASES] = purchases
+    # On every process (not local_only): each holds its own caches of SKU and stream facts.
+    app[EVENTS].subscribe(ProductChanged, purchases.directory.product_changed)
+    app[EVENTS].subscribe(LineupChanged, purchases.streams.stream_changed)
+    app[EVENTS].subscribe(StreamEnded, purchases.streams.stream_changed)
     app[PAYMENTS] = payments
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)

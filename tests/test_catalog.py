@@ -5,7 +5,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import hoodie, sign_up
+from tests.shopping import buy, open_shop, stock_on_hand
 
 
 async def test_create_read_and_list_products(client: TestClient[Any, Any]) -> None:
@@ -126,3 +128,28 @@ async def test_bad_ids_and_queries(client: TestClient[Any, Any]) -> None:
     response = await client.delete("/api/products")
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_stock_on_hand_cannot_drop_below_what_buyers_hold(
+    client: TestClient[Any, Any],
+) -> None:
+    """The live counter follows a change of stock on hand, or the change is undone in SQL."""
+    seller, buyer, sku = await open_shop(client, stock=5)
+    assert (await buy(buyer, sku, qty=3))[0] == 201  # reserved, unpaid: 2 free
+    product = (await seller.call("GET", "/api/products", status=200))["products"][0]
+    path = f"/api/products/{product['id']}"
+    code = product["variants"][0]["sku"]
+
+    refused = await seller.call(
+        "PATCH", path, {"variants": [{"sku": code, "stock_on_hand": 1}]}, status=409
+    )
+    assert refused["error"]["code"] == "conflict"
+    assert "held by buyers" in refused["error"]["message"]
+    assert await stock_on_hand(client, sku) == 5
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held) == (2, 3)
+
+    await seller.call("PATCH", path, {"variants": [{"sku": code, "stock_on_hand": 3}]}, status=200)
+    assert await stock_on_hand(client, sku) == 3
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and (level.available, level.held) == (0, 3)

@@ -252,10 +252,3 @@ async def update_product(
         if v.code in old and old[v.code] != v
     ]
     return after, changed
-
-
-async def set_stock_on_hand(engine: AsyncEngine, sku_id: int, stock_on_hand: int) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            skus.update().where(skus.c.id == sku_id).values(stock_on_hand=stock_on_hand)
-        )

@@ -13,14 +13,15 @@ from livecommerce.catalog.products import (
     create_product,
     get_product,
     list_products,
-    set_stock_on_hand,
     update_product,
 )
-from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.db.engine import ENGINE
-from livecommerce.errors import LiveCommerceError, NotFound
+from livecommerce.errors import NotFound
+from livecommerce.events.bus import EVENTS
+from livecommerce.events.catalog import ProductChanged
 from livecommerce.openapi import Operation
 from livecommerce.payload import Payload, path_id, query, read_json
+from livecommerce.stock.onhand import follow_on_hand
 from livecommerce.stock.reservations import RESERVATIONS
 
 SkuCode = Annotated[
@@ -127,18 +128,14 @@ async def patch_product(request: web.Request) -> web.Response:
     product, changed = await update_product(
         request.app[ENGINE], product_id, user.id, changes, variants
     )
-    reservations = request.app[RESERVATIONS]
+    # SKU facts (active, currency) are cached on every process; each forgets this product's.
+    await request.app[EVENTS].publish(
+        ProductChanged(product_id=product.id, sku_ids=tuple(v.id for v in product.variants))
+    )
     for variant, delta in changed:
-        request.app[PURCHASES].directory.forget(variant.id)
-        try:
-            await reservations.adjust(variant.id, delta, variant.price.amount)
-        except LiveCommerceError:
-            # Fewer units than buyers hold right now: keep the old count and say why.
-            await set_stock_on_hand(request.app[ENGINE], variant.id, variant.stock_on_hand - delta)
-            raise
-    if "active" in changes:
-        for variant in product.variants:
-            request.app[PURCHASES].directory.forget(variant.id)
+        await follow_on_hand(
+            request.app[ENGINE], request.app[RESERVATIONS], variant.id, delta, variant.price.amount
+        )
     return web.json_response({"product": product.to_dict()})
 
 

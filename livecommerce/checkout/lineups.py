@@ -1,9 +1,11 @@
 """Which stream a purchase may name: one that exists, has not ended, and lines up the product.
 
 A purchase's ``stream_id`` decides where its stock and sales show and whether a flash-sale price
-applies, so it is checked before anything is held. The facts are cached per process for
-``LINEUP_TTL_S``: a buy costs no SQL read, and a lineup or status change is seen everywhere
-within that bound.
+applies, so it is checked before anything is held. The facts are cached per process, so a buy
+costs no SQL read; a lineup change (``LineupChanged``) or the end of the show (``StreamEnded``)
+is heard on every process at once and the stream forgotten. ``LINEUP_TTL_S`` is only the
+backstop for a notice lost while a process was cut off from Redis (the bus delivers at most
+once).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.db.tables import stream_lineup, streams
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.streams import LineupChanged, StreamEnded
 
 LINEUP_TTL_S = 2.0
 
@@ -46,11 +49,14 @@ class StreamFacts:
 
 
 class StreamDirectory:
-    """A short-lived, per-process cache of stream facts (status and lineup)."""
+    """A per-process cache of stream facts (status and lineup), forgotten on their events."""
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = LINEUP_TTL_S) -> None:
         self._engine = engine
         self._ttl = ttl_s
+        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
+        # which may predate the change.
+        self._forgets = 0
         self._cache: dict[int, tuple[float, StreamFacts]] = {}
         self._lookups = SharedCalls("stream lookups")
 
@@ -65,7 +71,7 @@ class StreamDirectory:
         return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
 
     async def _look_up(self, stream_id: int) -> StreamFacts:
-        now = time.monotonic()
+        now, forgets = time.monotonic(), self._forgets
         async with self._engine.connect() as conn:
             status = (
                 await conn.execute(sa.select(streams.c.status).where(streams.c.id == stream_id))
@@ -85,10 +91,16 @@ class StreamDirectory:
                 ).scalars()
             )
         facts = StreamFacts(stream_id=stream_id, ended=status == "ended", lineup=lineup)
+        if forgets != self._forgets:
+            return facts
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[stream_id] = (now + self._ttl, facts)
         return facts
 
     def forget(self, stream_id: int) -> None:
+        self._forgets += 1
         self._cache.pop(stream_id, None)
+
+    async def stream_changed(self, event: LineupChanged | StreamEnded) -> None:
+        self.forget(event.stream_id)

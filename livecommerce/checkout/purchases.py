@@ -25,6 +25,7 @@ from livecommerce.checkout.orderwriter import OrderWriter
 from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.db.tables import products, skus
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.events.catalog import ProductChanged
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
 
@@ -53,11 +54,19 @@ class Purchase:
 
 
 class SkuDirectory:
-    """A short-lived, per-process cache of SKU facts, so a buy costs no extra SQL read."""
+    """A per-process cache of SKU facts, so a buy costs no extra SQL read.
+
+    An edit of the product is heard through ``ProductChanged`` (``product_changed``), on every
+    process; the TTL is only the backstop for a notice lost while a process was cut off from
+    Redis (the bus delivers at most once).
+    """
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
         self._engine = engine
         self._ttl = ttl_s
+        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
+        # which may predate the change.
+        self._forgets = 0
         self._cache: dict[int, tuple[float, SkuFacts]] = {}
         self._lookups = SharedCalls("sku lookups")
 
@@ -71,7 +80,7 @@ class SkuDirectory:
         return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
-        now = time.monotonic()
+        now, forgets = time.monotonic(), self._forgets
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -90,13 +99,20 @@ class SkuDirectory:
             currency=row.currency,
             active=row.active,
         )
+        if forgets != self._forgets:
+            return facts
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[sku_id] = (now + self._ttl, facts)
         return facts
 
     def forget(self, sku_id: int) -> None:
+        self._forgets += 1
         self._cache.pop(sku_id, None)
+
+    async def product_changed(self, event: ProductChanged) -> None:
+        for sku_id in event.sku_ids:
+            self.forget(sku_id)
 
 
 class Purchases:

@@ -24,6 +24,14 @@ class StreamEnded(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class LineupChanged(Event):
+    """The stream's lineup (the products it sells) was replaced."""
+
+    name = "stream.lineup_changed"
+    stream_id: int
+
+
+@dataclasses.dataclass(frozen=True)
 class StreamOnAir(Event):
     """The stream's publisher is sending: its first frame reached the relay.
 

@@ -11,7 +11,7 @@ from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.db.engine import ENGINE
 from livecommerce.events.bus import EVENTS
-from livecommerce.events.streams import StreamEnded, StreamKeyRotated
+from livecommerce.events.streams import LineupChanged, StreamEnded, StreamKeyRotated
 from livecommerce.live.rooms import ROOMS
 from livecommerce.live.streams import (
     StreamStatus,
@@ -102,6 +102,9 @@ async def patch_stream(request: web.Request) -> web.Response:
     elif "status" in changes:
         del changes["status"]
     stream = await update_stream(request.app[ENGINE], stream_id, user.id, changes, body.lineup)
+    if body.lineup is not None:
+        # Which products a purchase may name in this stream is cached on every process.
+        await request.app[EVENTS].publish(LineupChanged(stream_id=stream.id))
     if changes.get("status") == StreamStatus.ENDED and stream.status is StreamStatus.ENDED:
         # Before the room hears it, so that a publisher on this process is off air by then;
         # sent again if the show had already ended (a retry after a lost notice is harmless).
