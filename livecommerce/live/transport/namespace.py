@@ -22,10 +22,10 @@ from livecommerce.checkout.buy import MAX_QTY, Buy
 from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
-from livecommerce.live.eventbudget import EventBudget, SocketLimits, Verdict
-from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
-from livecommerce.live.rooms import LiveRooms, stream_room, user_room
-from livecommerce.live.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
+from livecommerce.live.rooms.flashsales import MAX_SECONDS, MIN_SECONDS
+from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
+from livecommerce.live.transport.eventbudget import EventBudget, SocketLimits, Verdict
+from livecommerce.live.transport.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
 from livecommerce.payload import MAX_ID, Payload, validate
 
 log = logging.getLogger(__name__)
