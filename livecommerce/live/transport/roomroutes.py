@@ -8,7 +8,7 @@ from aiohttp import web
 
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.live.rooms.rooms import ROOMS
-from livecommerce.live.transport.namespace import (
+from livecommerce.live.transport.schemas import (
     BlockedWordsTerms,
     MuteTerms,
     PinTerms,
