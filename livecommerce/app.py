@@ -41,14 +41,19 @@ from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOffAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.lifecycle import LIFECYCLE, Lifecycle
-from livecommerce.live import invitationroutes, roomroutes, socketioseam, socketioserver
-from livecommerce.live import routes as stream_routes
-from livecommerce.live.eventbudget import SocketLimits
-from livecommerce.live.flashsales import FlashSales
-from livecommerce.live.namespace import TOKEN_SWEEP_S, LiveNamespace
-from livecommerce.live.rooms import ROOMS, LiveRooms
-from livecommerce.live.roomstate import RoomState
-from livecommerce.live.socketioserver import MAX_FRAME_BYTES
+from livecommerce.live.rooms.flashsales import FlashSales
+from livecommerce.live.rooms.rooms import ROOMS, LiveRooms
+from livecommerce.live.rooms.roomstate import RoomState
+from livecommerce.live.transport import (
+    invitationroutes,
+    roomroutes,
+    socketioseam,
+    socketioserver,
+)
+from livecommerce.live.transport import streamroutes as stream_routes
+from livecommerce.live.transport.eventbudget import SocketLimits
+from livecommerce.live.transport.namespace import TOKEN_SWEEP_S, LiveNamespace
+from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MEDIA, MediaHub
 from livecommerce.media.routing import StreamRouting

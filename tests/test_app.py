@@ -10,7 +10,7 @@ from typing import Any
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
-from livecommerce.live.socketioserver import SOCKETIO
+from livecommerce.live.transport.socketioserver import SOCKETIO
 from livecommerce.openapi import DOCUMENT
 from livecommerce.resources import REDIS_URL
 from tests.liveclient import Viewer

@@ -1,1 +1,1 @@
-"""Shopstreams, room state, the Socket.IO namespace, flash sales and chat moderation."""
+"""Live shopping: shopstreams, invitations, the rooms (rooms/) and their transport (transport/)."""

@@ -1,7 +1,8 @@
 """The ``/live`` Socket.IO namespace: the wire contract of live rooms.
 
 Every client event is answered by its ack: ``{"ok": true, ...}`` or
-``{"error": {"code", "message"}}``. Server events are listed in ``rooms.py``'s emits.
+``{"error": {"code", "message"}}``. Client payloads are typed in ``schemas.py``; server events
+are listed in ``rooms/rooms.py``'s emits.
 """
 
 from __future__ import annotations
@@ -10,23 +11,35 @@ import asyncio
 import logging
 import time
 from http.cookies import SimpleCookie
-from typing import Annotated, Any
+from typing import Any
 
 import socketio
-from pydantic import Field, StringConstraints
 from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.backgroundtasks import BackgroundTasks
-from livecommerce.checkout.buy import MAX_QTY, Buy
+from livecommerce.checkout.buy import Buy
 from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
-from livecommerce.live.eventbudget import EventBudget, SocketLimits, Verdict
-from livecommerce.live.flashsales import MAX_SECONDS, MIN_SECONDS
-from livecommerce.live.rooms import LiveRooms, stream_room, user_room
-from livecommerce.live.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
-from livecommerce.payload import MAX_ID, Payload, validate
+from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
+from livecommerce.live.transport.eventbudget import EventBudget, SocketLimits, Verdict
+from livecommerce.live.transport.schemas import (
+    BlockedWords,
+    BuyTerms,
+    ChatDelete,
+    ChatMute,
+    ChatSend,
+    InStream,
+    Join,
+    Pin,
+    Reaction,
+    SaleStart,
+    SaleStop,
+    SlowMode,
+)
+from livecommerce.live.transport.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
+from livecommerce.payload import validate
 
 log = logging.getLogger(__name__)
 
@@ -34,92 +47,6 @@ COOKIE = "lc_session"
 VIEWER_PUSH_MS = 1000
 HEARTBEAT_S = 20.0  # viewer entries live 60 s: two beats may be missed before one drops out
 TOKEN_SWEEP_S = 60.0  # sockets whose token expired, or whose revocation this process missed
-
-Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
-StreamId = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-class Join(Payload):
-    stream_id: StreamId
-
-
-class InStream(Payload):
-    stream_id: StreamId
-
-
-class PinTerms(Payload):
-    product_id: int = Field(ge=1, le=MAX_ID)
-    sku_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-
-
-class Pin(PinTerms):
-    stream_id: StreamId
-
-
-class SaleTerms(Payload):
-    sku_id: int = Field(ge=1, le=MAX_ID)
-    sale_price: int = Field(ge=0, le=10**11)
-    quantity: int = Field(ge=1, le=100_000)
-    duration_s: int = Field(ge=MIN_SECONDS, le=MAX_SECONDS)
-    per_buyer_limit: int = Field(default=1, ge=1, le=MAX_QTY)
-
-
-class SaleStart(SaleTerms):
-    stream_id: StreamId
-
-
-class SaleStop(Payload):
-    stream_id: StreamId
-    sale_id: str = Field(min_length=1, max_length=40)
-
-
-class BuyTerms(Payload):
-    sku_id: int = Field(ge=1, le=MAX_ID)
-    qty: int = Field(default=1, ge=1, le=MAX_QTY)
-    idempotency_key: Key
-    stream_id: StreamId | None = None
-
-
-class ChatSend(Payload):
-    stream_id: StreamId
-    text: str = Field(min_length=1, max_length=300)
-
-
-class ChatDelete(Payload):
-    stream_id: StreamId
-    message_id: str = Field(min_length=1, max_length=40)
-
-
-class MuteTerms(Payload):
-    user_id: int = Field(ge=1, le=MAX_ID)
-    seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
-
-
-class ChatMute(MuteTerms):
-    stream_id: StreamId
-
-
-class SlowModeTerms(Payload):
-    seconds: int = Field(ge=0, le=600)
-
-
-class SlowMode(SlowModeTerms):
-    stream_id: StreamId
-
-
-class BlockedWordsTerms(Payload):
-    words: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
-        max_length=200
-    )
-
-
-class BlockedWords(BlockedWordsTerms):
-    stream_id: StreamId
-
-
-class Reaction(Payload):
-    stream_id: StreamId
-    kind: str = Field(min_length=1, max_length=20)
 
 
 def _error(exc: LiveCommerceError) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import cast
 import socketio
 from aiohttp import web
 
-from livecommerce.live import socketioseam
+from livecommerce.live.transport import socketioseam
 
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
 PATH = "/socket.io/"

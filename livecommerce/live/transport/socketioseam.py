@@ -132,7 +132,8 @@ def check() -> None:
         found = version(name)
         if not found.startswith(prefix):
             raise RuntimeError(
-                f"livecommerce/live/socketioseam.py was checked with {name} {prefix}x, not {found}"
+                f"livecommerce/live/transport/socketioseam.py was checked with {name} {prefix}x, "
+                f"not {found}"
             )
     big = LivePacket(encoded_packet='2/live,7["chat:send","' + "x" * MAX_EVENT_BYTES + '"]')
     if not (big.packet_type == sio_packet.EVENT and big.id == 7 and big.namespace == "/live"):

@@ -7,14 +7,14 @@ from dataclasses import asdict
 from aiohttp import web
 
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.live.namespace import (
+from livecommerce.live.rooms.rooms import ROOMS
+from livecommerce.live.transport.schemas import (
     BlockedWordsTerms,
     MuteTerms,
     PinTerms,
     SaleTerms,
     SlowModeTerms,
 )
-from livecommerce.live.rooms import ROOMS
 from livecommerce.openapi import Operation
 from livecommerce.payload import path_id, read_json
 

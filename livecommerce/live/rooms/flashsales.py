@@ -19,7 +19,7 @@ from livecommerce.db.tables import products, skus, stream_lineup
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.sales import SaleEnded
-from livecommerce.live.roomstate import FlashSale, RoomState, now_ms
+from livecommerce.live.rooms.roomstate import FlashSale, RoomState, now_ms
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Reservations, SaleWindow
 

@@ -29,8 +29,8 @@ from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
-from livecommerce.live.flashsales import FlashSales
-from livecommerce.live.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
+from livecommerce.live.rooms.flashsales import FlashSales
+from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Reservations

@@ -12,7 +12,7 @@ from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.db.engine import ENGINE
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamKeyRotated
-from livecommerce.live.rooms import ROOMS
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import (
     StreamStatus,
     create_stream,
