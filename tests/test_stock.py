@@ -25,6 +25,7 @@ from livecommerce.stock.reservations import (
     StockLevel,
     UnpaidBounds,
 )
+from livecommerce.stock.unpaidtotals import NO_BOUNDS
 
 NOW = 1_800_000_000_000
 
@@ -45,7 +46,14 @@ async def ledger(redis_url: str) -> AsyncIterator[Reservations]:
 
 
 async def _reserve(
-    ledger: Reservations, buyer: int, qty: int = 1, key: str | None = None, sku: int = 1
+    ledger: Reservations,
+    buyer: int,
+    qty: int = 1,
+    key: str | None = None,
+    sku: int = 1,
+    *,
+    bounds: UnpaidBounds = NO_BOUNDS,
+    stream: int | None = None,
 ) -> Hold:
     return await ledger.reserve(
         sku_id=sku,
@@ -56,6 +64,8 @@ async def _reserve(
         now_ms=NOW,
         deadline_ms=NOW + 60_000,
         idempotency_ttl_s=600,
+        stream_id=stream,
+        bounds=bounds,
     )
 
 
@@ -128,29 +138,6 @@ async def test_flash_sale_window_cap_and_per_buyer_limit(ledger: Reservations) -
     assert (after.unit_price, after.sale_id) == (5000, None)
 
 
-async def _bounded(
-    ledger: Reservations,
-    buyer: int,
-    sku: int,
-    bounds: UnpaidBounds,
-    qty: int = 1,
-    key: str | None = None,
-    stream: int | None = None,
-) -> Hold:
-    return await ledger.reserve(
-        sku_id=sku,
-        buyer_id=buyer,
-        qty=qty,
-        hold_id=uuid.uuid4().hex,
-        idempotency_key=key or uuid.uuid4().hex,
-        now_ms=NOW,
-        deadline_ms=NOW + 60_000,
-        idempotency_ttl_s=600,
-        stream_id=stream,
-        bounds=bounds,
-    )
-
-
 async def test_unpaid_units_are_bounded_per_sku_and_in_all_under_a_burst(
     ledger: Reservations,
 ) -> None:
@@ -160,7 +147,7 @@ async def test_unpaid_units_are_bounded_per_sku_and_in_all_under_a_burst(
 
     async def attempt(sku: int, key: str | None = None) -> Hold | LiveCommerceError:
         try:
-            return await _bounded(ledger, 7, sku, bounds, key=key)
+            return await _reserve(ledger, 7, key=key, sku=sku, bounds=bounds)
         except LiveCommerceError as exc:
             return exc
 
@@ -179,7 +166,7 @@ async def test_unpaid_units_are_bounded_per_sku_and_in_all_under_a_burst(
         level = await ledger.level(sku)
         assert level is not None and level.available + level.held == 12  # refusals gave back
     # Another buyer is not bound by buyer 7's holds.
-    assert (await _bounded(ledger, 8, 1, bounds, qty=3)).qty == 3
+    assert (await _reserve(ledger, 8, qty=3, sku=1, bounds=bounds)).qty == 3
 
     # A refused key is free: once a unit is paid for, the same key buys.
     assert isinstance(await attempt(1, key="again"), LiveCommerceError)
@@ -200,16 +187,16 @@ async def test_a_sale_counts_held_and_paid_units_and_prices_only_its_stream(
     window = SaleWindow("sale-s", 2500, 10, 0, NOW - 1, NOW + 30_000, 2, stream_id=5)
     await ledger.start_sale(1, window)
     assert await ledger.sale(1) == window
-    held = await _bounded(ledger, 1, 1, bounds, stream=5)
-    paid = await _bounded(ledger, 1, 1, bounds, stream=5)
+    held = await _reserve(ledger, 1, stream=5, sku=1, bounds=bounds)
+    paid = await _reserve(ledger, 1, stream=5, sku=1, bounds=bounds)
     assert (held.unit_price, held.sale_id) == (2500, "sale-s")
     await ledger.commit(1, paid.hold_id)
     with pytest.raises(LiveCommerceError) as limit:
-        await _bounded(ledger, 1, 1, bounds, stream=5)
+        await _reserve(ledger, 1, stream=5, sku=1, bounds=bounds)
     assert limit.value.code is ErrorCode.LIMIT_EXCEEDED
     # Without a stream, or in another stream, the sale does not apply: the list price.
     for stream in (None, 6):
-        other = await _bounded(ledger, 2, 1, bounds, stream=stream)
+        other = await _reserve(ledger, 2, stream=stream, sku=1, bounds=bounds)
         assert (other.unit_price, other.sale_id) == (5000, None)
     sale = await ledger.sale(1)
     assert sale is not None and sale.sold == 2
@@ -237,12 +224,12 @@ async def test_a_rebuild_counts_recreated_holds_against_the_bounds(ledger: Reser
     await rebuilt.load(2, available=10, price=100, currency="USD", holds=[])
     for sku in (1, 2):  # 1: five of this SKU; 2: five in all
         with pytest.raises(LiveCommerceError) as over:
-            await _bounded(rebuilt, 9, sku, bounds)
+            await _reserve(rebuilt, 9, sku=sku, bounds=bounds)
         assert over.value.code is ErrorCode.TOO_MANY_UNPAID
     assert await rebuilt.level(2) == StockLevel(available=10, held=0, sold=0)
     released = await rebuilt.release_many(1, [h.hold_id for h in holds[:3]] + ["gone"])
     assert sorted(r.hold_id for r in released) == ["old-0", "old-1", "old-2"]
-    assert (await _bounded(rebuilt, 9, 2, bounds, qty=2)).qty == 2
+    assert (await _reserve(rebuilt, 9, qty=2, sku=2, bounds=bounds)).qty == 2
     assert sql_calls == 1  # seeded once, then kept in Redis
 
 
