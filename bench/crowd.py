@@ -10,8 +10,8 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from livecommerce.db.engine import create_engine
-from livecommerce.db.tables import auth_tokens, users, utcnow
+from livecommerce.platform.db.engine import create_engine
+from livecommerce.platform.db.tables import auth_tokens, users, utcnow
 
 
 async def make_buyers(database_url: str, count: int, chunk: int = 2000) -> list[str]:

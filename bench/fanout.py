@@ -60,7 +60,7 @@ from bench.measure import (
 )
 from bench.processes import ServerProcess, forget, free_port, redis_server, sign_up
 from livecommerce.config import Settings
-from livecommerce.db.engine import create_engine, migrate
+from livecommerce.platform.db.engine import create_engine, migrate
 
 HERE = Path(__file__).resolve().parent / "fanout"
 STREAM_EVENT = "product:pinned"

@@ -28,11 +28,8 @@ from livecommerce.checkout.payments import PAYMENTS, Payments
 from livecommerce.checkout.purchases import PURCHASES, Purchases, SkuDirectory
 from livecommerce.checkout.stripe_gateway import StripeGateway, stripe_js_url
 from livecommerce.checkout.webhooks import WEBHOOKS, Webhooks
-from livecommerce.clientaddress import networks
 from livecommerce.config import Settings
 from livecommerce.crosssite import cross_site_middleware
-from livecommerce.db.engine import ENGINE, create_engine, migrate
-from livecommerce.embedded_redis import EmbeddedRedis
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
@@ -40,7 +37,6 @@ from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOffAir, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
-from livecommerce.lifecycle import LIFECYCLE, Lifecycle
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.rooms import ROOMS, LiveRooms
 from livecommerce.live.rooms.roomstate import RoomState
@@ -58,10 +54,14 @@ from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MEDIA, MediaHub
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
-from livecommerce.openapi import RouteTable
-from livecommerce.resources import REDIS, REDIS_URL, SETTINGS
+from livecommerce.platform.clientaddress import networks
+from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
+from livecommerce.platform.embedded_redis import EmbeddedRedis
+from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
+from livecommerce.platform.openapi import RouteTable
+from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
+from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
-from livecommerce.stock.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.stock.rebuild import unpaid_holds
 from livecommerce.stock.reservations import RESERVATIONS, Reservations, UnpaidBounds
 

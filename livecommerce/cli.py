@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from livecommerce.config import ConfigError, Settings
-from livecommerce.logs import AccessLogger, configure_logging
+from livecommerce.platform.logs import AccessLogger, configure_logging
 
 log = logging.getLogger("livecommerce")
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> None:
-    from livecommerce.db.engine import create_engine, migrate
+    from livecommerce.platform.db.engine import create_engine, migrate
 
     engine = create_engine(settings.database_url)
     try:
@@ -81,7 +81,7 @@ def _serve(settings: Settings) -> int:
     finish, so the process hung instead of exiting.
     """
     from livecommerce.app import create_app
-    from livecommerce.headertimeout import with_head_timeout
+    from livecommerce.platform.headertimeout import with_head_timeout
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     loop = _event_loop()

@@ -76,7 +76,9 @@ class Settings:
             raise ConfigError(f"PORT must be between 1 and 65535, got {self.port}")
         if not self.database_url:
             object.__setattr__(
-                self, "database_url", f"sqlite+aiosqlite:///{self.data_dir / 'livecommerce.db'}"
+                self,
+                "database_url",
+                f"sqlite+aiosqlite:///{self.data_dir / 'livecommerce.db'}",
             )
         scheme = urlsplit(self.database_url).scheme
         if scheme not in _DB_SCHEMES:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from livecommerce.accounts.routes import COOKIE
 from livecommerce.errors import ErrorCode, Handler, LiveCommerceError
-from livecommerce.resources import SETTINGS
+from livecommerce.platform.resources import SETTINGS
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _EXEMPT = ("/whip/", "/whep/", "/socket.io/", "/api/stripe/webhook")

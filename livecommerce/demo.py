@@ -5,8 +5,8 @@ from __future__ import annotations
 from livecommerce.accounts.users import find_user_by_email, sign_up
 from livecommerce.catalog.products import VariantDraft, create_product
 from livecommerce.config import Settings
-from livecommerce.db.engine import create_engine, migrate
 from livecommerce.live.streams import add_moderator, create_stream, list_streams
+from livecommerce.platform.db.engine import create_engine, migrate
 
 PASSWORD = "livecommerce-demo"
 ACCOUNTS = (

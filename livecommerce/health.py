@@ -17,11 +17,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, Handler, LiveCommerceError
-from livecommerce.lifecycle import LIFECYCLE
-from livecommerce.openapi import Operation
-from livecommerce.resources import REDIS, SETTINGS
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.lifecycle import LIFECYCLE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.resources import REDIS, SETTINGS
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
 _REQUESTS = web.AppKey("http_requests", Counter)

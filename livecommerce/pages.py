@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from livecommerce.openapi import Operation
+from livecommerce.platform.openapi import Operation
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = {

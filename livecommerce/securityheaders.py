@@ -13,7 +13,7 @@ from aiohttp import web
 
 from livecommerce.crosssite import origin_of
 from livecommerce.pages import BROWSER_CONFIG
-from livecommerce.resources import SETTINGS
+from livecommerce.platform.resources import SETTINGS
 
 STRIPE_JS = "https://js.stripe.com"
 # Stripe's own list for Stripe.js and the Payment Element (docs.stripe.com/security/guide#csp).

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from bench.processes import ServerProcess, free_port, port_open
 from livecommerce.app import create_app
 from livecommerce.config import Settings
-from livecommerce.db.engine import create_engine, migrate
+from livecommerce.platform.db.engine import create_engine, migrate
 from tests.liveclient import Viewer
 
 pytest_plugins = ["tests.mediapeers"]  # the media fixtures: loopback_only, peers

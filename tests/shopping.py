@@ -14,8 +14,8 @@ import stripe
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import skus
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import skus
 from tests.conftest import Account, hoodie, sign_up
 
 OK_CARD = "4242424242424242"

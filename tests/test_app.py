@@ -11,8 +11,8 @@ from typing import Any
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.live.transport.socketioserver import SOCKETIO
-from livecommerce.openapi import DOCUMENT
-from livecommerce.resources import REDIS_URL
+from livecommerce.platform.openapi import DOCUMENT
+from livecommerce.platform.resources import REDIS_URL
 from tests.liveclient import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]

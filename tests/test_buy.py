@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.lifecycle import LIFECYCLE
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.lifecycle import LIFECYCLE
 from tests.conftest import Account
 from tests.liveclient import Viewer
 from tests.shopping import OK_CARD, buy, card, open_shop

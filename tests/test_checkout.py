@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.checkout.expiry import Reaper
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import orders, skus, webhook_events
-from livecommerce.resources import REDIS
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import orders, skus, webhook_events
+from livecommerce.platform.resources import REDIS
 from livecommerce.stock.reservations import RESERVATIONS, StockLevel
 from tests.conftest import Account, hoodie, sign_up
 from tests.shopping import (
@@ -650,7 +650,7 @@ async def test_an_order_that_cannot_be_written_leaves_its_key_usable(
         ).scalar_one()
     stream = await _stream(seller, [product_id])
     from livecommerce.checkout.purchases import PURCHASES
-    from livecommerce.db.tables import streams
+    from livecommerce.platform.db.tables import streams
 
     await client.app[PURCHASES].streams.facts(stream)  # cached as selling the product
     async with client.app[ENGINE].begin() as conn:

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
 from bench.processes import ServerProcess
-from livecommerce.db.engine import create_engine
-from livecommerce.db.tables import orders, skus
+from livecommerce.platform.db.engine import create_engine
+from livecommerce.platform.db.tables import orders, skus
 from tests.conftest import hoodie
 from tests.test_checkout import OK_CARD
 

@@ -16,9 +16,9 @@ from livecommerce.app import create_app
 from livecommerce.checkout.lineups import LINEUP_TTL_S
 from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import products, skus
 from livecommerce.events.bus import EVENTS
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import products, skus
 from tests.conftest import Account
 from tests.shopping import buy, open_shop
 

@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestClient
 
 from bench.processes import ServerProcess
 from livecommerce.app import create_app
-from livecommerce.clientaddress import forwarded_client, networks
 from livecommerce.config import Settings
+from livecommerce.platform.clientaddress import forwarded_client, networks
 from tests.conftest import sign_up
 from tests.liveclient import Viewer
 

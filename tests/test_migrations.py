@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from livecommerce.db.engine import create_engine, downgrade, migrate, pending_migrations
-from livecommerce.db.tables import metadata
+from livecommerce.platform.db.engine import create_engine, downgrade, migrate, pending_migrations
+from livecommerce.platform.db.tables import metadata
 from tests.conftest import PG_ADMIN_URL, _drop_database, _pg_url
 
 

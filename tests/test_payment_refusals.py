@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import orders, users
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import orders, users
 from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer

@@ -15,7 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
-from livecommerce.stock.pipelined import PipelinedRedis, RedisReplyError
+from livecommerce.platform.pipelined import PipelinedRedis, RedisReplyError
 from livecommerce.stock.reservations import (
     Hold,
     LiveHold,

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import streams
 from livecommerce.live.invitations import MAX_PENDING_PER_STREAM
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import streams
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
 
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
-from livecommerce.db.engine import ENGINE
-from livecommerce.db.tables import orders
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.db.tables import orders
 from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account
 from tests.shopping import OK_CARD, buy, card, open_shop, signed, stock_on_hand, stripe_client

@@ -7,8 +7,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from livecommerce.db.tables import stream_moderators, streams
 from livecommerce.errors import Forbidden, NotFound
+from livecommerce.platform.db.tables import stream_moderators, streams
 
 
 class Role(StrEnum):

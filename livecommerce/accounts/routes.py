@@ -19,14 +19,14 @@ from livecommerce.accounts.users import (
     revoke_token,
     sign_up,
 )
-from livecommerce.clientaddress import client_address
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
-from livecommerce.openapi import Operation
-from livecommerce.payload import Payload, read_json
-from livecommerce.resources import SETTINGS
+from livecommerce.platform.clientaddress import client_address
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import Payload, read_json
+from livecommerce.platform.resources import SETTINGS
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.accounts.passwords import hash_password, verify_password
-from livecommerce.db.tables import auth_tokens, users, utcnow
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
+from livecommerce.platform.db.tables import auth_tokens, users, utcnow
 
 # Verifying against a real hash when the email is unknown keeps log-in time the same either way.
 _DUMMY_HASH = (

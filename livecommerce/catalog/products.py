@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from livecommerce.db.tables import products, skus, utcnow
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError, NotFound
+from livecommerce.platform.db.tables import products, skus, utcnow
 
 
 @dataclass(frozen=True)

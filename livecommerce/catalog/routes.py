@@ -15,12 +15,12 @@ from livecommerce.catalog.products import (
     list_products,
     update_product,
 )
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import NotFound
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.catalog import ProductChanged
-from livecommerce.openapi import Operation
-from livecommerce.payload import Payload, path_id, query, read_json
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import Payload, path_id, query, read_json
 from livecommerce.stock.onhand import follow_on_hand
 from livecommerce.stock.reservations import RESERVATIONS
 

@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from livecommerce.accounts.users import User
-from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.orders import Order
 from livecommerce.checkout.payments import Payments, describe
 from livecommerce.checkout.purchases import MAX_QTY, Purchases
@@ -20,7 +19,8 @@ from livecommerce.checkout.stripe_gateway import IntentState
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import Purchased
-from livecommerce.lifecycle import Lifecycle
+from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.lifecycle import Lifecycle
 
 __all__ = ["MAX_QTY", "Bought", "Buy"]  # MAX_QTY: the most units one tap may take
 

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.checkout.sharedcalls import SharedCalls
-from livecommerce.db.tables import stream_lineup, streams
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.streams import LineupChanged, StreamEnded
+from livecommerce.platform.db.tables import stream_lineup, streams
 
 LINEUP_TTL_S = 2.0
 

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from livecommerce.db.tables import orders, utcnow
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.platform.db.tables import orders, utcnow
 
 
 class OrderStatus(StrEnum):

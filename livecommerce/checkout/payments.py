@@ -21,10 +21,10 @@ from livecommerce.checkout.minimumcharge import check_chargeable
 from livecommerce.checkout.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
 from livecommerce.checkout.stocksync import StockSync
 from livecommerce.checkout.stripe_gateway import IntentState, StripeGateway
-from livecommerce.db.tables import orders, skus, users, utcnow
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged
+from livecommerce.platform.db.tables import orders, skus, users, utcnow
 from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)

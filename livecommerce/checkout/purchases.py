@@ -18,14 +18,14 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.orders import Order, find_order
 from livecommerce.checkout.orderwriter import OrderWriter
 from livecommerce.checkout.sharedcalls import SharedCalls
-from livecommerce.db.tables import products, skus
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.db.tables import products, skus
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
 

@@ -22,8 +22,8 @@ from livecommerce.accounts.roles import role_in_stream
 from livecommerce.checkout.orders import SOLD, Order, OrderStatus, get_order, move
 from livecommerce.checkout.stocksync import StockSync
 from livecommerce.checkout.stripe_gateway import StripeGateway
-from livecommerce.db.tables import orders, refunds, skus, streams, utcnow
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
+from livecommerce.platform.db.tables import orders, refunds, skus, streams, utcnow
 
 REQUESTED = "requested"  # reserved on the order, Stripe not (yet) answered
 FAILED = "failed"  # Stripe refused; the reservation was given back

@@ -15,10 +15,10 @@ from livecommerce.checkout.payments import PAYMENTS
 from livecommerce.checkout.purchases import MAX_QTY
 from livecommerce.checkout.refunds import refund_order
 from livecommerce.checkout.webhooks import WEBHOOKS
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
-from livecommerce.openapi import Operation
-from livecommerce.payload import MAX_ID, Payload, path_id, query, read_json
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import MAX_ID, Payload, path_id, query, read_json
 
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from livecommerce.backgroundtasks import BackgroundTasks
+from livecommerce.platform.backgroundtasks import BackgroundTasks
 
 T = TypeVar("T")
 

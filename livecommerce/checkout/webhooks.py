@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.checkout.orders import find_order
 from livecommerce.checkout.payments import Payments
 from livecommerce.checkout.stripe_gateway import IntentState, WebhookEvent
-from livecommerce.db.tables import utcnow, webhook_events
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.platform.db.tables import utcnow, webhook_events
 
 log = logging.getLogger(__name__)
 

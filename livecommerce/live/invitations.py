@@ -20,9 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role
 from livecommerce.accounts.users import User, get_user, normalise_email
-from livecommerce.db.tables import stream_invitations, stream_moderators, streams, users, utcnow
 from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
 from livecommerce.live.streams import Shopstream, get_stream
+from livecommerce.platform.db.tables import (
+    stream_invitations,
+    stream_moderators,
+    streams,
+    users,
+    utcnow,
+)
 
 MAX_PENDING_PER_STREAM = 100
 

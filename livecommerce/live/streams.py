@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role
 from livecommerce.accounts.users import find_user_by_email, get_user
-from livecommerce.db.tables import (
+from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
+from livecommerce.platform.db.tables import (
     products,
     stream_lineup,
     stream_moderators,
@@ -22,7 +23,6 @@ from livecommerce.db.tables import (
     users,
     utcnow,
 )
-from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
 
 
 class StreamStatus(StrEnum):

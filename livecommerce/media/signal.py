@@ -12,16 +12,16 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from livecommerce.clientaddress import client_address
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
-from livecommerce.openapi import Operation
-from livecommerce.payload import path_id
+from livecommerce.platform.clientaddress import client_address
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import path_id
 
 SDP = "application/sdp"
 MAX_SDP = 64 * 1024

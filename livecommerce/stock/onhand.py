@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.db.tables import skus
 from livecommerce.errors import LiveCommerceError
+from livecommerce.platform.db.tables import skus
 from livecommerce.stock.reservations import Reservations
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.db.tables import orders, skus
 from livecommerce.errors import NotFound
+from livecommerce.platform.db.tables import orders, skus
 from livecommerce.stock.reservations import LiveHold, Reservations
 
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
-from livecommerce.stock.pipelined import PipelinedRedis
+from livecommerce.platform.pipelined import PipelinedRedis
 from livecommerce.stock.unpaidtotals import (
     NO_BOUNDS,
     BuyerHolds,

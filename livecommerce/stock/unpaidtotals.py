@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from livecommerce.stock.pipelined import PipelinedRedis
+from livecommerce.platform.pipelined import PipelinedRedis
 
 
 @dataclass(frozen=True)

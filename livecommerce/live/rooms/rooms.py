@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
-from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.catalog.products import get_product
 from livecommerce.checkout.orders import stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
@@ -32,6 +31,7 @@ from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
+from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.stock.rebuild import load_sku
 from livecommerce.stock.reservations import Reservations
 

@@ -6,7 +6,6 @@ from aiohttp import web
 from pydantic import EmailStr, Field, model_validator
 
 from livecommerce.accounts.routes import current_user
-from livecommerce.db.engine import ENGINE
 from livecommerce.errors import NotFound
 from livecommerce.live.invitations import (
     accept,
@@ -16,8 +15,9 @@ from livecommerce.live.invitations import (
     pending_for_user,
     revoke,
 )
-from livecommerce.openapi import Operation
-from livecommerce.payload import MAX_ID, Payload, path_id, read_json
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import MAX_ID, Payload, path_id, read_json
 
 _INVITATION = r"{invitation_id:[A-Za-z0-9_-]+}"
 

@@ -17,9 +17,7 @@ import socketio
 from redis.exceptions import RedisError
 
 from livecommerce.accounts.users import TokenCache, User, token_digest
-from livecommerce.backgroundtasks import BackgroundTasks
 from livecommerce.checkout.buy import Buy
-from livecommerce.clientaddress import Network, forwarded_client
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
@@ -39,7 +37,9 @@ from livecommerce.live.transport.schemas import (
     SlowMode,
 )
 from livecommerce.live.transport.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
-from livecommerce.payload import validate
+from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.clientaddress import Network, forwarded_client
+from livecommerce.platform.payload import validate
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from livecommerce.live.transport.schemas import (
     SaleTerms,
     SlowModeTerms,
 )
-from livecommerce.openapi import Operation
-from livecommerce.payload import path_id, read_json
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import path_id, read_json
 
 
 async def get_room(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 
 from livecommerce.checkout.buy import MAX_QTY
 from livecommerce.live.rooms.flashsales import MAX_SECONDS, MIN_SECONDS
-from livecommerce.payload import MAX_ID, Payload
+from livecommerce.platform.payload import MAX_ID, Payload
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 StreamId = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -24,7 +24,7 @@ import socketio
 from socketio import packet as sio_packet
 
 from livecommerce.errors import ErrorCode
-from livecommerce.payload import UnreadableJson, parse_json
+from livecommerce.platform.payload import UnreadableJson, parse_json
 
 CHECKED_VERSIONS = {"python-socketio": "5.18.", "python-engineio": "4.15."}
 MAX_EVENT_BYTES = 4096  # the JSON of one client packet; a larger one is answered payload_too_large

@@ -9,7 +9,6 @@ from pydantic import AwareDatetime, Field
 
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
-from livecommerce.db.engine import ENGINE
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamKeyRotated
 from livecommerce.live.rooms.rooms import ROOMS
@@ -23,8 +22,9 @@ from livecommerce.live.streams import (
     stream_key,
     update_stream,
 )
-from livecommerce.openapi import Operation
-from livecommerce.payload import MAX_ID, Payload, path_id, query, read_json
+from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import MAX_ID, Payload, path_id, query, read_json
 
 ProductId = Annotated[int, Field(ge=1, le=MAX_ID)]
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
-from livecommerce.resources import SETTINGS
+from livecommerce.platform.resources import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 

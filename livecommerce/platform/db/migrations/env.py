@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection that ``livecommerce.db.engine.migrate`` passes."""
+"""Alembic environment: runs on the connection that `platform.db.engine.migrate` passes."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from livecommerce.db.tables import metadata
+from livecommerce.platform.db.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

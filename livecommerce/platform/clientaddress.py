@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from livecommerce.resources import SETTINGS
+from livecommerce.platform.resources import SETTINGS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAX_HOPS = 20
