@@ -40,6 +40,7 @@ from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.rooms import ROOMS, LiveRooms
 from livecommerce.live.rooms.roomstate import RoomState
+from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
     invitationroutes,
     roomroutes,
@@ -54,6 +55,7 @@ from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MEDIA, MediaHub
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
+from livecommerce.media.streamgate import STREAM_GATE
 from livecommerce.platform.clientaddress import networks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
@@ -257,6 +259,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         viewers_per_address=settings.whep_sessions_per_address,
     )
     app[MEDIA] = hub
+    app[STREAM_GATE] = StreamKeys(app[ENGINE])
     try:
         yield
     finally:

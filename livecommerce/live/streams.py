@@ -351,3 +351,18 @@ async def check_stream_key(engine: AsyncEngine, stream_id: int, presented: str) 
     if key is None:
         raise NotFound("stream")
     return hmac.compare_digest(key.encode(), presented.encode())
+
+
+class StreamKeys:
+    """A shopstream's key and whether its show is over, for the media's WHIP/WHEP handlers
+    (``media.streamgate.StreamGate``, wired at composition)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def key_matches(self, stream_id: int, presented: str) -> bool:
+        return await check_stream_key(self._engine, stream_id, presented)
+
+    async def has_ended(self, stream_id: int) -> bool:
+        async with self._engine.connect() as conn:
+            return (await get_stream(conn, stream_id)).status is StreamStatus.ENDED

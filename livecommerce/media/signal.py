@@ -13,13 +13,12 @@ from typing import NoReturn
 from aiohttp import web
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
-from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
+from livecommerce.media.streamgate import STREAM_GATE
 from livecommerce.platform.clientaddress import client_address
-from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import path_id
 
@@ -81,16 +80,14 @@ def _bearer(request: web.Request) -> str:
 
 
 async def _check_key(request: web.Request, stream_id: int) -> None:
-    if not await check_stream_key(request.app[ENGINE], stream_id, _bearer(request)):
+    if not await request.app[STREAM_GATE].key_matches(stream_id, _bearer(request)):
         raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "wrong stream key")
 
 
 async def _check_publisher(request: web.Request, stream_id: int) -> None:
     """The publisher's key is the stream's current one and the show has not ended."""
     await _check_key(request, stream_id)
-    async with request.app[ENGINE].connect() as conn:
-        stream = await get_stream(conn, stream_id)
-    if stream.status is StreamStatus.ENDED:
+    if await request.app[STREAM_GATE].has_ended(stream_id):
         raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended")
 
 
@@ -159,9 +156,7 @@ async def post_whep(request: web.Request) -> web.Response:
 
 async def _offline(request: web.Request, stream_id: int) -> NoReturn:
     """Why there is nothing to watch: no such stream (404), or it is not on air (409)."""
-    async with request.app[ENGINE].connect() as conn:
-        stream = await get_stream(conn, stream_id)
-    if stream.status is StreamStatus.ENDED:
+    if await request.app[STREAM_GATE].has_ended(stream_id):
         raise LiveCommerceError(ErrorCode.STREAM_OFFLINE, "this show has ended")
     raise LiveCommerceError(
         ErrorCode.STREAM_OFFLINE, "this stream is not on air; try again when it is"
