@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -207,7 +207,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
     sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
-    async def emit(event: str, data: dict[str, object], room: str) -> None:
+    async def emit(event: str, data: Mapping[str, object], room: str) -> None:
         await server.emit(event, data, room=room, namespace="/live")
 
     rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)

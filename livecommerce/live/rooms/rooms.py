@@ -12,8 +12,6 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +27,14 @@ from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.live.rooms.flashsales import FlashSales
+from livecommerce.live.rooms.messages import (
+    ChatMessage,
+    Emit,
+    RoomStateMessage,
+    SaleView,
+    pinned_card,
+    sale_view,
+)
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
 from livecommerce.platform.backgroundtasks import BackgroundTasks
@@ -37,7 +43,6 @@ from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
@@ -93,7 +98,7 @@ class LiveRooms:
         async with self._engine.connect() as conn:
             await require_role(conn, stream_id, user.id, *MODERATORS)
 
-    async def snapshot(self, stream_id: int, user: User | None) -> dict[str, Any]:
+    async def snapshot(self, stream_id: int, user: User | None) -> RoomStateMessage:
         """``room:state``: everything a late joiner needs to draw the room."""
         async with self._engine.connect() as conn:
             stream = await get_stream(conn, stream_id)
@@ -109,7 +114,7 @@ class LiveRooms:
             "status": stream.status.value,
             "title": stream.title,
             "role": role.value,
-            "pinned": asdict(pinned) if pinned else None,
+            "pinned": pinned_card(pinned) if pinned else None,
             "sale": self._sale_view(sale),
             "stock": stock,
             "on_air": await self.state.on_air(stream_id),
@@ -133,8 +138,8 @@ class LiveRooms:
         return level.available if level else 0
 
     @staticmethod
-    def _sale_view(sale: FlashSale | None) -> dict[str, Any] | None:
-        return asdict(sale) if sale else None
+    def _sale_view(sale: FlashSale | None) -> SaleView | None:
+        return sale_view(sale) if sale else None
 
     # -- moderator actions ----------------------------------------------------------------
 
@@ -162,12 +167,15 @@ class LiveRooms:
             pinned_at=now_ms(),
         )
         await self.state.pin(stream_id, card)
-        payload = {
-            "stream_id": stream_id,
-            "product": asdict(card),
-            "stock": await self._available(variant.id),
-        }
-        await self.emit("product:pinned", payload, stream_room(stream_id))
+        await self.emit(
+            "product:pinned",
+            {
+                "stream_id": stream_id,
+                "product": pinned_card(card),
+                "stock": await self._available(card.sku_id),
+            },
+            stream_room(stream_id),
+        )
         return card
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
@@ -180,7 +188,7 @@ class LiveRooms:
         sale = await self.sales.start(stream_id, **terms)
         await self.emit(
             "sale:started",
-            {"stream_id": stream_id, "sale": self._sale_view(sale), "server_time": now_ms()},
+            {"stream_id": stream_id, "sale": sale_view(sale), "server_time": now_ms()},
             stream_room(stream_id),
         )
         return sale
@@ -240,7 +248,7 @@ class LiveRooms:
 
     # -- chat -------------------------------------------------------------------------------
 
-    async def chat(self, stream_id: int, user: User | None, text: str) -> dict[str, Any]:
+    async def chat(self, stream_id: int, user: User | None, text: str) -> ChatMessage:
         """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
         if user is None:
             raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
@@ -267,7 +275,7 @@ class LiveRooms:
                     f"slow down: one message every {every / 1000:g} s",
                     retry_after_ms=every,
                 )
-        message = {
+        message: ChatMessage = {
             "id": uuid.uuid4().hex[:12],
             "stream_id": stream_id,
             "user": {"id": user.id, "display_name": user.display_name, "role": role.value},
