@@ -15,6 +15,7 @@ from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
+from livecommerce.catalog.productcard import product_card
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.embedded_stripe import (
@@ -210,7 +211,8 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     async def emit(event: str, data: Mapping[str, object], room: str) -> None:
         await server.emit(event, data, room=room, namespace="/live")
 
-    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)
+    read_card = functools.partial(product_card, app[ENGINE])
+    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card)
     rooms.subscribe(app[EVENTS])
     limits = SocketLimits(
         rate=settings.socket_events_per_second,

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
-from livecommerce.catalog.products import get_product
 from livecommerce.checkout.orders import stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
@@ -43,6 +43,28 @@ from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
+
+class ShownProduct(Protocol):
+    """What a pin shows of one SKU of a catalog product."""
+
+    @property
+    def product_id(self) -> int: ...
+    @property
+    def sku_id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def image_url(self) -> str | None: ...
+    @property
+    def price(self) -> int: ...  # minor units of ``currency``
+    @property
+    def currency(self) -> str: ...
+
+
+ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
+"""``(product_id, sku_id)`` -> that SKU's card (the product's first SKU if None), None if the
+SKU is not of the product; raises ``NotFound`` for no such product. Given at composition, so
+the rooms never import the catalog."""
 
 MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
@@ -69,8 +91,10 @@ class LiveRooms:
         sales: FlashSales,
         reservations: Reservations,
         emit: Emit,
+        read_card: ReadCard,
     ) -> None:
         self._engine = engine
+        self._read_card = read_card
         self.state = state
         self.sales = sales
         self._reservations = reservations
@@ -153,17 +177,16 @@ class LiveRooms:
                 raise LiveCommerceError(
                     ErrorCode.INVALID_INPUT, "only a product of the stream's lineup can be pinned"
                 )
-            product = await get_product(conn, product_id)
-        variant = next((v for v in product.variants if sku_id in (None, v.id)), None)
-        if variant is None:
+        shown = await self._read_card(product_id, sku_id)
+        if shown is None:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that SKU is not of this product")
         card = PinnedProduct(
-            product_id=product.id,
-            sku_id=variant.id,
-            title=product.title,
-            image_url=product.image_url,
-            price=variant.price.amount,
-            currency=variant.price.currency,
+            product_id=shown.product_id,
+            sku_id=shown.sku_id,
+            title=shown.title,
+            image_url=shown.image_url,
+            price=shown.price,
+            currency=shown.currency,
             pinned_at=now_ms(),
         )
         await self.state.pin(stream_id, card)
