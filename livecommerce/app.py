@@ -56,7 +56,6 @@ from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MEDIA, MediaHub
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
-from livecommerce.media.streamgate import STREAM_GATE
 from livecommerce.platform.clientaddress import networks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
@@ -261,7 +260,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         viewers_per_address=settings.whep_sessions_per_address,
     )
     app[MEDIA] = hub
-    app[STREAM_GATE] = StreamKeys(app[ENGINE])
+    app[media_routes.STREAM_GATE] = StreamKeys(app[ENGINE])
     try:
         yield
     finally:

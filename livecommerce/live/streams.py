@@ -355,7 +355,7 @@ async def check_stream_key(engine: AsyncEngine, stream_id: int, presented: str) 
 
 class StreamKeys:
     """A shopstream's key and whether its show is over, for the media's WHIP/WHEP handlers
-    (``media.streamgate.StreamGate``, wired at composition)."""
+    (``media.signal.StreamGate``, wired at composition)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

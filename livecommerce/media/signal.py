@@ -8,7 +8,7 @@ headers. Browsers call these across origins (OBS does not care), hence the CORS 
 from __future__ import annotations
 
 import math
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from aiohttp import web
 
@@ -17,7 +17,6 @@ from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
-from livecommerce.media.streamgate import STREAM_GATE
 from livecommerce.platform.clientaddress import client_address
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import path_id
@@ -30,6 +29,23 @@ CORS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Expose-Headers": "Location, Link",
 }
+
+
+class StreamGate(Protocol):
+    """What the handlers must know of a shopstream. Shopstreams are the live domain's, which
+    media does not import: the composition root puts one under ``STREAM_GATE``."""
+
+    async def key_matches(self, stream_id: int, presented: str) -> bool:
+        """Whether ``presented`` is the stream's current key (compared in constant time).
+        Raises ``NotFound`` for no such stream."""
+        ...
+
+    async def has_ended(self, stream_id: int) -> bool:
+        """Whether the show is over. Raises ``NotFound`` for no such stream."""
+        ...
+
+
+STREAM_GATE: web.AppKey[StreamGate] = web.AppKey("stream_gate")
 
 
 def _ice_links(request: web.Request) -> dict[str, str]:
