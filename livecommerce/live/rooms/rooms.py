@@ -250,7 +250,12 @@ class LiveRooms:
         async with self._engine.connect() as conn:
             status = (await get_stream(conn, stream_id)).status
         if on_air and status is StreamStatus.SCHEDULED:
-            status = (await set_status(self._engine, stream_id, StreamStatus.LIVE)).status
+            try:
+                status = (await set_status(self._engine, stream_id, StreamStatus.LIVE)).status
+            except LiveCommerceError as exc:
+                if exc.code is not ErrorCode.INVALID_TRANSITION:
+                    raise
+                status = StreamStatus.ENDED  # the creator ended the show meanwhile
         await self.emit(
             "stream:status",
             {"stream_id": stream_id, "status": status.value, "on_air": on_air},
