@@ -15,6 +15,7 @@ from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
+from livecommerce.catalog.productcard import product_card
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.embedded_stripe import (
@@ -34,12 +35,10 @@ from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.catalog import ProductChanged
-from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOffAir, StreamOnAir
+from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
-from livecommerce.live.rooms.flashsales import FlashSales
-from livecommerce.live.rooms.rooms import ROOMS, LiveRooms
-from livecommerce.live.rooms.roomstate import RoomState
+from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
     invitationroutes,
     roomroutes,
@@ -47,14 +46,10 @@ from livecommerce.live.transport import (
     socketioserver,
 )
 from livecommerce.live.transport import streamroutes as stream_routes
-from livecommerce.live.transport.eventbudget import SocketLimits
-from livecommerce.live.transport.namespace import TOKEN_SWEEP_S, LiveNamespace
+from livecommerce.live.transport.setup import live_rooms
 from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
-from livecommerce.media.hub import MEDIA, MediaHub
-from livecommerce.media.routing import StreamRouting
-from livecommerce.media.rtc.iceconfig import IceConfig
-from livecommerce.platform.clientaddress import networks
+from livecommerce.media.setup import media_relays
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
@@ -197,70 +192,16 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _live(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    server = socketioserver.build_server(app[REDIS_URL], f"{settings.redis_namespace}:socketio")
-    app[socketioserver.SOCKETIO] = server
-    # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
-    viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
-    state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
-    sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
-
-    async def emit(event: str, data: dict[str, object], room: str) -> None:
-        await server.emit(event, data, room=room, namespace="/live")
-
-    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)
-    rooms.subscribe(app[EVENTS])
-    limits = SocketLimits(
-        rate=settings.socket_events_per_second,
-        burst=settings.socket_event_burst,
-        abuse=settings.socket_abuse_limit,
-        per_address=settings.sockets_per_address,
-    )
-    namespace = LiveNamespace(
-        rooms,
-        app[TOKENS],
-        app[BUY],
-        limits,
-        networks(settings.trusted_proxies),
-    )
-    server.register_namespace(namespace)
+    # The token cache forgets revoked tokens before the sockets holding them are ended.
     app[EVENTS].subscribe(TokensRevoked, app[TOKENS].revoked)
-    app[EVENTS].subscribe(TokensRevoked, namespace.tokens_revoked)
-    app[ROOMS] = rooms
-    app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
-    # An expired token's sockets end within half its lifetime, and at most a minute after.
-    sweep_s = min(TOKEN_SWEEP_S, settings.token_ttl_s / 2)
-    app[LIFECYCLE].spawn(namespace.keep_checking_tokens(sweep_s), "token sweep")
-    app[LIFECYCLE].spawn(sales.run_clock(), "flash-sale clock")
-    try:
+    async with live_rooms(app, product_cards=product_card):
         yield
-    finally:
-        await namespace.close()
-        await rooms.close()
-        await server.shutdown()
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
-    settings = app[SETTINGS]
-    # Written once, by the process holding the stream's media, in the order they happened.
-    app[EVENTS].subscribe(StreamOnAir, app[ROOMS].stream_on_air, local_only=True)
-    app[EVENTS].subscribe(StreamOffAir, app[ROOMS].stream_off_air, local_only=True)
-    ice = IceConfig.from_settings(settings)
-    ice.apply_host_addresses()
-    own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
-    hub = MediaHub(
-        ice,
-        StreamRouting(app[REDIS], settings.redis_namespace, own_url),
-        events=app[EVENTS],
-        connect_timeout=settings.ice_connect_timeout_s,
-        viewers_per_address=settings.whep_sessions_per_address,
-    )
-    app[MEDIA] = hub
-    try:
+    async with media_relays(app, stream_gate=StreamKeys):
         yield
-    finally:
-        await hub.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

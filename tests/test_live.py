@@ -228,6 +228,29 @@ async def test_chat_moderation_has_rest_twins(
     assert team["error"]["code"] == "forbidden"
 
 
+async def test_a_pin_shows_the_chosen_sku_of_a_lineup_product(live: TestClient[Any, Any]) -> None:
+    creator, moderator, _buyer, stream_id, product_id, sku_id = await _stage(live)
+    other = (
+        await creator.call(
+            "POST", "/api/products", hoodie(f"O-{uuid.uuid4().hex[:6]}", 5, 1200), status=201
+        )
+    )["product"]
+    base = f"/api/streams/{stream_id}/pin"
+    wrong_sku = {"product_id": product_id, "sku_id": other["variants"][0]["id"]}
+    refused = await moderator.call("POST", base, wrong_sku, status=422)
+    assert refused["error"]["message"] == "that SKU is not of this product"
+    off_lineup = await moderator.call("POST", base, {"product_id": other["id"]}, status=422)
+    assert "lineup" in off_lineup["error"]["message"]
+    pinned = await moderator.call(
+        "POST", base, {"product_id": product_id, "sku_id": sku_id}, status=201
+    )
+    assert pinned["pinned"]["sku_id"] == sku_id
+    assert (pinned["pinned"]["price"], pinned["pinned"]["currency"]) == (4900, "USD")
+    assert pinned["pinned"]["title"] == "Hoodie"
+    room = (await moderator.call("GET", f"/api/streams/{stream_id}/room"))["room"]
+    assert room["pinned"] == pinned["pinned"] and room["stock"] == {str(sku_id): 20}
+
+
 async def test_heartbeats_keep_viewers_counted_until_they_leave(
     aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
 ) -> None:

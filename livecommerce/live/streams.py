@@ -257,16 +257,23 @@ def _transition(current: StreamStatus, target: StreamStatus) -> dict[str, Any]:
 
 
 async def set_status(engine: AsyncEngine, stream_id: int, target: StreamStatus) -> Shopstream:
-    """Move a stream's status without a role check: for ingest, which proved the stream key."""
-    async with engine.begin() as conn:
-        current = await get_stream(conn, stream_id)
-        if current.status is not target:
-            await conn.execute(
+    """Move a stream's status without a role check: for ingest, which proved the stream key.
+
+    The update applies only to the status it was checked against: a show ended by its creator
+    meanwhile is not brought back to life (``invalid_transition`` instead).
+    """
+    while True:  # statuses only move forward, so this retries at most twice
+        async with engine.begin() as conn:
+            current = await get_stream(conn, stream_id)
+            if current.status is target:
+                return current
+            moved = await conn.execute(
                 streams.update()
-                .where(streams.c.id == stream_id)
+                .where(streams.c.id == stream_id, streams.c.status == current.status.value)
                 .values(**_transition(current.status, target))
             )
-        return await get_stream(conn, stream_id)
+            if moved.rowcount == 1:
+                return await get_stream(conn, stream_id)
 
 
 async def add_moderator(
@@ -351,3 +358,18 @@ async def check_stream_key(engine: AsyncEngine, stream_id: int, presented: str) 
     if key is None:
         raise NotFound("stream")
     return hmac.compare_digest(key.encode(), presented.encode())
+
+
+class StreamKeys:
+    """A shopstream's key and whether its show is over, for the media's WHIP/WHEP handlers
+    (``media.signal.StreamGate``, wired at composition)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def key_matches(self, stream_id: int, presented: str) -> bool:
+        return await check_stream_key(self._engine, stream_id, presented)
+
+    async def has_ended(self, stream_id: int) -> bool:
+        async with self._engine.connect() as conn:
+            return (await get_stream(conn, stream_id)).status is StreamStatus.ENDED

@@ -8,18 +8,16 @@ headers. Browsers call these across origins (OBS does not care), hence the CORS 
 from __future__ import annotations
 
 import math
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from aiohttp import web
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
-from livecommerce.live.streams import StreamStatus, check_stream_key, get_stream
 from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
 from livecommerce.platform.clientaddress import client_address
-from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import path_id
 
@@ -31,6 +29,23 @@ CORS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Expose-Headers": "Location, Link",
 }
+
+
+class StreamGate(Protocol):
+    """What the handlers must know of a shopstream. Shopstreams are the live domain's, which
+    media does not import: the composition root puts one under ``STREAM_GATE``."""
+
+    async def key_matches(self, stream_id: int, presented: str) -> bool:
+        """Whether ``presented`` is the stream's current key (compared in constant time).
+        Raises ``NotFound`` for no such stream."""
+        ...
+
+    async def has_ended(self, stream_id: int) -> bool:
+        """Whether the show is over. Raises ``NotFound`` for no such stream."""
+        ...
+
+
+STREAM_GATE: web.AppKey[StreamGate] = web.AppKey("stream_gate")
 
 
 def _ice_links(request: web.Request) -> dict[str, str]:
@@ -81,16 +96,14 @@ def _bearer(request: web.Request) -> str:
 
 
 async def _check_key(request: web.Request, stream_id: int) -> None:
-    if not await check_stream_key(request.app[ENGINE], stream_id, _bearer(request)):
+    if not await request.app[STREAM_GATE].key_matches(stream_id, _bearer(request)):
         raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "wrong stream key")
 
 
 async def _check_publisher(request: web.Request, stream_id: int) -> None:
     """The publisher's key is the stream's current one and the show has not ended."""
     await _check_key(request, stream_id)
-    async with request.app[ENGINE].connect() as conn:
-        stream = await get_stream(conn, stream_id)
-    if stream.status is StreamStatus.ENDED:
+    if await request.app[STREAM_GATE].has_ended(stream_id):
         raise LiveCommerceError(ErrorCode.INVALID_TRANSITION, "this show has ended")
 
 
@@ -159,9 +172,7 @@ async def post_whep(request: web.Request) -> web.Response:
 
 async def _offline(request: web.Request, stream_id: int) -> NoReturn:
     """Why there is nothing to watch: no such stream (404), or it is not on air (409)."""
-    async with request.app[ENGINE].connect() as conn:
-        stream = await get_stream(conn, stream_id)
-    if stream.status is StreamStatus.ENDED:
+    if await request.app[STREAM_GATE].has_ended(stream_id):
         raise LiveCommerceError(ErrorCode.STREAM_OFFLINE, "this show has ended")
     raise LiveCommerceError(
         ErrorCode.STREAM_OFFLINE, "this stream is not on air; try again when it is"

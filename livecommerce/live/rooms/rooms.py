@@ -13,15 +13,13 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
-from livecommerce.catalog.products import get_product
 from livecommerce.checkout.orders import stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
@@ -29,6 +27,14 @@ from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.live.rooms.flashsales import FlashSales
+from livecommerce.live.rooms.messages import (
+    ChatMessage,
+    Emit,
+    RoomStateMessage,
+    SaleView,
+    pinned_card,
+    sale_view,
+)
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
 from livecommerce.platform.backgroundtasks import BackgroundTasks
@@ -37,7 +43,28 @@ from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]
+
+class ShownProduct(Protocol):
+    """What a pin shows of one SKU of a catalog product."""
+
+    @property
+    def product_id(self) -> int: ...
+    @property
+    def sku_id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def image_url(self) -> str | None: ...
+    @property
+    def price(self) -> int: ...  # minor units of ``currency``
+    @property
+    def currency(self) -> str: ...
+
+
+ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
+"""``(product_id, sku_id)`` -> that SKU's card (the product's first SKU if None), None if the
+SKU is not of the product; raises ``NotFound`` for no such product. Given at composition, so
+the rooms never import the catalog."""
 
 MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
@@ -64,8 +91,10 @@ class LiveRooms:
         sales: FlashSales,
         reservations: Reservations,
         emit: Emit,
+        read_card: ReadCard,
     ) -> None:
         self._engine = engine
+        self._read_card = read_card
         self.state = state
         self.sales = sales
         self._reservations = reservations
@@ -93,7 +122,7 @@ class LiveRooms:
         async with self._engine.connect() as conn:
             await require_role(conn, stream_id, user.id, *MODERATORS)
 
-    async def snapshot(self, stream_id: int, user: User | None) -> dict[str, Any]:
+    async def snapshot(self, stream_id: int, user: User | None) -> RoomStateMessage:
         """``room:state``: everything a late joiner needs to draw the room."""
         async with self._engine.connect() as conn:
             stream = await get_stream(conn, stream_id)
@@ -109,7 +138,7 @@ class LiveRooms:
             "status": stream.status.value,
             "title": stream.title,
             "role": role.value,
-            "pinned": asdict(pinned) if pinned else None,
+            "pinned": pinned_card(pinned) if pinned else None,
             "sale": self._sale_view(sale),
             "stock": stock,
             "on_air": await self.state.on_air(stream_id),
@@ -133,8 +162,8 @@ class LiveRooms:
         return level.available if level else 0
 
     @staticmethod
-    def _sale_view(sale: FlashSale | None) -> dict[str, Any] | None:
-        return asdict(sale) if sale else None
+    def _sale_view(sale: FlashSale | None) -> SaleView | None:
+        return sale_view(sale) if sale else None
 
     # -- moderator actions ----------------------------------------------------------------
 
@@ -148,26 +177,28 @@ class LiveRooms:
                 raise LiveCommerceError(
                     ErrorCode.INVALID_INPUT, "only a product of the stream's lineup can be pinned"
                 )
-            product = await get_product(conn, product_id)
-        variant = next((v for v in product.variants if sku_id in (None, v.id)), None)
-        if variant is None:
+        shown = await self._read_card(product_id, sku_id)
+        if shown is None:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that SKU is not of this product")
         card = PinnedProduct(
-            product_id=product.id,
-            sku_id=variant.id,
-            title=product.title,
-            image_url=product.image_url,
-            price=variant.price.amount,
-            currency=variant.price.currency,
+            product_id=shown.product_id,
+            sku_id=shown.sku_id,
+            title=shown.title,
+            image_url=shown.image_url,
+            price=shown.price,
+            currency=shown.currency,
             pinned_at=now_ms(),
         )
         await self.state.pin(stream_id, card)
-        payload = {
-            "stream_id": stream_id,
-            "product": asdict(card),
-            "stock": await self._available(variant.id),
-        }
-        await self.emit("product:pinned", payload, stream_room(stream_id))
+        await self.emit(
+            "product:pinned",
+            {
+                "stream_id": stream_id,
+                "product": pinned_card(card),
+                "stock": await self._available(card.sku_id),
+            },
+            stream_room(stream_id),
+        )
         return card
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
@@ -180,7 +211,7 @@ class LiveRooms:
         sale = await self.sales.start(stream_id, **terms)
         await self.emit(
             "sale:started",
-            {"stream_id": stream_id, "sale": self._sale_view(sale), "server_time": now_ms()},
+            {"stream_id": stream_id, "sale": sale_view(sale), "server_time": now_ms()},
             stream_room(stream_id),
         )
         return sale
@@ -219,7 +250,12 @@ class LiveRooms:
         async with self._engine.connect() as conn:
             status = (await get_stream(conn, stream_id)).status
         if on_air and status is StreamStatus.SCHEDULED:
-            status = (await set_status(self._engine, stream_id, StreamStatus.LIVE)).status
+            try:
+                status = (await set_status(self._engine, stream_id, StreamStatus.LIVE)).status
+            except LiveCommerceError as exc:
+                if exc.code is not ErrorCode.INVALID_TRANSITION:
+                    raise
+                status = StreamStatus.ENDED  # the creator ended the show meanwhile
         await self.emit(
             "stream:status",
             {"stream_id": stream_id, "status": status.value, "on_air": on_air},
@@ -240,7 +276,7 @@ class LiveRooms:
 
     # -- chat -------------------------------------------------------------------------------
 
-    async def chat(self, stream_id: int, user: User | None, text: str) -> dict[str, Any]:
+    async def chat(self, stream_id: int, user: User | None, text: str) -> ChatMessage:
         """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
         if user is None:
             raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
@@ -267,7 +303,7 @@ class LiveRooms:
                     f"slow down: one message every {every / 1000:g} s",
                     retry_after_ms=every,
                 )
-        message = {
+        message: ChatMessage = {
             "id": uuid.uuid4().hex[:12],
             "stream_id": stream_id,
             "user": {"id": user.id, "display_name": user.display_name, "role": role.value},

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+
+if TYPE_CHECKING:  # messages.py builds its payloads from this module's values
+    from livecommerce.live.rooms.messages import ChatMessage
 
 RECENT_CHAT = 50
 
@@ -108,14 +111,15 @@ class RoomState:
             due.append((int(stream), sale_id))
         return due
 
-    async def add_chat(self, stream_id: int, message: dict[str, Any]) -> None:
+    async def add_chat(self, stream_id: int, message: ChatMessage) -> None:
         key = self._key(stream_id, "chat")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, json.dumps(message))
             pipe.ltrim(key, -RECENT_CHAT, -1)
             await pipe.execute()
 
-    async def recent_chat(self, stream_id: int) -> list[dict[str, Any]]:
+    async def recent_chat(self, stream_id: int) -> list[ChatMessage]:
+        # written by add_chat alone, as ChatMessage
         return [
             json.loads(m) for m in await self._redis.lrange(self._key(stream_id, "chat"), 0, -1)
         ]

@@ -2,7 +2,7 @@
 
 Every client event is answered by its ack: ``{"ok": true, ...}`` or
 ``{"error": {"code", "message"}}``. Client payloads are typed in ``schemas.py``; server events
-are listed in ``rooms/rooms.py``'s emits.
+in ``rooms/messages.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.checkout.buy import Buy
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
+from livecommerce.live.rooms.messages import SessionEnded, pinned_card, sale_view
 from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
 from livecommerce.live.transport.eventbudget import EventBudget, SocketLimits, Verdict
 from livecommerce.live.transport.schemas import (
@@ -167,14 +168,13 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self._end_sessions(ended)
 
     async def _end_sessions(self, sids: list[str]) -> None:
+        ended: SessionEnded = {
+            "code": ErrorCode.NOT_AUTHENTICATED.value,
+            "message": "you were logged out",
+        }
         for sid in sids:
             # These sockets are on this process: no need to go through Redis to reach them.
-            await self.emit(
-                "session:ended",
-                {"code": ErrorCode.NOT_AUTHENTICATED.value, "message": "you were logged out"},
-                to=sid,
-                ignore_queue=True,
-            )
+            await self.emit("session:ended", ended, to=sid, ignore_queue=True)
             await self.disconnect(sid)
 
     async def keep_checking_tokens(self, every_s: float = TOKEN_SWEEP_S) -> None:
@@ -320,7 +320,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _pin(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(Pin, data)
         card = await self._rooms.pin(body.stream_id, self._user(sid), body.product_id, body.sku_id)
-        return {"pinned": card.__dict__}
+        return {"pinned": pinned_card(card)}
 
     async def _unpin(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(InStream, data)
@@ -331,7 +331,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         body = validate(SaleStart, data)
         terms = body.model_dump(exclude={"stream_id"})
         sale = await self._rooms.start_sale(body.stream_id, self._user(sid), **terms)
-        return {"sale": sale.__dict__}
+        return {"sale": sale_view(sale)}
 
     async def _sale_stop(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(SaleStop, data)

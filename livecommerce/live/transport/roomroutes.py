@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from aiohttp import web
 
 from livecommerce.accounts.routes import current_user, optional_user
+from livecommerce.live.rooms.messages import pinned_card, sale_view
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.transport.schemas import (
     BlockedWordsTerms,
@@ -36,7 +35,7 @@ async def post_pin(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await read_json(request, PinTerms)
     card = await request.app[ROOMS].pin(stream_id, user, body.product_id, body.sku_id)
-    return web.json_response({"pinned": asdict(card)}, status=201)
+    return web.json_response({"pinned": pinned_card(card)}, status=201)
 
 
 async def delete_pin(request: web.Request) -> web.Response:
@@ -51,7 +50,7 @@ async def post_sale(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await read_json(request, SaleTerms)
     sale = await request.app[ROOMS].start_sale(stream_id, user, **body.model_dump())
-    return web.json_response({"sale": asdict(sale)}, status=201)
+    return web.json_response({"sale": sale_view(sale)}, status=201)
 
 
 async def delete_sale(request: web.Request) -> web.Response:
