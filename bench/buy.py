@@ -39,9 +39,9 @@ from redis.asyncio import Redis
 from bench.crowd import make_buyers
 from bench.measure import background_cores
 from bench.processes import ServerProcess, forget, redis_server, sign_up
+from livecommerce.inventory.reservations import Reservations
 from livecommerce.platform.db.engine import create_engine, migrate
 from livecommerce.platform.pipelined import PipelinedRedis
-from livecommerce.stock.reservations import Reservations
 
 WRK_SCRIPT = r"""
 local tokens = {}

@@ -18,17 +18,8 @@ from livecommerce.catalog import routes as catalog_routes
 from livecommerce.catalog.productcard import product_card
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout.buy import BUY, Buy
-from livecommerce.checkout.embedded_stripe import (
-    EMBEDDED_PUBLISHABLE_KEY,
-    EMBEDDED_SECRET_KEY,
-    EmbeddedStripe,
-)
-from livecommerce.checkout.expiry import Reaper
 from livecommerce.checkout.lineups import StreamDirectory
-from livecommerce.checkout.payments import PAYMENTS, Payments
 from livecommerce.checkout.purchases import PURCHASES, Purchases, SkuDirectory
-from livecommerce.checkout.stripe_gateway import StripeGateway, stripe_js_url
-from livecommerce.checkout.webhooks import WEBHOOKS, Webhooks
 from livecommerce.config import Settings
 from livecommerce.crosssite import cross_site_middleware
 from livecommerce.errors import error_middleware
@@ -38,6 +29,8 @@ from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
+from livecommerce.inventory.rebuild import unpaid_holds
+from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
     invitationroutes,
@@ -50,6 +43,17 @@ from livecommerce.live.transport.setup import live_rooms
 from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.setup import media_relays
+from livecommerce.orders import routes as order_routes
+from livecommerce.orders.expiry import Reaper
+from livecommerce.payments import routes as payment_routes
+from livecommerce.payments.embedded_stripe import (
+    EMBEDDED_PUBLISHABLE_KEY,
+    EMBEDDED_SECRET_KEY,
+    EmbeddedStripe,
+)
+from livecommerce.payments.payments import PAYMENTS, Payments
+from livecommerce.payments.stripe_gateway import StripeGateway, stripe_js_url
+from livecommerce.payments.webhooks import WEBHOOKS, Webhooks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
@@ -57,8 +61,6 @@ from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
-from livecommerce.stock.rebuild import unpaid_holds
-from livecommerce.stock.reservations import RESERVATIONS, Reservations, UnpaidBounds
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ def api_routes() -> RouteTable:
     table.add(*invitationroutes.OPERATIONS)
     table.add(*roomroutes.OPERATIONS)
     table.add(*checkout_routes.OPERATIONS)
+    table.add(*order_routes.OPERATIONS)
+    table.add(*payment_routes.OPERATIONS)
     table.add(*pages.OPERATIONS)
     table.add(*media_routes.OPERATIONS)
     return table

@@ -42,7 +42,10 @@ def test_settings_import_no_domain() -> None:
                 assert "ICE_HOSTS / ICE_SERVERS" in str(exc), exc
             else:
                 raise AssertionError(f"accepted {bad}")
-        domains = ("accounts", "catalog", "checkout", "live", "media", "stock", "events")
+        domains = (
+            "accounts", "catalog", "checkout", "live", "media",
+            "inventory", "orders", "payments", "events",
+        )
         loaded = sorted(
             name for name in sys.modules
             if name.split(".")[0] in ("aiortc", "aiohttp")

@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.events.orders import Purchased
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.sharedcalls import SharedCalls
 
 
 async def test_close_cancels_and_awaits_and_nothing_starts_after() -> None:

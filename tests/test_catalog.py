@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livecommerce.stock.reservations import RESERVATIONS
+from livecommerce.inventory.reservations import RESERVATIONS
 from tests.conftest import hoodie, sign_up
 from tests.shopping import buy, open_shop, stock_on_hand
 

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 import stripe
 from aiohttp.test_utils import TestClient
 
-from livecommerce.checkout.expiry import Reaper
 from livecommerce.config import Settings
+from livecommerce.inventory.reservations import RESERVATIONS, StockLevel
+from livecommerce.orders.expiry import Reaper
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import orders, skus, webhook_events
 from livecommerce.platform.resources import REDIS
-from livecommerce.stock.reservations import RESERVATIONS, StockLevel
 from tests.conftest import Account, hoodie, sign_up
 from tests.shopping import (
     DECLINED_CARD,
@@ -171,7 +171,7 @@ async def test_expiry_returns_stock_exactly_once(client: TestClient[Any, Any]) -
     status, _ = await buy(buyer, sku)
     assert status == 409
     app = client.app
-    from livecommerce.checkout.payments import PAYMENTS
+    from livecommerce.payments.payments import PAYMENTS
 
     reaper = Reaper(app[ENGINE], app[RESERVATIONS], app[PAYMENTS], "other-lock")
     later = time.time_ns() // 1_000_000 + 3_600_000
@@ -487,7 +487,7 @@ async def test_a_bad_row_fails_alone_and_cheaply_in_a_batch_of_orders(
 ) -> None:
     from sqlalchemy import event
 
-    from livecommerce.checkout.orderwriter import OrderWriter
+    from livecommerce.orders.orderwriter import OrderWriter
 
     seller, buyer, sku = await _shop(client, stock=100)
     engine = client.app[ENGINE]

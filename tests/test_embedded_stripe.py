@@ -13,7 +13,7 @@ import httpx
 import stripe
 
 from bench.processes import ServerProcess
-from livecommerce.checkout.embedded_stripe import EMBEDDED_SECRET_KEY
+from livecommerce.payments.embedded_stripe import EMBEDDED_SECRET_KEY
 from tests.conftest import hoodie
 from tests.shopping import OK_CARD
 

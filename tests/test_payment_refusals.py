@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import orders, users
-from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import orders, refunds, skus
-from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account, accept_invitation, sign_up
 from tests.shopping import OK_CARD, buy, card, open_shop, stock_on_hand
 

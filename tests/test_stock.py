@@ -15,8 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
-from livecommerce.platform.pipelined import PipelinedRedis, RedisReplyError
-from livecommerce.stock.reservations import (
+from livecommerce.inventory.reservations import (
     Hold,
     LiveHold,
     NotLoaded,
@@ -25,7 +24,8 @@ from livecommerce.stock.reservations import (
     StockLevel,
     UnpaidBounds,
 )
-from livecommerce.stock.unpaidtotals import NO_BOUNDS
+from livecommerce.inventory.unpaidtotals import NO_BOUNDS
+from livecommerce.platform.pipelined import PipelinedRedis, RedisReplyError
 
 NOW = 1_800_000_000_000
 

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from livecommerce.config import Settings
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import orders
-from livecommerce.stock.reservations import RESERVATIONS
 from tests.conftest import Account
 from tests.shopping import OK_CARD, buy, card, open_shop, signed, stock_on_hand, stripe_client
 
@@ -90,7 +90,7 @@ async def test_another_deployments_intent_with_our_order_id_is_refused(
     intent = await _paid_elsewhere(
         settings, 4900, "usd", {"order_id": str(order_id), "hold_id": uuid.uuid4().hex}
     )
-    with caplog.at_level(logging.WARNING, logger="livecommerce.checkout.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="livecommerce.payments.webhooks"):
         result = await _deliver(client, settings, intent)
     assert result["result"] == "refused" and result["code"] == "unknown_payment_intent"
     assert any("unknown_payment_intent" in r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError, NotFound
+from livecommerce.inventory import onhand
 from livecommerce.platform.db.tables import products, skus, utcnow
 
 
@@ -190,16 +191,21 @@ async def _insert_variant(conn: AsyncConnection, product_id: int, draft: Variant
         raise LiveCommerceError(
             ErrorCode.INVALID_INPUT, f"new variant {draft.code} needs price_minor and currency"
         )
-    await conn.execute(
-        skus.insert().values(
-            product_id=product_id,
-            code=draft.code,
-            attributes=draft.attributes or {},
-            price_minor=draft.price_minor,
-            currency=draft.currency,
-            stock_on_hand=draft.stock_on_hand or 0,
+    sku_id = (
+        await conn.execute(
+            skus.insert()
+            .values(
+                product_id=product_id,
+                code=draft.code,
+                attributes=draft.attributes or {},
+                price_minor=draft.price_minor,
+                currency=draft.currency,
+            )
+            .returning(skus.c.id)
         )
-    )
+    ).scalar_one()
+    if draft.stock_on_hand:  # a new SKU holds none until inventory counts it in
+        await onhand.set_on_hand(conn, sku_id, draft.stock_on_hand)
 
 
 async def update_product(
@@ -234,14 +240,14 @@ async def update_product(
                     values["price_minor"] = draft.price_minor
                 if draft.currency is not None:
                     values["currency"] = draft.currency
-                if draft.stock_on_hand is not None:
-                    values["stock_on_hand"] = draft.stock_on_hand
                 if draft.attributes is not None:
                     values["attributes"] = draft.attributes
                 if values:
                     await conn.execute(
                         skus.update().where(skus.c.id == current.id).values(**values)
                     )
+                if draft.stock_on_hand is not None:
+                    await onhand.set_on_hand(conn, current.id, draft.stock_on_hand)
             after = await get_product(conn, product_id)
     except IntegrityError:
         raise LiveCommerceError(ErrorCode.SKU_TAKEN, _SKU_TAKEN) from None

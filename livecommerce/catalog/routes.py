@@ -18,11 +18,11 @@ from livecommerce.catalog.products import (
 from livecommerce.errors import NotFound
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.inventory.onhand import follow_on_hand
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import Payload, path_id, query, read_json
-from livecommerce.stock.onhand import follow_on_hand
-from livecommerce.stock.reservations import RESERVATIONS
 
 SkuCode = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -1,1 +1,1 @@
-"""Purchases, orders and their state machine, the Stripe gateway, webhooks and refunds."""
+"""The buy use-case (hold, order, charge, notify) for every transport, and what it reads."""

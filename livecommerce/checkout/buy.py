@@ -12,13 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from livecommerce.accounts.users import User
-from livecommerce.checkout.orders import Order
-from livecommerce.checkout.payments import Payments, describe
 from livecommerce.checkout.purchases import MAX_QTY, Purchases
-from livecommerce.checkout.stripe_gateway import IntentState
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import Purchased
+from livecommerce.orders.orders import Order
+from livecommerce.payments.payments import Payments, describe
+from livecommerce.payments.stripe_gateway import IntentState
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.lifecycle import Lifecycle
 

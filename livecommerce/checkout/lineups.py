@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.platform.db.tables import stream_lineup, streams
+from livecommerce.platform.sharedcalls import SharedCalls
 
 LINEUP_TTL_S = 2.0
 

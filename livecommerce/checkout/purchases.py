@@ -19,19 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.checkout.lineups import StreamDirectory
-from livecommerce.checkout.orders import Order, find_order
-from livecommerce.checkout.orderwriter import OrderWriter
-from livecommerce.checkout.sharedcalls import SharedCalls
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.inventory.rebuild import load_sku
+from livecommerce.inventory.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
+from livecommerce.orders.orders import MAX_QTY, Order, find_order
+from livecommerce.orders.orderwriter import OrderWriter
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.db.tables import products, skus
-from livecommerce.stock.rebuild import load_sku
-from livecommerce.stock.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
+from livecommerce.platform.sharedcalls import SharedCalls
 
 log = logging.getLogger(__name__)
 
-MAX_QTY = 10
 
 __all__ = ["MAX_QTY", "Purchase", "Purchases", "SharedCalls", "SkuDirectory", "SkuFacts"]
 

@@ -13,15 +13,15 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.minimumcharge import check_chargeable
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.sales import SaleEnded
+from livecommerce.inventory.rebuild import load_sku
+from livecommerce.inventory.reservations import Reservations, SaleWindow
 from livecommerce.live.rooms.roomstate import FlashSale, RoomState, now_ms
+from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.db.tables import products, skus, stream_lineup
-from livecommerce.stock.rebuild import load_sku
-from livecommerce.stock.reservations import Reservations, SaleWindow
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
 from livecommerce.accounts.users import User
-from livecommerce.checkout.orders import stream_sales
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
+from livecommerce.inventory.rebuild import load_sku
+from livecommerce.inventory.reservations import Reservations
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.messages import (
     ChatMessage,
@@ -37,9 +38,8 @@ from livecommerce.live.rooms.messages import (
 )
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
+from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
-from livecommerce.stock.rebuild import load_sku
-from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 

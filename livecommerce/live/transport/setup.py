@@ -19,6 +19,7 @@ from livecommerce.checkout.buy import BUY
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.rooms import ROOMS, LiveRooms, ShownProduct
 from livecommerce.live.rooms.roomstate import RoomState
@@ -29,7 +30,6 @@ from livecommerce.platform.clientaddress import networks
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.lifecycle import LIFECYCLE
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
-from livecommerce.stock.reservations import RESERVATIONS
 
 CardReader = Callable[[AsyncEngine, int, int | None], Awaitable[ShownProduct | None]]
 """``(engine, product_id, sku_id)`` -> the card a pin shows (see ``rooms.ReadCard``)."""

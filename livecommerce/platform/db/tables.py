@@ -104,7 +104,8 @@ skus = Table(
     Column("attributes", JSON, nullable=False),
     Column("price_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("stock_on_hand", Integer, nullable=False),
+    # Written by livecommerce/inventory/ alone; a new SKU starts at 0 and inventory counts it in.
+    Column("stock_on_hand", Integer, nullable=False, default=0),
     CheckConstraint("price_minor >= 0", name="price_not_negative"),
     CheckConstraint("stock_on_hand >= 0", name="stock_not_negative"),
     Index("ix_skus_product_id", "product_id"),

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import Order, insert_orders
+from livecommerce.orders.orders import Order, insert_orders
 
 log = logging.getLogger(__name__)
 

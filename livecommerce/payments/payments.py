@@ -17,15 +17,16 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.users import User
-from livecommerce.checkout.minimumcharge import check_chargeable
-from livecommerce.checkout.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
-from livecommerce.checkout.stocksync import StockSync
-from livecommerce.checkout.stripe_gateway import IntentState, StripeGateway
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged
-from livecommerce.platform.db.tables import orders, skus, users, utcnow
-from livecommerce.stock.reservations import Reservations
+from livecommerce.inventory import onhand
+from livecommerce.inventory.reservations import Reservations
+from livecommerce.inventory.stocksync import StockSync
+from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
+from livecommerce.payments.minimumcharge import check_chargeable
+from livecommerce.payments.stripe_gateway import IntentState, StripeGateway
+from livecommerce.platform.db.tables import orders, users, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -364,11 +365,7 @@ class Payments:
                     failure_message=None,
                 )
                 if paid is not None:
-                    await conn.execute(
-                        skus.update()
-                        .where(skus.c.id == order.sku_id)
-                        .values(stock_on_hand=skus.c.stock_on_hand - order.qty)
-                    )
+                    await onhand.sell(conn, order.sku_id, order.qty)
             current = await get_order(conn, order.id)
         if current.status is OrderStatus.PAID and order.status is OrderStatus.RESERVED:
             # The money has moved: a Redis outage from here on must not make the answer lie.

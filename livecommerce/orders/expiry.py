@@ -18,10 +18,12 @@ import logging
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import (
+from livecommerce.inventory.reservations import Reservations
+from livecommerce.orders.orders import (
     SOLD,
     Order,
     OrderStatus,
@@ -29,8 +31,6 @@ from livecommerce.checkout.orders import (
     orders_by_hold,
     overdue,
 )
-from livecommerce.checkout.payments import Payments
-from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,21 @@ CHUNK = 1000  # rows per statement
 STRIPE_CONCURRENCY = 8  # intents cancelled at once; the gateway paces calls to Stripe itself
 
 
+class Closer(Protocol):
+    """What the reaper needs from payments (which stand above orders): tell who waits on
+    orders it expired, and expire an order whose PaymentIntent must be cancelled first."""
+
+    async def announce(self, changed: list[Order]) -> None: ...
+
+    async def expire(self, order: Order) -> bool: ...
+
+
 class Reaper:
     def __init__(
         self,
         engine: AsyncEngine,
         reservations: Reservations,
-        payments: Payments,
+        payments: Closer,
         namespace: str,
     ) -> None:
         self._engine = engine

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.accounts.roles import role_in_stream
-from livecommerce.checkout.orders import SOLD, Order, OrderStatus, get_order, move
-from livecommerce.checkout.stocksync import StockSync
-from livecommerce.checkout.stripe_gateway import StripeGateway
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError
-from livecommerce.platform.db.tables import orders, refunds, skus, streams, utcnow
+from livecommerce.inventory import onhand
+from livecommerce.inventory.stocksync import StockSync
+from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move
+from livecommerce.payments.stripe_gateway import StripeGateway
+from livecommerce.platform.db.tables import orders, refunds, streams, utcnow
 
 REQUESTED = "requested"  # reserved on the order, Stripe not (yet) answered
 FAILED = "failed"  # Stripe refused; the reservation was given back
@@ -152,11 +153,7 @@ async def _settle(
             )
         ).rowcount == 1
         if settled and restock_qty:
-            await conn.execute(
-                skus.update()
-                .where(skus.c.id == order.sku_id)
-                .values(stock_on_hand=skus.c.stock_on_hand + restock_qty)
-            )
+            await onhand.restock(conn, order.sku_id, restock_qty)
         current = await get_order(conn, order.id)
         waiting = (
             await conn.execute(

@@ -20,10 +20,10 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.checkout.orders import find_order
-from livecommerce.checkout.payments import Payments
-from livecommerce.checkout.stripe_gateway import IntentState, WebhookEvent
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.orders.orders import find_order
+from livecommerce.payments.payments import Payments
+from livecommerce.payments.stripe_gateway import IntentState, WebhookEvent
 from livecommerce.platform.db.tables import utcnow, webhook_events
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from redis.exceptions import RedisError
 
-from livecommerce.stock.reservations import Reservations
+from livecommerce.inventory.reservations import Reservations
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def check_localstripe() -> None:
     if not version.startswith(_VERIFIED_MINOR):
         raise RuntimeError(
             f"localstripe {version} is not a checked release {LOCALSTRIPE_VERSIONS}: "
-            "see livecommerce/checkout/localstripeseam.py"
+            "see livecommerce/payments/localstripeseam.py"
         )
     store_class = getattr(localstripe.resources, "Store", None)
     store = getattr(localstripe.resources, "store", None)

@@ -26,7 +26,7 @@ from typing import IO
 
 import aiohttp
 
-from livecommerce.checkout.stripeemulator import (
+from livecommerce.payments.stripeemulator import (
     ADDRESS,
     CLIENTS_LOCK,
     EMULATOR_LOCK,
@@ -82,7 +82,7 @@ class EmbeddedStripe:
             # A session of its own: a Ctrl-C meant for this server does not stop the emulator
             # that other servers still use.
             return subprocess.Popen(
-                [sys.executable, "-m", "livecommerce.checkout.stripeemulator", str(self.directory)],
+                [sys.executable, "-m", "livecommerce.payments.stripeemulator", str(self.directory)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -45,7 +45,7 @@ class Released:
 
 
 class HeldUnits(Protocol):
-    """A live hold as the system of record knows it (``stock.reservations.LiveHold``)."""
+    """A live hold as the system of record knows it (``inventory.reservations.LiveHold``)."""
 
     @property
     def hold_id(self) -> str: ...
@@ -55,12 +55,12 @@ class HeldUnits(Protocol):
     def deadline_ms(self) -> int: ...
 
 
-# A buyer's holds of reserved orders, from the system of record (see ``stock.rebuild``).
+# A buyer's holds of reserved orders, from the system of record (see ``inventory.rebuild``).
 BuyerHolds = Callable[[int], Awaitable[Sequence[HeldUnits]]]
 
 
 def _script(name: str) -> str:
-    return resources.files("livecommerce.stock").joinpath(f"lua/{name}.lua").read_text()
+    return resources.files("livecommerce.inventory").joinpath(f"lua/{name}.lua").read_text()
 
 
 class UnpaidTotals:

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.errors import NotFound
+from livecommerce.inventory.reservations import LiveHold, Reservations
 from livecommerce.platform.db.tables import orders, skus
-from livecommerce.stock.reservations import LiveHold, Reservations
 
 
 async def load_sku(engine: AsyncEngine, reservations: Reservations, sku_id: int) -> bool:

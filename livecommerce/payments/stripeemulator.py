@@ -1,6 +1,6 @@
 """The embedded Stripe emulator's own process: one per ``DATA_DIR``, shared by every server.
 
-``python -m livecommerce.checkout.stripeemulator DIR`` serves localstripe on a loopback port,
+``python -m livecommerce.payments.stripeemulator DIR`` serves localstripe on a loopback port,
 keeps its store in ``DIR/store.pickle`` (so customers and saved cards survive restarts), and
 publishes its address in ``DIR/emulator.json``. Locks under ``DIR`` make it one per directory:
 
@@ -30,7 +30,7 @@ from typing import IO
 
 from aiohttp import web
 
-from livecommerce.checkout.localstripeseam import StoreFile, keep_store_in
+from livecommerce.payments.localstripeseam import StoreFile, keep_store_in
 
 log = logging.getLogger("livecommerce.stripeemulator")
 

@@ -19,14 +19,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
-from livecommerce.platform.pipelined import PipelinedRedis
-from livecommerce.stock.unpaidtotals import (
+from livecommerce.inventory.unpaidtotals import (
     NO_BOUNDS,
     BuyerHolds,
     Released,
     UnpaidBounds,
     UnpaidTotals,
 )
+from livecommerce.platform.pipelined import PipelinedRedis
 
 __all__ = [
     "Hold",
@@ -110,11 +110,11 @@ class NotLoaded(Exception):
 
 
 def _script(name: str) -> str:
-    return resources.files("livecommerce.stock").joinpath(f"lua/{name}.lua").read_text()
+    return resources.files("livecommerce.inventory").joinpath(f"lua/{name}.lua").read_text()
 
 
 class Reservations:
-    """The stock ledger's hot half. SQL stays the system of record (see ``stock.rebuild``)."""
+    """The stock ledger's hot half. SQL stays the system of record (see ``inventory.rebuild``)."""
 
     def __init__(
         self,

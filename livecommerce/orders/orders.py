@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.platform.db.tables import orders, utcnow
 
+MAX_QTY = 10  # the most units one order may take
+
 
 class OrderStatus(StrEnum):
     RESERVED = "reserved"

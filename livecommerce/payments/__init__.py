@@ -1,0 +1,1 @@
+"""Payments: the Stripe gateway (the only importer of stripe), emulator, webhooks, refunds."""

@@ -1,1 +1,0 @@
-"""Available stock and holds in Redis: atomic Lua scripts, expiry, rebuild from SQL."""
