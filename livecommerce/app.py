@@ -52,6 +52,7 @@ from livecommerce.live.transport.namespace import TOKEN_SWEEP_S, LiveNamespace
 from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.hub import MEDIA, MediaHub
+from livecommerce.media.internal import InternalMedia
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
 from livecommerce.platform.clientaddress import networks
@@ -249,18 +250,31 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     ice = IceConfig.from_settings(settings)
     ice.apply_host_addresses()
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
+    routing = StreamRouting(
+        app[REDIS],
+        settings.redis_namespace,
+        own_url,
+        settings.internal_url,
+        settings.media_internal_secret,
+    )
+    # Viewers of a stream another process holds are served here from one pull of it, unless
+    # they are redirected to the holder (WHEP_REDIRECT).
+    internal = InternalMedia(routing, timeout_s=settings.ice_connect_timeout_s)
     hub = MediaHub(
         ice,
-        StreamRouting(app[REDIS], settings.redis_namespace, own_url),
+        routing,
         events=app[EVENTS],
         connect_timeout=settings.ice_connect_timeout_s,
         viewers_per_address=settings.whep_sessions_per_address,
+        upstream=internal,
+        redirect=settings.whep_redirect,
     )
     app[MEDIA] = hub
     try:
         yield
     finally:
         await hub.close()
+        await internal.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
