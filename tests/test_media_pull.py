@@ -310,3 +310,26 @@ async def test_a_publisher_on_the_pulling_process_replaces_the_pull(
     await until(lambda: hub_b.pull_count() == 0 and hub_a.stream_count() == 0)
     await until(lambda: hub_b.is_on_air(stream_id))
     assert await hub_b.routing.holder(stream_id) == b.make_url("").human_repr().rstrip("/")
+
+
+async def test_ending_the_show_cuts_the_pulled_viewers_off(
+    two_apps: list[TestClient[Any, Any]], peers: Peers
+) -> None:
+    a, b = two_apps
+    creator = await sign_up(a, "creator")
+    created = await creator.call("POST", "/api/streams", {"title": "Ending"}, status=201)
+    stream_id, key = created["stream"]["id"], created["stream_key"]
+    await _publish(a, peers.publisher(NumberedCamera(keyframe_every=30)), stream_id, key)
+    hub_a, hub_b = a.app[MEDIA], b.app[MEDIA]
+    await until(lambda: hub_a.is_on_air(stream_id))
+    viewer = peers.viewer()
+    response = await b.post(f"/whep/{stream_id}", data=await _offer(viewer.pc), headers=SDP)
+    await _answered(viewer.pc, response)
+    await viewer.wait_frames(5)
+
+    await creator.call("PATCH", f"/api/streams/{stream_id}", {"status": "ended"})
+    await until(lambda: viewer.pc.connectionState in ("closed", "failed"))
+    await until(lambda: hub_a.stream_count() == 0 and hub_b.stream_count() == 0)
+    response = await b.post(f"/whep/{stream_id}", data=await _offer(peers.viewer().pc), headers=SDP)
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "stream_offline"

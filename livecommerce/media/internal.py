@@ -18,6 +18,9 @@ from livecommerce.media.routing import StreamRouting
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
+HANG_UP_TIMEOUT = aiohttp.ClientTimeout(total=2)
+"""Ending a pull never holds up this process (at shutdown, say) for long: the holder's side
+ends by itself anyway once the connection is gone."""
 
 
 class PullRefused(Exception):
@@ -52,7 +55,9 @@ class InternalMedia:
     async def hang_up(self, session_url: str) -> None:
         try:
             headers = await self._headers()
-            async with self._client().delete(session_url, headers=headers) as response:
+            async with self._client().delete(
+                session_url, headers=headers, timeout=HANG_UP_TIMEOUT
+            ) as response:
                 if response.status not in (200, 404):
                     log.warning("ending %s: %s", session_url, response.status)
         except Exception as exc:  # the holder may be gone: its session then ends by itself
