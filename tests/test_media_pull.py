@@ -258,6 +258,10 @@ async def test_whep_on_the_other_process_plays_and_whip_delete_there_ends_the_st
             assert response.status == 404
             assert (await response.json())["error"]["code"] == "not_found"
 
+    # B stops while its viewer waits on the pull.
+    b.stop()
+    assert b.process.returncode == 0
+
 
 async def test_the_pull_follows_the_stream_to_its_new_holder(
     aiohttp_client: Any, settings: Settings, peers: Peers

@@ -269,9 +269,9 @@ OPERATIONS = (
         "DELETE",
         f"/whip/{_ID}/{_RESOURCE}",
         delete_session,
-        "WHIP: end the broadcast (stream key as Bearer token)",
+        "WHIP: end the broadcast (stream key as Bearer token), on whichever process holds it",
         "media",
-        errors=(401, 404),
+        errors=(401, 404, 503),
     ),
     Operation("PATCH", f"/whip/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
     Operation(
