@@ -337,3 +337,26 @@ async def test_ending_the_show_cuts_the_pulled_viewers_off(
     response = await b.post(f"/whep/{stream_id}", data=await _offer(peers.viewer().pc), headers=SDP)
     assert response.status == 409
     assert (await response.json())["error"]["code"] == "stream_offline"
+
+
+async def test_viewers_arriving_together_start_one_pull(
+    two_apps: list[TestClient[Any, Any]], peers: Peers
+) -> None:
+    a, b = two_apps
+    creator = await sign_up(a, "creator")
+    created = await creator.call("POST", "/api/streams", {"title": "Rush"}, status=201)
+    stream_id, key = created["stream"]["id"], created["stream_key"]
+    await _publish(a, peers.publisher(NumberedCamera(keyframe_every=30)), stream_id, key)
+    hub_a, hub_b = a.app[MEDIA], b.app[MEDIA]
+    await until(lambda: hub_a.is_on_air(stream_id))
+    viewers = [peers.viewer() for _ in range(3)]
+    offers = [await _offer(viewer.pc) for viewer in viewers]
+    responses = await asyncio.gather(
+        *(b.post(f"/whep/{stream_id}", data=offer, headers=SDP) for offer in offers)
+    )
+    for viewer, response in zip(viewers, responses, strict=True):
+        await _answered(viewer.pc, response)
+    for viewer in viewers:
+        await viewer.wait_frames(5)
+    assert hub_b.pull_count() == 1
+    assert hub_a.viewer_count(stream_id) == 1
