@@ -51,6 +51,9 @@ class Settings:
     ice_hosts: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
     media_url: str = ""
+    internal_url: str = ""
+    media_internal_secret: str = ""
+    whep_redirect: bool = False
     ice_announced_address: str = ""
     ice_connect_timeout_s: float = 10.0
     whep_sessions_per_address: int = 20
@@ -160,6 +163,12 @@ class Settings:
             raise ConfigError("HEADER_READ_TIMEOUT_SECONDS must be between 1 and 300")
         if not 1 <= self.body_read_timeout_s <= 600:
             raise ConfigError("BODY_READ_TIMEOUT_SECONDS must be between 1 and 600")
+        for name, url in (("MEDIA_URL", self.media_url), ("INTERNAL_URL", self.internal_url)):
+            parts = urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
+        if self.media_internal_secret and len(self.media_internal_secret) < 16:
+            raise ConfigError("MEDIA_INTERNAL_SECRET must be at least 16 characters")
         for origin in self.media_origins:
             parts = urlsplit(origin)
             bad_path = parts.path not in ("", "/")
@@ -238,6 +247,9 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("ICE_HOSTS", "ice_hosts", _csv),
     ("ICE_SERVERS", "ice_servers", _csv),
     ("MEDIA_URL", "media_url", str),
+    ("INTERNAL_URL", "internal_url", str),
+    ("MEDIA_INTERNAL_SECRET", "media_internal_secret", str),
+    ("WHEP_REDIRECT", "whep_redirect", _bool),
     ("ICE_ANNOUNCED_ADDRESS", "ice_announced_address", str),
     ("ICE_CONNECT_TIMEOUT_SECONDS", "ice_connect_timeout_s", float),
     ("WHEP_SESSIONS_PER_ADDRESS", "whep_sessions_per_address", int),

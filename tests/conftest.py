@@ -182,8 +182,18 @@ async def _fresh_postgres(template: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+def server_env() -> dict[str, str]:
+    """More settings for :func:`server_processes` (a test parametrizes it to change them)."""
+    return {}
+
+
+@pytest.fixture
 def server_processes(
-    postgres_url: str, redis_url: str, localstripe_url: str, tmp_path: Path
+    postgres_url: str,
+    redis_url: str,
+    localstripe_url: str,
+    tmp_path: Path,
+    server_env: dict[str, str],
 ) -> Iterator[list[ServerProcess]]:
     """Two server processes sharing one PostgreSQL database, one Redis and one Stripe."""
     env = {
@@ -198,6 +208,7 @@ def server_processes(
         "ICE_HOSTS": "127.0.0.1",
         "AUTO_MIGRATE": "0",
         "DATA_DIR": str(tmp_path),
+        **server_env,
     }
     servers = [ServerProcess(env, tmp_path / f"server-{i}.log") for i in range(2)]
     try:

@@ -34,7 +34,7 @@ async def test_document_matches_the_routes(client: TestClient[Any, Any]) -> None
         if route.resource.canonical.startswith("/socket.io"):
             continue  # the Socket.IO transport (live rooms), not part of the JSON API
         if not route.resource.canonical.startswith(
-            ("/api", "/healthz", "/readyz", "/metrics", "/whip", "/whep")
+            ("/api", "/healthz", "/readyz", "/metrics", "/whip", "/whep", "/internal")
         ):
             continue  # the browser pages and their static files
         path = _PARAM.sub(lambda m: "{" + m.group(1) + "}", route.resource.canonical)

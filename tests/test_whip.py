@@ -237,6 +237,7 @@ async def test_whip_and_whep_refuse_bad_requests_clearly(
     )
 
 
+@pytest.mark.parametrize("server_env", [{"WHEP_REDIRECT": "true"}])
 async def test_whep_on_another_process_is_redirected_to_the_media_holder(
     server_processes: list[ServerProcess], peers: Peers
 ) -> None:

@@ -1,10 +1,13 @@
 """This process's live media: one relay per stream, its publisher and viewer sessions.
 
-A stream's media lives on the process its publisher reached. That process claims the stream
-through :class:`~livecommerce.media.routing.StreamRouting` (refreshed while it holds the stream),
-so a WHEP request arriving at another process is sent there. Whether a stream is on air (its
-publisher sends frames) is published on the event bus as it changes (:class:`StreamOnAir`,
-:class:`StreamOffAir`), for the live rooms.
+A stream's media lives on the process its publisher reached, the holder. That process claims the
+stream through :class:`~livecommerce.media.routing.StreamRouting` (refreshed while it holds the
+stream). A WHEP viewer arriving at another process is served there: that process pulls one copy
+of the stream from the holder (an internal WHEP session, through an :class:`Upstream`) into its
+own relay, for all its viewers of the stream; the pull ends :data:`PULL_GRACE_S` after its last
+viewer left, and follows the stream when another process becomes its holder. Only the holder
+publishes on the event bus whether a stream is on air (its publisher sends frames) as it changes
+(:class:`StreamOnAir`, :class:`StreamOffAir`), for the live rooms; a pull never does.
 
 Nothing here polls. Each stream has one task, its keeper: woken when something changed (the
 relay's publisher came or went, a session closed, an offer was answered), it brings the
@@ -23,6 +26,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from aiortc import RTCIceServer
@@ -39,6 +43,7 @@ from livecommerce.media.rtc.sessions import (
     ViewerSession,
     accept_publisher,
     accept_viewer,
+    pull_stream,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,41 @@ log = logging.getLogger(__name__)
 VIEWERS_PER_ADDRESS = 20
 REPLACE_WAIT_S = 2.0
 """How long a new publish waits for a current publisher that is still connecting to connect."""
+PULL_GRACE_S = 2.0
+"""How long a pull from the holder outlives this process's last viewer of the stream."""
+
+
+class Upstream(Protocol):
+    """How this process reaches the process holding a stream (internal WHEP, over HTTP)."""
+
+    async def offer(self, holder: str, stream_id: int, offer_sdp: str) -> tuple[str, str]:
+        """WHEP to ``holder``'s internal address: the answer, and the session's URL."""
+        ...
+
+    async def hang_up(self, session_url: str) -> None:
+        """End a session :meth:`offer` made (best effort: never raises)."""
+        ...
+
+    async def end_publisher(self, holder: str, stream_id: int, resource: str) -> bool:
+        """End the WHIP session ``resource`` on ``holder``; False if it has no such session."""
+        ...
+
+
+@dataclass
+class _Pull:
+    """This process's one internal WHEP session to the stream's holder."""
+
+    holder: str
+    connecting: asyncio.Task[PublisherSession | None] | None = None
+    session: PublisherSession | None = None
+    url: str | None = None
+    """The holder's URL for the session, to end it."""
+
+    @property
+    def over(self) -> bool:
+        connecting = self.connecting
+        done = connecting is None or connecting.done()
+        return done and (self.session is None or self.session.closed)
 
 
 class AlreadyPublishing(Exception):
@@ -67,6 +107,12 @@ class _Stream:
     dropped: bool = False
     """Forgotten (the show ended, or the process stops): it takes no new session."""
     keeper: asyncio.Task[None] | None = None
+    fed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a publisher (here, or the pull's) has sent a frame: the relay has codecs."""
+    pull: _Pull | None = None
+    """This process pulls the stream from its holder (and has no publisher of its own)."""
+    idle_since: float | None = None
+    idle_timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
@@ -90,10 +136,18 @@ class MediaHub:
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         viewers_per_address: int = VIEWERS_PER_ADDRESS,
+        upstream: Upstream | None = None,
+        redirect: bool = False,
+        pull_grace: float = PULL_GRACE_S,
     ) -> None:
         self._ice = ice
         self.routing = routing
         self._events = events
+        self._upstream = upstream
+        self._pulling = upstream is not None and not redirect
+        """Whether viewers of a stream held elsewhere are served here, from a pull; if not,
+        they are redirected to the holder (WHEP_REDIRECT)."""
+        self.pull_grace = pull_grace
         self.connect_timeout = connect_timeout
         self.viewer_quota = AddressQuota(viewers_per_address)
         self._streams: dict[int, _Stream] = {}
@@ -106,8 +160,14 @@ class MediaHub:
         """The stream's relay, made for a publisher (who proved the key) if there is none."""
         stream = self._streams.get(stream_id)
         if stream is None:
-            changed = asyncio.Event()
-            stream = _Stream(changed, StreamRelay(on_live=lambda _live: changed.set()))
+            changed, fed = asyncio.Event(), asyncio.Event()
+
+            def on_live(live: bool) -> None:
+                changed.set()
+                if live:
+                    fed.set()
+
+            stream = _Stream(changed, StreamRelay(on_live=on_live), fed=fed)
             stream.keeper = asyncio.create_task(
                 self._keep(stream_id, stream), name=f"media-{stream_id}"
             )
@@ -129,10 +189,15 @@ class MediaHub:
         """Streams this process keeps a relay for (publishing or watched)."""
         return len(self._streams)
 
+    def pull_count(self) -> int:
+        """Streams this process pulls from their holders (one pull each, however many viewers)."""
+        return sum(1 for stream in self._streams.values() if stream.pull is not None)
+
     async def elsewhere(self, stream_id: int, path_qs: str) -> str | None:
         """Where a viewer asking this process for ``path_qs`` must go: the URL of the process
-        holding the stream, unless this one relays it (or none holds it)."""
-        if stream_id in self._streams:
+        holding the stream, unless this one relays it (or none holds it), or pulls the streams
+        it does not hold."""
+        if stream_id in self._streams or self._pulling:
             return None
         return await self.routing.elsewhere(stream_id, path_qs)
 
@@ -166,6 +231,9 @@ class MediaHub:
             raise AlreadyPublishing("this stream already has a connected publisher")
         stream.publisher = session
         await self.routing.claim(stream_id)
+        if stream.pull is not None:
+            # This process holds the stream now: its viewers see this publisher, not a pull.
+            await self._end_pull(stream)
         return self._ice.announce(answer), self._remember(_Resource(stream_id, session))
 
     async def _replace_stale_publisher(self, stream: _Stream) -> None:
@@ -178,17 +246,27 @@ class MediaHub:
             log.info("a new publisher replaces one that is not connected")
             await self._forget_session(current)
 
-    async def play(self, stream_id: int, offer_sdp: str, address: str) -> tuple[str, str]:
+    async def play(self, stream_id: int, offer_sdp: str, address: str | None) -> tuple[str, str]:
         """WHEP: answer a viewer's offer from ``address``.
 
-        Raises ``StreamNotLive`` unless this process relays the stream (its publisher is here,
-        or gone with viewers still waiting for it): nothing is kept for a stream that is not,
-        and ``TooManySessions`` if ``address`` holds its quota of sessions already.
+        A stream another process holds is pulled from it first (one pull per stream, shared by
+        this process's viewers). Raises ``StreamNotLive`` unless this process then relays the
+        stream (its publisher, or its pull, is here, or gone with viewers still waiting for it):
+        nothing is kept for a stream that is not, and ``TooManySessions`` if ``address`` holds
+        its quota of sessions already.
+
+        ``address`` None is another process's pull (internal WHEP, authenticated by the caller):
+        it takes no quota, is never pulled in turn, and is answered with local addresses.
         """
+        if address is not None and self._pulling:
+            await self._pull_if_held_elsewhere(stream_id)
         stream = self._streams.get(stream_id)
         if stream is None or stream.dropped or not any(map(stream.relay.codec, KINDS)):
             raise StreamNotLive("this stream is not on air")
-        self.viewer_quota.take(address)
+        if address is None and stream.pull is not None:
+            raise StreamNotLive("this process does not hold the stream")  # no chains of pulls
+        if address is not None:
+            self.viewer_quota.take(address)
         stream.negotiating += 1
         try:
             answer, session = await accept_viewer(
@@ -199,7 +277,8 @@ class MediaHub:
                 on_close=stream.changed.set,
             )
         except BaseException:
-            self.viewer_quota.give_back(address)
+            if address is not None:
+                self.viewer_quota.give_back(address)
             raise
         finally:
             stream.negotiating -= 1
@@ -209,7 +288,119 @@ class MediaHub:
             await self.end(resource)
             raise StreamNotLive("this show has ended")
         stream.viewers[resource] = session
-        return self._ice.announce(answer), resource
+        return (answer if address is None else self._ice.announce(answer)), resource
+
+    async def end_elsewhere(self, stream_id: int, resource: str) -> bool | None:
+        """End a WHIP session this process does not have on the process holding the stream:
+        whether it had it, or None if no other process holds the stream (or none is reached
+        through internal requests here)."""
+        if self._upstream is None:
+            return None
+        holder = await self.routing.internal_holder(stream_id)
+        if holder is None:
+            return None
+        return await self._upstream.end_publisher(holder, stream_id, resource)
+
+    # -- pulling a stream another process holds --------------------------------------------------
+
+    async def _pull_if_held_elsewhere(self, stream_id: int) -> None:
+        """Have the stream's relay fed by a pull from its holder, if another process holds it
+        and this one has no publisher of it; returns once frames came (or could not)."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and (stream.dropped or stream.publisher is not None):
+            return
+        if stream is None or stream.pull is None:
+            holder = await self.routing.internal_holder(stream_id)
+            if holder is None or self._closed:
+                return
+            stream = self._stream(stream_id)
+            if stream.dropped or stream.publisher is not None:
+                return
+            if stream.pull is None:
+                self._start_pull(stream_id, stream, holder)
+        pull = stream.pull
+        if pull is None or pull.connecting is None:
+            return
+        stream.negotiating += 1  # not idle while a viewer waits for the pull
+        try:
+            done, _ = await asyncio.wait({pull.connecting}, timeout=self.connect_timeout)
+            if done and pull.session is not None:
+                try:
+                    async with asyncio.timeout(self.connect_timeout):
+                        await stream.fed.wait()
+                except TimeoutError:
+                    log.info("stream %s: nothing came from %s in time", stream_id, pull.holder)
+        finally:
+            stream.negotiating -= 1
+            stream.changed.set()
+
+    def _start_pull(self, stream_id: int, stream: _Stream, holder: str) -> None:
+        pull = _Pull(holder)
+        stream.pull = pull
+        pull.connecting = asyncio.create_task(
+            self._connect_pull(stream_id, stream, pull), name=f"media-{stream_id}-pull"
+        )
+
+    async def _connect_pull(
+        self, stream_id: int, stream: _Stream, pull: _Pull
+    ) -> PublisherSession | None:
+        upstream = self._upstream
+        assert upstream is not None
+
+        async def answer(offer_sdp: str) -> str:
+            answer_sdp, pull.url = await upstream.offer(pull.holder, stream_id, offer_sdp)
+            return self._ice.reachable(answer_sdp)
+
+        try:
+            session = await pull_stream(
+                stream.relay,
+                self._ice.rtc_configuration(),
+                answer,
+                self.connect_timeout,
+                name=f"pull of stream {stream_id} from {pull.holder}",
+                on_close=stream.changed.set,
+            )
+        except Exception as exc:
+            log.warning("stream %s: pulling it from %s failed: %s", stream_id, pull.holder, exc)
+            return None
+        finally:
+            stream.changed.set()
+        pull.session = session
+        log.info("stream %s: pulling it from %s", stream_id, pull.holder)
+        return session
+
+    async def _end_pull(self, stream: _Stream) -> None:
+        """Stop pulling the stream (close this side, then the holder's session)."""
+        pull, stream.pull = stream.pull, None
+        if pull is None:
+            return
+        if pull.connecting is not None and not pull.connecting.done():
+            pull.connecting.cancel()
+            await asyncio.wait({pull.connecting})
+        if pull.session is not None:
+            await pull.session.close()
+        if pull.url is not None and self._upstream is not None:
+            await self._upstream.hang_up(pull.url)
+
+    async def _follow_holder(self, stream_id: int, stream: _Stream) -> None:
+        """Viewers here with no publisher here: pull from the holder, a new one if it changed
+        (a publisher reconnected to another process)."""
+        if not self._pulling or stream.publisher is not None:
+            return
+        if not any(
+            found.address is not None
+            for found in map(self._resources.get, stream.viewers)
+            if found is not None
+        ):
+            return  # no viewer of its own: another process's pull moves by itself
+        holder = await self.routing.internal_holder(stream_id)
+        if holder is None or (stream.pull is not None and stream.pull.holder == holder):
+            return
+        if stream.dropped:
+            return
+        log.info("stream %s: its holder is now %s", stream_id, holder)
+        await self._end_pull(stream)
+        self._start_pull(stream_id, stream, holder)
 
     def session(self, resource: str) -> tuple[int, PublisherSession | ViewerSession] | None:
         found = self._resources.get(resource)
@@ -298,17 +489,39 @@ class MediaHub:
                     await self._refresh(stream_id, stream)
                 else:
                     await self._settle(stream_id, stream)
-                    if stream.idle:
+                    if stream.idle and self._grace_over(stream):
                         await self._drop(stream_id, stream)
             except Exception:
                 log.exception("keeping stream %s's media up to date failed", stream_id)
 
+    def _grace_over(self, stream: _Stream) -> bool:
+        """Whether an idle stream may go: at once, unless it is pulled, which waits a grace
+        in case a viewer comes back (the keeper is woken when it is over)."""
+        if stream.pull is None:
+            return True
+        loop = asyncio.get_running_loop()
+        if stream.idle_since is None:
+            stream.idle_since = loop.time()
+        left = stream.idle_since + self.pull_grace - loop.time()
+        if left <= 0:
+            return True
+        if stream.idle_timer is not None:
+            stream.idle_timer.cancel()
+        stream.idle_timer = loop.call_later(left, stream.changed.set)
+        return False
+
     async def _settle(self, stream_id: int, stream: _Stream) -> None:
         """Forget the sessions that closed by themselves, and tell an on-air change."""
         async with stream.telling:
+            if not stream.idle:
+                stream.idle_since = None
             for resource, viewer in list(stream.viewers.items()):
                 if viewer.closed:
                     await self.end(resource)
+            if stream.pull is not None and stream.pull.over:
+                # The holder ended it, or went away, or a publisher here replaced it. Viewers
+                # wait, as for a publisher that left; the keeper looks for a holder again.
+                await self._end_pull(stream)
             publisher = stream.publisher
             if publisher is not None and publisher.closed:
                 await self._forget_session(publisher)
@@ -327,6 +540,7 @@ class MediaHub:
                 await self.routing.claim(stream_id)
             if stream.on_air:
                 await self._publish(StreamOnAir(stream_id=stream_id))
+            await self._follow_holder(stream_id, stream)
 
     async def _tell(self, stream_id: int, stream: _Stream, on_air: bool) -> None:
         """Publish a change of on air (hold ``stream.telling``: changes go out in order)."""
@@ -356,6 +570,9 @@ class MediaHub:
             ]
             for resource in held:
                 await self.end(resource)
+            if stream.idle_timer is not None:
+                stream.idle_timer.cancel()
+            await self._end_pull(stream)
             stream.relay.close()
             await stream.relay.wait_closed()
             await self.routing.release(stream_id)

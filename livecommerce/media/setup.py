@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.events.bus import EVENTS
 from livecommerce.media.hub import MEDIA, MediaHub
+from livecommerce.media.internal import InternalMedia
 from livecommerce.media.routing import StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
 from livecommerce.media.signal import STREAM_GATE, StreamGate
@@ -31,12 +32,24 @@ async def media_relays(
     ice = IceConfig.from_settings(settings)
     ice.apply_host_addresses()
     own_url = settings.media_url or settings.public_url or f"http://127.0.0.1:{settings.port}"
+    routing = StreamRouting(
+        app[REDIS],
+        settings.redis_namespace,
+        own_url,
+        settings.internal_url,
+        settings.media_internal_secret,
+    )
+    # Viewers of a stream another process holds are served here from one pull of it, unless
+    # they are redirected to the holder (WHEP_REDIRECT).
+    internal = InternalMedia(routing, timeout_s=settings.ice_connect_timeout_s)
     hub = MediaHub(
         ice,
-        StreamRouting(app[REDIS], settings.redis_namespace, own_url),
+        routing,
         events=app[EVENTS],
         connect_timeout=settings.ice_connect_timeout_s,
         viewers_per_address=settings.whep_sessions_per_address,
+        upstream=internal,
+        redirect=settings.whep_redirect,
     )
     app[MEDIA] = hub
     app[STREAM_GATE] = stream_gate(app[ENGINE])
@@ -44,3 +57,4 @@ async def media_relays(
         yield
     finally:
         await hub.close()
+        await internal.close()

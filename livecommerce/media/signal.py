@@ -3,10 +3,17 @@
 One HTTP exchange per session: POST an SDP offer, get ``201`` with the answer (our ICE
 candidates inside, no trickle), a ``Location`` to DELETE, and the ICE servers as ``Link``
 headers. Browsers call these across origins (OBS does not care), hence the CORS headers.
+
+A process that does not hold a stream's media serves its viewers from a pull: WHEP to the
+holder's ``/internal/media/whep/{stream}``, which other processes alone may use (the shared
+internal secret as Bearer token): no quota per address, never pulled in turn. A WHIP ``DELETE``
+reaching a process without that session is sent on to the holder's
+``/internal/media/whip/{stream}/{resource}``, once the stream key was checked here.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
 from typing import NoReturn, Protocol
 
@@ -16,7 +23,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.media.addressquota import TooManySessions
 from livecommerce.media.hub import MEDIA, AlreadyPublishing
 from livecommerce.media.rtc.relay import StreamNotLive
-from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession
+from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession, ViewerSession
 from livecommerce.platform.clientaddress import client_address
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import path_id
@@ -184,12 +191,61 @@ async def delete_session(request: web.Request) -> web.Response:
     resource = request.match_info["resource"]
     media = request.app[MEDIA]
     found = media.session(resource)
+    if found is None and request.path.startswith("/whip/"):
+        # Held by another process (a load balancer chose this one): end it there.
+        await _check_key(request, stream_id)
+        if await media.end_elsewhere(stream_id, resource):
+            return web.Response(status=200, headers=CORS)
     if found is None or found[0] != stream_id:
         raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such session (it may have ended)")
     if isinstance(found[1], PublisherSession):
         await _check_key(request, stream_id)  # only the publisher may end the broadcast
     await media.end(resource)
     return web.Response(status=200, headers=CORS)
+
+
+async def _check_internal(request: web.Request) -> None:
+    """Only the processes sharing the internal secret may use the internal endpoints."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    secret = await request.app[MEDIA].routing.secret()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), secret):
+        raise LiveCommerceError(
+            ErrorCode.NOT_AUTHENTICATED, "internal media endpoint: send the internal secret"
+        )
+
+
+async def post_internal_whep(request: web.Request) -> web.Response:
+    """Another process pulls this process's stream for its own viewers."""
+    await _check_internal(request)
+    stream_id = path_id(request, what="stream")
+    offer = await _offer(request)
+    try:
+        answer, resource = await request.app[MEDIA].play(stream_id, offer, None)
+    except StreamNotLive:
+        raise LiveCommerceError(
+            ErrorCode.STREAM_OFFLINE, "this process does not hold that stream on air"
+        ) from None
+    except OfferRejected as exc:
+        raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
+    return web.Response(
+        status=201,
+        body=answer.encode(),
+        content_type=SDP,
+        headers={"Location": f"{request.path}/{resource}"},
+    )
+
+
+async def delete_internal_session(request: web.Request) -> web.Response:
+    """End a pull, or (sent on by another process, which checked the key) a publisher."""
+    await _check_internal(request)
+    stream_id = path_id(request, what="stream")
+    media = request.app[MEDIA]
+    found = media.session(request.match_info["resource"])
+    want = PublisherSession if request.path.startswith("/internal/media/whip/") else ViewerSession
+    if found is None or found[0] != stream_id or not isinstance(found[1], want):
+        raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such session (it may have ended)")
+    await media.end(request.match_info["resource"])
+    return web.json_response({"ended": True})
 
 
 async def options(request: web.Request) -> web.Response:
@@ -224,9 +280,9 @@ OPERATIONS = (
         "DELETE",
         f"/whip/{_ID}/{_RESOURCE}",
         delete_session,
-        "WHIP: end the broadcast (stream key as Bearer token)",
+        "WHIP: end the broadcast (stream key as Bearer token), on whichever process holds it",
         "media",
-        errors=(401, 404),
+        errors=(401, 404, 503),
     ),
     Operation("PATCH", f"/whip/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
     Operation(
@@ -236,7 +292,7 @@ OPERATIONS = (
         "POST",
         f"/whep/{_ID}",
         post_whep,
-        "WHEP: watch a stream; answers SDP (307 to the process holding it)",
+        "WHEP: watch a stream; answers SDP (307 to the process holding it if WHEP_REDIRECT)",
         "media",
         status=201,
         raw_body=SDP,
@@ -250,5 +306,32 @@ OPERATIONS = (
     Operation("PATCH", f"/whep/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
     Operation(
         "OPTIONS", f"/whep/{_ID}/{_RESOURCE}", options, "CORS preflight", "media", status=204
+    ),
+    Operation(
+        "POST",
+        f"/internal/media/whep/{_ID}",
+        post_internal_whep,
+        "Internal WHEP between processes (the internal secret as Bearer token); answers SDP",
+        "media",
+        status=201,
+        raw_body=SDP,
+        response_type=SDP,
+        errors=(400, 401, 404, 409, 413, 415),
+    ),
+    Operation(
+        "DELETE",
+        f"/internal/media/whep/{_ID}/{_RESOURCE}",
+        delete_internal_session,
+        "Internal: end a pull (the internal secret as Bearer token)",
+        "media",
+        errors=(401, 404),
+    ),
+    Operation(
+        "DELETE",
+        f"/internal/media/whip/{_ID}/{_RESOURCE}",
+        delete_internal_session,
+        "Internal: end a publisher session sent on by another process (internal secret)",
+        "media",
+        errors=(401, 404),
     ),
 )

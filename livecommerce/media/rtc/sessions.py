@@ -3,6 +3,8 @@
 An HTTP handler calls :func:`accept_publisher` with a publisher's offer (WHIP) or
 :func:`accept_viewer` with a viewer's (WHEP), returns the answer SDP, keeps the session, and calls
 its ``close()`` on DELETE. Sessions also close themselves when their connection fails or closes.
+:func:`pull_stream` is the other way round: this side offers, as a WHEP viewer of another process
+holding the stream, and what it receives feeds the relay as a publisher's frames would.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "ViewerSession",
     "accept_publisher",
     "accept_viewer",
+    "pull_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -357,6 +360,48 @@ async def accept_viewer(
         session.watch_dtls()
         await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription.sdp, session
+
+
+async def pull_stream(
+    relay: StreamRelay,
+    config: RTCConfiguration,
+    answer: Callable[[str], Awaitable[str]],
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    *,
+    name: str = "pull",
+    on_close: Callable[[], None] | None = None,
+) -> PublisherSession:
+    """Receive a stream from the process holding it and feed ``relay`` with it.
+
+    Offers to receive audio and video (steered to the codecs ``relay`` already has), gets the
+    holder's answer from ``answer(offer_sdp)`` (a WHEP request), and returns the session: to
+    the relay it is a publisher, attached on its first frame, asked upstream for keyframes when
+    the relay's viewers want one. Whatever ``answer`` raises is raised, the peer closed.
+    """
+    pc = _peer_connection(config)
+    session = PublisherSession(relay, pc, {}, name, connect_timeout, on_close)
+    try:
+        transceivers: dict[str, RTCRtpTransceiver] = {}
+        for kind in KINDS:
+            transceiver = pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(_preferences(kind, relay.codec(kind)))
+            transceivers[kind] = transceiver
+        session.watch_dtls()
+        await pc.setLocalDescription(await pc.createOffer())
+        answer_sdp = await answer(pc.localDescription.sdp)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except (ValueError, AssertionError, InternalError, InvalidAccessError) as exc:
+            raise OfferRejected(f"unusable SDP answer: {exc or type(exc).__name__}") from exc
+        session.codecs = _first_codecs(answer_sdp, transceivers)
+        if not session.codecs:
+            raise OfferRejected("the answer sends no audio or video")
+        for kind in session.codecs:
+            session.tap(transceivers[kind].receiver, kind)
+    except BaseException:
+        await session.close()
+        raise
+    return session
 
 
 @contextlib.asynccontextmanager
