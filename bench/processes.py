@@ -34,16 +34,30 @@ def port_open(host: str, port: int) -> bool:
 
 
 class ServerProcess:
-    """One server process on a free loopback port; its output goes to ``log_path``."""
+    """``livecommerce serve`` on a free loopback port; its output goes to ``log_path``.
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    One process unless ``workers`` says more: then a master and that many workers on the port.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if workers > 1 and "WORKER_MEDIA_PORT" not in env:
+            env = {**env, "WORKER_MEDIA_PORT": str(free_port())}
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "livecommerce",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
             env={**os.environ, "LOG_JSON": "0", "LOG_LEVEL": "WARNING", **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -55,6 +69,15 @@ class ServerProcess:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
             time.sleep(0.1)
+
+    def children(self) -> set[int]:
+        """The pids of the processes this one started (its workers, with ``workers`` > 1)."""
+        pid = self.process.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as listing:
+                return {int(child) for child in listing.read().split()}
+        except FileNotFoundError:
+            return set()
 
     def kill(self) -> None:
         """Die at once, as a crashed or OOM-killed process does: no graceful shutdown."""

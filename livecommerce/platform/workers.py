@@ -1,0 +1,272 @@
+"""N worker processes on one port: gunicorn's arbiter as the process manager, each worker a
+whole app on aiohttp.
+
+The only module that knows gunicorn, and aiohttp's gunicorn worker: ``check_gunicorn()`` runs
+before anything starts and refuses versions this was not checked against (gunicorn 27.x, pinned
+in pyproject.toml). What it relies on:
+
+- gunicorn 27 with ``reuse_port``: the master binds nothing, each worker binds its own listening
+  socket with ``SO_REUSEPORT`` and the kernel spreads new connections over them;
+- a worker that ends before it sets ``booted`` exits with ``WORKER_BOOT_ERROR``, and the master
+  then halts (instead of starting workers that fail over and over);
+- aiohttp's ``GunicornUVLoopWebWorker`` (uvloop, and signals through the event loop). Its serving
+  loop is replaced here by the one ``livecommerce serve`` runs in a single process: the
+  header-read timeout on every connection, our access log, and a graceful shutdown bounded by
+  ``SHUTDOWN_TIMEOUT``.
+
+A worker ends with ``os._exit``: it shares the master's memory image, so a normal interpreter
+exit would run the master's ``atexit`` handlers and finalizers, such as the one that stops the
+embedded Valkey every worker still uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import Any
+
+from aiohttp import web
+from aiohttp.worker import GunicornUVLoopWebWorker
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+from livecommerce.config import Settings
+from livecommerce.platform.headertimeout import with_head_timeout
+from livecommerce.platform.logs import AccessLogger, configure_logging
+
+log = logging.getLogger("livecommerce")
+
+CHECKED_GUNICORN = (27,)
+BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR: the master halts on it
+CLEANUP_MARGIN_S = 5.0
+"""What the master adds to SHUTDOWN_TIMEOUT for a worker's cleanup before it kills the worker."""
+
+
+def check_gunicorn() -> None:
+    """Refuse a gunicorn or aiohttp this module was not checked against (raises RuntimeError)."""
+    import gunicorn
+    from gunicorn.arbiter import Arbiter
+
+    if tuple(gunicorn.version_info[:1]) != CHECKED_GUNICORN:
+        raise RuntimeError(
+            f"gunicorn {gunicorn.__version__} is not the 27.x livecommerce was checked against"
+        )
+    if Arbiter.WORKER_BOOT_ERROR != BOOT_ERROR:
+        raise RuntimeError("gunicorn's worker boot error status changed")
+    for name in ("init_process", "init_signals", "handle_quit", "handle_exit", "notify"):
+        if not callable(getattr(GunicornUVLoopWebWorker, name, None)):
+            raise RuntimeError(f"aiohttp's gunicorn worker has no {name}")
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def media_host(host: str) -> str:
+    """The address a worker's media listener is reached at: HOST, or loopback for a wildcard."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker runs: the app ``factory`` on ``settings`` already resolved by the
+    master (embedded services' URLs filled in, migrations done)."""
+
+    settings: Settings
+    factory: Callable[[Settings], web.Application]
+    url: str
+
+    def media_port(self, slot: int) -> int:
+        return self.settings.worker_media_port + slot
+
+    def for_slot(self, slot: int) -> Settings:
+        """The settings of the worker in ``slot``: its own media listener is its MEDIA_URL."""
+        port = self.media_port(slot)
+        return replace(self.settings, media_url=f"http://{media_host(self.settings.host)}:{port}")
+
+
+class Worker(GunicornUVLoopWebWorker):
+    """One worker: the whole app, on the shared port and on a media port of its own."""
+
+    media_slot = 0  # set by the master before the fork (see ``_pick_slot``)
+    _stopping: asyncio.Event | None = None
+
+    def init_process(self) -> None:
+        status = 0
+        try:
+            super().init_process()
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            log.exception("worker %s failed", os.getpid())
+            status = 1 if self.booted else BOOT_ERROR
+        finally:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    def run(self) -> None:
+        # gunicorn marks the worker booted before run(); it is booted only once it serves.
+        self.booted = False
+        loop = self.loop
+        status = 0
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception:
+            if self.booted:
+                log.exception("worker %s failed", os.getpid())
+                status = 1
+            else:
+                log.exception("livecommerce could not start")
+                status = BOOT_ERROR
+        finally:
+            # Bounded: a task cancelled mid-start-up was seen never to finish under uvloop.
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.wait(leftover, timeout=2.0))
+            loop.close()
+        sys.exit(status)
+
+    async def _serve(self) -> None:
+        plan: Plan = self.wsgi
+        settings = plan.for_slot(self.media_slot)
+        configure_logging(settings.log_level, settings.log_json, worker=os.getpid())
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        runner = web.AppRunner(
+            plan.factory(settings),
+            shutdown_timeout=settings.shutdown_timeout_s,
+            access_log_class=AccessLogger,
+            keepalive_timeout=settings.header_read_timeout_s,
+        )
+        listeners: list[asyncio.Server] = []
+        try:
+            await runner.setup()
+            assert runner.server is not None
+            protocol = with_head_timeout(runner.server, settings.header_read_timeout_s)
+            for listener in self.sockets:
+                listeners.append(await loop.create_server(protocol, sock=listener.sock))
+            listeners.append(
+                await loop.create_server(
+                    protocol,
+                    settings.host or None,
+                    plan.media_port(self.media_slot),
+                    reuse_address=True,
+                )
+            )
+            self.booted = True
+            log.info("worker %s serves, media at %s", os.getpid(), settings.media_url)
+            if self.age == 1:  # the first worker the master started: said once per master
+                print(f"livecommerce is running at {plan.url} (Ctrl+C to stop)", flush=True)
+            await self._until_told_to_stop()
+        finally:
+            for listener in listeners:
+                listener.close()
+            await runner.cleanup()
+
+    async def _until_told_to_stop(self) -> None:
+        assert self._stopping is not None
+        while self.alive:
+            self.notify()  # the master's liveness check
+            if self.ppid != os.getppid():
+                log.warning("the master is gone: worker %s stops", os.getpid())
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+
+    def _wake(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._wake()
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_quit(sig, frame)
+        self._wake()
+
+
+class _Logs(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own lines go through the root logger: the same JSON lines as ours."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+
+
+def _pick_slot(arbiter: Any, worker: Worker) -> None:
+    """Before the fork, in the master: the lowest media slot no live worker has (a reload
+    starts the new workers before the old ones have stopped, so up to 2N are taken)."""
+    taken = {getattr(w, "media_slot", None) for w in arbiter.WORKERS.values()}
+    worker.media_slot = next(slot for slot in itertools.count() if slot not in taken)
+
+
+class _Master(BaseApplication):  # type: ignore[misc]
+    def __init__(self, plan: Plan, options: dict[str, object]) -> None:
+        self._plan = plan
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Plan:
+        return self._plan
+
+
+def run_workers(plan: Plan, workers: int) -> int:
+    """Run ``workers`` workers under one master until SIGTERM or SIGINT; SIGHUP replaces them
+    gracefully; a worker that dies is replaced. 1 if the workers could not start, else 0."""
+    # The pages may follow a WHEP redirect to any worker's media listener: a reload starts
+    # the new workers before the old ones stop, so 2N slots may be in use.
+    origins = tuple(
+        f"http://{media_host(plan.settings.host)}:{plan.media_port(slot)}"
+        for slot in range(2 * workers)
+    )
+    settings = replace(plan.settings, media_origins=plan.settings.media_origins + origins)
+    plan = replace(plan, settings=settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    graceful = settings.shutdown_timeout_s + CLEANUP_MARGIN_S
+    options: dict[str, object] = {
+        "bind": [f"{host}:{settings.port}"],
+        "workers": workers,
+        "worker_class": Worker,
+        "reuse_port": True,
+        "backlog": 2048,
+        "graceful_timeout": math.ceil(graceful),
+        # A worker that has not said it is alive for this long is killed and replaced; its
+        # loop says so every second, and a graceful stop may take the whole graceful time.
+        "timeout": max(30, math.ceil(graceful) + 10),
+        "keepalive": math.ceil(settings.header_read_timeout_s),
+        "logger_class": _Logs,
+        "loglevel": settings.log_level.lower(),
+        "pre_fork": _pick_slot,
+        "proc_name": "livecommerce",
+        "control_socket_disable": True,
+    }
+    try:
+        _Master(plan, options).run()
+    except SystemExit as exc:
+        return 0 if exc.code in (0, None) else 1
+    return 0

@@ -1,0 +1,377 @@
+"""``livecommerce serve --workers 2``: a master and two workers on one port, as operators run it.
+
+The workers share the port (the kernel spreads connections over them), the embedded services
+and migrations start once in the master, a pin made through one worker reaches viewers on the
+other, SIGTERM lets in-flight buys finish, and a worker killed mid-rush is replaced without
+selling what is not there or losing an order the buyer was told about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+
+from bench.crowd import make_buyers
+from bench.processes import ServerProcess
+from livecommerce.platform.db.engine import create_engine
+from livecommerce.platform.db.tables import orders
+from tests.conftest import hoodie
+from tests.liveclient import Viewer
+
+
+def _log_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    text = server.log_path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def _children(server: ServerProcess, marker: bytes) -> set[int]:
+    """The master's children whose command line holds ``marker``."""
+    found = set()
+    for pid in server.children():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        if any(marker in part for part in command):
+            found.add(pid)
+    return found
+
+
+def _workers(server: ServerProcess) -> set[int]:
+    """The master's children that are workers (not the embedded Valkey or Stripe emulator)."""
+    return _children(server, b"serve")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_serving(server: ServerProcess, count: int, timeout_s: float = 30) -> set[int]:
+    """The workers that said they serve (a log line each), once ``count`` of them have."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        serving = {
+            line["worker"] for line in _log_lines(server) if line["msg"].startswith("worker ")
+        } & _workers(server)
+        if len(serving) >= count:
+            return serving
+        time.sleep(0.1)
+    raise AssertionError(f"{count} workers do not serve:\n{server.log_path.read_text()[-3000:]}")
+
+
+async def _account(session: aiohttp.ClientSession, url: str, name: str) -> dict[str, Any]:
+    body = {
+        "email": f"{name}-{uuid.uuid4().hex[:6]}@example.com",
+        "password": "correct horse",
+        "display_name": name,
+    }
+    async with session.post(f"{url}/api/accounts", json=body) as response:
+        assert response.status == 201, await response.text()
+        made: dict[str, Any] = await response.json()
+    session.cookie_jar.clear()
+    return made
+
+
+async def _product(session: aiohttp.ClientSession, url: str, token: str, stock: int) -> int:
+    async with session.post(
+        f"{url}/api/products",
+        json=hoodie(f"W-{uuid.uuid4().hex[:8]}", stock),
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        assert response.status == 201, await response.text()
+        return int((await response.json())["product"]["variants"][0]["id"])
+
+
+async def _buy(
+    session: aiohttp.ClientSession, url: str, token: str, sku: int
+) -> tuple[int, dict[str, Any]]:
+    try:
+        async with session.post(
+            f"{url}/api/purchases",
+            json={"sku_id": sku, "qty": 1},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+        ) as response:
+            return response.status, await response.json()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        # Refused or cut off while the server stops: the buyer was told nothing.
+        return 0, {"error": repr(exc)}
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Two workers with nothing configured: embedded Valkey, Stripe emulator and SQLite."""
+    server = ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REDIS_URL": "",
+            "STRIPE_SECRET_KEY": "",
+            "STRIPE_API_BASE": "",
+            "LOG_LEVEL": "INFO",
+            "LOG_JSON": "1",
+        },
+        tmp_path / "server.log",
+        workers=2,
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_two_workers_share_one_port_and_the_services_start_once(
+    embedded: ServerProcess,
+) -> None:
+    workers = _wait_serving(embedded, 2)
+    valkeys = _children(embedded, b"valkey-server")
+    assert len(valkeys) == 1
+    configs = set()
+    # A fresh connection each time: the kernel picks a worker for each.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for _ in range(40):
+            async with session.get(f"{embedded.url}/healthz") as response:
+                assert response.status == 200
+            async with session.get(f"{embedded.url}/api/config") as response:
+                configs.add(json.dumps(await response.json(), sort_keys=True))
+        # Both workers use the one Stripe emulator (one Stripe.js URL) ...
+        assert len(configs) == 1
+        assert json.loads(configs.pop())["stripe"]["publishable_key"] == "pk_test_embedded"
+        # ... and the one Redis and database: three units sell three times, wherever.
+        seller = await _account(session, embedded.url, "seller")
+        sku = await _product(session, embedded.url, seller["token"], 3)
+        buyers = [(await _account(session, embedded.url, f"b{i}"))["token"] for i in range(4)]
+        answers = [await _buy(session, embedded.url, token, sku) for token in buyers]
+        assert [status for status, _ in answers] == [201, 201, 201, 409], answers
+
+    embedded.stop()
+    assert embedded.process.returncode == 0
+    lines = _log_lines(embedded)
+    serving = {
+        line["worker"]
+        for line in lines
+        if line["logger"] == "aiohttp.access" and "GET /healthz" in line["msg"]
+    }
+    assert serving == workers, (serving, workers)
+    messages = [line["msg"] for line in lines]
+    assert messages.count("started embedded Redis") == 1
+    assert sum("embedded Stripe emulator" in m for m in messages) == 1
+    running = embedded.log_path.read_text().count("livecommerce is running at")
+    assert running == 1
+    # The master stopped its workers, then the Valkey it started.
+    for pid in workers | valkeys:
+        assert not _pid_alive(pid), pid
+
+
+@pytest.fixture
+def two_workers(
+    postgres_url: str, redis_url: str, localstripe_url: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(
+        {
+            "DATABASE_URL": postgres_url.replace("+asyncpg", ""),
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"w{uuid.uuid4().hex[:10]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "AUTO_MIGRATE": "0",
+            "SHUTDOWN_TIMEOUT": "10",
+            "LOG_LEVEL": "INFO",
+            "LOG_JSON": "1",
+            "DATA_DIR": str(tmp_path),
+        },
+        tmp_path / "server.log",
+        workers=2,
+    )
+    try:
+        server.wait_ready()
+        _wait_serving(server, 2)
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_pin_through_one_worker_reaches_viewers_on_the_other(
+    two_workers: ServerProcess,
+) -> None:
+    url = two_workers.url
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        creator = await _account(session, url, "creator")
+        bearer = {"Authorization": f"Bearer {creator['token']}"}
+        async with session.post(
+            f"{url}/api/products", json=hoodie(f"P-{uuid.uuid4().hex[:6]}", 5), headers=bearer
+        ) as response:
+            product = (await response.json())["product"]
+        async with session.post(
+            f"{url}/api/streams", json={"title": "W", "lineup": [product["id"]]}, headers=bearer
+        ) as response:
+            stream_id = (await response.json())["stream"]["id"]
+        viewers = [Viewer() for _ in range(12)]
+        try:
+            for n, viewer in enumerate(viewers):
+                # The query names the viewer in the access log line of its websocket.
+                await viewer.connect(f"{url}?viewer={n}")
+                assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+            async with session.post(
+                f"{url}/api/streams/{stream_id}/pin",
+                json={"product_id": product["id"]},
+                headers=bearer,
+            ) as response:
+                assert response.status == 201, await response.text()
+            for viewer in viewers:
+                await viewer.wait_for("product:pinned", stream_id=stream_id)
+        finally:
+            for viewer in viewers:
+                await viewer.sio.disconnect()
+    await asyncio.sleep(0.5)
+    two_workers.stop()
+    lines = [line for line in _log_lines(two_workers) if line["logger"] == "aiohttp.access"]
+    pinned_by = {line["worker"] for line in lines if f"/api/streams/{stream_id}/pin" in line["msg"]}
+    sockets = {
+        int(line["msg"].split("viewer=")[1].split("&")[0].split(" ")[0]): line["worker"]
+        for line in lines
+        if "viewer=" in line["msg"]
+    }
+    assert len(pinned_by) == 1 and len(sockets) == len(viewers), (pinned_by, sockets)
+    # Every viewer heard the pin, those on the other worker too (through Redis).
+    assert set(sockets.values()) - pinned_by, sockets
+
+
+async def test_sigterm_during_a_rush_loses_no_order_and_leaks_no_hold(
+    two_workers: ServerProcess, postgres_url: str, redis_url: str
+) -> None:
+    url = two_workers.url
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
+        seller = await _account(session, url, "seller")
+        sku = await _product(session, url, seller["token"], 10_000)
+        tokens = await make_buyers(postgres_url, 600)
+
+        under_way = asyncio.Event()
+        sold = 0
+
+        async def one(token: str) -> tuple[int, dict[str, Any]]:
+            nonlocal sold
+            answer = await _buy(session, url, token, sku)
+            sold += answer[0] == 201
+            if sold >= 30:
+                under_way.set()
+            return answer
+
+        rushing = asyncio.gather(*(one(t) for t in tokens))
+        await asyncio.wait_for(under_way.wait(), 60)  # mid-rush: many buys are in flight
+        two_workers.process.send_signal(signal.SIGTERM)
+        answers = await rushing
+    await asyncio.to_thread(two_workers.process.wait, 30)
+    assert two_workers.process.returncode == 0
+
+    told = [body["order"]["id"] for status, body in answers if status == 201]
+    import collections
+
+    print("STATUSES", collections.Counter(s for s, _ in answers))
+    assert len(told) >= 30
+    refused = {body["error"]["code"] for status, body in answers if status == 503}
+    assert refused <= {"shutting_down"}, refused
+    assert {status for status, _ in answers} <= {0, 201, 503}, answers[:3]
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(orders.c.id, orders.c.status, orders.c.qty).where(
+                        orders.c.sku_id == sku
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    # Every buyer told 201 has the order; no order was written that nobody was told of.
+    assert {row.id for row in rows} == set(told)
+    assert {row.status for row in rows} == {"reserved"}
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        namespace = two_workers.env["REDIS_NAMESPACE"]
+        avail, held, sold = await redis.hmget(
+            f"{namespace}:stock:{{sku{sku}}}", "avail", "held", "sold"
+        )
+    finally:
+        await redis.aclose()
+    # Every unit held belongs to an order (none held for a buyer who was told nothing).
+    assert (int(avail), int(held), int(sold)) == (10_000 - len(told), len(told), 0)
+
+
+async def test_a_worker_killed_mid_rush_is_replaced_and_nothing_is_oversold(
+    two_workers: ServerProcess, postgres_url: str, redis_url: str
+) -> None:
+    url = two_workers.url
+    listed = 40
+    before = _workers(two_workers)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400)) as session:
+        seller = await _account(session, url, "seller")
+        sku = await _product(session, url, seller["token"], listed)
+        tokens = await make_buyers(postgres_url, 600)
+
+        under_way = asyncio.Event()
+        sold = 0
+
+        async def one(token: str) -> tuple[int, dict[str, Any]]:
+            nonlocal sold
+            answer = await _buy(session, url, token, sku)
+            sold += answer[0] == 201
+            if sold >= 10:
+                under_way.set()
+            return answer
+
+        rushing = asyncio.gather(*(one(t) for t in tokens))
+        await asyncio.wait_for(under_way.wait(), 60)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        answers = await rushing
+        # The master replaces it; the port keeps answering, through both workers.
+        after = await asyncio.to_thread(_wait_serving, two_workers, 2)
+        assert victim not in after and len(after - before) == 1
+        more = await make_buyers(postgres_url, 1)
+        status, body = await _buy(session, url, more[0], sku)
+        assert status in (201, 409), body
+
+    told = [body["order"]["id"] for status, body in answers if status == 201]
+    refused = {body["error"]["code"] for status, body in answers if status == 409}
+    assert refused <= {"sold_out"}, refused
+    assert 0 < len(told) <= listed
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as conn:
+            ids = set(
+                (await conn.execute(sa.select(orders.c.id).where(orders.c.sku_id == sku)))
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert set(told) <= ids  # every 201 has its order
+    assert len(ids) <= listed
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        namespace = two_workers.env["REDIS_NAMESPACE"]
+        counters = await redis.hmget(f"{namespace}:stock:{{sku{sku}}}", "avail", "held", "sold")
+    finally:
+        await redis.aclose()
+    avail, held, sold = (int(n) for n in counters)
+    assert avail >= 0 and avail + held + sold == listed
+    assert held >= len(ids)  # a hold whose order the killed worker never wrote waits its expiry
