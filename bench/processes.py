@@ -40,11 +40,11 @@ class ServerProcess:
     """
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        if workers > 1 and "WORKER_MEDIA_PORT" not in env:
+            env = {**env, "WORKER_MEDIA_PORT": str(free_port())}
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        if workers > 1 and "WORKER_MEDIA_PORT" not in env:
-            env = {**env, "WORKER_MEDIA_PORT": str(free_port())}
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(

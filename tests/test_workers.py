@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
@@ -29,6 +30,13 @@ from livecommerce.platform.db.engine import create_engine
 from livecommerce.platform.db.tables import orders
 from tests.conftest import hoodie
 from tests.liveclient import Viewer
+from tests.mediapeers import CONFIG, NumberedCamera
+from tests.mediapeers import Viewer as MediaViewer
+
+
+async def _offer(pc: RTCPeerConnection) -> str:
+    await pc.setLocalDescription(await pc.createOffer())
+    return str(pc.localDescription.sdp)
 
 
 def _log_lines(server: ServerProcess) -> list[dict[str, Any]]:
@@ -73,6 +81,13 @@ def _wait_serving(server: ServerProcess, count: int, timeout_s: float = 30) -> s
             return serving
         time.sleep(0.1)
     raise AssertionError(f"{count} workers do not serve:\n{server.log_path.read_text()[-3000:]}")
+
+
+def _wait_gone(pids: set[int], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(_pid_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        time.sleep(0.1)
 
 
 async def _account(session: aiohttp.ClientSession, url: str, name: str) -> dict[str, Any]:
@@ -375,3 +390,129 @@ async def test_a_worker_killed_mid_rush_is_replaced_and_nothing_is_oversold(
     avail, held, sold = (int(n) for n in counters)
     assert avail >= 0 and avail + held + sold == listed
     assert held >= len(ids)  # a hold whose order the killed worker never wrote waits its expiry
+
+
+@pytest.mark.usefixtures("loopback_only")
+async def test_whep_on_the_other_worker_is_sent_to_the_holders_own_listener(
+    two_workers: ServerProcess,
+) -> None:
+    publisher = RTCPeerConnection(CONFIG)
+    publisher.addTransceiver(NumberedCamera(), direction="sendonly")
+    viewer = MediaViewer()
+    try:
+        await _watch_through_the_other_worker(two_workers, publisher, viewer)
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def _watch_through_the_other_worker(
+    two_workers: ServerProcess, publisher: RTCPeerConnection, viewer: MediaViewer
+) -> None:
+    url = two_workers.url
+    first_media_port = int(two_workers.env["WORKER_MEDIA_PORT"])
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        creator = await _account(session, url, "host")
+        async with session.post(
+            f"{url}/api/streams",
+            json={"title": "Media on two workers"},
+            headers={"Authorization": f"Bearer {creator['token']}"},
+        ) as response:
+            created = await response.json()
+        stream_id, key = created["stream"]["id"], created["stream_key"]
+        async with session.post(
+            f"{url}/whip/{stream_id}",
+            data=await _offer(publisher),
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"},
+        ) as response:
+            assert response.status == 201, await response.text()
+            answer = await response.text()
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        for _ in range(100):  # until the first frames reached the relay
+            async with session.get(f"{url}/api/streams/{stream_id}/room") as response:
+                if (await response.json())["room"]["on_air"]:
+                    break
+            await asyncio.sleep(0.1)
+
+        offer = await _offer(viewer.pc)
+        # Each try is a new connection, so it may reach either worker; the one that does not
+        # hold the stream sends the viewer to the holder's own media listener.
+        location = None
+        for _ in range(12):
+            async with session.post(
+                f"{url}/whep/{stream_id}",
+                data=offer,
+                headers={"Content-Type": "application/sdp"},
+                allow_redirects=False,
+            ) as response:
+                if response.status == 307:
+                    location = response.headers["Location"]
+                    break
+                assert response.status == 201, await response.text()
+        assert location is not None, "every try reached the holder"
+        port = int(location.split(":")[2].split("/")[0])
+        assert location == f"http://127.0.0.1:{port}/whep/{stream_id}"
+        assert first_media_port <= port < first_media_port + 4
+        async with session.post(
+            location, data=offer, headers={"Content-Type": "application/sdp"}
+        ) as response:
+            assert response.status == 201, await response.text()
+            answer = await response.text()
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await viewer.wait_frames(5)
+        assert viewer.encoded[0].keyframe
+
+
+async def test_sighup_replaces_the_workers_mid_rush_and_keeps_every_order(
+    two_workers: ServerProcess, postgres_url: str, redis_url: str
+) -> None:
+    url = two_workers.url
+    before = _wait_serving(two_workers, 2)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+        seller = await _account(session, url, "seller")
+        sku = await _product(session, url, seller["token"], 10_000)
+        tokens = await make_buyers(postgres_url, 400)
+        under_way = asyncio.Event()
+        sold = 0
+
+        async def one(token: str) -> tuple[int, dict[str, Any]]:
+            nonlocal sold
+            answer = await _buy(session, url, token, sku)
+            sold += answer[0] == 201
+            if sold >= 30:
+                under_way.set()
+            return answer
+
+        rushing = asyncio.gather(*(one(t) for t in tokens))
+        await asyncio.wait_for(under_way.wait(), 60)
+        two_workers.process.send_signal(signal.SIGHUP)
+        answers = await rushing
+
+        # New workers serve; the old ones finished and left; the master stayed.
+        await asyncio.to_thread(_wait_gone, before)
+        after = await asyncio.to_thread(_wait_serving, two_workers, 2)
+        assert not after & before and two_workers.process.poll() is None
+        more = await make_buyers(postgres_url, 1)
+        assert (await _buy(session, url, more[0], sku))[0] == 201
+
+    told = [body["order"]["id"] for status, body in answers if status == 201]
+    refused = {body["error"]["code"] for status, body in answers if status == 503}
+    assert refused <= {"shutting_down"}, refused
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as conn:
+            ids = set(
+                (await conn.execute(sa.select(orders.c.id).where(orders.c.sku_id == sku)))
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert len(ids) == len(told) + 1 and set(told) <= ids
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        namespace = two_workers.env["REDIS_NAMESPACE"]
+        held = await redis.hget(f"{namespace}:stock:{{sku{sku}}}", "held")
+    finally:
+        await redis.aclose()
+    assert int(held) == len(ids)

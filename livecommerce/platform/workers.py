@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker
@@ -74,11 +75,17 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def media_host(host: str) -> str:
-    """The address a worker's media listener is reached at: HOST, or loopback for a wildcard."""
-    if host in ("", "0.0.0.0", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+def media_origin(settings: Settings, port: int) -> str:
+    """Where a worker's media listener on ``port`` is reached: MEDIA_URL's scheme and host
+    when it is set (other hosts reach this one there), else HOST (loopback for a wildcard)."""
+    if settings.media_url:
+        parts = urlsplit(settings.media_url)
+        host = parts.hostname or "127.0.0.1"
+        scheme = parts.scheme
+    else:
+        host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+        scheme = "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,7 @@ class Plan:
 
     def for_slot(self, slot: int) -> Settings:
         """The settings of the worker in ``slot``: its own media listener is its MEDIA_URL."""
-        port = self.media_port(slot)
-        return replace(self.settings, media_url=f"http://{media_host(self.settings.host)}:{port}")
+        return replace(self.settings, media_url=media_origin(self.settings, self.media_port(slot)))
 
 
 class Worker(GunicornUVLoopWebWorker):
@@ -241,10 +247,14 @@ def run_workers(plan: Plan, workers: int) -> int:
     # The pages may follow a WHEP redirect to any worker's media listener: a reload starts
     # the new workers before the old ones stop, so 2N slots may be in use.
     origins = tuple(
-        f"http://{media_host(plan.settings.host)}:{plan.media_port(slot)}"
-        for slot in range(2 * workers)
+        media_origin(plan.settings, plan.media_port(slot)) for slot in range(2 * workers)
     )
-    settings = replace(plan.settings, media_origins=plan.settings.media_origins + origins)
+    settings = replace(
+        plan.settings,
+        media_origins=plan.settings.media_origins + origins,
+        # A ceiling for the whole server, shared out among its workers.
+        stripe_max_rps=plan.settings.stripe_max_rps / workers,
+    )
     plan = replace(plan, settings=settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     graceful = settings.shutdown_timeout_s + CLEANUP_MARGIN_S
