@@ -43,6 +43,7 @@ class ServerProcess:
         if workers > 1 and "WORKER_MEDIA_PORT" not in env:
             env = {**env, "WORKER_MEDIA_PORT": str(free_port())}
         self.env = env
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -64,8 +65,13 @@ class ServerProcess:
         )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until the port answers; with workers, until each has opened its media port too."""
         deadline = time.monotonic() + timeout_s
-        while not port_open("127.0.0.1", self.port):
+        ports = [self.port]
+        if self.workers > 1:
+            first = int(self.env["WORKER_MEDIA_PORT"])
+            ports += range(first, first + self.workers)
+        while not all(port_open("127.0.0.1", port) for port in ports):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
             time.sleep(0.1)

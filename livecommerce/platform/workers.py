@@ -46,6 +46,7 @@ from livecommerce.platform.logs import AccessLogger, configure_logging
 log = logging.getLogger("livecommerce")
 
 CHECKED_GUNICORN = (27,)
+BACKLOG = 2048  # connections waiting to be accepted, per listening socket (as one process has)
 BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR: the master halts on it
 CLEANUP_MARGIN_S = 5.0
 """What the master adds to SHUTDOWN_TIMEOUT for a worker's cleanup before it kills the worker."""
@@ -168,12 +169,15 @@ class Worker(GunicornUVLoopWebWorker):
             assert runner.server is not None
             protocol = with_head_timeout(runner.server, settings.header_read_timeout_s)
             for listener in self.sockets:
-                listeners.append(await loop.create_server(protocol, sock=listener.sock))
+                listeners.append(
+                    await loop.create_server(protocol, sock=listener.sock, backlog=BACKLOG)
+                )
             listeners.append(
                 await loop.create_server(
                     protocol,
                     settings.host or None,
                     plan.media_port(self.media_slot),
+                    backlog=BACKLOG,
                     reuse_address=True,
                 )
             )
@@ -263,7 +267,7 @@ def run_workers(plan: Plan, workers: int) -> int:
         "workers": workers,
         "worker_class": Worker,
         "reuse_port": True,
-        "backlog": 2048,
+        "backlog": BACKLOG,
         "graceful_timeout": math.ceil(graceful),
         # A worker that has not said it is alive for this long is killed and replaced; its
         # loop says so every second, and a graceful stop may take the whole graceful time.
