@@ -26,8 +26,11 @@ from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
 from bench.processes import ServerProcess
+from livecommerce.app import create_app
+from livecommerce.config import Settings
 from livecommerce.platform.db.engine import create_engine
 from livecommerce.platform.db.tables import orders
+from livecommerce.platform.workers import Plan, check_gunicorn, cpu_count, media_origin
 from tests.conftest import hoodie
 from tests.liveclient import Viewer
 from tests.mediapeers import CONFIG, NumberedCamera
@@ -516,3 +519,24 @@ async def test_sighup_replaces_the_workers_mid_rush_and_keeps_every_order(
     finally:
         await redis.aclose()
     assert int(held) == len(ids)
+
+
+def test_the_gunicorn_seam_checks_the_installed_versions() -> None:
+    import gunicorn
+
+    check_gunicorn()  # raises on a gunicorn or aiohttp worker it was not checked against
+    assert gunicorn.version_info[0] == 27
+    assert 1 <= cpu_count() <= (os.cpu_count() or 1)
+
+
+def test_each_worker_has_its_own_media_address() -> None:
+    plan = Plan(Settings(port=9000), create_app, "http://127.0.0.1:9000")
+    assert plan.for_slot(0).media_url == "http://127.0.0.1:9001"
+    assert plan.for_slot(3).media_url == "http://127.0.0.1:9004"
+    # A wildcard HOST is reached on loopback; MEDIA_URL's scheme and host are kept.
+    assert media_origin(Settings(host="0.0.0.0"), 8100) == "http://127.0.0.1:8100"
+    assert media_origin(Settings(host="::1"), 8100) == "http://[::1]:8100"
+    shared = Settings(media_url="https://edge-3.example.net", worker_media_port=7000)
+    assert Plan(shared, create_app, "").for_slot(1).media_url == "https://edge-3.example.net:7001"
+    # --workers wins over WEB_CONCURRENCY.
+    assert Settings.from_env({"WEB_CONCURRENCY": "3"}, workers=2).workers == 2
