@@ -118,6 +118,10 @@ class Worker(GunicornUVLoopWebWorker):
             super().init_process()
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
+            if status and not self.booted:
+                # Also a start-up the master cut short (SIGABRT past its timeout): the master
+                # then halts instead of starting workers that hang over and over.
+                status = BOOT_ERROR
         except BaseException:
             log.exception("worker %s failed", os.getpid())
             status = 1 if self.booted else BOOT_ERROR
