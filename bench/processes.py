@@ -27,6 +27,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_run(count: int, besides: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, none of them ``besides``."""
+    while True:
+        first = free_port()
+        if first + count > 65535 or besides in range(first, first + count):
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -40,11 +55,13 @@ class ServerProcess:
     """
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        self.port = free_port()
         if workers > 1 and "WORKER_MEDIA_PORT" not in env:
-            env = {**env, "WORKER_MEDIA_PORT": str(free_port())}
+            # The workers' media ports: one per slot, twice the workers (see the README).
+            first = free_port_run(2 * workers, besides=self.port)
+            env = {**env, "WORKER_MEDIA_PORT": str(first)}
         self.env = env
         self.workers = workers
-        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -212,19 +213,29 @@ def _serve_workers(settings: Settings, workers: int) -> int:
     the shared services start first, in the master. 1 if start-up fails, with the reason
     logged."""
     from livecommerce.app import create_app
-    from livecommerce.platform.workers import Plan, check_gunicorn, run_workers
+    from livecommerce.platform.workers import (
+        Plan,
+        bind_media_ports,
+        check_gunicorn,
+        run_workers,
+    )
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     shared = _SharedServices()
+    media: tuple[socket.socket, ...] = ()
     try:
         check_gunicorn()
+        # First: the embedded services below take ports of their own.
+        media = bind_media_ports(settings, workers)
         resolved = asyncio.run(shared.start(settings))
     except Exception:
         log.exception("livecommerce could not start")
         asyncio.run(shared.stop())
+        for sock in media:
+            sock.close()
         return 1
     log.info("starting %s workers", workers)
     try:
-        return run_workers(Plan(resolved, create_app, url), workers)
+        return run_workers(Plan(resolved, create_app, url, media), workers)
     finally:
         asyncio.run(shared.stop())

@@ -78,11 +78,7 @@ class Settings:
             raise ConfigError(f"PORT must be between 1 and 65535, got {self.port}")
         if self.workers is not None and not 1 <= self.workers <= 1024:
             raise ConfigError("WEB_CONCURRENCY must be between 1 and 1024")
-        if not self.worker_media_port:
-            # The workers' media listeners start next to PORT.
-            media_port = self.port + 1 if self.port < 65535 else self.port - 1
-            object.__setattr__(self, "worker_media_port", media_port)
-        if not 0 < self.worker_media_port < 65536:
+        if not 0 <= self.worker_media_port < 65536:  # 0: free ports picked at start-up
             raise ConfigError("WORKER_MEDIA_PORT must be between 1 and 65535")
         if not self.database_url:
             object.__setattr__(

@@ -117,8 +117,9 @@ def test_settings_from_env() -> None:
     )
     assert (media.ice_connect_timeout_s, media.whep_sessions_per_address) == (4.5, 3)
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
-    workers = Settings.from_env({"WEB_CONCURRENCY": "3", "PORT": "9000"})
+    workers = Settings.from_env({"WEB_CONCURRENCY": "3", "WORKER_MEDIA_PORT": "9001"})
     assert (workers.workers, workers.worker_media_port) == (3, 9001)
+    assert Settings.from_env({}).worker_media_port == 0  # free ports, picked at start-up
     assert Settings.from_env({}).workers is None  # one per core, decided by the command line
 
 

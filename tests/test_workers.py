@@ -25,12 +25,18 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
-from bench.processes import ServerProcess
+from bench.processes import ServerProcess, free_port_run
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.platform.db.engine import create_engine
 from livecommerce.platform.db.tables import orders
-from livecommerce.platform.workers import Plan, check_gunicorn, cpu_count, media_origin
+from livecommerce.platform.workers import (
+    Plan,
+    bind_media_ports,
+    check_gunicorn,
+    cpu_count,
+    media_origin,
+)
 from tests.conftest import hoodie
 from tests.liveclient import Viewer
 from tests.mediapeers import CONFIG, NumberedCamera
@@ -530,13 +536,26 @@ def test_the_gunicorn_seam_checks_the_installed_versions() -> None:
 
 
 def test_each_worker_has_its_own_media_address() -> None:
-    plan = Plan(Settings(port=9000), create_app, "http://127.0.0.1:9000")
-    assert plan.for_slot(0).media_url == "http://127.0.0.1:9001"
-    assert plan.for_slot(3).media_url == "http://127.0.0.1:9004"
+    first = free_port_run(4, besides=0)
+    fixed = bind_media_ports(Settings(worker_media_port=first), 2)  # 2 workers: 4 slots
+    free = bind_media_ports(Settings(), 1)
+    try:
+        assert [sock.getsockname()[1] for sock in fixed] == list(range(first, first + 4))
+        plan = Plan(Settings(worker_media_port=first), create_app, "", fixed)
+        assert plan.media_socket(3) is fixed[3]
+        assert plan.for_port(first + 3).media_url == f"http://127.0.0.1:{first + 3}"
+        # Unset, the master picks free ports.
+        assert len({sock.getsockname()[1] for sock in free}) == 2
+        # A port taken stops the start with one line naming the setting.
+        with pytest.raises(OSError, match=f"WORKER_MEDIA_PORT: 127.0.0.1:{first}"):
+            bind_media_ports(Settings(worker_media_port=first), 1)
+    finally:
+        for sock in fixed + free:
+            sock.close()
     # A wildcard HOST is reached on loopback; MEDIA_URL's scheme and host are kept.
     assert media_origin(Settings(host="0.0.0.0"), 8100) == "http://127.0.0.1:8100"
     assert media_origin(Settings(host="::1"), 8100) == "http://[::1]:8100"
-    shared = Settings(media_url="https://edge-3.example.net", worker_media_port=7000)
-    assert Plan(shared, create_app, "").for_slot(1).media_url == "https://edge-3.example.net:7001"
+    edge = Plan(Settings(media_url="https://edge-3.example.net"), create_app, "")
+    assert edge.for_port(7001).media_url == "https://edge-3.example.net:7001"
     # --workers wins over WEB_CONCURRENCY.
     assert Settings.from_env({"WEB_CONCURRENCY": "3"}, workers=2).workers == 2

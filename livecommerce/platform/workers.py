@@ -27,6 +27,7 @@ import itertools
 import logging
 import math
 import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -89,21 +90,62 @@ def media_origin(settings: Settings, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
+def bind_media_ports(settings: Settings, workers: int) -> tuple[socket.socket, ...]:
+    """The workers' media listening sockets, one per slot (twice ``workers``), bound by the master
+    before it starts anything that could take a port: WORKER_MEDIA_PORT and the ports after it,
+    or free ports when it is unset; OSError names a port that is taken."""
+    bound: list[socket.socket] = []
+    try:
+        for slot in range(2 * workers):
+            port = settings.worker_media_port + slot if settings.worker_media_port else 0
+            bound.append(_media_socket(settings.host, port))
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return tuple(bound)
+
+
+def _media_socket(host: str, port: int) -> socket.socket:
+    host = host or "0.0.0.0"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"WORKER_MEDIA_PORT: {host}:{port} is taken ({exc.strerror})"
+            ) from None
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 @dataclass(frozen=True)
 class Plan:
     """What every worker runs: the app ``factory`` on ``settings`` already resolved by the
-    master (embedded services' URLs filled in, migrations done)."""
+    master (embedded services' URLs filled in, migrations done), and the media sockets the
+    master bound (``bind_media_ports``), the one of its slot for each worker."""
 
     settings: Settings
     factory: Callable[[Settings], web.Application]
     url: str
+    media_sockets: tuple[socket.socket, ...] = ()
 
-    def media_port(self, slot: int) -> int:
-        return self.settings.worker_media_port + slot
+    def media_socket(self, slot: int) -> socket.socket:
+        """The media listening socket of ``slot``: the master's, or (past the slots it bound:
+        more reloads at once than it planned for) one bound now."""
+        if slot < len(self.media_sockets):
+            return self.media_sockets[slot]
+        base = self.settings.worker_media_port
+        return _media_socket(self.settings.host, base + slot if base else 0)
 
-    def for_slot(self, slot: int) -> Settings:
-        """The settings of the worker in ``slot``: its own media listener is its MEDIA_URL."""
-        return replace(self.settings, media_url=media_origin(self.settings, self.media_port(slot)))
+    def for_port(self, port: int) -> Settings:
+        """The settings of the worker whose media listener is on ``port``: its MEDIA_URL."""
+        return replace(self.settings, media_url=media_origin(self.settings, port))
 
 
 class Worker(GunicornUVLoopWebWorker):
@@ -157,7 +199,8 @@ class Worker(GunicornUVLoopWebWorker):
 
     async def _serve(self) -> None:
         plan: Plan = self.wsgi
-        settings = plan.for_slot(self.media_slot)
+        media_socket = plan.media_socket(self.media_slot)
+        settings = plan.for_port(media_socket.getsockname()[1])
         configure_logging(settings.log_level, settings.log_json, worker=os.getpid())
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -176,15 +219,7 @@ class Worker(GunicornUVLoopWebWorker):
                 listeners.append(
                     await loop.create_server(protocol, sock=listener.sock, backlog=BACKLOG)
                 )
-            listeners.append(
-                await loop.create_server(
-                    protocol,
-                    settings.host or None,
-                    plan.media_port(self.media_slot),
-                    backlog=BACKLOG,
-                    reuse_address=True,
-                )
-            )
+            listeners.append(await loop.create_server(protocol, sock=media_socket, backlog=BACKLOG))
             self.booted = True
             log.info("worker %s serves, media at %s", os.getpid(), settings.media_url)
             if self.age == 1:  # the first worker the master started: said once per master
@@ -255,7 +290,7 @@ def run_workers(plan: Plan, workers: int) -> int:
     # The pages may follow a WHEP redirect to any worker's media listener: a reload starts
     # the new workers before the old ones stop, so 2N slots may be in use.
     origins = tuple(
-        media_origin(plan.settings, plan.media_port(slot)) for slot in range(2 * workers)
+        media_origin(plan.settings, sock.getsockname()[1]) for sock in plan.media_sockets
     )
     settings = replace(
         plan.settings,
