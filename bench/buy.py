@@ -1,10 +1,13 @@
 """Buy attempts per second through the real HTTP path, beside the raw EVALSHA rate.
 
-    python -m bench.buy [--connections 5000] [--seconds 8] [--rounds 3]
+    python -m bench.buy [--connections 5000] [--seconds 8] [--rounds 3] [--workers 1,2]
 
-One ``livecommerce serve`` process takes ``POST /api/purchases`` from ``wrk`` (Debian package
-``wrk``) holding ``--connections`` open connections, one buyer token per request in rotation and
-a fresh Idempotency-Key each time. Two scenarios:
+``livecommerce serve`` takes ``POST /api/purchases`` from ``wrk`` (Debian package ``wrk``)
+holding ``--connections`` open connections, one buyer token per request in rotation and a fresh
+Idempotency-Key each time; with ``--workers 1,2`` the whole run is made once per worker count
+(``serve --workers N``), each beside the same server's ``GET /healthz`` rate (the ceiling of
+any request there: no auth, no Redis, no SQL) and with the server's CPU (master and workers) per
+attempt. Two scenarios:
 
 - rush: a small stock sells out in the first moments; nearly every attempt is refused "sold out"
   (the flash-sale case: thousands tap, few win). Cost: auth, validation, one EVALSHA.
@@ -37,7 +40,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
-from bench.measure import background_cores
+from bench.measure import background_cores, cpu_s
 from bench.processes import ServerProcess, forget, redis_server, sign_up
 from livecommerce.inventory.reservations import Reservations
 from livecommerce.platform.db.engine import create_engine, migrate
@@ -245,6 +248,30 @@ def raw_server_rate(redis_url: str, sold_out: bool) -> float:
     return rate
 
 
+def server_cpu_s(server: ServerProcess) -> float:
+    """CPU seconds so far of the server: its process and its workers (not the emulator)."""
+    total = cpu_s(server.process.pid)
+    for pid in server.children():
+        try:
+            if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                total += cpu_s(pid)
+        except OSError:
+            continue  # a worker that just left
+    return total
+
+
+def healthz_rate(url: str, connections: int, seconds: int) -> float:
+    """``GET /healthz`` per second from wrk with as many connections."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", f"{url}/healthz"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
+    return float(line.split()[1])
+
+
 def report(
     scenario: str,
     args: argparse.Namespace,
@@ -255,9 +282,12 @@ def report(
 ) -> None:
     sold_out = scenario == "rush"
     http: list[dict[str, Any]] = []
+    cpu = 0.0
     for _ in range(args.rounds):
         sku = asyncio.run(seed(server.url, 200 if sold_out else 10**7))
+        before = server_cpu_s(server)
         http.append(run_wrk(server.url, script, tokens_file, sku, args.connections, args.seconds))
+        cpu += server_cpu_s(server) - before
     raw: dict[str, float] = {}
     for client in ("hot", "redis-py"):
         raw[client] = statistics.median(
@@ -278,6 +308,8 @@ def report(
     print(f"\n[{scenario}] medians of {args.rounds} rounds of {args.seconds} s")
     print(f"  HTTP buy attempts/s             {rate:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms")
     print(f"  answers by status               {statuses}   socket errors {errors}")
+    attempts = sum(r["requests"] for r in http)
+    print(f"  server CPU per attempt          {cpu / max(attempts, 1) * 1e6:8.0f} µs")
     labels = {
         "hot": "raw EVALSHA/s, server's conn.",
         "redis-py": "raw EVALSHA/s, redis-py",
@@ -294,7 +326,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", choices=["rush", "win", "both"], default="both")
+    parser.add_argument(
+        "--workers", default="1", help="worker counts to run the bench with, e.g. 1,2"
+    )
     args = parser.parse_args()
+    worker_counts = [int(n) for n in args.workers.split(",")]
     if shutil.which("wrk") is None:
         print("bench/buy.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
@@ -325,22 +361,27 @@ def main() -> int:
             "MAX_UNPAID_PER_SKU": "10000",
             "MAX_UNPAID_PER_BUYER": "100000",
         }
-        server = ServerProcess(env, work / "server.log")
-        try:
-            server.wait_ready()
-            db = "PostgreSQL" if "postgres" in database_url else "SQLite"
-            print(f"buy bench: 1 server process, {db}, {args.connections} connections (wrk)")
-            print(
-                f"  {os.cpu_count()} CPUs shared by wrk, the server and Redis; "
-                f"{background:.2f} cores busy before the start"
-            )
-            scenarios = ["rush", "win"] if args.scenario == "both" else [args.scenario]
-            warm = asyncio.run(seed(server.url, 10))
-            run_wrk(server.url, script, tokens_file, warm, args.connections, 3)  # warm caches
-            for scenario in scenarios:
-                report(scenario, args, server, script, tokens_file, redis_url)
-        finally:
-            server.stop()
+        db = "PostgreSQL" if "postgres" in database_url else "SQLite"
+        print(f"buy bench: {db}, {args.connections} connections (wrk)")
+        print(
+            f"  {os.cpu_count()} CPUs shared by wrk, the server and Redis; "
+            f"{background:.2f} cores busy before the start"
+        )
+        for workers in worker_counts:
+            server = ServerProcess(env, work / f"server-{workers}.log", workers=workers)
+            try:
+                server.wait_ready()
+                kind = "1 server process" if workers == 1 else f"{workers} workers on one port"
+                print(f"\n== {kind}")
+                scenarios = ["rush", "win"] if args.scenario == "both" else [args.scenario]
+                warm = asyncio.run(seed(server.url, 10))
+                run_wrk(server.url, script, tokens_file, warm, args.connections, 3)  # warm caches
+                ceiling = healthz_rate(server.url, args.connections, args.seconds)
+                print(f"  GET /healthz/s (the ceiling)    {ceiling:8.0f}")
+                for scenario in scenarios:
+                    report(scenario, args, server, script, tokens_file, redis_url)
+            finally:
+                server.stop()
     return 0
 
 

@@ -27,6 +27,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_run(count: int, besides: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, none of them ``besides``."""
+    while True:
+        first = free_port()
+        if first + count > 65535 or besides in range(first, first + count):
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -34,27 +49,58 @@ def port_open(host: str, port: int) -> bool:
 
 
 class ServerProcess:
-    """One server process on a free loopback port; its output goes to ``log_path``."""
+    """``livecommerce serve`` on a free loopback port; its output goes to ``log_path``.
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
+    One process unless ``workers`` says more: then a master and that many workers on the port.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
         self.port = free_port()
+        if workers > 1 and "WORKER_MEDIA_PORT" not in env:
+            # The workers' media ports: one per slot, twice the workers (see the README).
+            first = free_port_run(2 * workers, besides=self.port)
+            env = {**env, "WORKER_MEDIA_PORT": str(first)}
+        self.env = env
+        self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "livecommerce",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
             env={**os.environ, "LOG_JSON": "0", "LOG_LEVEL": "WARNING", **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until the port answers; with workers, until each has opened its media port too."""
         deadline = time.monotonic() + timeout_s
-        while not port_open("127.0.0.1", self.port):
+        ports = [self.port]
+        if self.workers > 1:
+            first = int(self.env["WORKER_MEDIA_PORT"])
+            ports += range(first, first + self.workers)
+        while not all(port_open("127.0.0.1", port) for port in ports):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
             time.sleep(0.1)
+
+    def children(self) -> set[int]:
+        """The pids of the processes this one started (its workers, with ``workers`` > 1)."""
+        pid = self.process.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as listing:
+                return {int(child) for child in listing.read().split()}
+        except FileNotFoundError:
+            return set()
 
     def kill(self) -> None:
         """Die at once, as a crashed or OOM-killed process does: no graceful shutdown."""

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from livecommerce.config import ConfigError, Settings
 from livecommerce.platform.logs import AccessLogger, configure_logging
+
+if TYPE_CHECKING:
+    from livecommerce.payments.embedded_stripe import EmbeddedStripe
+    from livecommerce.platform.embedded_redis import EmbeddedRedis
 
 log = logging.getLogger("livecommerce")
 
@@ -23,9 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default PORT or 8080)")
     serve.add_argument("--demo", action="store_true", help="seed demo data first")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        help="worker processes on the one port (default WEB_CONCURRENCY, or one per core)",
+    )
     sub.add_parser("migrate", help="bring the database to the newest schema")
     sub.add_parser("demo", help="seed a demo shop: accounts, products and a shopstream")
     return parser
+
+
+def _worker_count(raw: str) -> int:
+    count = int(raw)
+    if not 1 <= count <= 1024:
+        raise argparse.ArgumentTypeError("must be between 1 and 1024")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["host"] = args.host
         if getattr(args, "port", None) is not None:
             overrides["port"] = args.port
+        if getattr(args, "workers", None) is not None:
+            overrides["workers"] = args.workers
         settings = Settings.from_env(None, **overrides)
     except ConfigError as exc:
         print(f"livecommerce: configuration error: {exc}", file=sys.stderr)
@@ -51,7 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(asyncio.run(seed_demo(settings)))
         if args.command == "demo":
             return 0
-    return _serve(settings)
+    from livecommerce.platform.workers import cpu_count
+
+    workers = settings.workers or cpu_count()
+    if workers == 1:
+        return _serve(settings)
+    return _serve_workers(settings, workers)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -132,3 +158,84 @@ def _serve(settings: Settings) -> int:
             loop.run_until_complete(asyncio.wait(leftover, timeout=2.0))
         loop.close()
     return status
+
+
+class _SharedServices:
+    """What the master starts once, before the workers, and stops after them: the embedded
+    Valkey and Stripe emulator when none is configured; and the migrations it runs."""
+
+    def __init__(self) -> None:
+        self._redis: EmbeddedRedis | None = None
+        self._stripe: EmbeddedStripe | None = None
+
+    async def start(self, settings: Settings) -> Settings:
+        """``settings`` as the workers get them: the services' URLs filled in, nothing left
+        for a worker to start or migrate."""
+        from livecommerce.payments.embedded_stripe import (
+            EMBEDDED_PUBLISHABLE_KEY,
+            EMBEDDED_SECRET_KEY,
+            EmbeddedStripe,
+        )
+        from livecommerce.platform.embedded_redis import EmbeddedRedis
+
+        changes: dict[str, object] = {}
+        if settings.redis_url is None:
+            self._redis = EmbeddedRedis(settings.data_dir)
+            changes["redis_url"] = url = await self._redis.start()
+            log.info("started embedded Redis", extra={"redis_url": url})
+        if not settings.stripe_secret_key:
+            self._stripe = stripe = EmbeddedStripe(settings.data_dir)
+            api_base = await stripe.start()
+            base = settings.public_url or f"http://127.0.0.1:{settings.port}"
+            await stripe.deliver_webhooks_to(f"{base}/api/stripe/webhook")
+            changes.update(
+                stripe_secret_key=EMBEDDED_SECRET_KEY,
+                stripe_publishable_key=EMBEDDED_PUBLISHABLE_KEY,
+                stripe_webhook_secret=stripe.webhook_secret,
+                stripe_api_base=api_base,
+            )
+            log.info("no STRIPE_SECRET_KEY: payments go to an embedded Stripe emulator")
+        if settings.auto_migrate:
+            await _migrate(settings)
+            changes["auto_migrate"] = False
+        return replace(settings, **changes)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        """Stop what ``start`` started; safe to call twice."""
+        if self._stripe is not None:
+            await self._stripe.stop()
+        if self._redis is not None:
+            await self._redis.stop()
+
+
+def _serve_workers(settings: Settings, workers: int) -> int:
+    """Run ``workers`` worker processes on one port under a master (platform/workers.py);
+    the shared services start first, in the master. 1 if start-up fails, with the reason
+    logged."""
+    from livecommerce.app import create_app
+    from livecommerce.platform.workers import (
+        Plan,
+        bind_media_ports,
+        check_gunicorn,
+        run_workers,
+    )
+
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    shared = _SharedServices()
+    media: tuple[socket.socket, ...] = ()
+    try:
+        check_gunicorn()
+        # First: the embedded services below take ports of their own.
+        media = bind_media_ports(settings, workers)
+        resolved = asyncio.run(shared.start(settings))
+    except Exception:
+        log.exception("livecommerce could not start")
+        asyncio.run(shared.stop())
+        for sock in media:
+            sock.close()
+        return 1
+    log.info("starting %s workers", workers)
+    try:
+        return run_workers(Plan(resolved, create_app, url, media), workers)
+    finally:
+        asyncio.run(shared.stop())

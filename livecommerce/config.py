@@ -73,10 +73,16 @@ class Settings:
     header_read_timeout_s: float = 15.0
     body_read_timeout_s: float = 30.0
     media_origins: tuple[str, ...] = ()
+    workers: int | None = None
+    worker_media_port: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"PORT must be between 1 and 65535, got {self.port}")
+        if self.workers is not None and not 1 <= self.workers <= 1024:
+            raise ConfigError("WEB_CONCURRENCY must be between 1 and 1024")
+        if not 0 <= self.worker_media_port < 65536:  # 0: free ports picked at start-up
+            raise ConfigError("WORKER_MEDIA_PORT must be between 1 and 65535")
         if not self.database_url:
             object.__setattr__(
                 self,
@@ -269,4 +275,6 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("HEADER_READ_TIMEOUT_SECONDS", "header_read_timeout_s", float),
     ("BODY_READ_TIMEOUT_SECONDS", "body_read_timeout_s", float),
     ("MEDIA_ORIGINS", "media_origins", _csv),
+    ("WEB_CONCURRENCY", "workers", int),
+    ("WORKER_MEDIA_PORT", "worker_media_port", int),
 )

@@ -93,6 +93,9 @@ async def test_readyz_fails_when_redis_is_gone(aiohttp_client: Any, settings: Se
         ({"HEADER_READ_TIMEOUT_SECONDS": "0"}, "HEADER_READ_TIMEOUT_SECONDS"),
         ({"BODY_READ_TIMEOUT_SECONDS": "0"}, "BODY_READ_TIMEOUT_SECONDS"),
         ({"MEDIA_ORIGINS": "media.example.com"}, "MEDIA_ORIGINS"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"WEB_CONCURRENCY": "many"}, "WEB_CONCURRENCY"),
+        ({"WORKER_MEDIA_PORT": "70000"}, "WORKER_MEDIA_PORT"),
     ],
 )
 def test_bad_settings_name_themselves(env: dict[str, str], names: str) -> None:
@@ -114,6 +117,10 @@ def test_settings_from_env() -> None:
     )
     assert (media.ice_connect_timeout_s, media.whep_sessions_per_address) == (4.5, 3)
     assert Settings.from_env({}).database_url.startswith("sqlite+aiosqlite:///")
+    workers = Settings.from_env({"WEB_CONCURRENCY": "3", "WORKER_MEDIA_PORT": "9001"})
+    assert (workers.workers, workers.worker_media_port) == (3, 9001)
+    assert Settings.from_env({}).worker_media_port == 0  # free ports, picked at start-up
+    assert Settings.from_env({}).workers is None  # one per core, decided by the command line
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str, as_json: bool) -> None:
+class _WorkerField(logging.Filter):
+    """Marks each line with the worker process that wrote it (its pid)."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self._worker
+        return True
+
+
+def configure_logging(level: str, as_json: bool, worker: int | None = None) -> None:
+    """Log lines on stderr at ``level``, as JSON or text; a worker's carry ``worker`` (its pid)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if as_json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    text = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if worker is not None:
+        handler.addFilter(_WorkerField(worker))
+        text = "%(asctime)s %(levelname)s [worker %(worker)s] %(name)s: %(message)s"
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(text))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
