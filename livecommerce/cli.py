@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -114,13 +115,19 @@ def _serve(settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     runner = web.AppRunner(
         create_app(settings),
-        handle_signals=True,
+        # Our own handlers: aiohttp's raise GracefulExit out of the loop, which left the
+        # clean-up below to run while every other task (aiortc's among them) was cancelled.
+        handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log_class=AccessLogger,
         # An idle kept-alive connection, or one stuck halfway through a later request's head,
         # is closed as soon as a first request's head would be.
         keepalive_timeout=settings.header_read_timeout_s,
     )
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
 
     async def run() -> None:
         listener: asyncio.Server | None = None
@@ -136,11 +143,17 @@ def _serve(settings: Settings) -> int:
                 reuse_address=True,
             )
             print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True)
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
+            # A second signal during the drain ends it at once (the finally below cancels).
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, _interrupt)
             if listener is not None:
                 listener.close()
             await runner.cleanup()
+
+    def _interrupt() -> None:
+        raise KeyboardInterrupt
 
     status = 0
     try:

@@ -258,9 +258,13 @@ async def test_whep_on_the_other_process_plays_and_whip_delete_there_ends_the_st
             assert response.status == 404
             assert (await response.json())["error"]["code"] == "not_found"
 
-    # B stops while its viewer waits on the pull.
+    # B stops while its viewer waits on the pull: its media closes in order, nothing is
+    # cancelled halfway through its clean-up.
     b.stop()
     assert b.process.returncode == 0
+    log = b.log_path.read_text()
+    assert "Task was destroyed but it is pending" not in log, log[-3000:]
+    assert "CancelledError" not in log, log[-3000:]
 
 
 async def test_the_pull_follows_the_stream_to_its_new_holder(
