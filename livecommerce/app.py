@@ -198,16 +198,19 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
 
 async def _live(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    server = socketioserver.build_server(app[REDIS_URL], f"{settings.redis_namespace}:socketio")
+    server = socketioserver.build_server(
+        app[REDIS_URL],
+        f"{settings.redis_namespace}:socketio",
+        settings.socket_send_buffer_bytes,
+        settings.socket_stuck_s,
+    )
     app[socketioserver.SOCKETIO] = server
     # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
     viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
     sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
-    async def emit(event: str, data: dict[str, object], room: str) -> None:
-        await server.emit(event, data, room=room, namespace="/live")
-
+    emit = socketioserver.RoomEmitter(server)
     rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit)
     rooms.subscribe(app[EVENTS])
     limits = SocketLimits(
@@ -228,6 +231,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS].subscribe(TokensRevoked, namespace.tokens_revoked)
     app[ROOMS] = rooms
     app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
+    app[LIFECYCLE].spawn(socketioserver.fanout(server).keep_sweeping(), "slow sockets")
     # An expired token's sockets end within half its lifetime, and at most a minute after.
     sweep_s = min(TOKEN_SWEEP_S, settings.token_ttl_s / 2)
     app[LIFECYCLE].spawn(namespace.keep_checking_tokens(sweep_s), "token sweep")

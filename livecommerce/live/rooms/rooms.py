@@ -12,9 +12,8 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,7 +36,15 @@ from livecommerce.stock.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, dict[str, Any], str], Awaitable[None]]
+
+class Emit(Protocol):
+    """Tell ``room`` (on every process) ``event``. ``version``: the one a state change got in
+    Redis (e.g. ``RoomState.pin``): a broadcast older than one already delivered is dropped."""
+
+    async def __call__(
+        self, event: str, data: dict[str, Any], room: str, *, version: int | None = None
+    ) -> None: ...
+
 
 MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
@@ -161,19 +168,21 @@ class LiveRooms:
             currency=variant.price.currency,
             pinned_at=now_ms(),
         )
-        await self.state.pin(stream_id, card)
+        version = await self.state.pin(stream_id, card)
         payload = {
             "stream_id": stream_id,
             "product": asdict(card),
             "stock": await self._available(variant.id),
         }
-        await self.emit("product:pinned", payload, stream_room(stream_id))
+        await self.emit("product:pinned", payload, stream_room(stream_id), version=version)
         return card
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
         await self._moderator(stream_id, user)
-        await self.state.unpin(stream_id)
-        await self.emit("product:unpinned", {"stream_id": stream_id}, stream_room(stream_id))
+        version = await self.state.unpin(stream_id)
+        await self.emit(
+            "product:unpinned", {"stream_id": stream_id}, stream_room(stream_id), version=version
+        )
 
     async def start_sale(self, stream_id: int, user: User | None, **terms: int) -> FlashSale:
         await self._moderator(stream_id, user)

@@ -16,11 +16,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import struct
+import time
+from collections.abc import Callable
+from enum import Enum
 from importlib.metadata import version
 from typing import Any
 
+import engineio.async_socket
 import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from livecommerce.errors import ErrorCode
@@ -28,6 +37,8 @@ from livecommerce.platform.payload import UnreadableJson, parse_json
 
 CHECKED_VERSIONS = {"python-socketio": "5.18.", "python-engineio": "4.15."}
 MAX_EVENT_BYTES = 4096  # the JSON of one client packet; a larger one is answered payload_too_large
+
+log = logging.getLogger(__name__)
 
 
 class Unreadable:
@@ -113,10 +124,15 @@ class LivePacket(socketio.packet.Packet):  # type: ignore[misc]
 
 
 def install(server: socketio.AsyncServer) -> None:
-    """Wire the seam into a server built with ``serializer=LivePacket``."""
+    """Wire the seam into a server built with ``serializer=LivePacket`` (and, for the single-frame
+    fan-out, ``client_manager=LiveRedisManager``): engine.io's websockets become
+    ``LiveWebSocket``s registered in the manager's ``Fanout``."""
     if server.packet_class is not LivePacket:
         raise RuntimeError("the Socket.IO server must be built with serializer=LivePacket")
     server.manager.json = json
+    if isinstance(server.manager, LiveRedisManager):
+        # a copy: the driver's table is shared by every engine.io server of the process
+        server.eio._async = {**server.eio._async, "websocket": server.manager.fanout.websocket}
 
 
 def peer_address(environ: dict[str, Any]) -> str:
@@ -144,3 +160,328 @@ def check() -> None:
     install(server)
     if server.manager.json is not json:
         raise RuntimeError("python-socketio's manager no longer keeps its JSON in .json")
+    _check_fanout()
+
+
+def _check_fanout() -> None:
+    """What ``LiveWebSocket`` and ``LiveRedisManager`` lean on."""
+    fanout = Fanout(lambda event, args: (Delivery.ALWAYS, None), 1024, 1.0)
+    server = socketio.AsyncServer(
+        async_mode="aiohttp",
+        serializer=LivePacket,
+        client_manager=LiveRedisManager("redis://127.0.0.1:1/0", "check", fanout),
+    )
+    install(server)
+    if server.eio._async.get("websocket") != fanout.websocket:
+        raise RuntimeError("engine.io no longer builds its websockets from _async['websocket']")
+    socket = engineio.async_socket.AsyncSocket(server.eio, "check")
+    handler = socket._websocket_handler
+    if handler.__self__ is not socket or not all(
+        hasattr(socket, name) for name in ("upgraded", "upgrading", "closing", "queue", "sid")
+    ):
+        raise RuntimeError("engine.io's socket no longer has the fields LiveWebSocket reads")
+    manager = socketio.AsyncRedisManager
+    for name in ("_handle_emit", "_publish", "get_participants"):
+        if not hasattr(manager, name):
+            raise RuntimeError(f"python-socketio's Redis manager has no {name}")
+    if not hasattr(socketio.AsyncServer, "_send_eio_packet"):
+        raise RuntimeError("python-socketio's server has no _send_eio_packet")
+    encoded = LivePacket(sio_packet.EVENT, namespace="/live", data=["e", {"a": 1}]).encode()
+    if encoded != '2/live,["e",{"a":1}]':
+        raise RuntimeError(f"python-socketio encodes an event as {encoded!r}")
+    if text_frame("4" + encoded)[:2] != bytes((0x81, len(encoded) + 1)):
+        raise RuntimeError("websocket frame header")
+
+
+# -- fan-out: one encoding per broadcast, one frame written to every local websocket ------------
+
+
+class Delivery(Enum):
+    """What a socket that fell behind gets of an event."""
+
+    EPHEMERAL = "ephemeral"  # dropped for that socket (reactions, counts, chat)
+    STATE = "state"  # only the latest of its group is kept until the socket catches up
+    ALWAYS = "always"  # written anyway (answers, private events); a stuck socket is dropped
+
+
+Classify = Callable[[str, list[Any]], tuple[Delivery, str | None]]
+"""An event's name and arguments → how a slow socket gets it, and its state group (if any)."""
+
+
+def text_frame(message: str | bytes) -> bytes:
+    """One unmasked, uncompressed websocket frame (RFC 6455 §5.2): text, or binary for bytes."""
+    if isinstance(message, str):
+        opcode, payload = 0x81, message.encode()
+    else:
+        opcode, payload = 0x82, message
+    size = len(payload)
+    if size < 126:
+        return bytes((opcode, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", opcode, 126, size) + payload
+    return struct.pack("!BBQ", opcode, 127, size) + payload
+
+
+class LiveWebSocket:
+    """engine.io's aiohttp websocket driver (``engineio.async_drivers.aiohttp.WebSocket``), with
+    permessage-deflate refused and frames written to the transport at once.
+
+    engine.io builds it as ``factory(handler, server)``, awaits it with the environ, and its
+    per-socket writer task calls ``send``; broadcasts skip that task and call ``deliver``.
+    No write waits for the peer to read: what a socket has not taken stays in its transport's
+    buffer, which ``Fanout`` bounds (see ``deliver``).
+    """
+
+    __slots__ = ("_fanout", "_sock", "_transport", "behind_since", "handler", "pending", "socket")
+
+    def __init__(self, handler: Any, server: Any, fanout: Fanout) -> None:
+        self.handler = handler
+        self.socket = handler.__self__  # the engine.io socket whose _websocket_handler this is
+        self._fanout = fanout
+        self._sock: web.WebSocketResponse | None = None
+        self._transport: asyncio.Transport | None = None
+        self.pending: dict[str, bytes] | None = None  # the latest state frame of each group
+        self.behind_since = 0.0
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request: web.Request = environ["aiohttp.request"]
+        # compress=False: the permessage-deflate offer is declined (no zlib state per socket).
+        sock = web.WebSocketResponse(
+            max_msg_size=self.socket.server.max_http_buffer_size, compress=False
+        )
+        await sock.prepare(request)
+        self._sock, self._transport = sock, request.transport
+        sid = self.socket.sid
+        self._fanout.sockets[sid] = self
+        try:
+            await self.handler(self)
+        finally:
+            if self._fanout.sockets.get(sid) is self:
+                del self._fanout.sockets[sid]
+            self._fanout.watched.discard(self)
+        return sock
+
+    async def close(self) -> None:
+        if self._sock is not None:
+            await self._sock.close()
+
+    async def send(self, message: str | bytes) -> None:
+        self.deliver(text_frame(message), Delivery.ALWAYS, None)
+
+    async def wait(self) -> str | bytes:
+        assert self._sock is not None
+        msg = await self._sock.receive()
+        if not isinstance(msg.data, bytes | str):
+            raise OSError()
+        return msg.data
+
+    def direct(self) -> bool:
+        """Whether a broadcast may be written now, ahead of nothing: on websocket, not closing,
+        with no packet waiting in engine.io's queue (those go first, through it)."""
+        socket = self.socket
+        return bool(
+            socket.upgraded
+            and not socket.upgrading
+            and not socket.closing
+            and socket.queue.empty()
+            and self._transport is not None
+        )
+
+    def deliver(self, frame: bytes, delivery: Delivery, group: str | None) -> None:
+        """Write ``frame``, unless the socket is behind (more than ``Fanout.buffer_bytes``
+        unsent): then an ephemeral frame is dropped and a state frame replaces the previous
+        one of its group, written when the socket catches up."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self._fanout.buffer_bytes:
+            self._fanout.behind(self)
+            if delivery is Delivery.EPHEMERAL:
+                return
+            if delivery is Delivery.STATE and group is not None:
+                pending = self.pending if self.pending is not None else {}
+                pending.pop(group, None)  # the newest goes last: groups keep their order
+                pending[group] = frame
+                self.pending = pending
+                return
+        elif self.pending:
+            self.flush()
+        transport.write(frame)
+
+    def buffered(self) -> int:
+        transport = self._transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(pending.values()))
+
+    def abort(self) -> None:
+        """Cut a socket that stays stuck: engine.io sees the connection end and disconnects it."""
+        self.pending = None
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class Fanout:
+    """The local websockets by engine.io id, and the ones behind, swept by ``keep_sweeping``."""
+
+    def __init__(self, classify: Classify, buffer_bytes: int, stuck_s: float) -> None:
+        self.classify = classify
+        self.buffer_bytes = buffer_bytes
+        self.stuck_s = stuck_s
+        self.sockets: dict[str, LiveWebSocket] = {}
+        self.watched: set[LiveWebSocket] = set()
+        self.cut = 0  # sockets aborted for being stuck, since start-up
+
+    def behind(self, ws: LiveWebSocket) -> None:
+        if ws not in self.watched:
+            ws.behind_since = time.monotonic()
+            self.watched.add(ws)
+
+    def websocket(self, handler: Any, server: Any) -> LiveWebSocket:
+        """engine.io's websocket factory (``server._async["websocket"]``)."""
+        return LiveWebSocket(handler, server, self)
+
+    def sweep(self) -> None:
+        """Write what waited for the sockets that caught up; abort those behind for longer
+        than ``stuck_s`` or with more than 16 times ``buffer_bytes`` unsent."""
+        now = time.monotonic()
+        for ws in list(self.watched):
+            buffered = ws.buffered()
+            if buffered <= self.buffer_bytes:
+                self.watched.discard(ws)
+                ws.flush()
+            elif now - ws.behind_since > self.stuck_s or buffered > 16 * self.buffer_bytes:
+                self.watched.discard(ws)
+                self.cut += 1
+                log.warning(
+                    "socket cut: %d bytes unsent for %.1f s", buffered, now - ws.behind_since
+                )
+                ws.abort()
+
+    async def keep_sweeping(self, every_s: float = 0.1) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.sweep()
+
+
+class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis manager, delivering each emit to the local sockets with ONE
+    encoded packet and ONE websocket frame written to each (``AsyncManager.emit`` makes a task
+    per recipient and engine.io a queue and writer task per socket).
+
+    Order: ``broadcast(..., version=)`` carries the version a state change got in Redis; a
+    process drops a broadcast of a room's state group older than one it already delivered, so
+    local (at once) and remote (through Redis) deliveries cannot reorder a room's state.
+    Publishing is one at a time, in the order the emits were made.
+    """
+
+    def __init__(self, url: str, channel: str, fanout: Fanout) -> None:
+        super().__init__(url, channel=channel)
+        self.fanout = fanout
+        self._versions: dict[tuple[str, str], int] = {}
+        self._publishing = asyncio.Lock()
+
+    async def broadcast(
+        self, event: str, data: Any, room: str, namespace: str, version: int | None = None
+    ) -> None:
+        """Emit to ``room`` on every process (``version``: see the class)."""
+        message = {
+            "method": "emit",
+            "event": event,
+            "data": [data],
+            "binary": False,
+            "namespace": namespace,
+            "room": room,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        if version is not None:
+            message["version"] = version
+        await self._handle_emit(message)
+        await self._publish(message)
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        room = to or room
+        if kwargs.get("ignore_queue") and callback is None:
+            # this process only (e.g. to one of its sockets): the same single-frame path
+            await self._handle_emit(
+                {
+                    "event": event,
+                    "data": list(data) if isinstance(data, tuple) else [data],
+                    "namespace": namespace or "/",
+                    "room": room,
+                    "skip_sid": skip_sid,
+                }
+            )
+            return
+        await super().emit(
+            event,
+            data,
+            namespace=namespace,
+            room=room,
+            skip_sid=skip_sid,
+            callback=callback,
+            **kwargs,
+        )
+
+    async def _publish(self, data: Any) -> Any:
+        async with self._publishing:
+            return await super()._publish(data)
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if (
+            message.get("callback") is not None
+            or message.get("binary")
+            or not isinstance(data, list)
+        ):
+            await super()._handle_emit(message)
+            return
+        event = message["event"]
+        namespace = message.get("namespace") or "/"
+        room = message.get("room")
+        delivery, group = self.fanout.classify(event, data)
+        version = message.get("version")
+        if isinstance(version, int) and group is not None and isinstance(room, str):
+            last = self._versions.get((room, group), 0)
+            if version <= last:
+                return  # an older state of this room than one already delivered here
+            self._versions[(room, group)] = version
+        if namespace not in self.rooms:
+            return
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *data]
+        ).encode()
+        if not isinstance(encoded, str):
+            await super()._handle_emit(message)
+            return
+        frame = text_frame("4" + encoded)  # engine.io MESSAGE + the Socket.IO packet
+        skip = message.get("skip_sid")
+        skipped = set(skip) if isinstance(skip, list) else {skip}
+        sockets = self.fanout.sockets
+        queued = []
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skipped:
+                continue
+            ws = sockets.get(eio_sid)
+            if ws is not None and ws.direct():
+                ws.deliver(frame, delivery, group)
+            else:  # long-polling, upgrading, or packets already queued: engine.io's own path
+                queued.append(eio_sid)
+        if queued:
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            await asyncio.gather(*(self.server._send_eio_packet(s, pkt) for s in queued))
