@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 from importlib.metadata import version
+from socket import SO_SNDBUF, SOL_SOCKET
 from typing import Any
 
 import engineio.async_socket
@@ -251,6 +252,12 @@ class LiveWebSocket:
         )
         await sock.prepare(request)
         self._sock, self._transport = sock, request.transport
+        if self._transport is not None:
+            # The kernel's share of the unsent bytes is bounded too (else it grows to tcp_wmem's
+            # maximum, megabytes per stalled client).
+            raw = self._transport.get_extra_info("socket")
+            if raw is not None:
+                raw.setsockopt(SOL_SOCKET, SO_SNDBUF, self._fanout.buffer_bytes)
         sid = self.socket.sid
         self._fanout.sockets[sid] = self
         try:
