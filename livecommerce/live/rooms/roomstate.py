@@ -149,6 +149,17 @@ class RoomState:
             result = await pipe.execute()
         return int(result[-1])
 
+    async def viewers_joined(self, stream_id: int, sids: list[str]) -> int:
+        """``viewer_joined`` for a crowd, in one round trip."""
+        key = self._key(stream_id, "viewers")
+        now = now_ms()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, dict.fromkeys(sids, now + self._viewer_ttl_ms))
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zcard(key)
+            result = await pipe.execute()
+        return int(result[-1])
+
     async def viewer_left(self, stream_id: int, sid: str) -> int:
         key = self._key(stream_id, "viewers")
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -341,6 +341,15 @@ class Fanout:
         self.sockets: dict[str, LiveWebSocket] = {}
         self.watched: set[LiveWebSocket] = set()
         self.cut = 0  # sockets aborted for being stuck, since start-up
+        self._generations: dict[str, int] = {}
+
+    def generation(self, room: str) -> int:
+        """How many broadcasts ``room`` heard here since someone first asked (then 0)."""
+        return self._generations.setdefault(room, 0)
+
+    def heard(self, room: Any) -> None:
+        if room in self._generations:
+            self._generations[room] += 1
 
     def behind(self, ws: LiveWebSocket) -> None:
         if ws not in self.watched:
@@ -468,6 +477,7 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             if version <= last:
                 return  # an older state of this room than one already delivered here
             self._versions[(room, group)] = version
+        self.fanout.heard(room)
         if namespace not in self.rooms:
             return
         encoded = self.server.packet_class(
