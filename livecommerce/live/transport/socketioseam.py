@@ -177,8 +177,13 @@ def _check_fanout() -> None:
         raise RuntimeError("engine.io no longer builds its websockets from _async['websocket']")
     socket = engineio.async_socket.AsyncSocket(server.eio, "check")
     handler = socket._websocket_handler
-    if handler.__self__ is not socket or not all(
-        hasattr(socket, name) for name in ("upgraded", "upgrading", "closing", "queue", "sid")
+    if (
+        handler.__self__ is not socket
+        or not all(
+            hasattr(socket, name)
+            for name in ("upgraded", "upgrading", "closing", "closed", "queue", "sid")
+        )
+        or not isinstance(getattr(server.eio, "sockets", None), dict)
     ):
         raise RuntimeError("engine.io's socket no longer has the fields LiveWebSocket reads")
     manager = socketio.AsyncRedisManager
@@ -383,21 +388,35 @@ class Fanout:
             self.sweep()
 
 
+GAP_S = 0.05  # how long a state version waits for the ones before it
+
+
+class _Sequence:
+    """The versions of one room's state group on this process."""
+
+    __slots__ = ("last", "timer", "waiting")
+
+    def __init__(self, last: int) -> None:
+        self.last = last  # the last version delivered
+        self.waiting: dict[int, dict[str, Any]] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """python-socketio's Redis manager, delivering each emit to the local sockets with ONE
     encoded packet and ONE websocket frame written to each (``AsyncManager.emit`` makes a task
     per recipient and engine.io a queue and writer task per socket).
 
-    Order: ``broadcast(..., version=)`` carries the version a state change got in Redis; a
-    process drops a broadcast of a room's state group older than one it already delivered, so
-    local (at once) and remote (through Redis) deliveries cannot reorder a room's state.
-    Publishing is one at a time, in the order the emits were made.
+    Order: ``broadcast(..., version=)`` carries the version a state change got in Redis; each
+    process delivers a room's state group in version order (see ``_in_order``), so neither
+    concurrent handlers nor local (at once) and remote (through Redis) deliveries can reorder a
+    room's state. Publishing is one at a time, in the order the emits were made.
     """
 
     def __init__(self, url: str, channel: str, fanout: Fanout) -> None:
         super().__init__(url, channel=channel)
         self.fanout = fanout
-        self._versions: dict[tuple[str, str], int] = {}
+        self._sequences: dict[tuple[str, str], _Sequence] = {}
         self._publishing = asyncio.Lock()
 
     async def broadcast(
@@ -464,41 +483,70 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             message.get("callback") is not None
             or message.get("binary")
             or not isinstance(data, list)
+            or (message.get("namespace") or "/") not in self.rooms
         ):
             await super()._handle_emit(message)
             return
-        event = message["event"]
-        namespace = message.get("namespace") or "/"
-        room = message.get("room")
-        delivery, group = self.fanout.classify(event, data)
         version = message.get("version")
+        room = message.get("room")
+        _, group = self.fanout.classify(message["event"], data)
         if isinstance(version, int) and group is not None and isinstance(room, str):
-            last = self._versions.get((room, group), 0)
-            if version <= last:
-                return  # an older state of this room than one already delivered here
-            self._versions[(room, group)] = version
-        self.fanout.heard(room)
-        if namespace not in self.rooms:
+            self._in_order((room, group), version, message)
+        else:
+            self._deliver(message)
+
+    def _in_order(self, key: tuple[str, str], version: int, message: dict[str, Any]) -> None:
+        """Deliver the versions of a room's state group in order: one that comes early waits
+        for those before it, at most ``GAP_S``; one older than a delivered one is dropped."""
+        sequence = self._sequences.get(key)
+        if sequence is None:
+            sequence = self._sequences[key] = _Sequence(version - 1)
+        if version <= sequence.last:
             return
+        sequence.waiting[version] = message
+        self._release(key, sequence, gap=False)
+
+    def _release(self, key: tuple[str, str], sequence: _Sequence, gap: bool) -> None:
+        waiting = sequence.waiting
+        while waiting:
+            first = min(waiting)
+            if first != sequence.last + 1 and not gap:
+                break
+            sequence.last = first
+            self._deliver(waiting.pop(first))
+        if sequence.timer is not None:
+            sequence.timer.cancel()
+            sequence.timer = None
+        if waiting:
+            sequence.timer = asyncio.get_running_loop().call_later(
+                GAP_S, self._release, key, sequence, True
+            )
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        """Encode once; write the frame to each local websocket of the room; queue the engine.io
+        packet for the others (long-polling, upgrading, or with packets already queued)."""
+        event, data, room = message["event"], message["data"], message.get("room")
+        namespace = message.get("namespace") or "/"
+        self.fanout.heard(room)
+        delivery, group = self.fanout.classify(event, data)
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace=namespace, data=[event, *data]
         ).encode()
-        if not isinstance(encoded, str):
-            await super()._handle_emit(message)
-            return
+        if not isinstance(encoded, str):  # binary: never emitted here, flagged by others
+            raise TypeError(f"{event} carries binary data")
         frame = text_frame("4" + encoded)  # engine.io MESSAGE + the Socket.IO packet
         skip = message.get("skip_sid")
         skipped = set(skip) if isinstance(skip, list) else {skip}
         sockets = self.fanout.sockets
-        queued = []
+        pkt = None
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skipped:
                 continue
             ws = sockets.get(eio_sid)
             if ws is not None and ws.direct():
                 ws.deliver(frame, delivery, group)
-            else:  # long-polling, upgrading, or packets already queued: engine.io's own path
-                queued.append(eio_sid)
-        if queued:
-            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-            await asyncio.gather(*(self.server._send_eio_packet(s, pkt) for s in queued))
+                continue
+            socket = self.server.eio.sockets.get(eio_sid)
+            if socket is not None and not socket.closed:
+                pkt = pkt or eio_packet.Packet(eio_packet.MESSAGE, encoded)
+                socket.queue.put_nowait(pkt)  # engine.io's send, without awaiting an unbounded put
