@@ -134,6 +134,7 @@ def install(server: socketio.AsyncServer) -> None:
     if isinstance(server.manager, LiveRedisManager):
         # a copy: the driver's table is shared by every engine.io server of the process
         server.eio._async = {**server.eio._async, "websocket": server.manager.fanout.websocket}
+        server.eio.create_queue = SocketQueue
 
 
 def peer_address(environ: dict[str, Any]) -> str:
@@ -226,6 +227,86 @@ def text_frame(message: str | bytes) -> bytes:
     if size < 65536:
         return struct.pack("!BBH", opcode, 126, size) + payload
     return struct.pack("!BBQ", opcode, 127, size) + payload
+
+
+class SocketQueue:
+    """The part of ``asyncio.Queue`` engine.io uses for a socket's outgoing packets, light when
+    idle (asyncio's holds four deques, about 3 KB, and its ``get`` coroutine becomes a task in
+    ``wait_for``; this ``get`` is a future).
+
+    ``empty()`` stays False from the moment a waiting ``get`` is handed a packet until its
+    consumer calls ``get``/``get_nowait`` again: engine.io's writer does so in the same step in
+    which it writes what it got, so a broadcast written directly never overtakes it.
+    """
+
+    __slots__ = ("_getters", "_handed", "_items", "_joined", "_unfinished")
+
+    def __init__(self) -> None:
+        # lists, not deques (about 600 bytes each): a socket's queue holds a packet or two
+        self._items: list[Any] | None = None
+        self._getters: list[asyncio.Future[Any]] | None = None
+        self._handed = False
+        self._unfinished = 0
+        self._joined: asyncio.Future[None] | None = None
+
+    def empty(self) -> bool:
+        return not self._items and not self._handed
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def put_nowait(self, item: Any) -> None:
+        self._unfinished += 1
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                self._handed = True
+                getter.set_result(item)
+                return
+        self._getters = None
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def _pop(self) -> Any:
+        assert self._items
+        item = self._items.pop(0)
+        if not self._items:
+            self._items = None
+        return item
+
+    def get_nowait(self) -> Any:
+        self._handed = False
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._pop()
+
+    def get(self) -> asyncio.Future[Any]:
+        self._handed = False
+        got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._items:
+            got.set_result(self._pop())
+        elif self._getters is None:
+            self._getters = [got]
+        else:
+            self._getters.append(got)
+        return got
+
+    def task_done(self) -> None:
+        self._unfinished = max(0, self._unfinished - 1)
+        if self._unfinished == 0 and self._joined is not None and not self._joined.done():
+            self._joined.set_result(None)
+
+    async def join(self) -> None:
+        if self._unfinished:
+            if self._joined is None or self._joined.done():
+                self._joined = asyncio.get_running_loop().create_future()
+            await self._joined
 
 
 class LiveWebSocket:
