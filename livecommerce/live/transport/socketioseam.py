@@ -401,6 +401,19 @@ class LiveWebSocket:
             self.flush()
         transport.write(frame)
 
+    def deliver_all(
+        self, joined: bytes, frames: list[bytes], kinds: list[tuple[Delivery, str | None]]
+    ) -> None:
+        """``deliver`` for several frames: ``joined`` in one write unless the socket is behind."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self.pending or transport.get_write_buffer_size() > self._fanout.buffer_bytes:
+            for frame, (delivery, group) in zip(frames, kinds, strict=True):
+                self.deliver(frame, delivery, group)
+            return
+        transport.write(joined)
+
     def buffered(self) -> int:
         transport = self._transport
         return transport.get_write_buffer_size() if transport is not None else 0
@@ -469,7 +482,17 @@ class Fanout:
             self.sweep()
 
 
-GAP_S = 0.05  # how long a state version waits for the ones before it
+GAP_S = 0.5  # how long a state version waits for the ones before it (a handler may be slow)
+
+
+def _target(message: dict[str, Any]) -> tuple[Any, ...]:
+    """Who a message goes to: consecutive messages with the same target are written together."""
+    room, skip = message.get("room"), message.get("skip_sid")
+    return (
+        message.get("namespace") or "/",
+        tuple(room) if isinstance(room, list) else room,
+        tuple(skip) if isinstance(skip, list) else skip,
+    )
 
 
 class _Sequence:
@@ -498,6 +521,7 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(url, channel=channel)
         self.fanout = fanout
         self._sequences: dict[tuple[str, str], _Sequence] = {}
+        self._corked: list[dict[str, Any]] = []
         self._publishing = asyncio.Lock()
 
     async def broadcast(
@@ -604,30 +628,67 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             )
 
     def _deliver(self, message: dict[str, Any]) -> None:
-        """Encode once; write the frame to each local websocket of the room; queue the engine.io
-        packet for the others (long-polling, upgrading, or with packets already queued)."""
-        event, data, room = message["event"], message["data"], message.get("room")
-        namespace = message.get("namespace") or "/"
-        self.fanout.heard(room)
-        delivery, group = self.fanout.classify(event, data)
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *data]
-        ).encode()
-        if not isinstance(encoded, str):  # binary: never emitted here, flagged by others
-            raise TypeError(f"{event} carries binary data")
-        frame = text_frame("4" + encoded)  # engine.io MESSAGE + the Socket.IO packet
-        skip = message.get("skip_sid")
+        """Deliver at the loop's next turn, with whatever else was delivered meanwhile: the
+        messages of one room that come together reach each socket in one write (one system
+        call), as a burst of pins does while the loop is busy writing the previous one."""
+        self.fanout.heard(message.get("room"))
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
+        self._corked.append(message)
+
+    def _uncork(self) -> None:
+        corked, self._corked = self._corked, []
+        start = 0
+        while start < len(corked):
+            target = _target(corked[start])
+            end = start + 1
+            while end < len(corked) and _target(corked[end]) == target:
+                end += 1
+            try:
+                self._write(corked[start:end])
+            except Exception:
+                log.exception("broadcast of %s failed", corked[start].get("event"))
+            start = end
+
+    def _write(self, messages: list[dict[str, Any]]) -> None:
+        """Encode each message once; write the frames to each local websocket of their room in
+        one write; queue the engine.io packets for the others (long-polling, upgrading, or
+        with packets already queued)."""
+        first = messages[0]
+        namespace, room = first.get("namespace") or "/", first.get("room")
+        frames: list[bytes] = []
+        kinds: list[tuple[Delivery, str | None]] = []
+        packets: list[str] = []
+        for message in messages:
+            event, data = message["event"], message["data"]
+            encoded = self.server.packet_class(
+                sio_packet.EVENT, namespace=namespace, data=[event, *data]
+            ).encode()
+            if not isinstance(encoded, str):  # binary: never emitted here, flagged by others
+                raise TypeError(f"{event} carries binary data")
+            packets.append(encoded)
+            frames.append(text_frame("4" + encoded))  # engine.io MESSAGE + the Socket.IO packet
+            kinds.append(self.fanout.classify(event, data))
+        single = len(frames) == 1
+        frame = frames[0] if single else b"".join(frames)
+        delivery, group = kinds[0]
+        skip = first.get("skip_sid")
         skipped = set(skip) if isinstance(skip, list) else {skip}
         sockets = self.fanout.sockets
-        pkt = None
+        queued: list[Any] | None = None
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skipped:
                 continue
             ws = sockets.get(eio_sid)
             if ws is not None and ws.direct():
-                ws.deliver(frame, delivery, group)
+                if single:
+                    ws.deliver(frame, delivery, group)
+                else:
+                    ws.deliver_all(frame, frames, kinds)
                 continue
             socket = self.server.eio.sockets.get(eio_sid)
             if socket is not None and not socket.closed:
-                pkt = pkt or eio_packet.Packet(eio_packet.MESSAGE, encoded)
-                socket.queue.put_nowait(pkt)  # engine.io's send, without awaiting an unbounded put
+                if queued is None:
+                    queued = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in packets]
+                for pkt in queued:
+                    socket.queue.put_nowait(pkt)  # engine.io's send, without an awaited put
