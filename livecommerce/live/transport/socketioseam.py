@@ -10,6 +10,11 @@
   standard ``json``: ``BaseManager.set_server`` copies the packet class's reader.
 - ``peer_address`` reads the aiohttp request that engineio's aiohttp driver puts in the environ
   (its ``REMOTE_ADDR`` is always 127.0.0.1).
+- The fan-out (``LiveRedisManager``, ``LiveWebSocket``, ``SocketQueue``, ``Fanout``) replaces
+  engine.io's aiohttp websocket driver (``server._async["websocket"]``: no permessage-deflate,
+  frames written to the transport at once), its per-socket queue (``create_queue``) and the
+  manager's ``_handle_emit`` / ``_publish``; it reads engine.io sockets' ``upgraded``,
+  ``upgrading``, ``closing``, ``closed``, ``queue`` and ``server.eio.sockets``.
 
 ``check()`` runs at start-up and refuses versions this was not checked against.
 """
@@ -509,7 +514,8 @@ class _Sequence:
 class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """python-socketio's Redis manager, delivering each emit to the local sockets with ONE
     encoded packet and ONE websocket frame written to each (``AsyncManager.emit`` makes a task
-    per recipient and engine.io a queue and writer task per socket).
+    per recipient and engine.io a queue and writer task per socket); the emits of one loop turn
+    to one room go to each socket in one write (``_deliver``).
 
     Order: ``broadcast(..., version=)`` carries the version a state change got in Redis; each
     process delivers a room's state group in version order (see ``_in_order``), so neither
