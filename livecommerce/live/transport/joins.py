@@ -19,6 +19,7 @@ from livecommerce.platform.backgroundtasks import BackgroundTasks
 PRESENCE_WINDOW_S = 0.02
 SHARE_S = 0.1
 READS = 3  # a room this busy gets the third read however many broadcasts came meanwhile
+KEPT = 256  # past this many rooms' snapshots, the stale ones are dropped
 
 
 class PresenceBatch:
@@ -118,6 +119,8 @@ class SharedSnapshots:
             ):
                 shared = _Shared(generation, now, asyncio.get_running_loop().create_future())
                 self._shared[stream_id] = shared
+                if len(self._shared) > KEPT:
+                    self._forget_old(now)
                 try:
                     shared.read.set_result(await self._read(stream_id))
                 except BaseException as exc:
@@ -131,3 +134,8 @@ class SharedSnapshots:
             if self._generation(room) == generation:
                 return state
         return state
+
+    def _forget_old(self, now: float) -> None:
+        for stream_id, shared in list(self._shared.items()):
+            if now - shared.started > self._share_s and shared.read.done():
+                del self._shared[stream_id]
