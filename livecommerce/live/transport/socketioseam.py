@@ -571,6 +571,8 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     "namespace": namespace or "/",
                     "room": room,
                     "skip_sid": skip_sid,
+                    # e.g. session:ended right before a disconnect, room:state before its ack
+                    "now": True,
                 }
             )
             return
@@ -641,6 +643,8 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         self._corked.append(message)
+        if message.get("now"):  # this process's emit to its own socket: written before we return
+            self._uncork()
 
     def _uncork(self) -> None:
         corked, self._corked = self._corked, []
