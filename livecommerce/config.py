@@ -64,6 +64,8 @@ class Settings:
     socket_event_burst: int = 30
     socket_abuse_limit: int = 300
     sockets_per_address: int = 20
+    socket_send_buffer_bytes: int = 64 * 1024
+    socket_stuck_s: float = 10.0
     trusted_proxies: tuple[str, ...] = ()
     login_failures_per_account: int = 10
     login_failures_per_address: int = 50
@@ -144,6 +146,10 @@ class Settings:
             raise ConfigError("SOCKET_ABUSE_LIMIT must be at least 1")
         if self.sockets_per_address < 1:
             raise ConfigError("SOCKETS_PER_ADDRESS must be at least 1")
+        if not 1024 <= self.socket_send_buffer_bytes <= 64 * 1024 * 1024:
+            raise ConfigError("SOCKET_SEND_BUFFER_BYTES must be between 1024 and 67108864")
+        if not 0.1 <= self.socket_stuck_s <= 3600:
+            raise ConfigError("SOCKET_STUCK_SECONDS must be between 0.1 and 3600")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -266,6 +272,8 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("SOCKET_EVENT_BURST", "socket_event_burst", int),
     ("SOCKET_ABUSE_LIMIT", "socket_abuse_limit", int),
     ("SOCKETS_PER_ADDRESS", "sockets_per_address", int),
+    ("SOCKET_SEND_BUFFER_BYTES", "socket_send_buffer_bytes", int),
+    ("SOCKET_STUCK_SECONDS", "socket_stuck_s", float),
     ("TRUSTED_PROXIES", "trusted_proxies", _csv),
     ("LOGIN_FAILURES_PER_ACCOUNT", "login_failures_per_account", int),
     ("LOGIN_FAILURES_PER_ADDRESS", "login_failures_per_address", int),

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
+from livecommerce.live.transport.joins import SharedSnapshots
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.test_checkout import OK_CARD
@@ -296,3 +297,53 @@ async def test_socketio_buys_meet_the_same_stream_checks_and_unpaid_bounds(
     assert bought["ok"] and bought["order"]["status"] == "reserved"  # no saved card: unpaid
     more = await fan.call("buy", {"sku_id": sku_id, "idempotency_key": "s2"})
     assert more["error"]["code"] == "too_many_unpaid"
+
+
+async def test_a_crowd_joining_shares_a_snapshot_that_a_pin_makes_stale_at_once(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    """Anonymous joiners of one moment share one ``room:state`` read and one presence write;
+    a joiner right after a pin (within the sharing window) still sees that pin."""
+    live = await aiohttp_client(create_app(replace(settings, sockets_per_address=100)))
+    _creator, moderator, _viewer, stream_id, product_id, _sku = await _stage(live)
+    url = _url(live)
+    mod = Viewer()
+    crowd = [Viewer() for _ in range(30)]
+    viewers += [mod, *crowd]
+    await mod.connect(url, moderator.token)
+    await asyncio.gather(*(v.connect(url) for v in crowd[:-1]))
+    joined = await asyncio.gather(*(v.call("join", {"stream_id": stream_id}) for v in crowd[:-1]))
+    assert all(j["ok"] and j["state"]["pinned"] is None for j in joined)
+    assert max(j["state"]["viewers"] for j in joined) == len(crowd) - 1
+    for viewer in crowd[:-1]:
+        assert (await viewer.wait_for("room:state"))["stream_id"] == stream_id
+
+    late = crowd[-1]
+    await late.connect(url)
+    await crowd[0].call("join", {"stream_id": stream_id})  # a fresh shared read, then a pin
+    assert (await mod.call("pin", {"stream_id": stream_id, "product_id": product_id}))["ok"]
+    state = (await late.call("join", {"stream_id": stream_id}))["state"]
+    assert state["pinned"]["product_id"] == product_id
+    assert state["viewers"] == len(crowd)
+
+
+async def test_shared_snapshots_are_read_once_and_never_older_than_a_broadcast() -> None:
+    heard = {"stream:1": 0}
+    reads: list[int] = []
+
+    async def read(stream_id: int) -> dict[str, Any]:
+        reads.append(stream_id)
+        await asyncio.sleep(0.01)
+        if len(reads) == 3:
+            heard["stream:1"] += 1  # a broadcast while this read is under way
+        return {"read": len(reads)}
+
+    shared = SharedSnapshots(read, lambda room: heard.setdefault(room, 0), share_s=60)
+    states = await asyncio.gather(*(shared.get(1, "stream:1") for _ in range(20)))
+    assert states == [{"read": 1}] * 20 and len(reads) == 1
+    assert await shared.get(1, "stream:1") == {"read": 1}
+    heard["stream:1"] += 1  # the room heard a broadcast: the shared read is stale
+    assert await shared.get(1, "stream:1") == {"read": 2}
+    heard["stream:1"] += 1
+    # the third read saw a broadcast come meanwhile: read again
+    assert await shared.get(1, "stream:1") == {"read": 4}

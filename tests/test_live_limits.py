@@ -4,8 +4,12 @@ too deep or of the wrong type: always an error ack, never a crash, never everyon
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import statistics
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,10 +23,11 @@ import socketio
 from aiohttp.test_utils import TestClient
 
 from bench.processes import ServerProcess
+from bench.processes import sign_up as sign_up_remote
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.platform.clientaddress import forwarded_client, networks
-from tests.conftest import sign_up
+from tests.conftest import hoodie, sign_up
 from tests.liveclient import Viewer
 
 
@@ -351,3 +356,134 @@ async def test_the_openapi_document_states_the_socket_limits(
     description = document["info"]["description"]
     assert "`payload_too_large`" in description and "4096 bytes" in description
     assert "1048576 bytes closes the connection" in description, description
+
+
+class StalledSocket:
+    """A raw Socket.IO client over a blocking TCP socket with a tiny receive buffer: it joins a
+    room, then stops reading, as a phone in a tunnel does."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        self.sock.settimeout(5)
+        self.sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert len(payload) < 126
+        self.sock.sendall(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    def receive(self) -> str:
+        while True:
+            if len(self.buffer) >= 2:
+                size, start = self.buffer[1] & 0x7F, 2
+                if size == 126:
+                    size, start = struct.unpack("!H", self.buffer[2:4])[0], 4
+                if len(self.buffer) >= start + size:
+                    text = self.buffer[start : start + size].decode()
+                    self.buffer = self.buffer[start + size :]
+                    return text
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("closed")
+            self.buffer += chunk
+
+    def join(self, stream_id: int) -> None:
+        assert self.receive().startswith("0{")  # engine.io open
+        self.send("40/live,")
+        assert self.receive().startswith("40/live,")
+        self.send(f'42/live,1["join",{{"stream_id":{stream_id}}}]')
+        while not self.receive().startswith("43/live,1"):
+            pass
+
+    def drain_until_closed(self, within_s: float) -> bool:
+        """Read everything left; whether the server ended the connection meanwhile."""
+        deadline = time.monotonic() + within_s
+        try:
+            while time.monotonic() < deadline:
+                if not self.sock.recv(65536):
+                    return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        return False
+
+
+async def test_a_viewer_that_stops_reading_is_cut_without_slowing_the_others(
+    redis_url: str, localstripe_url: str, tmp_path: Path, viewers: list[Viewer]
+) -> None:
+    server = ServerProcess(
+        {
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "DATA_DIR": str(tmp_path),
+            "SOCKET_EVENTS_PER_SECOND": "1000",
+            "SOCKET_EVENT_BURST": "1000",
+            "SOCKET_SEND_BUFFER_BYTES": "4096",
+            "SOCKET_STUCK_SECONDS": "1",
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        async with aiohttp.ClientSession() as session:
+            token = await sign_up_remote(session, server.url, "creator")
+            headers = {"Authorization": f"Bearer {token}"}
+            products = []
+            for n in range(2):
+                async with session.post(
+                    f"{server.url}/api/products", json=hoodie(f"SLOW-{n}"), headers=headers
+                ) as r:
+                    products.append((await r.json())["product"]["id"])
+            async with session.post(
+                f"{server.url}/api/streams",
+                json={"title": "Tunnel", "lineup": products},
+                headers=headers,
+            ) as r:
+                stream_id = (await r.json())["stream"]["id"]
+
+        host, watcher = Viewer(), Viewer()
+        viewers += [host, watcher]
+        await host.connect(server.url, token)
+        await watcher.connect(server.url)
+        assert (await watcher.call("join", {"stream_id": stream_id}))["ok"]
+        stalled = await asyncio.to_thread(StalledSocket, server.url)
+        await asyncio.to_thread(stalled.join, stream_id)
+
+        pins = 400  # far more than the stalled socket's kernel and send buffers hold
+        started = time.monotonic()
+        for i in range(pins):
+            ack = await host.call("pin", {"stream_id": stream_id, "product_id": products[i % 2]})
+            assert ack["ok"], ack
+        took = time.monotonic() - started
+        await asyncio.sleep(0.5)
+        # the watcher got every card, in order, while the stalled socket held nothing up
+        cards = [d["product"]["product_id"] for e, d in watcher.events if e == "product:pinned"]
+        assert cards == [products[i % 2] for i in range(pins)]
+        assert took < 30, f"{pins} pins took {took:.1f} s"
+        await asyncio.sleep(1.5)  # past SOCKET_STUCK_SECONDS
+        assert await asyncio.to_thread(stalled.drain_until_closed, 5.0)
+        assert "socket cut" in server.log_path.read_text()
+        assert (await watcher.call("clock:sync", {}))["ok"]
+    finally:
+        server.stop()

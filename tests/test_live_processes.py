@@ -245,3 +245,66 @@ async def test_a_purchase_on_one_process_is_told_once_on_every_process(
     for viewer in (on_a, on_b):
         assert viewer.count("purchase:feed") == 1, viewer.events
         assert viewer.count("order:update") == 0  # the buyer's own room only
+
+
+async def test_pins_back_to_back_on_two_processes_reach_every_viewer_in_one_order(
+    server_processes: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    viewers: list[Viewer],
+) -> None:
+    """Moderators on both processes pin as fast as they can; every viewer, on either process,
+    sees the cards in one order (no two viewers disagree on which came first) and ends on the
+    card the room holds."""
+    a, b = server_processes
+    creator = await _sign_up(session, a.url, "creator")
+    pins = 25  # per moderator, within the socket's event burst
+    products = [  # one per pin: each card is told apart by its product
+        (await creator.call("POST", f"{a.url}/api/products", hoodie(f"ORD-{n}"), status=201))[
+            "product"
+        ]["id"]
+        for n in range(2 * pins)
+    ]
+    stream = (
+        await creator.call(
+            "POST", f"{a.url}/api/streams", {"title": "Order", "lineup": products}, status=201
+        )
+    )["stream"]
+    stream_id = stream["id"]
+    host_a, host_b = Viewer(), Viewer()
+    watchers = [Viewer() for _ in range(6)]
+    viewers += [host_a, host_b, *watchers]
+    await host_a.connect(a.url, creator.token)
+    await host_b.connect(b.url, creator.token)
+    for n, viewer in enumerate(watchers):
+        await viewer.connect((a, b)[n % 2].url)
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+
+    acks = await asyncio.gather(
+        *(
+            host.call("pin", {"stream_id": stream_id, "product_id": products[2 * n + h]})
+            for n in range(pins)
+            for h, host in enumerate((host_a, host_b))
+        )
+    )
+    assert all(ack["ok"] for ack in acks), acks
+    await asyncio.sleep(1.0)  # every broadcast has arrived by now
+    room = (await creator.call("GET", f"{b.url}/api/streams/{stream_id}/room"))["room"]
+
+    def seen(viewer: Viewer) -> list[int]:
+        return [
+            data["product"]["product_id"]
+            for event, data in viewer.events
+            if event == "product:pinned"
+        ]
+
+    last = room["pinned"]["product_id"]
+    orders = [seen(viewer) for viewer in watchers]
+    for order in orders:
+        assert order and order[-1] == last, (order, last)
+        assert len(set(order)) == len(order)  # no card twice
+    # Any two cards two viewers both saw came in the same order to both.
+    for one in orders:
+        rank = {card: i for i, card in enumerate(one)}
+        for other in orders:
+            common = [card for card in other if card in rank]
+            assert [rank[card] for card in common] == sorted(rank[card] for card in common)

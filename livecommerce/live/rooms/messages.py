@@ -215,16 +215,27 @@ class Emit(Protocol):
     """Send a room event to a Socket.IO room (every process's sockets in it).
 
     One overload per event the rooms broadcast; ``room:state`` and ``session:ended`` go to
-    one socket and are sent by the namespace itself.
+    one socket and are sent by the namespace itself. ``version``: the one a pin or unpin got in
+    Redis (``RoomState.pin``): a broadcast older than one already delivered is dropped.
     """
 
     @overload
     async def __call__(
-        self, event: Literal["product:pinned"], data: ProductPinned, room: str
+        self,
+        event: Literal["product:pinned"],
+        data: ProductPinned,
+        room: str,
+        *,
+        version: int | None = None,
     ) -> None: ...
     @overload
     async def __call__(
-        self, event: Literal["product:unpinned"], data: ProductUnpinned, room: str
+        self,
+        event: Literal["product:unpinned"],
+        data: ProductUnpinned,
+        room: str,
+        *,
+        version: int | None = None,
     ) -> None: ...
     @overload
     async def __call__(

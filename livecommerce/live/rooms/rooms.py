@@ -189,7 +189,7 @@ class LiveRooms:
             currency=shown.currency,
             pinned_at=now_ms(),
         )
-        await self.state.pin(stream_id, card)
+        version = await self.state.pin(stream_id, card)
         await self.emit(
             "product:pinned",
             {
@@ -198,13 +198,16 @@ class LiveRooms:
                 "stock": await self._available(card.sku_id),
             },
             stream_room(stream_id),
+            version=version,
         )
         return card
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
         await self._moderator(stream_id, user)
-        await self.state.unpin(stream_id)
-        await self.emit("product:unpinned", {"stream_id": stream_id}, stream_room(stream_id))
+        version = await self.state.unpin(stream_id)
+        await self.emit(
+            "product:unpinned", {"stream_id": stream_id}, stream_room(stream_id), version=version
+        )
 
     async def start_sale(self, stream_id: int, user: User | None, **terms: int) -> FlashSale:
         await self._moderator(stream_id, user)

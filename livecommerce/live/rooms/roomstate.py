@@ -79,11 +79,22 @@ class RoomState:
         """Sorted set of running sales by end time, walked by every process's sale clock."""
         return f"{self._ns}:sales"
 
-    async def pin(self, stream_id: int, card: PinnedProduct) -> None:
-        await self._redis.hset(self._key(stream_id, "room"), "pinned", json.dumps(asdict(card)))
+    async def pin(self, stream_id: int, card: PinnedProduct) -> int:
+        """Pin ``card``; returns the room's pin version (see ``unpin``)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(stream_id, "room"), "pinned", json.dumps(asdict(card)))
+            pipe.hincrby(self._key(stream_id, "room"), "pin_version", 1)
+            _, version = await pipe.execute()
+        return int(version)
 
-    async def unpin(self, stream_id: int) -> bool:
-        return bool(await self._redis.hdel(self._key(stream_id, "room"), "pinned"))
+    async def unpin(self, stream_id: int) -> int:
+        """Unpin; returns the room's pin version: it grows with every pin and unpin, in the
+        order Redis wrote them, so the broadcasts of the changes can be put back in that order."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(stream_id, "room"), "pinned")
+            pipe.hincrby(self._key(stream_id, "room"), "pin_version", 1)
+            _, version = await pipe.execute()
+        return int(version)
 
     async def pinned(self, stream_id: int) -> PinnedProduct | None:
         raw = await self._redis.hget(self._key(stream_id, "room"), "pinned")
@@ -137,6 +148,17 @@ class RoomState:
         now = now_ms()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {sid: now + self._viewer_ttl_ms})
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zcard(key)
+            result = await pipe.execute()
+        return int(result[-1])
+
+    async def viewers_joined(self, stream_id: int, sids: list[str]) -> int:
+        """``viewer_joined`` for a crowd, in one round trip."""
+        key = self._key(stream_id, "viewers")
+        now = now_ms()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, dict.fromkeys(sids, now + self._viewer_ttl_ms))
             pipe.zremrangebyscore(key, "-inf", now)
             pipe.zcard(key)
             result = await pipe.execute()

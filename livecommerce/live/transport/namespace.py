@@ -22,7 +22,10 @@ from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.live.rooms.messages import SessionEnded, pinned_card, sale_view
 from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
+from livecommerce.live.rooms.roomstate import now_ms
+from livecommerce.live.transport import socketioserver
 from livecommerce.live.transport.eventbudget import EventBudget, SocketLimits, Verdict
+from livecommerce.live.transport.joins import PresenceBatch, SharedSnapshots
 from livecommerce.live.transport.schemas import (
     BlockedWords,
     BuyTerms,
@@ -94,6 +97,12 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._per_address: dict[str, int] = {}
         self._watching: dict[str, int] = {}
         self._pushes = BackgroundTasks("viewer counts")
+        self._counting: set[int] = set()  # streams with a viewer-count push pending here
+        self._presence = PresenceBatch(rooms.state)
+        self._snapshots = SharedSnapshots(
+            lambda stream_id: rooms.snapshot(stream_id, None),
+            lambda room: socketioserver.fanout(self.server).generation(room),
+        )
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Auth payload ``{"token": "..."}`` (or the session cookie); none means anonymous.
@@ -248,12 +257,24 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if previous is not None and previous != body.stream_id:
             await self.leave_room(sid, stream_room(previous))
             await self._left(sid, previous)
-        state = await self._rooms.snapshot(body.stream_id, self._user(sid))
-        await self.enter_room(sid, stream_room(body.stream_id))
+        # In the room first: a broadcast made while the snapshot is read reaches the joiner.
+        room = stream_room(body.stream_id)
+        await self.enter_room(sid, room)
+        try:
+            user = self._user(sid)
+            if user is None:  # the crowd: one snapshot for the joiners of a short window
+                state = (await self._snapshots.get(body.stream_id, room)).copy()
+            else:
+                state = await self._rooms.snapshot(body.stream_id, user)
+        except BaseException:
+            if self._watching.get(sid) != body.stream_id:
+                await self.leave_room(sid, room)
+            raise
         self._watching[sid] = body.stream_id
-        count = await self._rooms.state.viewer_joined(body.stream_id, self._viewer(sid))
-        state["viewers"] = count
-        await self.emit("room:state", state, to=sid)
+        state["viewers"] = await self._presence.joined(body.stream_id, self._viewer(sid))
+        state["server_time"] = now_ms()
+        # this process's socket: no need to tell the others through Redis
+        await self.emit("room:state", state, to=sid, ignore_queue=True)
         self._count_soon(body.stream_id)
         return {"state": state}
 
@@ -270,13 +291,22 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """After joins and leaves the room hears the count at most once per ``VIEWER_PUSH_MS``
         (trailing edge, all processes): telling everyone of every joiner costs N² messages
         while a crowd arrives."""
-        self._pushes.spawn(self._count_later(stream_id), "count")
+        if stream_id not in self._counting:
+            self._counting.add(stream_id)
+            self._pushes.spawn(self._count_later(stream_id), "count")
 
     async def close(self) -> None:
-        """Stop the pending viewer-count pushes; safe to call twice."""
+        """Stop the pending viewer-count pushes and presence writes; safe to call twice."""
+        await self._presence.close()
         await self._pushes.close()
 
     async def _count_later(self, stream_id: int) -> None:
+        try:
+            await self._count_once(stream_id)
+        finally:
+            self._counting.discard(stream_id)
+
+    async def _count_once(self, stream_id: int) -> None:
         try:
             if not await self._rooms.state.first_to(
                 f"viewerpush:{{stream{stream_id}}}", VIEWER_PUSH_MS

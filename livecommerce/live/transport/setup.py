@@ -8,7 +8,7 @@ spawns the background tasks on the app's lifecycle, and tears down in reverse or
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -40,16 +40,19 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
     """Set up ``SOCKETIO`` and ``ROOMS`` until exit; ``product_cards`` is the catalog's reader,
     given by the composition root (live does not import the catalog)."""
     settings = app[SETTINGS]
-    server = socketioserver.build_server(app[REDIS_URL], f"{settings.redis_namespace}:socketio")
+    server = socketioserver.build_server(
+        app[REDIS_URL],
+        f"{settings.redis_namespace}:socketio",
+        settings.socket_send_buffer_bytes,
+        settings.socket_stuck_s,
+    )
     app[socketioserver.SOCKETIO] = server
     # three heartbeats: a viewer drops out of the count only when two beats in a row were missed
     viewer_ttl_ms = int(settings.viewer_heartbeat_s * 3000)
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
     sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
-    async def emit(event: str, data: Mapping[str, object], room: str) -> None:
-        await server.emit(event, data, room=room, namespace="/live")
-
+    emit = socketioserver.RoomEmitter(server)
     read_card = functools.partial(product_cards, app[ENGINE])
     rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card)
     rooms.subscribe(app[EVENTS])
@@ -73,6 +76,7 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
     app[EVENTS].subscribe(TokensRevoked, namespace.tokens_revoked)
     app[ROOMS] = rooms
     app[LIFECYCLE].spawn(namespace.keep_counting(settings.viewer_heartbeat_s), "viewers")
+    app[LIFECYCLE].spawn(socketioserver.fanout(server).keep_sweeping(), "slow sockets")
     # An expired token's sockets end within half its lifetime, and at most a minute after.
     sweep_s = min(TOKEN_SWEEP_S, settings.token_ttl_s / 2)
     app[LIFECYCLE].spawn(namespace.keep_checking_tokens(sweep_s), "token sweep")
