@@ -14,7 +14,8 @@ Baseline in the same run: the same ``reserve`` script called by SHA, on a SKU in
 state, (a) from redis-py's asyncio client with as many tasks as connections (the floor of any
 Python path) and (b) from ``redis-benchmark`` (what the Redis server itself can do).
 Figures are medians over ``--rounds`` rounds. Uses REDIS_URL / DATABASE_URL when set, else the
-local Redis on 6379 (or an embedded Valkey) and a SQLite file in a temporary directory.
+local Redis on 6379 (or an embedded Valkey) and ``--database``: a SQLite file in a temporary
+directory, or a private PostgreSQL database (``bench/databases.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
+from bench.databases import KINDS, bench_database
 from bench.measure import background_cores
 from bench.processes import ServerProcess, forget, redis_server, sign_up
 from livecommerce.inventory.reservations import Reservations
@@ -294,15 +296,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", choices=["rush", "win", "both"], default="both")
+    parser.add_argument("--database", choices=KINDS, default="sqlite")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench/buy.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
 
     background = background_cores(1.0)
-    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        redis_server() as redis_url,
+        bench_database(args.database, Path(tmp)) as database_url,
+    ):
         work = Path(tmp)
-        database_url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{work / 'b.db'}"
 
         async def prepare_db() -> list[str]:
             engine = create_engine(database_url)
