@@ -3,6 +3,7 @@ and with its own cleanup_ctx, and wires them together; the logic lives in the pa
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -29,7 +30,7 @@ from livecommerce.events.stock import SkuFeatured
 from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
-from livecommerce.inventory.rebuild import UnpaidHolds
+from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import SoldOutBoard
 from livecommerce.live.streams import StreamKeys
@@ -180,7 +181,11 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         settings.hold_ttl_s,
         StreamDirectory(engine),
         UnpaidBounds(settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer),
-        sold_out=SoldOutBoard(app[EVENTS]),
+        sold_out=SoldOutBoard(
+            app[EVENTS],
+            # a retry's key lives this long (see Purchases), so these buyers may still retry
+            functools.partial(buyers_of, engine, within_s=settings.hold_ttl_s * 2 + 3600),
+        ),
     )
     app[PURCHASES] = purchases
     purchases.sold_out.subscribe()  # on every process: each refuses the crowd itself

@@ -28,6 +28,7 @@ from livecommerce.payments.payments import PAYMENTS
 from livecommerce.platform.db.engine import ENGINE, create_engine
 from livecommerce.platform.db.tables import orders
 from tests.conftest import Account, hoodie, sign_up
+from tests.liveclient import Viewer
 from tests.shopping import buy, open_shop
 
 SOLD_OUT = {"error": {"code": "sold_out", "message": "sold out", "available": 0}}
@@ -133,6 +134,20 @@ async def test_a_restock_by_the_seller_clears_sold_out_everywhere(
     assert status == 201, body
 
 
+async def test_a_socket_buy_is_refused_on_the_same_fast_path(
+    client: TestClient[Any, Any], other: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    _seller, winner, crowd, sku = await _two_processes(client, other, stock=1)
+    await _sell_out(client, other, winner, sku, qty=1)
+    socket = Viewer()
+    viewers.append(socket)
+    await socket.connect(str(other.make_url("/")).rstrip("/"), crowd.token)
+    refused_before = _board(other).refused
+    answer = await socket.call("buy", {"sku_id": sku, "idempotency_key": uuid.uuid4().hex})
+    assert answer == SOLD_OUT
+    assert _board(other).refused == refused_before + 1
+
+
 async def test_a_winners_retry_on_the_other_process_answers_their_order(
     client: TestClient[Any, Any], other: TestClient[Any, Any]
 ) -> None:
@@ -144,6 +159,30 @@ async def test_a_winners_retry_on_the_other_process_answers_their_order(
     status, again = await buy(_on(other, winner), sku, key=key)
     assert status == 200, again
     assert again["order"]["id"] == first["order"]["id"] and again["replayed"] is True
+
+
+async def test_a_process_started_after_the_sale_still_answers_a_winners_retry(
+    aiohttp_client: Any,
+    settings: Settings,
+    client: TestClient[Any, Any],
+    other: TestClient[Any, Any],
+) -> None:
+    _seller, winner, crowd, sku = await _two_processes(client, other, stock=1)
+    key = uuid.uuid4().hex
+    status, first = await buy(winner, sku, key=key)
+    assert status == 201, first
+    late: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    async with asyncio.timeout(10):
+        await late.app[EVENTS].wait_listening()
+    await asyncio.sleep(1.1)  # the script says "sold out" again at most once a second
+    assert await buy(_on(late, crowd), sku) == (409, SOLD_OUT)  # the script's refusal
+    # The late process learnt of the running out, and read who bought before it started.
+    await _until(lambda: _board(late).is_out(sku) and _board(late).knows_buyer(sku, winner.id))
+    refused_before = _board(late).refused
+    assert await buy(_on(late, crowd), sku) == (409, SOLD_OUT)
+    assert _board(late).refused == refused_before + 1
+    status, again = await buy(_on(late, winner), sku, key=key)
+    assert status == 200 and again["order"]["id"] == first["order"]["id"], again
 
 
 async def test_a_sold_out_flash_sale_is_refused_with_its_own_answer(

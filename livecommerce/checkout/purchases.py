@@ -153,6 +153,7 @@ class Purchases:
         await self._loads.close()
         await self.directory.close()
         await self.streams.close()
+        await self.sold_out.close()
 
     async def warm(self, event: SkuFeatured) -> None:
         """Load what a buy of a SKU just pinned or put on sale reads (its counters in Redis, its

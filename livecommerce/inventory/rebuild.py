@@ -7,7 +7,7 @@ Redis is trusted to survive.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +55,18 @@ async def load_sku(engine: AsyncEngine, reservations: Reservations, sku_id: int)
     return await reservations.load(
         sku_id, available=available, price=sku.price_minor, currency=sku.currency, holds=holds
     )
+
+
+async def buyers_of(engine: AsyncEngine, sku_id: int, *, within_s: float) -> set[int]:
+    """The buyers with an order of ``sku_id`` placed in the last ``within_s`` seconds."""
+    since = datetime.now(UTC) - timedelta(seconds=within_s)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(orders.c.buyer_id)
+            .distinct()
+            .where(orders.c.sku_id == sku_id, orders.c.created_at > since)
+        )
+        return {int(buyer_id) for buyer_id in rows.scalars()}
 
 
 class UnpaidHolds:

@@ -11,24 +11,29 @@ The board only ever refuses what the script would refuse with the same answer:
 
 - it trusts a notice only while the subscription that carried it is live (a reconnection voids
   everything heard before) and for ``ttl_s`` (a later refusal by the script renews it);
-- a buyer who holds or bought units of the SKU (heard through ``Purchased``, or held here) goes
-  to the script, whose answer may differ for them (a replayed idempotency key, a per-buyer
-  limit); so does a quantity above a bound the script would name first.
+- a buyer who holds or bought units of the SKU goes to the script, whose answer may differ for
+  them (a replayed idempotency key, a per-buyer limit): the buyers of the SKU are read from SQL
+  once per process (``buyers_of``, when its first notice arrives; the SKU is not refused here
+  until they are known), then followed through ``Purchased`` and this process's own holds;
+- so does a quantity above a bound the script would name first.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import Purchased
 from livecommerce.events.stock import StockBack, StockOut
+from livecommerce.platform.backgroundtasks import BackgroundTasks
 
-__all__ = ["SOLD_OUT_BOARD", "SoldOutBoard"]
+# The buyers with an order of a SKU (whose retries the script must answer).
+BuyersOf = Callable[[int], Awaitable[set[int]]]
+
+__all__ = ["BuyersOf", "SoldOutBoard"]
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,22 @@ class SoldOutBoard:
     event bus it knows none and refuses nothing)."""
 
     def __init__(
-        self, events: EventBus | None, ttl_s: float = 5.0, max_buyers: int = 200_000
+        self,
+        events: EventBus | None,
+        buyers_of: BuyersOf | None = None,
+        ttl_s: float = 5.0,
+        max_buyers: int = 200_000,
     ) -> None:
+        """Without ``buyers_of`` every SKU starts with no known buyer (for a fresh database)."""
         self._events = events
+        self._buyers_of = buyers_of
+        self._reading = BackgroundTasks("buyers of sold-out SKUs")
         self._ttl = ttl_s
         self._max_buyers = max_buyers
         self._known: dict[int, _Known] = {}
         self._buyers: dict[int, set[int]] = {}  # SKU -> buyers who held units of it
+        self._buyers_read: set[int] = set()  # SKUs whose buyers are being or were read
+        self._buyers_ready: set[int] = set()  # ... and were
         self._buyer_count = 0
         self.refused = 0  # purchases this board refused (for tests and metrics)
 
@@ -68,6 +82,26 @@ class SoldOutBoard:
         connection = self._connection()
         if connection is not None:
             self._known[event.sku_id] = _Known(event, connection, time.monotonic() + self._ttl)
+            if event.sku_id not in self._buyers_read and self._buyers_of is not None:
+                self._reading.spawn(self._read_buyers(event.sku_id), f"buyers of {event.sku_id}")
+
+    async def _read_buyers(self, sku_id: int) -> None:
+        if sku_id in self._buyers_read or self._buyers_of is None:
+            return
+        self._buyers_read.add(sku_id)  # one read at a time; given back if it fails
+        try:
+            buyers = await self._buyers_of(sku_id)
+        except BaseException:
+            self._buyers_read.discard(sku_id)
+            raise
+        for buyer_id in buyers:
+            self.held(sku_id, buyer_id)
+        if sku_id in self._buyers_read:  # not forgotten meanwhile (see ``held``)
+            self._buyers_ready.add(sku_id)
+
+    async def close(self) -> None:
+        """Stop reading buyers; safe to call twice."""
+        await self._reading.close()
 
     async def stock_back(self, event: StockBack) -> None:
         self._known.pop(event.sku_id, None)
@@ -84,6 +118,8 @@ class SoldOutBoard:
             # Forgetting buyers would refuse their retries wrongly: forget the notices too.
             self._buyers.clear()
             self._known.clear()
+            self._buyers_read.clear()
+            self._buyers_ready.clear()
             self._buyer_count = 0
             buyers = self._buyers.setdefault(sku_id, set())
         buyers.add(buyer_id)
@@ -94,7 +130,8 @@ class SoldOutBoard:
         return buyer_id in self._buyers.get(sku_id, ())
 
     def notice(self, sku_id: int) -> StockOut | None:
-        """The live notice of the SKU's (or its sale's) running out, if there is one."""
+        """The live notice of the SKU's (or its sale's) running out, if this process acts on
+        one (it does once the SKU's buyers are known)."""
         known = self._valid(sku_id)
         return None if known is None else known.out
 
@@ -142,13 +179,13 @@ class SoldOutBoard:
             raise LiveCommerceError(ErrorCode.SOLD_OUT, "sold out", available=0)
 
     def _valid(self, sku_id: int) -> _Known | None:
+        """The SKU's notice, if it is live and the SKU's buyers are known (else: the script)."""
         known = self._known.get(sku_id)
         if known is None:
+            return None
+        if self._buyers_of is not None and sku_id not in self._buyers_ready:
             return None
         if known.connection != self._connection() or known.until < time.monotonic():
             del self._known[sku_id]
             return None
         return known
-
-
-SOLD_OUT_BOARD = web.AppKey("sold_out_board", SoldOutBoard)
