@@ -124,7 +124,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS_URL] = url
     app[HOT_REDIS] = hot = PipelinedRedis(url)
     app[ATTEMPTS] = AttemptLimiter(client, settings.redis_namespace)
-    bus = EventBus(client, settings.redis_namespace)
+    bus = EventBus(client, settings.redis_namespace, hot=hot)
     app[EVENTS] = bus
     app[LIFECYCLE].spawn(bus.run(), "events")
     try:

@@ -239,6 +239,7 @@ async def test_a_pin_warms_every_process_before_the_first_buyer(
             "POST", "/api/streams", {"title": "Drop", "lineup": [product["id"]]}, status=201
         )
     )["stream"]["id"]
+    buyer = _on(other, await sign_up(client, "buyer"))
     assert await client.app[RESERVATIONS].level(sku) is None  # nobody has bought it yet
     reads = other.app[PURCHASES].directory.reads
     await creator.call(
@@ -246,8 +247,6 @@ async def test_a_pin_warms_every_process_before_the_first_buyer(
     )
     assert await client.app[RESERVATIONS].level(sku) is not None  # the counters, at once
     await _until(lambda: other.app[PURCHASES].directory.reads == reads + 1)
-
-    buyer = _on(other, await sign_up(client, "buyer"))
     status, body = await buy(buyer, sku, stream_id=stream)
     assert status == 201, body
     purchases = other.app[PURCHASES]

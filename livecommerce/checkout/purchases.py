@@ -34,6 +34,9 @@ from livecommerce.platform.sharedcalls import SharedCalls
 log = logging.getLogger(__name__)
 
 
+# A cached entry in the last part of its life is renewed in the background while still served.
+RENEW_AHEAD = 0.3
+
 __all__ = ["MAX_QTY", "Purchase", "Purchases", "SharedCalls", "SkuDirectory", "SkuFacts"]
 
 
@@ -77,8 +80,13 @@ class SkuDirectory:
 
     async def facts(self, sku_id: int) -> SkuFacts:
         cached = self._cache.get(sku_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            left = cached[0] - time.monotonic()
+            if left > 0:
+                if left < self._ttl * RENEW_AHEAD:
+                    # Renewed in the background: a crowd never waits for the read at expiry.
+                    self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
+                return cached[1]
         return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
