@@ -45,6 +45,7 @@ async function openLoop() {
   const interval = 1000 / args.rate;
   let due = started;
   let pending = 0;
+  let allSent = false;
   await new Promise((resolve) => {
     const send = (dueAt) => {
       inFlight += 1;
@@ -58,7 +59,7 @@ async function openLoop() {
             const ms = performance.now() - dueAt;
             (times[res.statusCode] ||= []).push(ms);
             inFlight -= 1;
-            if (--pending === 0 && performance.now() >= end) resolve();
+            if (--pending === 0 && allSent) resolve();
           });
         },
       );
@@ -66,7 +67,7 @@ async function openLoop() {
       req.on("error", () => {
         errors += 1;
         inFlight -= 1;
-        if (--pending === 0 && performance.now() >= end) resolve();
+        if (--pending === 0 && allSent) resolve();
       });
       if (args.body) req.end(args.body);
       else req.end();
@@ -79,7 +80,10 @@ async function openLoop() {
         due += interval;
       }
       if (due < end) setTimeout(tick, Math.max(0, Math.min(1, due - performance.now())));
-      else if (pending === 0) resolve();
+      else {
+        allSent = true;
+        if (pending === 0) resolve();
+      }
     };
     tick();
   });

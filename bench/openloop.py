@@ -10,8 +10,8 @@ One ``livecommerce serve`` process, driven by autocannon (npm, ``bench/openloop.
 - rush, closed loop: ``POST /api/purchases`` as fast as answers come, on a SKU of ``--units``
   units that sells out at once (attempts/s, the ratio to ``/healthz``);
 - open loop: purchases arriving at ``--load`` times the ``/healthz`` rate whatever the answers
-  do, on a fresh SKU of ``--units`` units: every answer's p50/p99, and the winners' (201) apart
-  from the refusals (409).
+  do, in a show whose SKU of ``--units`` units was just pinned (the pin warms the server): every
+  answer's p50/p99, and the winners' (201) apart from the refusals (409).
 
 Figures are medians over ``--rounds``. The database is a SQLite file or a private PostgreSQL
 database (``bench/databases.py``); Redis as in ``bench/buy.py``.
@@ -32,15 +32,41 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench.buy import seed
 from bench.crowd import make_buyers
 from bench.databases import KINDS, bench_database
 from bench.measure import background_cores
-from bench.processes import ServerProcess, redis_server
+from bench.processes import ServerProcess, redis_server, sign_up
 from livecommerce.platform.db.engine import create_engine, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 BUY_BODY = '{"sku_id": %d, "qty": 1, "pay_with_saved_card": false}'
+STREAM_BUY_BODY = '{"sku_id": %d, "qty": 1, "stream_id": %d, "pay_with_saved_card": false}'
+
+
+async def seed_pinned(url: str, units: int) -> tuple[int, int]:
+    """A product of ``units`` units in a stream's lineup, pinned there (as a show does before
+    its flash sale: the pin warms every process); returns (SKU id, stream id)."""
+    async with aiohttp.ClientSession() as session:
+        token = await sign_up(session, url, "Creator")
+        auth = {"Authorization": f"Bearer {token}"}
+        variant = {"sku": f"O-{uuid.uuid4().hex[:8]}", "price_minor": 4900, "currency": "USD"}
+        product = {"title": "Open-loop hoodie", "variants": [variant | {"stock_on_hand": units}]}
+        async with session.post(f"{url}/api/products", json=product, headers=auth) as response:
+            body = await response.json()
+            assert response.status == 201, body
+        product_id, sku = body["product"]["id"], body["product"]["variants"][0]["id"]
+        show = {"title": "Open-loop show", "lineup": [product_id]}
+        async with session.post(f"{url}/api/streams", json=show, headers=auth) as response:
+            body = await response.json()
+            assert response.status == 201, body
+        stream = body["stream"]["id"]
+        pin = {"product_id": product_id, "sku_id": sku}
+        async with session.post(f"{url}/api/streams/{stream}/pin", json=pin, headers=auth) as r:
+            assert r.status == 201, await r.text()
+        return int(sku), int(stream)
 
 
 def autocannon(url: str, connections: int, seconds: int, **request: Any) -> dict[str, Any]:
@@ -93,14 +119,14 @@ def one_round(url: str, args: argparse.Namespace, tokens: Path) -> dict[str, dic
     rush = autocannon(
         url, args.connections, args.seconds, body=BUY_BODY % sku, run=uuid.uuid4().hex[:8], **buy
     )
-    sku = asyncio.run(seed(url, args.units))
+    sku, stream = asyncio.run(seed_pinned(url, args.units))
     rate = max(1, int(healthz["rate"] * args.load))
     paced = autocannon(
         url,
         args.connections,
         args.seconds,
         rate=rate,
-        body=BUY_BODY % sku,
+        body=STREAM_BUY_BODY % (sku, stream),
         run=uuid.uuid4().hex[:8],
         **buy,
     )
