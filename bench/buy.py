@@ -17,7 +17,8 @@ Baseline in the same run: the same ``reserve`` script called by SHA, on a SKU in
 state, (a) from redis-py's asyncio client with as many tasks as connections (the floor of any
 Python path) and (b) from ``redis-benchmark`` (what the Redis server itself can do).
 Figures are medians over ``--rounds`` rounds. Uses REDIS_URL / DATABASE_URL when set, else the
-local Redis on 6379 (or an embedded Valkey) and a SQLite file in a temporary directory.
+local Redis on 6379 (or an embedded Valkey) and ``--database``: a SQLite file in a temporary
+directory, or a private PostgreSQL database (``bench/databases.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.crowd import make_buyers
+from bench.databases import KINDS, bench_database
 from bench.measure import background_cores, cpu_s
 from bench.processes import ServerProcess, forget, redis_server, sign_up
 from livecommerce.inventory.reservations import Reservations
@@ -329,6 +331,7 @@ def main() -> int:
     parser.add_argument(
         "--workers", default="1", help="worker counts to run the bench with, e.g. 1,2"
     )
+    parser.add_argument("--database", choices=KINDS, default="sqlite")
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
     if shutil.which("wrk") is None:
@@ -336,9 +339,12 @@ def main() -> int:
         return 2
 
     background = background_cores(1.0)
-    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        redis_server() as redis_url,
+        bench_database(args.database, Path(tmp)) as database_url,
+    ):
         work = Path(tmp)
-        database_url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{work / 'b.db'}"
 
         async def prepare_db() -> list[str]:
             engine = create_engine(database_url)

@@ -26,11 +26,13 @@ from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.stock import SkuFeatured
 from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
-from livecommerce.inventory.rebuild import unpaid_holds
+from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
+from livecommerce.inventory.soldout import SoldOutBoard
 from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
     invitationroutes,
@@ -59,6 +61,7 @@ from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
 from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
+from livecommerce.platform.redispool import warm_pool
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
 
@@ -97,8 +100,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if settings.auto_migrate:
         await migrate(engine)
     app[ENGINE] = engine
-    app[TOKENS] = TokenCache(engine)
+    app[TOKENS] = TokenCache(engine, ttl_s=300.0)  # revocations are pushed (TokensRevoked)
     yield
+    await app[TOKENS].close()
     await engine.dispose()
 
 
@@ -115,16 +119,18 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         url, max_connections=64, timeout=10, decode_responses=True, health_check_interval=30
     )
     client: Redis = Redis(connection_pool=pool)
+    await warm_pool(pool, 32)
     app[REDIS] = client
     app[REDIS_URL] = url
     app[HOT_REDIS] = hot = PipelinedRedis(url)
     app[ATTEMPTS] = AttemptLimiter(client, settings.redis_namespace)
-    bus = EventBus(client, settings.redis_namespace)
+    bus = EventBus(client, settings.redis_namespace, hot=hot)
     app[EVENTS] = bus
     app[LIFECYCLE].spawn(bus.run(), "events")
     try:
         yield
     finally:
+        await bus.close()
         await hot.close()
         await client.aclose()
         if embedded is not None:
@@ -157,11 +163,13 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         stripe_js_url=stripe_js_url(settings.stripe_js_url, api_base),
         ice_servers=settings.ice_servers,
     )
+    buyer_holds = UnpaidHolds(engine)
     reservations = Reservations(
         app[REDIS],
         settings.redis_namespace,
         app[HOT_REDIS],
-        buyer_holds=functools.partial(unpaid_holds, engine),
+        buyer_holds=buyer_holds,
+        events_channel=app[EVENTS].channel,
     )
     await reservations.preload_scripts()
     payments = Payments(engine, reservations, gateway, app[EVENTS])
@@ -173,12 +181,19 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         settings.hold_ttl_s,
         StreamDirectory(engine),
         UnpaidBounds(settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer),
+        sold_out=SoldOutBoard(
+            app[EVENTS],
+            # a retry's key lives this long (see Purchases), so these buyers may still retry
+            functools.partial(buyers_of, engine, within_s=settings.hold_ttl_s * 2 + 3600),
+        ),
     )
     app[PURCHASES] = purchases
+    purchases.sold_out.subscribe()  # on every process: each refuses the crowd itself
     # On every process (not local_only): each holds its own caches of SKU and stream facts.
     app[EVENTS].subscribe(ProductChanged, purchases.directory.product_changed)
     app[EVENTS].subscribe(LineupChanged, purchases.streams.stream_changed)
     app[EVENTS].subscribe(StreamEnded, purchases.streams.stream_changed)
+    app[EVENTS].subscribe(SkuFeatured, purchases.warm)
     app[PAYMENTS] = payments
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
@@ -190,6 +205,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     finally:
         await buy.close()
         await purchases.close()
+        await buyer_holds.close()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()

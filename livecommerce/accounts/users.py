@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from livecommerce.accounts.passwords import hash_password, verify_password
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
+from livecommerce.platform.batchedlookups import BatchedLookups
 from livecommerce.platform.db.tables import auth_tokens, users, utcnow
 
 # Verifying against a real hash when the email is unknown keeps log-in time the same either way.
@@ -204,12 +206,35 @@ async def _user_and_lifetime(engine: AsyncEngine, token: str) -> tuple[User | No
     return _user(row), (expires_at - now).total_seconds()
 
 
+async def _users_and_lifetimes(
+    engine: AsyncEngine, digests: list[str]
+) -> dict[str, tuple[User | None, float]]:
+    """Per token digest, its user and the seconds it has left; unknown or expired ones are
+    left out. One query for them all."""
+    now = utcnow()
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(*_USER_COLUMNS, auth_tokens.c.token_hash, auth_tokens.c.expires_at)
+            .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
+            .where(auth_tokens.c.token_hash.in_(digests))
+            .where(auth_tokens.c.expires_at > now)
+        )
+        found: dict[str, tuple[User | None, float]] = {}
+        for row in rows:
+            expires_at = row._mapping["expires_at"]
+            if expires_at.tzinfo is None:  # SQLite hands datetimes back naive
+                expires_at = expires_at.replace(tzinfo=now.tzinfo)
+            found[row._mapping["token_hash"]] = (_user(row), (expires_at - now).total_seconds())
+    return found
+
+
 class TokenCache:
     """Who a token belongs to, remembered for ``ttl_s`` so a burst of buys costs no SQL read.
 
     Entries are keyed by the token's digest. A revoked token is forgotten at once on every
     process (``revoked`` hears ``TokensRevoked`` through the event bus); ``ttl_s`` only bounds
     how long a process that missed that event (cut off from Redis) could still believe it.
+    Misses that arrive together (a crowd of first-time buyers) are looked up in one query.
     """
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 15.0, size: int = 100_000) -> None:
@@ -217,6 +242,15 @@ class TokenCache:
         self._ttl = ttl_s
         self._size = size
         self._entries: OrderedDict[str, tuple[float, User | None]] = OrderedDict()
+        self._lookups: BatchedLookups[str, tuple[User | None, float]] = BatchedLookups(
+            functools.partial(_users_and_lifetimes, engine), (None, 0.0)
+        )
+        # Bumped by every revocation: a lookup that overlapped one does not cache its answer.
+        self._revocations = 0
+
+    async def close(self) -> None:
+        """Finish the lookups under way; safe to call twice."""
+        await self._lookups.close()
 
     async def user(self, token: str) -> User | None:
         if not token or len(token) > 200:
@@ -226,7 +260,12 @@ class TokenCache:
         entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
             return entry[1]
-        user, left_s = await _user_and_lifetime(self._engine, token)
+        revocations = self._revocations
+        user, left_s = await self._lookups.lookup(digest)
+        if revocations != self._revocations:
+            # A token revoked meanwhile may have been read before it was: read it again.
+            user, _left_s = await _user_and_lifetime(self._engine, token)
+            return user
         # Unknown tokens are remembered briefly too, so garbage cannot hammer SQL; a known one
         # never past its own expiry.
         self._entries[digest] = (now + (min(self._ttl, left_s) if user else 1.0), user)
@@ -243,6 +282,7 @@ class TokenCache:
         return await live_digests(self._engine, digests)
 
     async def revoked(self, event: TokensRevoked) -> None:
+        self._revocations += 1
         for digest in event.token_hashes:
             self._entries.pop(digest, None)
 

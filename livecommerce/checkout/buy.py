@@ -19,7 +19,6 @@ from livecommerce.events.orders import Purchased
 from livecommerce.orders.orders import Order
 from livecommerce.payments.payments import Payments, describe
 from livecommerce.payments.stripe_gateway import IntentState
-from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.lifecycle import Lifecycle
 
 __all__ = ["MAX_QTY", "Bought", "Buy"]  # MAX_QTY: the most units one tap may take
@@ -60,7 +59,6 @@ class Buy:
         self._payments = payments
         self._events = events
         self._lifecycle = lifecycle
-        self._background = BackgroundTasks("buy")
 
     def refuse_if_draining(self) -> None:
         """``shutting_down`` while the process stops taking buys (transports call it first)."""
@@ -88,7 +86,7 @@ class Buy:
         order, state = purchase.order, None
         if not purchase.replayed:
             # The room hears of the hold at once; the buyer does not wait for it.
-            self._background.spawn(self._events.publish(_purchased(order)), "purchased")
+            self._events.publish_soon(_purchased(order))
             if pay_with_saved_card:
                 wallet = await self._payments.saved_card(buyer.id)  # the one read of this tap
                 if wallet.payment_method_id is not None:
@@ -104,8 +102,7 @@ class Buy:
         )
 
     async def close(self) -> None:
-        """Stop the notices still being published; safe to call twice."""
-        await self._background.close()
+        """Safe to call twice. The notices of buys are the event bus's to finish sending."""
 
 
 def _purchased(order: Order) -> Purchased:

@@ -22,6 +22,8 @@ from livecommerce.platform.db.tables import stream_lineup, streams
 from livecommerce.platform.sharedcalls import SharedCalls
 
 LINEUP_TTL_S = 2.0
+# A cached entry in the last part of its life is renewed in the background while still served.
+RENEW_AHEAD = 0.3
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,13 @@ class StreamDirectory:
     async def facts(self, stream_id: int) -> StreamFacts:
         """The stream's facts; ``not_found`` (naming the stream) if there is no such stream."""
         cached = self._cache.get(stream_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            left = cached[0] - time.monotonic()
+            if left > 0:
+                if left < self._ttl * RENEW_AHEAD:
+                    # Renewed in the background: a crowd never waits for the read at expiry.
+                    self._lookups.refresh(stream_id, lambda: self._look_up(stream_id))
+                return cached[1]
         return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
 
     async def _look_up(self, stream_id: int) -> StreamFacts:

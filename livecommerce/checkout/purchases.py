@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.stock import SkuFeatured
 from livecommerce.inventory.rebuild import load_sku
 from livecommerce.inventory.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
+from livecommerce.inventory.soldout import SoldOutBoard
 from livecommerce.orders.orders import MAX_QTY, Order, find_order
 from livecommerce.orders.orderwriter import OrderWriter
 from livecommerce.platform.backgroundtasks import BackgroundTasks
@@ -31,6 +33,9 @@ from livecommerce.platform.sharedcalls import SharedCalls
 
 log = logging.getLogger(__name__)
 
+
+# A cached entry in the last part of its life is renewed in the background while still served.
+RENEW_AHEAD = 0.3
 
 __all__ = ["MAX_QTY", "Purchase", "Purchases", "SharedCalls", "SkuDirectory", "SkuFacts"]
 
@@ -68,18 +73,25 @@ class SkuDirectory:
         self._forgets = 0
         self._cache: dict[int, tuple[float, SkuFacts]] = {}
         self._lookups = SharedCalls("sku lookups")
+        self.reads = 0  # SQL reads made (for tests and metrics)
 
     async def close(self) -> None:
         await self._lookups.close()
 
     async def facts(self, sku_id: int) -> SkuFacts:
         cached = self._cache.get(sku_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            left = cached[0] - time.monotonic()
+            if left > 0:
+                if left < self._ttl * RENEW_AHEAD:
+                    # Renewed in the background: a crowd never waits for the read at expiry.
+                    self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
+                return cached[1]
         return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
         now, forgets = time.monotonic(), self._forgets
+        self.reads += 1
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -125,8 +137,12 @@ class Purchases:
         hold_ttl_s: int,
         streams: StreamDirectory | None = None,
         bounds: UnpaidBounds | None = None,
+        sold_out: SoldOutBoard | None = None,
     ) -> None:
+        """``sold_out``, if given, refuses the crowd after the last unit without calling Redis
+        (``inventory.soldout``)."""
         self._engine = engine
+        self.sold_out = sold_out or SoldOutBoard(None)
         self._writer = OrderWriter(engine)
         self._loads = SharedCalls("stock loads")
         self._background = BackgroundTasks("purchases")
@@ -135,6 +151,7 @@ class Purchases:
         self._hold_ttl_s = hold_ttl_s
         self.streams = streams or StreamDirectory(engine)
         self._bounds = bounds or UnpaidBounds()
+        self.cold_loads = 0  # buys that found the SKU's counters not in Redis (see ``warm``)
 
     async def close(self) -> None:
         """Finish writing queued orders, then stop the work left in the background (a hold
@@ -144,6 +161,21 @@ class Purchases:
         await self._loads.close()
         await self.directory.close()
         await self.streams.close()
+        await self.sold_out.close()
+
+    async def warm(self, event: SkuFeatured) -> None:
+        """Load what a buy of a SKU just pinned or put on sale reads (its counters in Redis, its
+        facts, the stream's lineup), so the first buyer of the rush pays no cold load."""
+        sku_id = event.sku_id
+        try:
+            if await self._reservations.level(sku_id) is None:
+                await self._loads.run(
+                    sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
+                )
+            await self.directory.facts(sku_id)
+            await self.streams.facts(event.stream_id)
+        except LiveCommerceError:
+            pass  # gone meanwhile: the buy will say so
 
     async def buy(
         self,
@@ -185,6 +217,14 @@ class Purchases:
                     raise
                 return self._same_request(existing, sku_id, qty)
         now_ms = time.time_ns() // 1_000_000
+        self.sold_out.check(
+            sku_id=sku_id,
+            buyer_id=buyer_id,
+            qty=qty,
+            stream_id=stream_id,
+            now_ms=now_ms,
+            per_sku_bound=self._bounds.per_sku,
+        )
         deadline_ms = now_ms + self._hold_ttl_s * 1000
         hold_args = {
             "sku_id": sku_id,
@@ -201,10 +241,12 @@ class Purchases:
         try:
             hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
         except NotLoaded:
+            self.cold_loads += 1
             await self._loads.run(
                 sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
             )
             hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+        self.sold_out.held(sku_id, buyer_id)
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
         values = {

@@ -6,13 +6,15 @@ Redis is trusted to survive.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.errors import NotFound
 from livecommerce.inventory.reservations import LiveHold, Reservations
+from livecommerce.platform.batchedlookups import BatchedLookups
 from livecommerce.platform.db.tables import orders, skus
 
 
@@ -55,30 +57,61 @@ async def load_sku(engine: AsyncEngine, reservations: Reservations, sku_id: int)
     )
 
 
-async def unpaid_holds(engine: AsyncEngine, buyer_id: int) -> list[LiveHold]:
-    """The holds of a buyer's ``reserved`` orders not yet past their deadline (all SKUs)."""
+async def buyers_of(engine: AsyncEngine, sku_id: int, *, within_s: float) -> set[int]:
+    """The buyers with an order of ``sku_id`` placed in the last ``within_s`` seconds."""
+    since = datetime.now(UTC) - timedelta(seconds=within_s)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(orders.c.buyer_id)
+            .distinct()
+            .where(orders.c.sku_id == sku_id, orders.c.created_at > since)
+        )
+        return {int(buyer_id) for buyer_id in rows.scalars()}
+
+
+class UnpaidHolds:
+    """A buyer's holds of ``reserved`` orders not yet past their deadline (all SKUs), as
+    ``UnpaidTotals`` seeds them. The buyers asked about together are read in one query (a
+    flash sale's winners are mostly first-time buyers, each seeded once)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._lookups: BatchedLookups[int, list[LiveHold]] = BatchedLookups(
+            functools.partial(_unpaid_holds_of, engine), []
+        )
+
+    async def __call__(self, buyer_id: int) -> list[LiveHold]:
+        return await self._lookups.lookup(buyer_id)
+
+    async def close(self) -> None:
+        await self._lookups.close()
+
+
+async def _unpaid_holds_of(engine: AsyncEngine, buyer_ids: list[int]) -> dict[int, list[LiveHold]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
             sa.select(
+                orders.c.buyer_id,
                 orders.c.hold_id,
                 orders.c.expires_at,
                 orders.c.qty,
                 orders.c.sale_id,
                 orders.c.unit_price_minor,
             ).where(
-                orders.c.buyer_id == buyer_id,
+                orders.c.buyer_id.in_(buyer_ids),
                 orders.c.status == "reserved",
                 orders.c.expires_at > datetime.now(UTC),
             )
         )
-        return [
-            LiveHold(
-                hold_id=r.hold_id,
-                deadline_ms=int(r.expires_at.timestamp() * 1000),
-                qty=r.qty,
-                buyer_id=buyer_id,
-                sale_id=r.sale_id,
-                unit_price=r.unit_price_minor,
+        found: dict[int, list[LiveHold]] = {}
+        for r in rows:
+            found.setdefault(r.buyer_id, []).append(
+                LiveHold(
+                    hold_id=r.hold_id,
+                    deadline_ms=int(r.expires_at.timestamp() * 1000),
+                    qty=r.qty,
+                    buyer_id=r.buyer_id,
+                    sale_id=r.sale_id,
+                    unit_price=r.unit_price_minor,
+                )
             )
-            for r in rows
-        ]
+        return found

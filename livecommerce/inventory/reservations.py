@@ -10,6 +10,7 @@ script cache).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.events.stock import StockBack
 from livecommerce.inventory.unpaidtotals import (
     NO_BOUNDS,
     BuyerHolds,
@@ -122,12 +124,16 @@ class Reservations:
         namespace: str,
         hot: PipelinedRedis,
         buyer_holds: BuyerHolds | None = None,
+        events_channel: str = "",
     ) -> None:
         """``hot`` carries the scripts a buy runs (reserve, release, commit); ``redis`` the rest.
 
         ``buyer_holds`` seeds a buyer's unpaid total the first time it is needed (and after
-        Redis lost it); without it a buyer starts from nothing held.
+        Redis lost it); without it a buyer starts from nothing held. ``events_channel`` is the
+        event bus's channel, where the scripts publish ``StockOut`` and ``StockBack``
+        (``events.stock``) as they change the counters; empty: they publish nothing.
         """
+        self._channel = events_channel
         self._totals = UnpaidTotals(redis, namespace, hot, buyer_holds)
         self._redis = redis
         self._hot = hot
@@ -229,6 +235,8 @@ class Reservations:
                 idempotency_ttl_s,
                 "" if stream_id is None else stream_id,
                 bounds.per_sku,
+                self._channel,
+                sku_id,
             ],
         )
         status = _text(reply[0])
@@ -318,7 +326,7 @@ class Reservations:
         keys = [k["stock"], k["holds"], k["data"], k["sale"], k["buyers"], k["unpaid"]]
         if idempotency_key is not None:
             keys.append(idempotency_key)
-        reply = await self._run_hot(self._release, keys, hold_ids)
+        reply = await self._run_hot(self._release, keys, [self._channel, sku_id, *hold_ids])
         released = [Released(_text(h), int(q), int(b)) for h, q, b in reply]
         await self._totals.forget(released)
         return released
@@ -349,6 +357,8 @@ class Reservations:
         keys = [k["stock"], k["holds"], k["data"], k["unpaid"]]
         loaded = int(await self._load(keys=keys, args=args)) == 1
         await self._redis.sadd(self.loaded_set, str(sku_id))
+        if loaded:
+            await self._say_back(sku_id)  # what was known of the counters before is void
         # The buyers' totals need nothing here: a set Redis lost is seeded again from SQL,
         # these holds included, on that buyer's next purchase.
         return loaded
@@ -359,7 +369,8 @@ class Reservations:
         A decrease larger than what is available (the rest being held by buyers) is refused.
         """
         reply = await self._adjust(
-            keys=[self._keys(sku_id)["stock"]], args=[delta, "" if price is None else price]
+            keys=[self._keys(sku_id)["stock"]],
+            args=[delta, "" if price is None else price, self._channel, sku_id],
         )
         status = _text(reply[0])
         if status == "not_loaded":
@@ -439,13 +450,23 @@ class Reservations:
                 "" if window.stream_id is None else window.stream_id,
             ],
         )
+        await self._say_back(sku_id)
 
     async def end_sale(self, sku_id: int, sale_id: str, now_ms: int) -> bool:
         """End the sale now if it is still running; True if this call ended it."""
-        return (
+        ended = (
             int(await self._end_sale(keys=[self._keys(sku_id)["sale"]], args=[sale_id, now_ms]))
             == 1
         )
+        if ended:
+            await self._say_back(sku_id)
+        return ended
+
+    async def _say_back(self, sku_id: int) -> None:
+        """Tell every process that whatever it knew of this SKU's running out is void."""
+        if self._channel:
+            message = json.dumps(StockBack(sku_id=sku_id).to_wire())
+            await self._redis.publish(self._channel, message)
 
     async def sale(self, sku_id: int) -> SaleWindow | None:
         found: dict[Any, Any] = await self._redis.hgetall(self._keys(sku_id)["sale"])

@@ -111,7 +111,7 @@ class UnpaidTotals:
         args: list[Any] = [expire_at]
         for hold in live:
             args += [f"{hold.hold_id}:{hold.qty}", hold.deadline_ms]
-        await self._seed(keys=[self.key(buyer_id)], args=args)
+        await self._run_hot(self._seed, [self.key(buyer_id)], args)
 
     async def forget(self, holds: Sequence[Released]) -> None:
         """Take paid or released holds off their buyers' totals (one pipeline).

@@ -130,14 +130,18 @@ async def insert_order(conn: AsyncConnection, **values: Any) -> Order:
 
 
 async def insert_orders(conn: AsyncConnection, many: list[dict[str, Any]]) -> list[Order]:
-    """Insert several ``reserved`` orders in one statement; rows come back in the same order."""
+    """Insert several ``reserved`` orders in one statement; rows come back in the same order.
+
+    Matched back by ``hold_id`` (unique), not by asking SQLAlchemy to keep the parameters'
+    order: on SQLite that sends one INSERT per row, each a thread hop on a busy event loop.
+    """
     now = utcnow()
     fixed = {"status": S.RESERVED.value, "created_at": now, "updated_at": now, "refunded_minor": 0}
     rows = await conn.execute(
-        orders.insert().returning(*orders.c, sort_by_parameter_order=True),
-        [{**fixed, **values} for values in many],
+        orders.insert().returning(*orders.c), [{**fixed, **values} for values in many]
     )
-    return [_order(row) for row in rows]
+    by_hold = {row.hold_id: _order(row) for row in rows}
+    return [by_hold[values["hold_id"]] for values in many]
 
 
 async def get_order(conn: AsyncConnection, order_id: int) -> Order:

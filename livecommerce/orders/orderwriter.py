@@ -4,6 +4,12 @@ In a flash sale the winners all arrive within milliseconds, while the event loop
 thousands of others. Written one transaction each, their inserts queue behind one another (SQLite
 takes one writer at a time; each step of a transaction waits its turn on the busy loop), and the
 last winner hears "reserved" seconds late. Written together, they share one commit.
+
+A batch is one multi-row INSERT on a connection the writer keeps: no pool checkout and liveness
+ping per batch, each of which waits its turn on the busy event loop while the winners wait for
+"reserved". On PostgreSQL it is sent in autocommit (one statement is one transaction: no BEGIN
+and COMMIT round trips); on SQLite in a transaction of its own (pysqlite begins it with the
+statement; the commit is one more hop to aiosqlite's thread).
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.orders.orders import Order, insert_orders
 
@@ -31,6 +37,11 @@ class OrderWriter:
         self._engine = engine
         self._pending: list[tuple[dict[str, Any], asyncio.Future[Order]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
+        # One INSERT for the whole batch (see above), so a statement alone is the transaction.
+        # SQLAlchemy may page a batch into several statements past ~1000 rows (MAX_BATCH is
+        # below that) and on SQLite when it must keep the rows' order (insert_orders does not).
+        self._autocommit = engine.dialect.name == "postgresql"
 
     def insert(self, values: dict[str, Any]) -> asyncio.Future[Order]:
         """Queue one order; the future holds the written ``Order`` or the write's exception.
@@ -61,8 +72,19 @@ class OrderWriter:
         idempotency key, a row naming something gone), halve and retry each half, so only the
         bad rows fail: k bad rows among n cost about 2·k·log2(n) transactions, not n."""
         try:
-            async with self._engine.begin() as conn:
-                written = await insert_orders(conn, [values for values, _ in batch])
+            conn = await self._connection()
+            rows = [values for values, _ in batch]
+            try:
+                if self._autocommit:
+                    written = await insert_orders(conn, rows)
+                else:
+                    async with conn.begin():
+                        written = await insert_orders(conn, rows)
+            except IntegrityError:
+                raise
+            except (DBAPIError, OSError):
+                await self._drop_connection()  # the next batch connects afresh
+                raise
         except IntegrityError as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():
@@ -76,7 +98,30 @@ class OrderWriter:
             if not future.done():
                 future.set_result(order)
 
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            if self._autocommit:
+                try:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                except BaseException:
+                    await conn.close()
+                    raise
+            self._conn = conn
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.invalidate()
+            finally:
+                await conn.close()
+
     async def close(self) -> None:
-        """Finish what is queued; safe to call twice."""
+        """Finish what is queued, then let the connection go; safe to call twice."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()

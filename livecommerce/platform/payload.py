@@ -143,6 +143,8 @@ def validate(model: type[M], data: Any) -> M:
 async def read_body(request: web.Request) -> bytes:
     """The whole body, within ``BODY_READ_TIMEOUT_SECONDS``: a client that stops sending halfway
     (slowloris on the body) gets 408 instead of holding the request open for ever."""
+    if request.content.is_eof():
+        return await request.read()  # all here already (a small body comes with its headers)
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_s):
             return await request.read()

@@ -31,9 +31,33 @@ class RedisReplyError(RedisError):
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace")
-        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Each command's reply slot with the loop time by which it must come.
+        self.waiters: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        # One timer for the whole connection, not one per command (a timer each costs more than
+        # the rest of a call): it checks the oldest reply still awaited.
+        self._watch: asyncio.TimerHandle | None = None
+
+    def expect(self, waiter: asyncio.Future[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        self.waiters.append((waiter, loop.time() + CALL_TIMEOUT_S))
+        if self._watch is None:
+            self._watch = loop.call_later(CALL_TIMEOUT_S, self._check)
+
+    def _check(self) -> None:
+        self._watch = None
+        if not self.waiters or self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        left = self.waiters[0][1] - loop.time()
+        if left > 0:
+            self._watch = loop.call_later(left, self._check)
+            return
+        # A server that does not answer for this long is presumed gone: every waiter fails
+        # now, and the next call connects afresh.
+        self.lost = RedisConnectionError("Redis did not answer in time")
+        self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -42,7 +66,7 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            waiter = self.waiters.popleft()
+            waiter, _ = self.waiters.popleft()
             if waiter.done():  # the caller gave up (timeout); the reply is dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -51,9 +75,12 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or RedisConnectionError("Redis closed the connection")
+        self.lost = self.lost or exc or RedisConnectionError("Redis closed the connection")
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         while self.waiters:
-            waiter = self.waiters.popleft()
+            waiter, _ = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(RedisConnectionError(f"Redis connection lost: {self.lost}"))
 
@@ -125,7 +152,7 @@ class PipelinedRedis:
         if protocol.transport is None or protocol.lost is not None:
             raise RedisConnectionError("Redis connection lost")
         waiter = asyncio.get_running_loop().create_future()
-        protocol.waiters.append(waiter)
+        protocol.expect(waiter)
         protocol.transport.write(_pack(args))
         return waiter
 
@@ -134,16 +161,8 @@ class PipelinedRedis:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        waiter = self._send(protocol, args)
-        try:
-            async with asyncio.timeout(CALL_TIMEOUT_S):
-                return await waiter
-        except TimeoutError:
-            # A reply may still come for this slot; the protocol drops it. But a server that
-            # does not answer for this long is presumed gone: start afresh next time.
-            if protocol.transport is not None:
-                protocol.transport.abort()
-            raise RedisConnectionError("Redis did not answer in time") from None
+        # Within CALL_TIMEOUT_S, or the connection is dropped and this fails (see _Protocol).
+        return await self._send(protocol, args)
 
     async def evalsha(self, script: str, sha: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by SHA, loading it first if the server has forgotten it."""

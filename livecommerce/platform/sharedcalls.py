@@ -36,6 +36,17 @@ class SharedCalls:
             running.add_done_callback(lambda _: self._running.pop(key, None))
         return cast(T, await asyncio.shield(running))
 
+    def refresh(self, key: Any, call: Callable[[], Awaitable[Any]]) -> None:
+        """Start ``call`` for ``key`` unless one is running, and wait for nothing: a cache
+        renews an entry before it expires, so its readers never wait for SQL. Whoever asks
+        for ``key`` meanwhile (``run``) shares it."""
+        if key in self._running:
+            return
+        started = self._tasks.spawn(_awaited(call), str(key))
+        if started is not None:
+            self._running[key] = started
+            started.add_done_callback(lambda _: self._running.pop(key, None))
+
     async def close(self) -> None:
         """Cancel and await the calls still running; safe to call twice."""
         await self._tasks.close()

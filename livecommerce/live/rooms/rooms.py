@@ -24,6 +24,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
+from livecommerce.events.stock import SkuFeatured
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.inventory.rebuild import load_sku
 from livecommerce.inventory.reservations import Reservations
@@ -92,8 +93,12 @@ class LiveRooms:
         reservations: Reservations,
         emit: Emit,
         read_card: ReadCard,
+        events: EventBus | None = None,
     ) -> None:
+        """``events``, if given, hears ``SkuFeatured`` on every pin and sale start, so every
+        process warms what a buy of that SKU reads before the crowd taps Buy."""
         self._engine = engine
+        self._events = events
         self._read_card = read_card
         self.state = state
         self.sales = sales
@@ -200,7 +205,12 @@ class LiveRooms:
             stream_room(stream_id),
             version=version,
         )
+        await self._featured(card.sku_id, stream_id)
         return card
+
+    async def _featured(self, sku_id: int, stream_id: int) -> None:
+        if self._events is not None:
+            await self._events.publish(SkuFeatured(sku_id=sku_id, stream_id=stream_id))
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
         await self._moderator(stream_id, user)
@@ -217,6 +227,7 @@ class LiveRooms:
             {"stream_id": stream_id, "sale": sale_view(sale), "server_time": now_ms()},
             stream_room(stream_id),
         )
+        await self._featured(sale.sku_id, stream_id)
         return sale
 
     async def stop_sale(self, stream_id: int, user: User | None, sale_id: str) -> FlashSale:

@@ -54,7 +54,9 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
 
     emit = socketioserver.RoomEmitter(server)
     read_card = functools.partial(product_cards, app[ENGINE])
-    rooms = LiveRooms(app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card)
+    rooms = LiveRooms(
+        app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card, events=app[EVENTS]
+    )
     rooms.subscribe(app[EVENTS])
     # Written once, by the process holding the stream's media, in the order they happened.
     app[EVENTS].subscribe(StreamOnAir, rooms.stream_on_air, local_only=True)
