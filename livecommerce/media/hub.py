@@ -50,6 +50,8 @@ from livecommerce.media.rtc.sessions import (
 log = logging.getLogger(__name__)
 
 VIEWERS_PER_ADDRESS = 20
+AT_CAPACITY_RETRY_S = 5.0
+"""The Retry-After of a viewer refused because the process is at capacity."""
 REPLACE_WAIT_S = 2.0
 """How long a new publish waits for a current publisher that is still connecting to connect."""
 PULL_GRACE_S = 2.0
@@ -286,7 +288,7 @@ class MediaHub:
             refusal = self.load.refusal(self.session_count())
             if refusal is not None:
                 log.warning("refusing a WHEP viewer: %s", refusal)
-                raise AtCapacity(refusal, self.connect_timeout)
+                raise AtCapacity(refusal, AT_CAPACITY_RETRY_S)
             self.viewer_quota.take(address)
         stream.negotiating += 1
         try:

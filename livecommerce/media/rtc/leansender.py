@@ -568,7 +568,7 @@ class SendLoad:
     exceed ``target`` cores: a single event loop cannot use more than one.
     """
 
-    def __init__(self, max_viewers: int = 0, *, target: float = 0.8, lag_s: float = 0.030):
+    def __init__(self, max_viewers: int = 0, *, target: float = 0.9, lag_s: float = 0.25):
         self.max_viewers = max_viewers
         self.target = target
         self.lag_s = lag_s
@@ -609,7 +609,7 @@ class SendLoad:
         if self.max_viewers and viewers >= self.max_viewers:
             return f"this process serves its maximum of {self.max_viewers} viewers"
         if self.lag > self.lag_s:
-            return f"sending each frame to this process's viewers takes {self.lag * 1000:.0f} ms"
+            return f"frames reach this process's viewers {self.lag * 1000:.0f} ms late"
         cpu = self.cpu()
         if viewers >= 8 and cpu * (viewers + 1) / viewers > self.target:
             return f"this process's CPU is {cpu:.0%} busy with its viewers"
