@@ -53,6 +53,8 @@ GSO_MAX_BYTES = 60_000
 _GSO_UNSUPPORTED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
 _CONGESTED = (errno.EAGAIN, errno.ENOBUFS, errno.EWOULDBLOCK)
 
+REPORT_EVERY = 15
+"""Frames between updates of what a viewer's RTCP sender reports tell (sent every ~1 s)."""
 HISTORY_FRAMES = 128
 """Frames a viewer can still have retransmitted (NACK): about 4 s of 30 fps video."""
 CATCH_UP_FRAMES = 60
@@ -222,6 +224,9 @@ class LeanViewer:
         self._rtx_seq = random.getrandbits(16)
         self._history: deque[tuple[int, OutFrame]] = deque(maxlen=HISTORY_FRAMES)
         self._sock: socket.socket | None = None
+        self._protect: Callable[[bytes], bytes] = bytes
+        self._ssrc = 0
+        self._address: tuple[Any, ...] = ()
         self._path: aiortcseam.SendPath | None = None
         self._layout: HeaderLayout | None = None
 
@@ -257,6 +262,9 @@ class LeanViewer:
             return
         self._path = path
         self._sock = path.sock
+        self._protect = path.protect
+        self._ssrc = path.ssrc
+        self._address = path.address
         self._layout = self._fanout.layout(path.extensions, path.mid)
         self._live = True
         self._fanout.started(self)
@@ -282,21 +290,21 @@ class LeanViewer:
             self._waiting = False
         elif self.keyframes_only and not frame.keyframe:
             return
-        layout = self._layout
-        assert layout is not None and self._path is not None
-        block, bodies, runs = frame.prepared(layout)
+        block, bodies, runs = frame.prepared(self._layout)  # type: ignore[arg-type]  # live
         first = 0x90 if block else 0x80
-        pack, protect = _HEADER.pack, self._path.protect
-        seq, pt, ssrc = self._seq, self._pt, self._path.ssrc
+        pack, protect = _HEADER.pack, self._protect
+        seq, pt, ssrc = self._seq, self._pt, self._ssrc
         timestamp = (frame.timestamp + self._ts_origin) & 0xFFFFFFFF
         last = len(bodies) - 1
-        out = [
-            protect(pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + bodies[i])
-            for i in range(last)
-        ]
-        out.append(
-            protect(pack(first, pt | 0x80, (seq + last) & 0xFFFF, timestamp, ssrc) + bodies[last])
-        )
+        if last == 0:  # audio, and small video frames: one datagram
+            out = [protect(pack(first, pt | 0x80, seq, timestamp, ssrc) + bodies[0])]
+        else:
+            out = [
+                protect(pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + bodies[i])
+                for i in range(last)
+            ]
+            marked = pack(first, pt | 0x80, (seq + last) & 0xFFFF, timestamp, ssrc)
+            out.append(protect(marked + bodies[last]))
         if not self._transmit(out, runs):
             return
         self._seq = (seq + last + 1) & 0xFFFF
@@ -304,19 +312,25 @@ class LeanViewer:
         self.sent_frames += 1
         self.sent_packets += last + 1
         self._octets += frame.octets
-        if self._sender is not None:
+        if not self.sent_frames % REPORT_EVERY or self.sent_frames == 1:
+            # Any recent (NTP time, RTP timestamp) pair of one frame maps the clocks.
             aiortcseam.record_sent(
-                self._sender, frame.ntp, timestamp, self.sent_packets, self._octets
+                self._sender,  # type: ignore[arg-type]  # attached before it went live
+                frame.ntp,
+                timestamp,
+                self.sent_packets,
+                self._octets,
             )
 
     def _transmit(self, out: list[bytes], runs: list[tuple[int, int]]) -> bool:
         global _gso
-        sock, path = self._sock, self._path
-        if sock is None or path is None:
+        sock, address = self._sock, self._address
+        if sock is None:
             return False
-        address = path.address
         try:
-            if _gso and len(out) > 1:
+            if len(out) == 1:
+                sock.sendto(out[0], address)
+            elif _gso:
                 for start, end in runs:
                     if end - start == 1:
                         sock.sendto(out[start], address)
