@@ -2,6 +2,7 @@
 
     python -m bench.relay [--viewers 100 200] [--seconds 10] [--viewer-procs 4]
                           [--baseline-viewers 3] [--profile DIR] [--quick]
+                          [--capacity [--capacity-step 50] [--capacity-max 1000]]
 
 One publisher process sends a 720p30 VP8 stream (``--bitrate`` kbit/s, encoded once by libvpx at
 start-up and looped, so the publisher costs almost no CPU; it answers a keyframe request by
@@ -33,6 +34,11 @@ The ratio is ours viewers per core over MediaRelay's. ``--profile DIR`` records 
 two more windows at the largest N: on-CPU time by library with Linux ``perf`` (if installed),
 then Python stacks with py-spy, summed by what they do. A step where the publisher's connection
 is lost (an overloaded relay fails ICE consent) ends the run for that relay.
+
+``--capacity`` then goes on adding ``--capacity-step`` viewers to the livecommerce relay until a
+step fails: a viewer below 29 fps, the publisher's connection lost, or a join refused (a viewer
+refused with 503 at capacity tries again after its Retry-After, three times) or failing. The most
+viewers held is what this host holds, relay, publisher and viewer processes together.
 """
 
 from __future__ import annotations

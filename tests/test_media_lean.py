@@ -6,10 +6,12 @@ import asyncio
 import itertools
 
 import pytest
+from aiortc import RTCRtpCodecParameters
 
 from livecommerce.media.rtc import aiortcseam, leansender
 from livecommerce.media.rtc.leansender import (
     GSO_MAX_SEGMENTS,
+    FanOut,
     LeanViewer,
     SendLoad,
     _runs,
@@ -95,3 +97,28 @@ async def test_a_viewer_whose_estimate_stays_low_gets_keyframes_only(
     assert not video.keyframes_only
     await viewer.wait_frames(5)
     assert strictly_increasing(viewer.numbers)
+
+
+async def test_a_fan_out_far_behind_resumes_on_a_queued_keyframe_without_asking() -> None:
+    asked: list[int] = []
+    fanout = FanOut(lambda: asked.append(1), SendLoad(), backlog=4)
+    codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+    video = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    fanout.add(LeanViewer("video", "video/VP8", 96, fanout))
+    fanout.add(LeanViewer("audio", "audio/opus", 111, fanout))
+    # Nothing is sent (the viewers never connect), and the pump never runs: the queue only grows.
+    fanout.push("video", video, b"\x10\x02\x00\x9d\x01\x2a" + bytes(10), 0, True)
+    fanout.push("audio", codec, b"\xfc", 0, True)
+    fanout.push("video", video, bytes(10), 3000, False)
+    fanout.push("video", video, b"\x10\x02\x00\x9d\x01\x2a" + bytes(10), 6000, True)
+    fanout.push("video", video, bytes(10), 9000, False)  # full: skips to the queued keyframe
+    queued = [(kind, frame.keyframe) for kind, frame in fanout._outbox]
+    assert queued == [("audio", True), ("video", True), ("video", False)]
+    assert fanout.load.overflows == 1 and not asked
+    fanout.push("audio", codec, b"\xfc", 960, True)
+    fanout.push("video", video, bytes(10), 12000, False)  # full, no keyframe after the head
+    assert fanout.load.overflows == 2 and asked == [1]
+    queued = [(kind, frame.keyframe) for kind, frame in fanout._outbox]
+    assert queued == [("audio", True), ("audio", True), ("video", False)]  # viewers skip that
+    fanout.close()
+    await fanout.wait_closed()

@@ -285,7 +285,7 @@ class MediaHub:
             raise StreamNotLive("this process does not hold the stream")  # no chains of pulls
         if address is not None:
             # Another process's pull is let in regardless: its viewers were admitted there.
-            refusal = self.load.refusal(self.session_count())
+            refusal = self.load.refusal(self.session_count(), self._live_viewers())
             if refusal is not None:
                 log.warning("refusing a WHEP viewer: %s", refusal)
                 raise AtCapacity(refusal, AT_CAPACITY_RETRY_S)
@@ -459,6 +459,13 @@ class MediaHub:
     def session_count(self) -> int:
         """Viewers this process serves or is answering, of every stream."""
         return sum(len(s.viewers) + s.negotiating for s in self._streams.values())
+
+    def _live_viewers(self) -> int:
+        return sum(
+            any(viewer.live for viewer in session.viewers)
+            for stream in self._streams.values()
+            for session in stream.viewers.values()
+        )
 
     def viewer_count(self, stream_id: int) -> int:
         stream = self._streams.get(stream_id)

@@ -424,7 +424,7 @@ class FanOut:
         load: SendLoad,
         *,
         slice_s: float = 0.004,
-        backlog: int = 90,
+        backlog: int = 240,
     ) -> None:
         self.request_keyframe = request_keyframe
         self.load = load
@@ -542,12 +542,27 @@ class FanOut:
             self._video_bytes, self._rate_since = 0.0, now
 
     def _overflow(self) -> None:
-        # Sending fell far behind: drop the queued video, restart viewers on a keyframe.
+        # Sending fell far behind (the process starved of CPU): drop the queued video up to the
+        # newest queued keyframe, where viewers resume; without one, drop it all and restart
+        # them on the next keyframe (asked for, at most every keyframe interval). A keyframe is
+        # a dozen delta frames' work: forcing one per overflow would only dig deeper.
         self.load.overflows += 1
-        self._outbox = deque(item for item in self._outbox if item[0] != "video")
+        frames = list(self._outbox)
+        newest_key = max(
+            (i for i, (kind, frame) in enumerate(frames) if kind == "video" and frame.keyframe),
+            default=-1,
+        )
+        first_video = next((i for i, (kind, _f) in enumerate(frames) if kind == "video"), -1)
+        if newest_key <= first_video:
+            newest_key = -1  # none after the head: skipping to it would free nothing
+        keep_from = newest_key if newest_key >= 0 else len(frames)
+        self._outbox = deque(
+            item for i, item in enumerate(frames) if item[0] != "video" or i >= keep_from
+        )
         for viewer in self._viewers["video"]:
             viewer.restart()
-        self.request_keyframe()
+        if newest_key < 0:
+            self.request_keyframe()
 
     async def _pump(self) -> None:
         perf_counter, outbox, load = time.perf_counter, self._outbox, self.load
@@ -617,14 +632,17 @@ class SendLoad:
         self._cpu = 0.5 * self._cpu + 0.5 * use
         self._cpu_at, self._cpu_then = now, cpu
 
-    def refusal(self, viewers: int) -> str | None:
-        """Why a viewer beyond ``viewers`` (this process's now) could not be taken without
-        slowing the others down; ``None`` if it can."""
+    def refusal(self, viewers: int, live: int | None = None) -> str | None:
+        """Why a viewer beyond ``viewers`` (this process's now, ``live`` of them being sent
+        to already, the others connecting) could not be taken without slowing the others
+        down; ``None`` if it can."""
         if self.max_viewers and viewers >= self.max_viewers:
             return f"this process serves its maximum of {self.max_viewers} viewers"
         if self.lag > self.lag_s:
             return f"frames reach this process's viewers {self.lag * 1000:.0f} ms late"
         cpu = self.cpu()
-        if viewers >= 8 and cpu * (viewers + 1) / viewers > self.target:
+        live = viewers if live is None else live
+        # The CPU is what the live viewers cost: those connecting will cost as much.
+        if live >= 8 and cpu * (viewers + 1) / live > self.target:
             return f"this process's CPU is {cpu:.0%} busy with its viewers"
         return None
