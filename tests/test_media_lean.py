@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
+import time
 
 import pytest
 from aiortc import RTCRtpCodecParameters
@@ -120,5 +122,41 @@ async def test_a_fan_out_far_behind_resumes_on_a_queued_keyframe_without_asking(
     assert fanout.load.overflows == 2 and asked == [1]
     queued = [(kind, frame.keyframe) for kind, frame in fanout._outbox]
     assert queued == [("audio", True), ("audio", True), ("video", False)]  # viewers skip that
+    fanout.close()
+    await fanout.wait_closed()
+
+
+async def test_a_frame_for_many_viewers_is_sent_in_slices_the_event_loop_runs_between() -> None:
+    fanout = FanOut(lambda: None, SendLoad(), slice_s=0.004)
+    video = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    sent: list[float] = []
+
+    def slow_send(frame: object) -> None:  # 1 ms of work per viewer, 200 viewers
+        began = time.perf_counter()
+        while time.perf_counter() - began < 0.001:
+            pass
+        sent.append(began)
+
+    for _ in range(200):
+        viewer = LeanViewer("video", "video/VP8", 96, fanout)
+        setattr(viewer, "send", slow_send)  # noqa: B010 - instance attribute, on purpose
+        fanout.add(viewer)
+    gaps: list[float] = []
+
+    async def publisher_side() -> None:  # what the publisher's packets need: loop turns
+        last = time.perf_counter()
+        while len(sent) < 200:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(publisher_side())
+    fanout.push("video", video, b"\x10\x02\x00\x9d\x01\x2a" + bytes(70_000), 0, True)
+    await asyncio.wait_for(ticking, 10)
+    assert len(sent) == 200
+    # 200 ms of sending, yet the loop turned every few ms (slices of 4 ms, plus one viewer).
+    assert len(gaps) >= 20
+    assert statistics.median(gaps) < 0.015
     fanout.close()
     await fanout.wait_closed()
