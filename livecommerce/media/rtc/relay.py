@@ -51,11 +51,13 @@ class Ingest:
 class StreamRelay:
     """Forwards one publisher's encoded frames to every viewer, without decoding or encoding.
 
-    Each viewer gets a :class:`RelayTrack` per kind with its own bounded queue (``video_capacity``
-    and ``audio_capacity`` frames): it starts on a keyframe, and a viewer too slow to keep up skips
-    to the next keyframe instead of buffering without end. Keyframe requests (a viewer joining or
-    overflowing, a viewer's own PLI/FIR) are merged by :attr:`keyframes` into at most one PLI to
-    the publisher per ``keyframe_interval`` seconds.
+    A WHEP viewer is a :class:`LeanViewer` per kind (:meth:`add_lean_viewer`): its frames are
+    packetized once for all by :attr:`fanout` and sent to it directly, starting on a keyframe.
+    :meth:`add_viewer` gives instead a :class:`RelayTrack` to read frames from, with its own
+    bounded queue (``video_capacity`` and ``audio_capacity`` frames): it starts on a keyframe, and
+    a reader too slow to keep up skips to the next keyframe instead of buffering without end.
+    Keyframe requests (a viewer joining or overflowing, a viewer's own PLI/FIR) are merged by
+    :attr:`keyframes` into at most one PLI to the publisher per ``keyframe_interval`` seconds.
 
     When the publisher leaves, viewers' tracks stay open and wait; a returning publisher (same
     codecs) resumes them on its first keyframe, with timestamps continuing where they left off
