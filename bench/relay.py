@@ -2,6 +2,7 @@
 
     python -m bench.relay [--viewers 100 200] [--seconds 10] [--viewer-procs 4]
                           [--baseline-viewers 3] [--profile DIR] [--quick]
+                          [--capacity [--capacity-step 50] [--capacity-max 1000]]
 
 One publisher process sends a 720p30 VP8 stream (``--bitrate`` kbit/s, encoded once by libvpx at
 start-up and looped, so the publisher costs almost no CPU; it answers a keyframe request by
@@ -33,6 +34,11 @@ The ratio is ours viewers per core over MediaRelay's. ``--profile DIR`` records 
 two more windows at the largest N: on-CPU time by library with Linux ``perf`` (if installed),
 then Python stacks with py-spy, summed by what they do. A step where the publisher's connection
 is lost (an overloaded relay fails ICE consent) ends the run for that relay.
+
+``--capacity`` then goes on adding ``--capacity-step`` viewers to the livecommerce relay until a
+step fails: a viewer below 29 fps, the publisher's connection lost, or a join refused (a viewer
+refused with 503 at capacity tries again after its Retry-After, three times) or failing. The most
+viewers held is what this host holds, relay, publisher and viewer processes together.
 """
 
 from __future__ import annotations
@@ -101,6 +107,7 @@ VIDEO_CLOCK, AUDIO_CLOCK, AUDIO_SAMPLES = 90_000, 48_000, 960
 LOOPBACK = IceConfig(hosts=("127.0.0.1",))
 CONFIG = LOOPBACK.rtc_configuration()  # iceServers=[]: no STUN server is ever contacted
 JOIN_TIMEOUT_S = 60.0
+JOIN_RETRIES = 3
 SETTLE_S = 3.0  # after viewers join: their keyframes and queued frames drain first
 
 
@@ -314,12 +321,18 @@ class CountingViewer:
         aiortcseam.tap_receiver(video.receiver, self._on_video_frame, _nothing)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         aiortcseam.filter_datagrams(video.receiver.transport, self._count)  # gathered by now
-        self.posted = time.monotonic()
         headers = {"Content-Type": "application/sdp"}
-        async with session.post(url, data=self.pc.localDescription.sdp, headers=headers) as r:
-            answer = await r.text()
-            if r.status != 201:
-                raise RuntimeError(f"WHEP {r.status}: {answer[:200]}")
+        for attempt in range(JOIN_RETRIES + 1):
+            # Timings count from the POST that is answered: a refused one (503, the relay at
+            # capacity) is tried again after its Retry-After, as a player would.
+            self.posted = time.monotonic()
+            async with session.post(url, data=self.pc.localDescription.sdp, headers=headers) as r:
+                answer = await r.text()
+                if r.status == 201:
+                    break
+                if r.status != 503 or attempt == JOIN_RETRIES:
+                    raise RuntimeError(f"WHEP {r.status}: {answer[:200]}")
+                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
         self.answered = time.monotonic()
         for media in aiortc_sdp.SessionDescription.parse(answer).media:
             if media.kind == "video" and media.rtp.codecs:
@@ -578,6 +591,9 @@ class Target:
     profile: list[tuple[str, float]] = field(default_factory=list)
     perf: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    capacity: list[tuple[int, str]] = field(default_factory=list)
+    """The capacity run: (viewers, "" if every one got >= 29 fps with the publisher connected,
+    else what failed), step by step until the first failure."""
 
 
 class Run:
@@ -706,8 +722,39 @@ async def measure_relay(
         if profile is not None:
             target.perf = await record_perf(run.server_pid, profile, args.seconds)
             target.profile = await record_profile(run.server_pid, profile, args.seconds)
+        if args.capacity and target.name == "livecommerce" and not target.notes:
+            await capacity_run(target, run, joined)
     finally:
         target.publisher |= await run.stop()
+
+
+CAPACITY_FPS = 29.0
+
+
+async def capacity_run(target: Target, run: Run, joined: int) -> None:
+    """Add ``--capacity-step`` viewers at a time until a step fails: a viewer below 29 fps,
+    the publisher's connection lost, or a viewer refused or failing to join."""
+    args = run.args
+    while joined < args.capacity_max:
+        count = joined + args.capacity_step
+        print(f"  {target.name}: capacity run, {count} viewers", file=sys.stderr)
+        _timings, errors = await run.add_viewers(count - joined)
+        joined = count
+        await asyncio.sleep(SETTLE_S)
+        window = await run.measure(args.seconds)
+        failed = []
+        if errors:
+            failed.append(f"joins failed: {dict(errors.most_common(2))}")
+        if window.publisher_state != "connected":
+            failed.append(f"publisher {window.publisher_state!r}")
+        slow = sum(f < CAPACITY_FPS for f in window.fps)
+        if slow:
+            failed.append(f"{slow} viewers < {CAPACITY_FPS:.0f} fps (min {min(window.fps):.1f})")
+        cores = window.server + window.publisher + window.viewer_procs
+        outcome = f"ok, {cores:.2f} cores (relay {window.server:.2f})"
+        target.capacity.append((window.viewers, "; ".join(failed) or outcome))
+        if failed:
+            return
 
 
 # -- where the relay's CPU goes (py-spy) ------------------------------------------------------
@@ -720,7 +767,14 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("RTCP: SR/SDES out, RR in", ("_handle_rtcp_data",)),
     ("ICE: STUN consent checks and replies", ("send_stun",)),
     ("ICE: STUN consent checks and replies", ("parse_message",)),
+    ("RTP out: packetize once per frame (FanOut.push)", ("FanOut.push",)),
     ("relay fan-out (StreamRelay._fan_out)", ("_fan_out",)),
+    ("RTP out: sendmsg (GSO) / sendto (kernel loopback)", ("_pump", "_transmit")),
+    ("RTP out: headers + SRTP protect, per viewer", ("_pump", "LeanViewer.send")),
+    ("RTP out: packet bodies per header layout", ("_pump", "prepared")),
+    ("RTP out: sender reports bookkeeping", ("_pump", "record_sent")),
+    ("RTP out: fan-out loop itself (FanOut._pump)", ("_pump",)),
+    ("NACK retransmissions", ("LeanViewer.retransmit",)),
     ("publisher in: SRTP, jitter buffer, REMB", ("_handle_rtp_packet",)),
     ("publisher in: SRTP, jitter buffer, REMB", ("_recv_next",)),
     ("RTP out: sendto (uvloop + kernel loopback)", ("_run_rtp", "send_data")),
@@ -1030,17 +1084,35 @@ def report(
             print(f"  on-CPU time of the {target.name} relay by library (perf, {n} viewers):")
             for name, share in target.perf:
                 print(f"    {100 * share:5.1f} %  {name}")
+        if target.capacity:
+            print(
+                f"  capacity run ({target.name}; relay, publisher and viewer processes on this "
+                f"host; every viewer >= {CAPACITY_FPS:.0f} fps, publisher connected):"
+            )
+            for viewers, outcome in target.capacity:
+                print(f"    {viewers:5d} viewers: {outcome}")
+            held = [viewers for viewers, outcome in target.capacity if outcome.startswith("ok")]
+            print(f"    most viewers held: {max(held, default=0)}")
     measured = [s.per_core for s in ours if not math.isnan(s.per_core)]
     if measured:
         best = max(measured)
         print("  goals:")
         print(f"    >= 400 viewers per core at 30 fps     {goal_mark(best >= 400)} ({best:.0f})")
+        per_packet = min(s.us_per_packet for s in ours)
+        print(
+            f"    <= 12 us CPU per RTP packet           {goal_mark(per_packet <= 12)} "
+            f"({per_packet:.1f})"
+        )
         if base is not None:
             ratio = best / base.steps[-1].per_core
             print(
                 f"    >= 60x MediaRelay                      {goal_mark(ratio >= 60)} "
                 f"({ratio:.0f}x)"
             )
+        first = [t[2] for s in ours for t in s.timings]
+        if first:
+            p95 = percentile(first, 95)
+            print(f"    first frame p95 <= 500 ms             {goal_mark(p95 <= 500)} ({p95:.0f})")
 
 
 def python_speed_us() -> float:
@@ -1079,6 +1151,13 @@ def main() -> int:
         action="store_true",
         help="viewers run every packet through aiortc's receive path (SRTP, jitter buffer)",
     )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="then add viewers until one gets < 29 fps or the publisher is lost (livecommerce)",
+    )
+    parser.add_argument("--capacity-step", type=int, default=50)
+    parser.add_argument("--capacity-max", type=int, default=1000)
     parser.add_argument("--only", choices=["both", "livecommerce", "mediarelay"], default="both")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the livecommerce relay")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the servers' logs there")
@@ -1094,7 +1173,7 @@ def main() -> int:
     if args.quick:
         args.viewers, args.seconds, args.viewer_procs, args.baseline_viewers = [10], 5.0, 2, 2
     args.viewers = sorted(set(args.viewers))
-    raise_fd_limit(4 * max(args.viewers) + 1024)
+    raise_fd_limit(4 * max([*args.viewers, args.capacity_max if args.capacity else 0]) + 1024)
     background = background_cores(1.0)
     before_us = python_speed_us()
     targets = asyncio.run(run_all(args))

@@ -57,6 +57,7 @@ class Settings:
     ice_announced_address: str = ""
     ice_connect_timeout_s: float = 10.0
     whep_sessions_per_address: int = 20
+    max_viewers_per_process: int = 0
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
@@ -134,6 +135,8 @@ class Settings:
             raise ConfigError("ICE_CONNECT_TIMEOUT_SECONDS must be between 1 and 120")
         if not 1 <= self.whep_sessions_per_address <= 100_000:
             raise ConfigError("WHEP_SESSIONS_PER_ADDRESS must be between 1 and 100000")
+        if not 0 <= self.max_viewers_per_process <= 1_000_000:
+            raise ConfigError("MAX_VIEWERS_PER_PROCESS must be between 0 (no cap) and 1000000")
         if self.stripe_max_rps <= 0:
             raise ConfigError("STRIPE_MAX_RPS must be positive")
         if self.stripe_secret_key and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -265,6 +268,7 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("ICE_ANNOUNCED_ADDRESS", "ice_announced_address", str),
     ("ICE_CONNECT_TIMEOUT_SECONDS", "ice_connect_timeout_s", float),
     ("WHEP_SESSIONS_PER_ADDRESS", "whep_sessions_per_address", int),
+    ("MAX_VIEWERS_PER_PROCESS", "max_viewers_per_process", int),
     ("LOG_LEVEL", "log_level", _level),
     ("LOG_JSON", "log_json", _bool),
     ("SHUTDOWN_TIMEOUT", "shutdown_timeout_s", float),

@@ -57,6 +57,7 @@ class ErrorCode(StrEnum):
     ALREADY_PUBLISHING = "already_publishing"
     INVALID_SDP = "invalid_sdp"
     TOO_MANY_SESSIONS = "too_many_sessions"
+    MEDIA_AT_CAPACITY = "media_at_capacity"
     SHUTTING_DOWN = "shutting_down"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal_error"
@@ -79,6 +80,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.TOO_MANY_SESSIONS: 429,
+    ErrorCode.MEDIA_AT_CAPACITY: 503,
     ErrorCode.PAYMENT_FAILED: 402,
     ErrorCode.CARD_UNUSABLE: 402,
     ErrorCode.AMOUNT_TOO_SMALL: 422,

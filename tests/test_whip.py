@@ -395,6 +395,39 @@ async def test_whep_sessions_are_capped_per_address_and_unconnected_ones_freed(
     await _watch(client, peers.viewer(), stream_id)
 
 
+async def test_viewers_past_capacity_are_refused_and_the_show_stays_on_air(
+    aiohttp_client: Any, settings: Any, peers: Peers
+) -> None:
+    client = await aiohttp_client(create_app(replace(settings, max_viewers_per_process=3)))
+    hub = client.app[MEDIA]
+    _creator, stream_id, key = await _stream(client)
+    publisher = peers.publisher()
+    await _go_live(client, publisher, stream_id, key)
+    await until(lambda: hub.is_on_air(stream_id))
+    admitted = [peers.viewer() for _ in range(3)]
+    for viewer in admitted:
+        await _watch(client, viewer, stream_id)
+    for viewer in admitted:
+        await viewer.wait_frames(3)
+
+    for _ in range(5):  # more keep coming: each is told to come back later
+        status, body, headers = await _post(
+            client, f"/whep/{stream_id}", await _offer(peers.viewer().pc)
+        )
+        assert status == 503 and body["error"]["code"] == "media_at_capacity"
+        assert "maximum of 3 viewers" in body["error"]["message"]
+        assert int(headers["Retry-After"]) >= 1
+        assert headers["Access-Control-Allow-Origin"] == "*"
+
+    # The publisher stays connected and on air; the admitted viewers keep full frame rate.
+    before = [len(viewer.numbers) for viewer in admitted]
+    await asyncio.sleep(2.0)
+    assert publisher.connectionState == "connected" and hub.is_on_air(stream_id)
+    for viewer, count in zip(admitted, before, strict=True):
+        assert len(viewer.numbers) - count >= 2.0 * 25, "fewer than 25 frames per second"
+    assert hub.viewer_count(stream_id) == 3
+
+
 async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     aiohttp_client: Any, settings: Any, peers: Peers
 ) -> None:

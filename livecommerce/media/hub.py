@@ -36,6 +36,7 @@ from livecommerce.events.streams import StreamEnded, StreamKeyRotated, StreamOff
 from livecommerce.media.addressquota import AddressQuota
 from livecommerce.media.routing import REFRESH_EVERY_S, StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
+from livecommerce.media.rtc.leansender import SendLoad
 from livecommerce.media.rtc.relay import KINDS, StreamNotLive, StreamRelay
 from livecommerce.media.rtc.sessions import (
     CONNECT_TIMEOUT_S,
@@ -49,6 +50,8 @@ from livecommerce.media.rtc.sessions import (
 log = logging.getLogger(__name__)
 
 VIEWERS_PER_ADDRESS = 20
+AT_CAPACITY_RETRY_S = 5.0
+"""The Retry-After of a viewer refused because the process is at capacity."""
 REPLACE_WAIT_S = 2.0
 """How long a new publish waits for a current publisher that is still connecting to connect."""
 PULL_GRACE_S = 2.0
@@ -86,6 +89,15 @@ class _Pull:
         connecting = self.connecting
         done = connecting is None or connecting.done()
         return done and (self.session is None or self.session.closed)
+
+
+class AtCapacity(Exception):
+    """This process cannot take another viewer without slowing down those it has."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class AlreadyPublishing(Exception):
@@ -139,6 +151,7 @@ class MediaHub:
         upstream: Upstream | None = None,
         redirect: bool = False,
         pull_grace: float = PULL_GRACE_S,
+        max_viewers: int = 0,
     ) -> None:
         self._ice = ice
         self.routing = routing
@@ -150,6 +163,9 @@ class MediaHub:
         self.pull_grace = pull_grace
         self.connect_timeout = connect_timeout
         self.viewer_quota = AddressQuota(viewers_per_address)
+        self.load = SendLoad(max_viewers)
+        """What sending to viewers costs this process: a WHEP viewer it cannot take is refused
+        (:class:`AtCapacity`); ``max_viewers`` (0: none) is a hard cap."""
         self._streams: dict[int, _Stream] = {}
         self._resources: dict[str, _Resource] = {}
         self._closed = False
@@ -167,7 +183,8 @@ class MediaHub:
                 if live:
                     fed.set()
 
-            stream = _Stream(changed, StreamRelay(on_live=on_live), fed=fed)
+            relay = StreamRelay(on_live=on_live, load=self.load)
+            stream = _Stream(changed, relay, fed=fed)
             stream.keeper = asyncio.create_task(
                 self._keep(stream_id, stream), name=f"media-{stream_id}"
             )
@@ -252,8 +269,9 @@ class MediaHub:
         A stream another process holds is pulled from it first (one pull per stream, shared by
         this process's viewers). Raises ``StreamNotLive`` unless this process then relays the
         stream (its publisher, or its pull, is here, or gone with viewers still waiting for it):
-        nothing is kept for a stream that is not, and ``TooManySessions`` if ``address`` holds
-        its quota of sessions already.
+        nothing is kept for a stream that is not, ``TooManySessions`` if ``address`` holds
+        its quota of sessions already, and ``AtCapacity`` if this process cannot take another
+        viewer without its viewers falling below full frame rate.
 
         ``address`` None is another process's pull (internal WHEP, authenticated by the caller):
         it takes no quota, is never pulled in turn, and is answered with local addresses.
@@ -266,6 +284,11 @@ class MediaHub:
         if address is None and stream.pull is not None:
             raise StreamNotLive("this process does not hold the stream")  # no chains of pulls
         if address is not None:
+            # Another process's pull is let in regardless: its viewers were admitted there.
+            refusal = self.load.refusal(self.session_count(), self._live_viewers())
+            if refusal is not None:
+                log.warning("refusing a WHEP viewer: %s", refusal)
+                raise AtCapacity(refusal, AT_CAPACITY_RETRY_S)
             self.viewer_quota.take(address)
         stream.negotiating += 1
         try:
@@ -432,6 +455,17 @@ class MediaHub:
                 await self.end(resource)
                 return
         await session.close()
+
+    def session_count(self) -> int:
+        """Viewers this process serves or is answering, of every stream."""
+        return sum(len(s.viewers) + s.negotiating for s in self._streams.values())
+
+    def _live_viewers(self) -> int:
+        return sum(
+            any(viewer.live for viewer in session.viewers)
+            for stream in self._streams.values()
+            for session in stream.viewers.values()
+        )
 
     def viewer_count(self, stream_id: int) -> int:
         stream = self._streams.get(stream_id)

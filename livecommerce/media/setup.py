@@ -50,6 +50,7 @@ async def media_relays(
         viewers_per_address=settings.whep_sessions_per_address,
         upstream=internal,
         redirect=settings.whep_redirect,
+        max_viewers=settings.max_viewers_per_process,
     )
     app[MEDIA] = hub
     app[STREAM_GATE] = stream_gate(app[ENGINE])

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, error_response
 from livecommerce.media.addressquota import TooManySessions
-from livecommerce.media.hub import MEDIA, AlreadyPublishing
+from livecommerce.media.hub import MEDIA, AlreadyPublishing, AtCapacity
 from livecommerce.media.rtc.relay import StreamNotLive
 from livecommerce.media.rtc.sessions import OfferRejected, PublisherSession, ViewerSession
 from livecommerce.platform.clientaddress import client_address
@@ -172,6 +172,16 @@ async def post_whep(request: web.Request) -> web.Response:
         response.headers.update(CORS)
         response.headers["Retry-After"] = str(math.ceil(media.connect_timeout))
         return response
+    except AtCapacity as exc:
+        response = error_response(
+            LiveCommerceError(
+                ErrorCode.MEDIA_AT_CAPACITY,
+                f"this server cannot take another viewer now ({exc.reason}); try again later",
+            )
+        )
+        response.headers.update(CORS)
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return response
     except OfferRejected as exc:
         raise LiveCommerceError(ErrorCode.INVALID_SDP, str(exc)) from None
     return _created(request, answer, resource)
@@ -297,7 +307,7 @@ OPERATIONS = (
         status=201,
         raw_body=SDP,
         response_type=SDP,
-        errors=(400, 404, 409, 413, 415, 429),
+        errors=(400, 404, 409, 413, 415, 429, 503),
     ),
     Operation(
         "OPTIONS", f"/whep/{_ID}", options, "CORS preflight; ICE servers", "media", status=204

@@ -18,6 +18,13 @@ that on the receiving side, so this module uses these seams, all checked by :fun
 * **Hearing a viewer ask for one.** ``RTCRtpSender._handle_rtcp_packet`` calls
   ``self._send_keyframe()`` on PLI and FIR; :func:`on_keyframe_request` shadows it per instance.
 
+* **Sending without aiortc's sender loop** (the block "Lean sending" below): the relay packetizes
+  each frame once and sends it to every viewer itself. :func:`send_path` reads what a connected
+  sender's packets need (its SSRCs, RTX payload type, MID, header extension map, the DTLS
+  transport's outbound SRTP session and the nominated ICE pair's socket and address);
+  :func:`record_sent` keeps the sender's RTCP sender reports true; :func:`on_retransmit` and
+  :func:`on_bitrate_estimate` hear a viewer's NACKs and REMB in place of aiortc's own handling.
+
 And one for ICE: aioice gathers host candidates from the module function
 ``aioice.ice.get_host_addresses`` (which skips 127.0.0.1) and has no per-connection option, so
 :func:`pin_host_addresses` replaces that function, process-wide.
@@ -42,9 +49,11 @@ import ipaddress
 import logging
 import os
 import queue
+import socket
 import sys
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
@@ -53,6 +62,7 @@ import aiortc.codecs.base
 import aiortc.codecs.vpx
 import aiortc.jitterbuffer
 import aiortc.rtcrtpreceiver
+import aiortc.rtp
 from aiortc import (
     RTCCertificate,
     RTCDtlsTransport,
@@ -407,6 +417,160 @@ def set_vp8_start_bitrate(bitrate: int) -> None:
     aiortc.codecs.vpx.DEFAULT_BITRATE = bitrate
 
 
+# --- Lean sending --------------------------------------------------------------------------------
+#
+# RTCRtpSender.send() records the negotiated MID (``__mid``), RTX payload type
+# (``__rtx_payload_type``) and header extension IDs (``__rtp_header_extensions_map``), then runs
+# ``_run_rtp`` (reads the track; ours never yields a frame, so it idles) and ``_run_rtcp``, whose
+# sender reports read ``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count`` and
+# ``__octet_count``. Its ``_handle_rtcp_packet`` calls ``self._retransmit(seq)`` per NACKed
+# packet and sets ``self.__encoder.target_bitrate`` on REMB. The DTLS transport protects
+# outgoing RTP with ``_tx_srtp`` (a pylibsrtp Session, ``allow_repeat_tx``) and hands it to
+# aioice, which sends on ``Connection._nominated[1]``: a CandidatePair's ``protocol.transport``
+# (an asyncio datagram transport) to its ``remote_addr``.
+
+_MID = "_RTCRtpSender__mid"
+_RTX_PAYLOAD_TYPE = "_RTCRtpSender__rtx_payload_type"
+_EXTENSIONS_MAP = "_RTCRtpSender__rtp_header_extensions_map"
+_NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
+_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
+_PACKET_COUNT = "_RTCRtpSender__packet_count"
+_OCTET_COUNT = "_RTCRtpSender__octet_count"
+_ENCODER = "_RTCRtpSender__encoder"
+_SENDER_STARTED = "_RTCRtpSender__started"
+
+
+@dataclass(frozen=True, slots=True)
+class SendPath:
+    """What a connected sender's RTP needs, to be sent without aiortc's sender loop.
+
+    ``sock`` is a duplicate of the ICE socket's descriptor: the caller closes it when done (the
+    ICE connection keeps its own).
+    """
+
+    ssrc: int
+    rtx_ssrc: int
+    rtx_payload_type: int | None
+    mid: str | None
+    extensions: aiortc.rtp.HeaderExtensionsMap
+    protect: Callable[[bytes], bytes]
+    sock: socket.socket
+    address: tuple[Any, ...]
+
+
+def send_path(sender: RTCRtpSender) -> SendPath | None:
+    """``sender``'s :class:`SendPath`, or ``None`` while it is not started and connected."""
+    if not getattr(sender, _SENDER_STARTED):
+        return None
+    dtls = sender.transport
+    srtp = getattr(dtls, "_tx_srtp", None)
+    pair = dtls.transport._connection._nominated.get(1)
+    if srtp is None or pair is None or pair.protocol.transport is None:
+        return None
+    original = pair.protocol.transport.get_extra_info("socket")
+    if original is None:
+        return None
+    sock = socket.socket(original.family, original.type, original.proto, os.dup(original.fileno()))
+    sock.setblocking(False)
+    return SendPath(
+        ssrc=sender._ssrc,
+        rtx_ssrc=sender._rtx_ssrc,
+        rtx_payload_type=getattr(sender, _RTX_PAYLOAD_TYPE),
+        mid=getattr(sender, _MID),
+        extensions=getattr(sender, _EXTENSIONS_MAP),
+        protect=srtp.protect,
+        sock=sock,
+        address=tuple(pair.remote_addr),
+    )
+
+
+def record_sent(sender: RTCRtpSender, ntp: int, timestamp: int, packets: int, octets: int) -> None:
+    """Tell ``sender``'s RTCP sender reports about RTP sent past it: the NTP time and RTP
+    timestamp of the last packet, and how many packets and payload octets in all."""
+    setattr(sender, _NTP_TIMESTAMP, ntp)
+    setattr(sender, _RTP_TIMESTAMP, timestamp)
+    setattr(sender, _PACKET_COUNT, packets)
+    setattr(sender, _OCTET_COUNT, octets)
+
+
+def on_retransmit(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(sequence_number)`` for each packet a viewer's NACK asks again for.
+
+    aiortc's own retransmission reads a history only its sender loop fills; an instance
+    attribute ``_retransmit`` shadows the method.
+    """
+
+    async def retransmit(sequence_number: int) -> None:
+        callback(sequence_number)
+
+    setattr(sender, "_retransmit", retransmit)  # noqa: B010 - instance attribute, on purpose
+
+
+class _BitrateTap:
+    """Stands in for the sender's encoder, which only REMB handling reaches (the track never
+    gives the sender a frame to encode or pack)."""
+
+    def __init__(self, callback: Callable[[int], None]) -> None:
+        self._callback = callback
+        self._bitrate = 0
+
+    @property
+    def target_bitrate(self) -> int:
+        return self._bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self._bitrate = bitrate
+        _call_safely(self._callback, bitrate)
+
+
+def on_bitrate_estimate(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(bit/s)`` for each receiver estimated maximum bitrate (REMB) a viewer sends.
+
+    Only for a sender whose track never yields a frame (aiortc would pack it with this "encoder").
+    """
+    setattr(sender, _ENCODER, _BitrateTap(callback))
+
+
+def _lean_checks() -> list[tuple[bool, str]]:
+    sender, dtls = RTCRtpSender, RTCDtlsTransport
+    return [
+        (
+            _uses(sender, "__init__", _MID, _RTX_PAYLOAD_TYPE, _EXTENSIONS_MAP, _ENCODER)
+            and _uses(sender, "__init__", _NTP_TIMESTAMP, _RTP_TIMESTAMP, _PACKET_COUNT)
+            and _uses(sender, "__init__", _OCTET_COUNT, _SENDER_STARTED, "_ssrc", "_rtx_ssrc")
+            and _uses(sender, "send", _MID, _RTX_PAYLOAD_TYPE, _EXTENSIONS_MAP, _SENDER_STARTED),
+            "RTCRtpSender.send records __mid, __rtx_payload_type, __rtp_header_extensions_map",
+        ),
+        (
+            _uses(sender, "_run_rtcp", _NTP_TIMESTAMP, _RTP_TIMESTAMP, _PACKET_COUNT, _OCTET_COUNT),
+            "RTCRtpSender._run_rtcp reports __ntp_timestamp, __rtp_timestamp, __packet_count, "
+            "__octet_count",
+        ),
+        (
+            _uses(sender, "_handle_rtcp_packet", "_retransmit", _ENCODER, "target_bitrate")
+            and _signature(sender, "_retransmit", "self", "sequence_number"),
+            "RTCRtpSender._handle_rtcp_packet calls _retransmit(seq) and sets "
+            "__encoder.target_bitrate",
+        ),
+        (
+            _uses(sender, "_next_encoded_frame", "recv", _ENCODER),
+            "RTCRtpSender._next_encoded_frame reads the track before touching __encoder",
+        ),
+        (
+            _uses(dtls, "_setup_srtp", "_tx_srtp", "allow_repeat_tx")
+            and _uses(dtls, "_send_rtp", "_tx_srtp", "protect"),
+            "RTCDtlsTransport._tx_srtp protects outgoing RTP (repeats allowed)",
+        ),
+        (
+            _uses(RTCIceTransport, "__init__", "_connection")
+            and _uses(aioice.ice.Connection, "sendto", "_nominated", "remote_addr", "protocol")
+            and _uses(aioice.ice.StunProtocol, "send_data", "transport", "sendto"),
+            "aioice sends on Connection._nominated[component].protocol.transport to remote_addr",
+        ),
+    ]
+
+
 def _bench_checks() -> list[tuple[bool, str]]:
     connection, vpx = aioice.ice.Connection, aiortc.codecs.vpx
     return [
@@ -490,6 +654,7 @@ def check_aiortc() -> None:
         ),
     ]
     checks += _dtls_checks()
+    checks += _lean_checks()
     checks += _bench_checks()
     problems = [what for ok, what in checks if not ok]
     if problems:

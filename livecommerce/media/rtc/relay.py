@@ -12,6 +12,7 @@ from aiortc import RTCRtpCodecParameters
 
 from livecommerce.media.rtc.encodedframe import EncodedFrame
 from livecommerce.media.rtc.keyframerequester import KeyframeRequester
+from livecommerce.media.rtc.leansender import FanOut, LeanViewer, SendLoad
 from livecommerce.media.rtc.relaytrack import RelayTrack
 from livecommerce.media.rtc.viewerqueue import Pushed
 
@@ -50,11 +51,13 @@ class Ingest:
 class StreamRelay:
     """Forwards one publisher's encoded frames to every viewer, without decoding or encoding.
 
-    Each viewer gets a :class:`RelayTrack` per kind with its own bounded queue (``video_capacity``
-    and ``audio_capacity`` frames): it starts on a keyframe, and a viewer too slow to keep up skips
-    to the next keyframe instead of buffering without end. Keyframe requests (a viewer joining or
-    overflowing, a viewer's own PLI/FIR) are merged by :attr:`keyframes` into at most one PLI to
-    the publisher per ``keyframe_interval`` seconds.
+    A WHEP viewer is a :class:`LeanViewer` per kind (:meth:`add_lean_viewer`): its frames are
+    packetized once for all by :attr:`fanout` and sent to it directly, starting on a keyframe.
+    :meth:`add_viewer` gives instead a :class:`RelayTrack` to read frames from, with its own
+    bounded queue (``video_capacity`` and ``audio_capacity`` frames): it starts on a keyframe, and
+    a reader too slow to keep up skips to the next keyframe instead of buffering without end.
+    Keyframe requests (a viewer joining or overflowing, a viewer's own PLI/FIR) are merged by
+    :attr:`keyframes` into at most one PLI to the publisher per ``keyframe_interval`` seconds.
 
     When the publisher leaves, viewers' tracks stay open and wait; a returning publisher (same
     codecs) resumes them on its first keyframe, with timestamps continuing where they left off
@@ -74,6 +77,7 @@ class StreamRelay:
         audio_capacity: int = 50,
         keyframe_interval: float = 0.5,
         keyframe_retry: float = 1.0,
+        load: SendLoad | None = None,
     ) -> None:
         self.capacity = {"video": video_capacity, "audio": audio_capacity}
         self._on_live = on_live
@@ -82,6 +86,7 @@ class StreamRelay:
             min_interval=keyframe_interval,
             retry_interval=keyframe_retry,
         )
+        self.fanout = FanOut(self.keyframes.request, load or SendLoad())
         self.frames_in = 0
         self._publisher: Ingest | None = None
         self._codecs: dict[str, RTCRtpCodecParameters] = {}
@@ -105,8 +110,8 @@ class StreamRelay:
         """The codec of ``kind`` the publisher sends, or last sent; ``None`` if it never did."""
         return self._codecs.get(kind)
 
-    def viewers(self, kind: str = "video") -> list[RelayTrack]:
-        return list(self._tracks[kind])
+    def viewers(self, kind: str = "video") -> list[RelayTrack | LeanViewer]:
+        return [*self._tracks[kind], *self.fanout.viewers(kind)]
 
     def attach_publisher(
         self,
@@ -158,6 +163,19 @@ class StreamRelay:
             self.keyframes.request()
         return track
 
+    def add_lean_viewer(self, kind: str, payload_type: int) -> LeanViewer:
+        """A viewer's new :class:`LeanViewer` of ``kind``: frames are sent to it from the fan-out
+        (packetized once for all), with ``payload_type``, the viewer's for the publisher's codec.
+        It starts on a keyframe once its sender is attached and connected."""
+        codec = self._codecs.get(kind)
+        if codec is None or self._closed:
+            raise StreamNotLive(kind)
+        viewer = LeanViewer(kind, codec.mimeType, payload_type, self.fanout)
+        self.fanout.add(viewer)
+        if kind == "video":
+            self.keyframes.request()
+        return viewer
+
     def request_keyframe(self) -> None:
         """A viewer asked for a keyframe (PLI/FIR); merged with everyone else's."""
         self.keyframes.request()
@@ -168,6 +186,7 @@ class StreamRelay:
         self._closed = True
         self._publisher = None
         self.keyframes.close()
+        self.fanout.close()
         for tracks in self._tracks.values():
             for track in list(tracks):
                 track.end()
@@ -177,6 +196,7 @@ class StreamRelay:
     async def wait_closed(self) -> None:
         """After :meth:`close`: until the keyframe requests it cancelled have ended."""
         await self.keyframes.wait_closed()
+        await self.fanout.wait_closed()
 
     def _tell_live(self, live: bool) -> None:
         if self._on_live is not None:
@@ -192,6 +212,7 @@ class StreamRelay:
             self._parameter_sets = b""  # another H.264 profile or packetization, or not H.264
         if previous is not None and previous.mimeType.lower() == codec.mimeType.lower():
             return
+        self.fanout.end(kind, codec.mimeType)
         for track in list(self._tracks[kind]):
             if track.mime_type.lower() != codec.mimeType.lower():
                 track.end()
@@ -207,6 +228,7 @@ class StreamRelay:
         for tracks in self._tracks.values():
             for track in tracks:
                 track.queue.restart()
+        self.fanout.restart()
         self.keyframes.cancel()
 
     async def _request_keyframe_upstream(self) -> None:
@@ -231,9 +253,13 @@ class StreamRelay:
         timeline = self._timelines.get(kind)
         if timeline is None or timeline.clock_rate != frame.clock_rate:
             timeline = self._timelines[kind] = _Timeline(frame.clock_rate)
-        # One packet for all viewers: aiortc's pack() only reads it.
+        timestamp = timeline.map(frame.timestamp)
+        self.fanout.push(kind, codec, frame.data, timestamp, frame.keyframe)
+        if not self._tracks[kind]:
+            return
+        # One packet for all tracks: aiortc's pack() only reads it.
         packet = av.Packet(frame.data)
-        packet.pts = timeline.map(frame.timestamp)
+        packet.pts = timestamp
         packet.time_base = timeline.time_base
         overflowed = False
         for track in self._tracks[kind]:

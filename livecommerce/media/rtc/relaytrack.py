@@ -1,4 +1,5 @@
-"""The track a viewer's RTCRtpSender reads: the publisher's encoded frames, as ``av.Packet``."""
+"""A track of the publisher's encoded frames, as ``av.Packet``, that an RTCRtpSender (or any
+reader) pulls at its own pace; WHEP viewers are sent to by the lean sender instead."""
 
 from __future__ import annotations
 

@@ -30,8 +30,8 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
 from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc.leansender import LeanViewer
 from livecommerce.media.rtc.relay import KINDS, Ingest, StreamNotLive, StreamRelay
-from livecommerce.media.rtc.relaytrack import RelayTrack
 from livecommerce.media.rtc.sdpoffer import OfferRejected, parse_offer
 
 __all__ = [
@@ -259,19 +259,18 @@ class ViewerSession(_Session):
         on_close: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(relay, pc, name, connect_timeout, on_close)
-        self.tracks: list[RelayTrack] = []
+        self.viewers: list[LeanViewer] = []
 
-    def send(self, transceiver: RTCRtpTransceiver, kind: str) -> None:
-        track = self.relay.add_viewer(kind)
-        self.tracks.append(track)
-        track.on("ended", self._close_soon)
-        transceiver.sender.replaceTrack(track)
-        if kind == "video":
-            aiortcseam.on_keyframe_request(transceiver.sender, self.relay.request_keyframe)
+    def send(self, transceiver: RTCRtpTransceiver, kind: str, payload_type: int) -> None:
+        """Send the relay's ``kind`` through ``transceiver``, in the viewer's ``payload_type``."""
+        viewer = self.relay.add_lean_viewer(kind, payload_type)
+        self.viewers.append(viewer)
+        viewer.track.on("ended", self._close_soon)
+        viewer.attach(transceiver.sender)
 
     def _leave_relay(self) -> None:
-        for track in self.tracks:
-            track.stop()
+        for viewer in self.viewers:
+            viewer.track.stop()
 
 
 async def accept_publisher(
@@ -355,10 +354,14 @@ async def accept_viewer(
         await _set_offer(pc, offer_sdp)
         for transceiver in extra:
             transceiver.direction = "inactive"
+        answer = await pc.createAnswer()
+        codecs = _first_codecs(answer.sdp, wanted)
         for kind, transceiver in wanted.items():
-            session.send(transceiver, kind)
+            payload_type = codecs[kind].payloadType if kind in codecs else None
+            if payload_type is not None:
+                session.send(transceiver, kind, payload_type)
         session.watch_dtls()
-        await pc.setLocalDescription(await pc.createAnswer())
+        await pc.setLocalDescription(answer)
     return pc.localDescription.sdp, session
 
 
