@@ -451,7 +451,8 @@ async def test_a_publisher_that_never_connects_does_not_lock_the_stream(
     assert status == 201
     await until(lambda: hub.relay(other_id) is None, seconds=10)
     assert hub.session(str(headers["Location"]).rsplit("/", 1)[1]) is None
-    assert [t.get_name() for t in _media_tasks()] == [f"media-{stream_id}"]
+    # The dropped stream's tasks end (cancelled and awaited) just after its relay is gone.
+    await until(lambda: [t.get_name() for t in _media_tasks()] == [f"media-{stream_id}"])
 
 
 async def test_a_crashed_publisher_is_replaced_by_the_next_publish_with_the_key(
