@@ -118,7 +118,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=64, timeout=10, decode_responses=True, health_check_interval=30
     )
-    client: Redis = Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so closing the client closes its connections too.
+    client: Redis = Redis.from_pool(pool)
     await warm_pool(pool, 32)
     app[REDIS] = client
     app[REDIS_URL] = url

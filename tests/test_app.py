@@ -87,3 +87,30 @@ async def test_openapi_document_is_built_once_and_describes_itself(
     assert served == document
     assert "get" in document["paths"]["/api/openapi.json"]
     assert app[DOCUMENT] is document
+
+
+async def test_an_app_that_stops_leaves_no_redis_connection_open(
+    settings: Settings, private_redis_url: str
+) -> None:
+    """Started and stopped again and again (as workers are on reloads, and tests all day), an
+    app must give back every Redis connection it opened, its warmed pool's included."""
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from redis.asyncio import Redis
+
+    probe = Redis.from_url(private_redis_url)
+    try:
+        before = int((await probe.info("clients"))["connected_clients"])
+        for _ in range(3):
+            client = TestClient(
+                TestServer(create_app(replace(settings, redis_url=private_redis_url)))
+            )
+            await client.start_server()
+            async with client.get("/healthz") as response:
+                assert response.status == 200
+            await client.close()
+        after = int((await probe.info("clients"))["connected_clients"])
+    finally:
+        await probe.aclose()
+    assert after == before, (before, after)
