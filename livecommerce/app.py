@@ -59,6 +59,7 @@ from livecommerce.payments.webhooks import WEBHOOKS, Webhooks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
+from livecommerce.platform.mail import MAILER, Mailer, SmtpServer
 from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.redispool import warm_pool
@@ -225,6 +226,26 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _mail(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    smtp = None
+    if settings.smtp_host:
+        smtp = SmtpServer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_tls,
+        )
+    else:
+        log.info("no SMTP_HOST: emails are written under DATA_DIR/outbox")
+    app[MAILER] = mailer = Mailer(
+        settings.mail_from, smtp=smtp, outbox=settings.data_dir / "outbox"
+    )
+    yield
+    await mailer.close()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     lifecycle = Lifecycle()
     app[LIFECYCLE] = lifecycle
@@ -248,6 +269,7 @@ def create_app(settings: Settings) -> web.Application:
     install_security_headers(app)
     install_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_mail)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)

@@ -78,6 +78,12 @@ class Settings:
     media_origins: tuple[str, ...] = ()
     workers: int | None = None
     worker_media_port: int = 0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"
+    mail_from: str = "livecommerce <no-reply@localhost>"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -163,6 +169,12 @@ class Settings:
         if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
         self._check_security()
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError("SMTP_PORT must be between 1 and 65535")
+        if self.smtp_tls not in ("starttls", "implicit", "none"):
+            raise ConfigError("SMTP_TLS must be starttls, implicit or none")
+        if "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n"):
+            raise ConfigError("MAIL_FROM must be an email address, optionally with a name")
 
     def _check_security(self) -> None:
         for name, value in (
@@ -237,6 +249,10 @@ def _level(raw: str) -> str:
     return raw.strip().upper()
 
 
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
 _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("HOST", "host", str),
     ("PORT", "port", int),
@@ -289,4 +305,10 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("MEDIA_ORIGINS", "media_origins", _csv),
     ("WEB_CONCURRENCY", "workers", int),
     ("WORKER_MEDIA_PORT", "worker_media_port", int),
+    ("SMTP_HOST", "smtp_host", str),
+    ("SMTP_PORT", "smtp_port", int),
+    ("SMTP_USERNAME", "smtp_username", str),
+    ("SMTP_PASSWORD", "smtp_password", str),
+    ("SMTP_TLS", "smtp_tls", _lower),
+    ("MAIL_FROM", "mail_from", str),
 )
