@@ -84,6 +84,9 @@ class Order:
     created_at: datetime
     expires_at: datetime
     paid_at: datetime | None
+    shipping_address: dict[str, Any] | None = None
+    shipping_minor: int = 0
+    tax_minor: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,9 @@ class Order:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "paid_at": self.paid_at.isoformat() if self.paid_at else None,
+            "shipping": {"amount": self.shipping_minor, "currency": self.currency},
+            "tax": {"amount": self.tax_minor, "currency": self.currency},
+            "shipping_address": self.shipping_address,
         }
 
 

@@ -189,6 +189,12 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime),
+    # Where it ships (a copy of the buyer's address when the order was placed), and what the
+    # buyer pays on top of the goods. amount_minor is what is charged: goods + shipping + tax
+    # added on top (tax included in prices is inside the goods).
+    Column("shipping_address", JSON),
+    Column("shipping_minor", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("tax_minor", BigInteger, nullable=False, default=0, server_default="0"),
     CheckConstraint("qty > 0", name="qty_positive"),
     CheckConstraint(
         "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
@@ -220,4 +226,48 @@ webhook_events = Table(
     Column("id", String(100), primary_key=True),
     Column("type", String(100), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+)
+
+# Shops: a seller's settings for what a buyer pays on top of the price and what happens after.
+shop_settings = Table(
+    "shop_settings",
+    metadata,
+    Column("seller_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("shipping_flat_minor", BigInteger, nullable=False, default=0),
+    # Orders (per buyer and show) at or above this ship free; NULL: never free.
+    Column("free_shipping_over_minor", BigInteger),
+    # "included": prices include tax (shown, not added); "added": tax_rate_bp added on top.
+    Column("tax_mode", String(10), nullable=False, default="included"),
+    Column("tax_rate_bp", Integer, nullable=False, default=0),
+    Column("ship_by_days", Integer, nullable=False, default=3),
+    Column("return_window_days", Integer, nullable=False, default=30),
+    Column("free_returns", Boolean, nullable=False, default=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("shipping_flat_minor >= 0", name="shipping_not_negative"),
+    CheckConstraint("tax_mode IN ('included', 'added')", name="tax_mode_known"),
+    CheckConstraint("tax_rate_bp >= 0 AND tax_rate_bp <= 10000", name="tax_rate_range"),
+    CheckConstraint("ship_by_days >= 0 AND ship_by_days <= 365", name="ship_by_range"),
+    CheckConstraint(
+        "return_window_days >= 0 AND return_window_days <= 365", name="return_window_range"
+    ),
+)
+
+# Addresses: a buyer's saved shipping addresses; an order keeps a copy of the one it ships to.
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("line1", String(200), nullable=False),
+    Column("line2", String(200), nullable=False, default=""),
+    Column("city", String(100), nullable=False),
+    Column("region", String(100), nullable=False, default=""),
+    Column("postal_code", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("phone", String(30), nullable=False, default=""),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_addresses_user_id", "user_id"),
 )
