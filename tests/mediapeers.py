@@ -23,6 +23,7 @@ from aiortc import (
     AudioStreamTrack,
     MediaStreamTrack,
     RTCCertificate,
+    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpSender,
@@ -203,8 +204,12 @@ class Viewer:
     With ``certificate`` its DTLS uses that one (e.g. an RSA one), through the seam.
     """
 
-    def __init__(self, certificate: RTCCertificate | None = None) -> None:
-        self.pc = RTCPeerConnection(CONFIG)
+    def __init__(
+        self,
+        certificate: RTCCertificate | None = None,
+        configuration: RTCConfiguration | None = None,
+    ) -> None:
+        self.pc = RTCPeerConnection(configuration or CONFIG)
         if certificate is not None:
             aiortcseam.use_dtls_certificate(self.pc, certificate)
         self.numbers: list[int] = []
