@@ -793,8 +793,8 @@ async def capacity_run(target: Target, run: Run, joined: int) -> None:
 # rules); time in C (SRTP, sendto and the kernel's loopback delivery, uvloop) counts against the
 # Python function that called it.
 PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("RTCP: SR/SDES out, RR in", ("_run_rtcp",)),
-    ("RTCP: SR/SDES out, RR in", ("_handle_rtcp_data",)),
+    ("RTCP in (RR, REMB, NACK), aiortc's report loops", ("_run_rtcp",)),
+    ("RTCP in (RR, REMB, NACK), aiortc's report loops", ("_handle_rtcp_data",)),
     ("ICE: STUN consent checks and replies", ("send_stun",)),
     ("ICE: STUN consent checks and replies", ("parse_message",)),
     ("RTP out: packetize once per frame (FanOut.push)", ("FanOut.push",)),
@@ -802,7 +802,7 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("RTP out: sendmsg (GSO) / sendto (kernel loopback)", ("_pump", "_transmit")),
     ("RTP out: headers + SRTP protect, per viewer", ("_pump", "LeanViewer.send")),
     ("RTP out: packet bodies per header layout", ("_pump", "prepared")),
-    ("RTP out: sender reports bookkeeping", ("_pump", "record_sent")),
+    ("RTCP: sender reports, one pass for every viewer", ("FanOut._report",)),
     ("RTP out: fan-out loop itself (FanOut._pump)", ("_pump",)),
     ("NACK retransmissions", ("LeanViewer.retransmit",)),
     ("publisher in: SRTP, jitter buffer, REMB", ("_handle_rtp_packet",)),
