@@ -206,6 +206,18 @@ async def test_case_states_who_may_end_them_and_late_cases(
     )
     assert bad["error"]["code"] == "invalid_input"
 
+    # No card saved: the order waits for payment, and nothing was received to complain about.
+    newcomer = await sign_up(shop, "newcomer")
+    status, body = await buy(newcomer, stage.sku, stream_id=stage.stream)
+    assert status == 201 and body["order"]["status"] == "reserved", body
+    unpaid = body["order"]["id"]
+    refused = await newcomer.call(
+        "POST", f"/api/orders/{unpaid}/cases", {"problem": "not_received", "text": "?"}, 409
+    )
+    assert refused["error"]["code"] == "invalid_transition"
+    # A question before paying is fine.
+    await newcomer.call("POST", f"/api/orders/{unpaid}/messages", {"text": "Ships fast?"}, 201)
+
 
 async def test_blocked_words_and_length_limits_are_the_live_chats(
     shop: TestClient[Any, Any], settings: Settings
