@@ -54,7 +54,7 @@ function draw(t) {
     if (m.kind !== "pin" && m.kind !== "sale") continue;
     const line = svg("line", { class: m.kind, x1: x(m.at), y1: PAD.top, x2: x(m.at), y2: H - PAD.bottom, "data-kind": m.kind });
     line.append(svg("title", {}, `${m.kind === "pin" ? "Pinned" : "Flash sale"}: ${m.label} at ${clock(m.at)}`));
-    chart.append(line, svg("text", { x: x(m.at) + 3, y: PAD.top + 10 }, m.kind === "pin" ? "pin" : "sale"));
+    chart.append(line, svg("text", { x: x(m.at) + 3, y: PAD.top + (m.kind === "pin" ? 10 : 24) }, m.kind));
   }
   if (t.viewers.length) {
     const points = t.viewers.map(([at, v]) => `${x(at).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
