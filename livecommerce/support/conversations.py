@@ -28,6 +28,7 @@ from livecommerce.platform.db.tables import (
     streams,
     support_cases,
     support_messages,
+    users,
     utcnow,
 )
 from livecommerce.platform.mail import Email, Mailer
@@ -212,7 +213,11 @@ class CustomerService:
                 sa.select(support_cases)
                 .join(orders, orders.c.id == support_cases.c.order_id)
                 .where(_team_orders(user.id))
-                .order_by(support_cases.c.updated_at.desc())
+                # the active cases first, however many ended cases changed since
+                .order_by(
+                    sa.case((support_cases.c.state.in_([s.value for s in ACTIVE]), 0), else_=1),
+                    support_cases.c.updated_at.desc(),
+                )
                 .limit(limit)
             )
             found = [cases._case(r) for r in case_rows]
@@ -319,12 +324,12 @@ class CustomerService:
         return _message(row)
 
     async def _names(self, conn: AsyncConnection, ids: set[int]) -> dict[int, str]:
-        names: dict[int, str] = {}
-        for user_id in ids:
-            found = await get_user(conn, user_id)
-            if found is not None:
-                names[user_id] = found.display_name
-        return names
+        if not ids:
+            return {}
+        rows = await conn.execute(
+            sa.select(users.c.id, users.c.display_name).where(users.c.id.in_(sorted(ids)))
+        )
+        return {int(user_id): str(name) for user_id, name in rows}
 
     async def _tell_other_side(
         self,
