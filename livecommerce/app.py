@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -33,8 +34,10 @@ from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import SoldOutBoard
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
+    figureroutes,
     invitationroutes,
     roomroutes,
     socketioseam,
@@ -65,6 +68,9 @@ from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.redispool import warm_pool
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
+from livecommerce.support import routes as support_routes
+from livecommerce.support.conversations import CustomerService
+from livecommerce.support.notices import Notices
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,8 @@ def api_routes() -> RouteTable:
     table.add(*payment_routes.OPERATIONS)
     table.add(*pages.OPERATIONS)
     table.add(*media_routes.OPERATIONS)
+    table.add(*figureroutes.OPERATIONS)
+    table.add(*support_routes.OPERATIONS)
     return table
 
 
@@ -220,6 +228,24 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _support(app: web.Application) -> AsyncIterator[None]:
+    """Customer service; a conversation's blocked words are its stream's live-chat list."""
+    settings = app[SETTINGS]
+    rooms = app[ROOMS]
+
+    async def blocked_words(stream_id: int) -> list[str]:
+        return (await rooms.state.chat_settings(stream_id))[1]
+
+    app[support_routes.SUPPORT] = CustomerService(
+        app[ENGINE],
+        app[MAILER],
+        blocked_words,
+        Notices(settings.public_url or f"http://127.0.0.1:{settings.port}"),
+        timedelta(seconds=settings.support_answer_s),
+    )
+    yield
+
+
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
     async with media_relays(app, stream_gate=StreamKeys):
@@ -274,6 +300,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)
     app.cleanup_ctx.append(_live)
+    app.cleanup_ctx.append(_support)
     socketioserver.add_routes(app)
     app.cleanup_ctx.append(_media)
     app.on_shutdown.append(_drain)

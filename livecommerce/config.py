@@ -84,6 +84,10 @@ class Settings:
     smtp_password: str = ""
     smtp_tls: str = "starttls"
     mail_from: str = "livecommerce <no-reply@localhost>"
+    # customer service: a case waiting longer than this for the seller's answer is late
+    support_answer_s: float = 48 * 3600.0
+    # show figures: one viewer-count sample per stream this often, across processes
+    figures_sample_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -175,6 +179,10 @@ class Settings:
             raise ConfigError("SMTP_TLS must be starttls, implicit or none")
         if "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n"):
             raise ConfigError("MAIL_FROM must be an email address, optionally with a name")
+        if not 1 <= self.support_answer_s <= 90 * 86400:
+            raise ConfigError("SUPPORT_ANSWER_SECONDS must be between 1 and 7776000 (90 days)")
+        if not 0.1 <= self.figures_sample_s <= 3600:
+            raise ConfigError("FIGURES_SAMPLE_SECONDS must be between 0.1 and 3600")
 
     def _check_security(self) -> None:
         for name, value in (
@@ -311,4 +319,6 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("SMTP_PASSWORD", "smtp_password", str),
     ("SMTP_TLS", "smtp_tls", _lower),
     ("MAIL_FROM", "mail_from", str),
+    ("SUPPORT_ANSWER_SECONDS", "support_answer_s", float),
+    ("FIGURES_SAMPLE_SECONDS", "figures_sample_s", float),
 )

@@ -22,6 +22,9 @@ PAGES = {
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
+    "/inbox": "inbox.html",
+    r"/orders/{id:\d+}/messages": "messages.html",
+    r"/studio/{id:\d+}/figures": "figures.html",
 }
 
 

@@ -41,6 +41,11 @@ from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomStat
 from livecommerce.live.streams import StreamStatus, get_stream, set_status
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.messagetext import (
+    check_blocked,
+    clean_blocked_words,
+    message_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,6 @@ ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
 SKU is not of the product; raises ``NotFound`` for no such product. Given at composition, so
 the rooms never import the catalog."""
 
-MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
 STOCK_PUSH_MS = 250  # at most four stock:changed per product per second, however fast it sells
 REACTION_BURST_S = 0.5
@@ -294,11 +298,7 @@ class LiveRooms:
         """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
         if user is None:
             raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
-        text = text.strip()
-        if not 1 <= len(text) <= MAX_CHAT:
-            raise LiveCommerceError(
-                ErrorCode.INVALID_INPUT, f"a message has 1 to {MAX_CHAT} characters"
-            )
+        text = message_text(text)
         role = await self._role(stream_id, user.id)
         if not role.can_moderate:
             until = await self.state.muted_until(stream_id, user.id)
@@ -307,9 +307,7 @@ class LiveRooms:
                     ErrorCode.FORBIDDEN, "you are muted in this room", until=until
                 )
             slow_s, blocked = await self.state.chat_settings(stream_id)
-            lowered = text.casefold()
-            if any(word in lowered for word in blocked):
-                raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that message is not allowed here")
+            check_blocked(text, blocked)
             every = max(slow_s * 1000, CHAT_EVERY_MS)
             if not await self.state.take_turn(stream_id, user.id, "chat", every):
                 raise LiveCommerceError(
@@ -359,7 +357,7 @@ class LiveRooms:
     async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> list[str]:
         """Replace the list; matching is case-insensitive, inside words too. Returns the list."""
         await self._moderator(stream_id, user)
-        cleaned = sorted({w.strip().casefold() for w in words} - {""})
+        cleaned = clean_blocked_words(words)
         await self.state.set_blocked_words(stream_id, cleaned)
         return cleaned
 

@@ -271,3 +271,57 @@ addresses = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_addresses_user_id", "user_id"),
 )
+
+# Customer service: a conversation per order between its buyer and the seller's team, and the
+# cases a buyer opens about a problem (not received, damaged, wrong item) that the seller answers.
+support_cases = Table(
+    "support_cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("problem", String(20), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("waiting_since", UTCDateTime),  # set while the buyer waits for the seller's answer
+    Column("answered_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("problem IN ('not_received', 'damaged', 'wrong_item')", name="problem_known"),
+    CheckConstraint("state IN ('open', 'answered', 'resolved', 'closed')", name="state_known"),
+    Index("ix_support_cases_order_id", "order_id"),
+    Index("ix_support_cases_seller_state", "seller_id", "state"),
+)
+
+support_messages = Table(
+    "support_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("author_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("side", String(6), nullable=False),  # buyer | seller (the seller or their team)
+    Column("case_id", Integer, ForeignKey("support_cases.id", ondelete="SET NULL")),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("side IN ('buyer', 'seller')", name="side_known"),
+    Index("ix_support_messages_order_id", "order_id", "id"),
+    Index("ix_support_messages_seller_id", "seller_id", "id"),
+)
+
+# Show figures: what a stream's timeline is drawn from. One row per viewer-count sample
+# (kind 'viewers', every FIGURES_SAMPLE_SECONDS per stream) and per pin or flash-sale moment.
+stream_moments = Table(
+    "stream_moments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),  # server epoch ms
+    Column("kind", String(10), nullable=False),
+    Column("viewers", Integer),
+    Column("product_id", Integer),
+    Column("sku_id", Integer),
+    Column("label", String(200), nullable=False, default=""),
+    CheckConstraint("kind IN ('viewers', 'pin', 'unpin', 'sale', 'sale_end')", name="kind_known"),
+    Index("ix_stream_moments_stream_at", "stream_id", "at_ms"),
+)
