@@ -53,9 +53,11 @@ async def quote(
     qty: int,
     stream_id: int | None,
     buyer_id: int | None,
+    unit_price: int | None = None,
 ) -> tuple[Price, bool]:
-    """What ``qty`` of the SKU would cost this buyer now at its list price: goods, shipping
-    (counting their goods so far in the show) and tax; and whether it ships."""
+    """What ``qty`` of the SKU would cost this buyer now at ``unit_price`` (a running flash
+    sale's, as the room shows it) or its list price: goods, shipping (counting their goods so
+    far in the show) and tax; and whether it ships."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -83,7 +85,7 @@ async def quote(
                 currency=row.currency,
             )
     figures = price(
-        unit_price=row.price_minor,
+        unit_price=row.price_minor if unit_price is None else unit_price,
         qty=qty,
         currency=row.currency,
         terms=shop,

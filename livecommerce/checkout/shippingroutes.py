@@ -23,6 +23,12 @@ class QuoteQuery(Payload):
     sku_id: int = Field(ge=1, le=MAX_ID)
     qty: int = Field(default=1, ge=1, le=MAX_QTY)
     stream_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    unit_price_minor: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**11,
+        description="price a unit at this (a running flash sale's price); default: list price",
+    )
 
 
 async def put_shipping_address(request: web.Request) -> web.Response:
@@ -43,6 +49,7 @@ async def get_quote(request: web.Request) -> web.Response:
         qty=q.qty,
         stream_id=q.stream_id,
         buyer_id=user.id if user else None,
+        unit_price=q.unit_price_minor,
     )
     return web.json_response({"quote": {**figures.to_dict(), "ships": ships}})
 
