@@ -494,12 +494,6 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             store = Shop(server, session, localstripe_url)
             await store.person("creator")
             await store.person("shopper")
-            await store.call(
-                "creator",
-                "PUT",
-                "/api/shop/settings",
-                {"shipping_flat_minor": 500, "tax_mode": "added", "tax_rate_bp": 1000},
-            )
             draft = {
                 **hoodie("E2E-SHIPS", 3),
                 "image_url": f"{store.url}/static/img/product.svg",
@@ -517,6 +511,23 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             await store.call(
                 "creator", "POST", f"/api/streams/{stream['id']}/pin", {"product_id": product["id"]}
             )
+
+            # The creator sets shipping and tax from the studio's settings form (on a phone).
+            studio = await _page(browser, store, "creator", PHONE)
+            await studio.goto(f"/studio/{stream['id']}")
+            await studio.wait_for_selector("#shop-shipping_flat_minor")
+            await studio.fill("#shop-shipping_flat_minor", "5.00")
+            await studio.select_option("#shop-tax_mode", "added")
+            await studio.fill("#shop-tax_rate_bp", "10")
+            await studio.click("#shop-save")
+            await studio.wait_for_function(
+                "() => document.getElementById('shop-status').textContent === 'Saved.'"
+            )
+            await studio.locator("#shop-settings").scroll_into_view_if_needed()
+            await _shot(studio, "29-studio-shop-settings")
+            saved = (await store.call("creator", "GET", "/api/shop/settings"))["settings"]
+            assert saved["shipping_flat_minor"] == 500 and saved["tax_rate_bp"] == 1000
+            assert saved["tax_mode"] == "added"
 
             shopper = await _page(browser, store, "shopper", PHONE)
             await shopper.goto(f"/watch/{stream['id']}")
@@ -569,6 +580,13 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             text = body_text(receipt)
             assert "58.90 USD" in text and "1 Harbour Street" in text
             assert f"https://shop.example.test/orders/{order['id']}" in text
-            assert shopper.errors == [], shopper.errors
+            # Follow the creator from the watch page.
+            await shopper.click("#sheet-actions button")
+            await shopper.click("#follow button.follow")
+            await shopper.wait_for_selector("#follow button.follow[aria-pressed=true]")
+            following = await store.call("shopper", "GET", "/api/following")
+            assert following["creators"] == [product["owner_id"]]
+            for page in (studio, shopper):
+                assert page.errors == [], page.errors
     finally:
         server.stop()

@@ -2,6 +2,7 @@
 // chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
 import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo } from "/static/js/address.js";
+import { mountFollow } from "/static/js/follow.js";
 import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
@@ -344,6 +345,7 @@ function toast(text) {
 function applyState(state) {
   $("stage").setAttribute("aria-busy", "false");
   $("title").textContent = state.title;
+  if (!$("follow").hasChildNodes()) mountFollow($("follow"), streamId).catch(() => {});
   document.title = `${state.title} · livecommerce`;
   $("viewers").textContent = `👁 ${state.viewers}`;
   view.pinned = state.pinned;
