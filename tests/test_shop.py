@@ -376,3 +376,18 @@ async def test_the_receipt_email_when_paid(
     await buyer.call("POST", f"/api/orders/{order_id}/sync", status=200)
     await app[MAILER_KEY].drain()
     assert len(mailbox.to(buyer.email)) == 1
+
+
+async def test_quote_at_a_sale_price_and_ships_is_editable(client: TestClient[Any, Any]) -> None:
+    seller, _buyer, product, sku = await _shop(
+        client, {"shipping_flat_minor": 300, "tax_mode": "included", "tax_rate_bp": 1000}
+    )
+    answer = await client.get(f"/api/quote?sku_id={sku}&qty=2&unit_price_minor=2900")
+    body = (await answer.json())["quote"]
+    assert body["goods"]["amount"] == 5800 and body["shipping"]["amount"] == 300
+    assert body["tax"]["amount"] == 527 and body["tax_included"] is True  # 5800 / 11 = 527.3
+    assert body["total"]["amount"] == 6100
+    changed = await seller.call("PATCH", f"/api/products/{product}", {"ships": False}, 200)
+    assert changed["product"]["ships"] is False
+    listed = await client.get(f"/api/quote?sku_id={sku}")
+    assert (await listed.json())["quote"]["ships"] is False
