@@ -12,32 +12,38 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__, pages
+from livecommerce.accounts import addressroutes
 from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.catalog.productcard import product_card
 from livecommerce.checkout import routes as checkout_routes
+from livecommerce.checkout import shippingroutes
 from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.purchases import PURCHASES, Purchases, SkuDirectory
+from livecommerce.checkout.receipts import Receipts
 from livecommerce.config import Settings
 from livecommerce.crosssite import cross_site_middleware
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.orders import OrderChanged
 from livecommerce.events.stock import SkuFeatured
-from livecommerce.events.streams import LineupChanged, StreamEnded
+from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import SoldOutBoard
+from livecommerce.live.follows import LIVE_NOW, LiveNow
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
     figureroutes,
+    followroutes,
     invitationroutes,
     roomroutes,
     socketioseam,
@@ -49,7 +55,9 @@ from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.setup import media_relays
 from livecommerce.orders import routes as order_routes
+from livecommerce.orders import shoproutes
 from livecommerce.orders.expiry import Reaper
+from livecommerce.orders.shops import SHOP_TERMS, ShopTermsCache
 from livecommerce.payments import routes as payment_routes
 from livecommerce.payments.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
@@ -96,6 +104,10 @@ def api_routes() -> RouteTable:
     table.add(*checkout_routes.OPERATIONS)
     table.add(*order_routes.OPERATIONS)
     table.add(*payment_routes.OPERATIONS)
+    table.add(*addressroutes.OPERATIONS)
+    table.add(*shoproutes.OPERATIONS)
+    table.add(*shippingroutes.OPERATIONS)
+    table.add(*followroutes.OPERATIONS)
     table.add(*pages.OPERATIONS)
     table.add(*media_routes.OPERATIONS)
     table.add(*figureroutes.OPERATIONS)
@@ -182,6 +194,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         events_channel=app[EVENTS].channel,
     )
     await reservations.preload_scripts()
+    app[SHOP_TERMS] = shop_terms = ShopTermsCache(engine)
     payments = Payments(engine, reservations, gateway, app[EVENTS])
     app[RESERVATIONS] = reservations
     purchases = Purchases(
@@ -196,6 +209,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
             # a retry's key lives this long (see Purchases), so these buyers may still retry
             functools.partial(buyers_of, engine, within_s=settings.hold_ttl_s * 2 + 3600),
         ),
+        terms=shop_terms,
     )
     app[PURCHASES] = purchases
     purchases.sold_out.subscribe()  # on every process: each refuses the crowd itself
@@ -207,6 +221,9 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[PAYMENTS] = payments
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
+    # The receipt goes from the process where the payment landed (claimed once per order).
+    receipts = Receipts(engine, app[MAILER], _public_url(settings))
+    app[EVENTS].subscribe(OrderChanged, receipts.order_changed, local_only=True)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
     app[LIFECYCLE].spawn(payments.stock.run(), "stock sync after payments")
@@ -221,9 +238,17 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+def _public_url(settings: Settings) -> str:
+    """Where links in emails point: PUBLIC_URL, else this server on loopback."""
+    return settings.public_url or f"http://127.0.0.1:{settings.port}"
+
+
 async def _live(app: web.Application) -> AsyncIterator[None]:
     # The token cache forgets revoked tokens before the sockets holding them are ended.
     app[EVENTS].subscribe(TokensRevoked, app[TOKENS].revoked)
+    # Every process hears a show go on air; the claim rows make each email go once.
+    app[LIVE_NOW] = live_now = LiveNow(app[ENGINE], app[MAILER], _public_url(app[SETTINGS]))
+    app[EVENTS].subscribe(StreamOnAir, live_now.stream_on_air)
     async with live_rooms(app, product_cards=product_card):
         yield
 

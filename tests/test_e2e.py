@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from bench.processes import ServerProcess
 from tests.browsing import DESKTOP, PHONE, Shop
 from tests.browsing import open_page as _page
 from tests.browsing import screenshot as _shot
 from tests.conftest import hoodie
+from tests.mailbox import body_text
 from tests.shopping import DECLINED_CARD, OK_CARD, THREE_DS_CARD
 
 FRAMES = (
@@ -294,3 +300,132 @@ async def test_log_in_goes_only_to_this_site_and_an_invited_moderator_joins(
     assert "No pending invitations" in (await studio.text_content("#invitations") or "")
     for page in (newcomer, studio, helper):
         assert page.errors == [], page.errors
+
+
+async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a_receipt(
+    redis_url: str,
+    localstripe_url: str,
+    tmp_path: Path,
+    browser: Any,
+    smtp_server: tuple[int, Any],
+) -> None:
+    smtp_port, mailbox = smtp_server
+    server = ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_TLS": "none",
+            "PUBLIC_URL": "https://shop.example.test",
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            store = Shop(server, session, localstripe_url)
+            await store.person("creator")
+            await store.person("shopper")
+            draft = {
+                **hoodie("E2E-SHIPS", 3),
+                "image_url": f"{store.url}/static/img/product.svg",
+                "ships": True,
+            }
+            product = (await store.call("creator", "POST", "/api/products", draft))["product"]
+            stream = (
+                await store.call(
+                    "creator",
+                    "POST",
+                    "/api/streams",
+                    {"title": "Parcel", "lineup": [product["id"]]},
+                )
+            )["stream"]
+            await store.call(
+                "creator", "POST", f"/api/streams/{stream['id']}/pin", {"product_id": product["id"]}
+            )
+
+            # The creator sets shipping and tax from the studio's settings form (on a phone).
+            studio = await _page(browser, store, "creator", PHONE)
+            await studio.goto(f"/studio/{stream['id']}")
+            await studio.wait_for_selector("#shop-shipping_flat_minor")
+            await studio.fill("#shop-shipping_flat_minor", "5.00")
+            await studio.select_option("#shop-tax_mode", "added")
+            await studio.fill("#shop-tax_rate_bp", "10")
+            await studio.click("#shop-save")
+            await studio.wait_for_function(
+                "() => document.getElementById('shop-status').textContent === 'Saved.'"
+            )
+            await studio.locator("#shop-settings").scroll_into_view_if_needed()
+            await _shot(studio, "29-studio-shop-settings")
+            saved = (await store.call("creator", "GET", "/api/shop/settings"))["settings"]
+            assert saved["shipping_flat_minor"] == 500 and saved["tax_rate_bp"] == 1000
+            assert saved["tax_mode"] == "added"
+
+            shopper = await _page(browser, store, "shopper", PHONE)
+            await shopper.goto(f"/watch/{stream['id']}")
+            await shopper.wait_for_selector("#product:not(.hidden)")
+            await shopper.click("#buy")
+            await shopper.wait_for_selector("#confirm-buy")
+            # Before anything is held or paid: goods, shipping, tax and total.
+            sheet = await shopper.text_content("#sheet-body") or ""
+            assert "$49.00" in sheet and "$5.00" in sheet and "$4.90" in sheet, sheet
+            assert "$58.90" in sheet and "shipping address in the next step" in sheet, sheet
+            await _shot(shopper, "30-new-shopper-price")
+            await shopper.click("#confirm-buy")
+            await shopper.wait_for_selector("#addr-name", timeout=10000)
+            for field, value in (
+                ("name", "Ana Lima"),
+                ("line1", "1 Harbour Street"),
+                ("city", "Bristol"),
+                ("postal_code", "BS1 5TR"),
+                ("country", "GB"),
+            ):
+                await shopper.fill(f"#addr-{field}", value)
+            await _shot(shopper, "31-new-shopper-address")
+            await shopper.click("#save-address")
+            await shopper.wait_for_selector("#card-form input[placeholder=number]", timeout=10000)
+            sheet = await shopper.text_content("#sheet-body") or ""
+            assert "$58.90" in sheet and "1 Harbour Street" in sheet, sheet
+            assert "$58.90" in (await shopper.text_content("#save-card") or "")
+            for field, value in (
+                ("number", OK_CARD),
+                ("exp_month", "12"),
+                ("exp_year", "34"),
+                ("cvc", "123"),
+                ("postal_code", "10001"),
+            ):
+                await shopper.fill(f"#card-form input[placeholder={field}]", value)
+            await _shot(shopper, "32-new-shopper-card")
+            await shopper.click("#save-card")
+            await shopper.wait_for_function(
+                "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
+                timeout=15000,
+            )
+            assert "$58.90" in (await shopper.text_content("#sheet-body") or "")
+            await _shot(shopper, "33-new-shopper-paid")
+            (order,) = (await store.call("shopper", "GET", "/api/orders"))["orders"]
+            assert order["amount"]["amount"] == 5890 and order["status"] == "paid"
+            assert order["shipping_address"]["city"] == "Bristol"
+            receipt = await mailbox.wait_for(
+                store.emails["shopper"], f"Your order #{order['id']}", timeout_s=15
+            )
+            text = body_text(receipt)
+            assert "58.90 USD" in text and "1 Harbour Street" in text
+            assert f"https://shop.example.test/orders/{order['id']}" in text
+            # Follow the creator from the watch page.
+            await shopper.click("#sheet-actions button")
+            await shopper.click("#follow button.follow")
+            await shopper.wait_for_selector("#follow button.follow[aria-pressed=true]")
+            following = await store.call("shopper", "GET", "/api/following")
+            assert following["creators"] == [product["owner_id"]]
+            for page in (studio, shopper):
+                assert page.errors == [], page.errors
+    finally:
+        server.stop()

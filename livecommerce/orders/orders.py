@@ -88,6 +88,10 @@ class Order:
     shipping_minor: int = 0
     tax_minor: int = 0
 
+    @property
+    def goods_minor(self) -> int:
+        return self.unit_price_minor * self.qty
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -108,8 +112,11 @@ class Order:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "paid_at": self.paid_at.isoformat() if self.paid_at else None,
+            "goods": {"amount": self.goods_minor, "currency": self.currency},
             "shipping": {"amount": self.shipping_minor, "currency": self.currency},
             "tax": {"amount": self.tax_minor, "currency": self.currency},
+            # Tax inside the goods' prices (shown, not added) unless the amount adds it.
+            "tax_included": self.amount_minor == self.goods_minor + self.shipping_minor,
             "shipping_address": self.shipping_address,
         }
 

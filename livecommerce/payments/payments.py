@@ -26,7 +26,7 @@ from livecommerce.inventory.stocksync import StockSync
 from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
 from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.payments.stripe_gateway import IntentState, StripeGateway
-from livecommerce.platform.db.tables import orders, users, utcnow
+from livecommerce.platform.db.tables import orders, products, skus, users, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,12 @@ class Payments:
             raise LiveCommerceError(
                 ErrorCode.INVALID_TRANSITION, f"this order is {order.status.value}"
             )
+        if order.shipping_address is None and await self._ships(order.sku_id):
+            raise LiveCommerceError(
+                ErrorCode.ADDRESS_REQUIRED,
+                "this order ships: give it a shipping address before paying",
+                order_id=order.id,
+            )
         try:
             state = await self._charge(
                 order,
@@ -223,6 +229,17 @@ class Payments:
         if state.intent_id and current.payment_intent_id != state.intent_id:
             return current, None  # a duplicate payment, given back: the order's own one counts
         return current, state
+
+    async def _ships(self, sku_id: int) -> bool:
+        async with self._engine.connect() as conn:
+            ships = (
+                await conn.execute(
+                    sa.select(products.c.ships)
+                    .join(skus, skus.c.product_id == products.c.id)
+                    .where(skus.c.id == sku_id)
+                )
+            ).scalar_one_or_none()
+        return bool(ships)
 
     async def _charge(
         self,

@@ -11,6 +11,7 @@ from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamKeyRotated
+from livecommerce.live.follows import LIVE_NOW
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import (
     StreamStatus,
@@ -111,6 +112,9 @@ async def patch_stream(request: web.Request) -> web.Response:
         await request.app[EVENTS].publish(StreamEnded(stream_id=stream.id))
     if "status" in changes:
         await request.app[ROOMS].stream_status_changed(stream.id, stream.status)
+    if changes.get("status") == StreamStatus.LIVE and stream.status is StreamStatus.LIVE:
+        # Gone live by hand (no media yet): followers hear of it now, once (claimed per user).
+        await request.app[LIVE_NOW].announce(stream.id)
     return web.json_response({"stream": stream.to_dict()})
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -92,6 +93,8 @@ products = Table(
     Column("image_url", String(2000)),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # A physical good: its orders ship, so they need an address before they are paid.
+    Column("ships", Boolean, nullable=False, default=False, server_default=text("false")),
     Index("ix_products_owner_id", "owner_id"),
 )
 
@@ -270,6 +273,39 @@ addresses = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_addresses_user_id", "user_id"),
+)
+
+# Following: a user follows a creator, or asks to be reminded when one scheduled show goes live;
+# each notice sent is claimed by one unique row, so several processes never send it twice.
+follows = Table(
+    "follows",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("creator_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("user_id <> creator_id", name="not_self"),
+    Index("ix_follows_creator_id", "creator_id"),
+)
+
+show_reminders = Table(
+    "show_reminders",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_show_reminders_stream_id", "stream_id"),
+)
+
+sent_notices = Table(
+    "sent_notices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # "receipt" (subject: an order) or "live_now" (subject: a stream)
+    Column("kind", String(20), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "subject_id", "user_id", name="uq_sent_notices_once"),
 )
 
 # Customer service: a conversation per order between its buyer and the seller's team, and the

@@ -1,5 +1,6 @@
 // Home: shows live now and coming up; a creator's own shows with their studio and console links.
 import { api, el, siteHeader } from "/static/js/api.js";
+import { followControls } from "/static/js/follow.js";
 
 function when(stream) {
   if (stream.status === "live") return "Live now";
@@ -17,6 +18,7 @@ function streamCard(stream, user) {
     team && stream.creator.id === user.id ? el("a", { href: `/studio/${stream.id}` }, "Studio") : null,
     team ? " " : null,
     team ? el("a", { href: `/console/${stream.id}` }, "Moderator console") : null,
+    stream.status !== "ended" ? followControls(stream, user) : null,
   );
 }
 

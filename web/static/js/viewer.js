@@ -1,6 +1,8 @@
 // The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
 // chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
+import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo } from "/static/js/address.js";
+import { mountFollow } from "/static/js/follow.js";
 import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
@@ -158,28 +160,44 @@ $("buy").addEventListener("click", async () => {
   }
   const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
   const price = sale ? sale.sale_price : card.price;
-  const saved = await savedCard().catch(() => null);
-  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, `Pay ${money(price, card.currency)}`);
+  const [saved, figures] = await Promise.all([
+    savedCard().catch(() => null),
+    quote(card.sku_id, streamId, 1, sale ? sale.sale_price : undefined).catch(() => null),
+  ]);
+  const address = figures && figures.ships ? await defaultAddress().catch(() => null) : null;
+  // Without the figures (the quote failed), the item is held first and its exact figures
+  // shown before any charge.
+  const exact = Boolean(figures);
+  const oneTap = exact && saved && (!figures.ships || address);
+  const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
+  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
   openSheet(`Buy ${card.title}?`, [
     el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
+    exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
+    figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
     el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
   ], [closeButton(), confirm]);
-  confirm.addEventListener("click", () => buy(card, saved), { once: true });
+  confirm.addEventListener("click", () => buy(card, saved, !oneTap), { once: true });
 });
 
-async function buy(card, saved) {
+async function buy(card, saved, reviewFirst) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
-    const result = await room.call("buy", {
-      sku_id: card.sku_id,
-      qty: 1,
-      idempotency_key: idempotencyKey(),
-      stream_id: streamId,
-    });
-    if (!saved && result.order.status === "reserved") {
-      await addCardAndPay(result.order);
+    const terms = { sku_id: card.sku_id, qty: 1, stream_id: streamId };
+    // Reviewing first: hold the item without charging, show its exact figures, then pay.
+    const result = reviewFirst
+      ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
+      : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
+    if (result.order.status === "reserved" && (reviewFirst || result.address_required || !saved)) {
+      let order = result.order;
+      if (result.address_required) order = await askAddress(order);
+      if (!saved) {
+        await addCardAndPay(order);
+      } else {
+        await reviewAndPay(order);
+      }
     } else {
       await settle(result);
     }
@@ -198,9 +216,35 @@ async function buy(card, saved) {
   }
 }
 
+async function askAddress(order) {
+  const submit = el("button", { type: "button", class: "primary", id: "save-address" }, "Ship here");
+  openSheet("Shipping address", el("p", { class: "muted" }, "Your item is held for you. Where should it go?"), [closeButton(), submit]);
+  const address = await addAddress($("card-form"), submit, sheetError);
+  return shipOrderTo(order.id, address.id);
+}
+
+function orderSummary(order) {
+  return [
+    priceLines(order),
+    order.shipping_address ? el("p", { class: "muted", id: "ship-to" }, `Ships to ${addressText(order.shipping_address)}`) : null,
+  ];
+}
+
+async function reviewAndPay(order) {
+  const pay = el("button", { type: "button", class: "primary", id: "confirm-pay" }, `Pay ${money(order.amount.amount, order.amount.currency)}`);
+  openSheet("Review and pay", orderSummary(order), [closeButton(), pay]);
+  await new Promise((resolve) => pay.addEventListener("click", resolve, { once: true }));
+  openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
+  try {
+    await settle(await payWithSavedCard(order.id));
+  } catch (err) {
+    openSheet("Payment failed", el("p", {}, err.message), [closeButton()]);
+  }
+}
+
 async function addCardAndPay(order) {
-  const submit = el("button", { type: "button", class: "primary", id: "save-card" }, "Save card and pay");
-  openSheet("Add a card", el("p", { class: "muted" }, "Your item is held for you while you pay. The card is saved for one-tap buys."), [closeButton(), submit]);
+  const submit = el("button", { type: "button", class: "primary", id: "save-card" }, `Save card and pay ${money(order.amount.amount, order.amount.currency)}`);
+  openSheet("Add a card", [...orderSummary(order), el("p", { class: "muted" }, "Your item is held for you while you pay. The card is saved for one-tap buys.")], [closeButton(), submit]);
   const form = $("card-form");
   form.replaceChildren(el("p", { class: "muted" }, "Loading the secure card form…"));
   for (;;) {
@@ -301,6 +345,7 @@ function toast(text) {
 function applyState(state) {
   $("stage").setAttribute("aria-busy", "false");
   $("title").textContent = state.title;
+  if (!$("follow").hasChildNodes()) mountFollow($("follow"), streamId).catch(() => {});
   document.title = `${state.title} · livecommerce`;
   $("viewers").textContent = `👁 ${state.viewers}`;
   view.pinned = state.pinned;
