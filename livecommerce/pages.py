@@ -22,6 +22,8 @@ PAGES = {
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
+    "/orderdesk": "orderdesk.html",
+    r"/orders/{id:\d+}/return": "returns.html",
 }
 
 
