@@ -341,7 +341,7 @@ async def test_packing_slip_is_printable_and_escaped(
     )
     assert response.status == 200 and response.content_type == "text/html"
     page = await response.text()
-    assert "@media print" in page and "&lt;b&gt;Bea&lt;/b&gt;" in page and "<b>Bea" not in page
+    assert "orderdesk.css" in page and "&lt;b&gt;Bea&lt;/b&gt;" in page and "<b>Bea" not in page
     assert "Hoodie" in page and "size: M" in page and f"#{order['id']}" in page
     stranger = await sign_up(client, "stranger")
     response = await client.get(f"/orderdesk/parcels/{parcel['id']}/slip", headers=stranger.headers)

@@ -194,26 +194,15 @@ def packing_slip(parcel: Parcel, items: dict[int, orderdesk.Line], buyer_name: s
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Packing slip — parcel {parcel.id}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; color: #111; margin: 2rem; }}
-h1 {{ font-size: 1.4rem; margin: 0 0 .5rem; }}
-table {{ border-collapse: collapse; width: 100%; margin-top: 1rem; }}
-th, td {{ border: 1px solid #999; padding: .35rem .5rem; text-align: left; }}
-td.qty, td.check {{ text-align: center; }}
-.address {{ font-size: 1.1rem; border: 2px solid #111; padding: .75rem; display: inline-block; }}
-.toolbar {{ margin-bottom: 1rem; }}
-@media print {{
-  .toolbar {{ display: none; }}
-  body {{ margin: 0; }}
-  @page {{ size: A4; margin: 15mm; }}
-  tr {{ break-inside: avoid; }}
-}}
-</style></head>
-<body>
-<div class="toolbar"><button type="button" onclick="window.print()">Print</button></div>
+<link rel="stylesheet" href="/static/app.css">
+<link rel="stylesheet" href="/static/orderdesk.css">
+<script type="module" src="/static/js/slip.js"></script>
+</head>
+<body class="slip">
+<div class="toolbar"><button type="button" id="print">Print</button></div>
 <h1>Packing slip — parcel P{parcel.id}</h1>
 <p>Show {e(str(parcel.stream_id or "—"))} · {len(parcel.orders)} order(s), {units} unit(s)</p>
-<p class="address" aria-label="Ship to">{address_html}</p>
+<p class="ship-to" aria-label="Ship to">{address_html}</p>
 <table><thead><tr><th>Order</th><th>SKU</th><th>Item</th><th>Variant</th><th>Qty</th>
 <th>Packed</th></tr></thead><tbody>{rows}</tbody></table>
 </body></html>
