@@ -42,3 +42,11 @@ def tracking_url(carrier: str | None, number: str | None) -> str | None:
         return None
     page = TRACKING_PAGES.get(carrier_key(carrier))
     return page[1].format(n=quote(number, safe="")) if page else None
+
+
+def carrier_name(carrier: str | None) -> str | None:
+    """How a person reads the carrier: "Royal Mail" for ``royal_mail``, else as written."""
+    if not carrier:
+        return None
+    page = TRACKING_PAGES.get(carrier_key(carrier))
+    return page[0] if page else carrier

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.accounts.roles import role_in_stream
 from livecommerce.errors import ErrorCode, Forbidden, InvalidInput, LiveCommerceError, NotFound
-from livecommerce.orders.carriers import carrier_key, tracking_url
+from livecommerce.orders.carriers import carrier_key, carrier_name, tracking_url
 from livecommerce.orders.orders import TRANSITIONS, Order, OrderStatus, move, order_from_row
 from livecommerce.platform.db.tables import orders, parcels, stream_moderators, streams, utcnow
 
@@ -66,6 +66,7 @@ class Parcel:
             "shipping_address": self.shipping_address,
             "status": self.status,
             "carrier": self.carrier,
+            "carrier_name": carrier_name(self.carrier),
             "tracking": self.tracking_number,
             "tracking_url": tracking_url(self.carrier, self.tracking_number),
             "packed_at": self.created_at.isoformat(),

@@ -128,7 +128,7 @@ async def post_ship(request: web.Request) -> web.Response:
     await said.announce(parcel.orders)
     ids = ", ".join(f"#{o.id}" for o in parcel.orders)
     view = parcel.to_dict()
-    name = TRACKING_PAGES.get(view["carrier"] or "", (view["carrier"], ""))[0]
+    name = view["carrier_name"]
     link = f"Track it: {view['tracking_url']}\n" if view["tracking_url"] else ""
     await said.email(
         parcel.buyer_id,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
-from livecommerce.orders.carriers import tracking_url
+from livecommerce.orders.carriers import carrier_name, tracking_url
 from livecommerce.platform.db.tables import orders, utcnow
 
 MAX_QTY = 10  # the most units one order may take
@@ -135,6 +135,7 @@ class Order:
             "shipping_address": self.shipping_address,
             "parcel_id": self.parcel_id,
             "carrier": self.carrier,
+            "carrier_name": carrier_name(self.carrier),
             "tracking": self.tracking_number,
             "tracking_url": tracking_url(self.carrier, self.tracking_number),
             "shipped_at": self.shipped_at.isoformat() if self.shipped_at else None,

@@ -77,7 +77,7 @@ function parcelCard(parcel) {
     actions.append(deliver);
   }
   const tracking = parcel.tracking
-    ? el("p", {}, `${parcel.carrier} · `, parcel.tracking_url
+    ? el("p", {}, `${parcel.carrier_name} · `, parcel.tracking_url
       ? el("a", { href: parcel.tracking_url, target: "_blank", rel: "noopener" }, parcel.tracking)
       : parcel.tracking)
     : null;

@@ -23,7 +23,7 @@ function render(data) {
   $("order-status").dataset.status = order.status;
   $("order-summary").textContent = `${order.qty} unit(s) · ${money(order.amount.amount, order.amount.currency)}`;
   $("tracking").classList.toggle("hidden", !order.tracking);
-  $("carrier").textContent = order.carrier || "";
+  $("carrier").textContent = order.carrier_name || order.carrier || "";
   $("tracking-link").textContent = order.tracking_url ? order.tracking : "";
   $("tracking-link").href = order.tracking_url || "#";
   $("tracking-link").classList.toggle("hidden", !order.tracking_url);
