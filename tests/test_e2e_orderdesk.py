@@ -213,7 +213,7 @@ async def _walk_through(browser: Any, store: Store, bought: list[int], mailbox: 
     )
     await _shot(desk, "desk-02-shipped")
     slip = await desk.context.new_page()
-    await slip.goto(f"/orderdesk/parcels/{parcel_id}/slip")
+    await slip.goto(f"/api/parcels/{parcel_id}/slip")
     assert "Bea Buyer" in await slip.inner_text("body")
     await _shot(slip, "desk-03-packing-slip")
     await slip.close()

@@ -337,14 +337,14 @@ async def test_packing_slip_is_printable_and_escaped(
         await show.seller.call("POST", "/api/parcels", {"order_ids": [order["id"]]}, status=201)
     )["parcel"]
     response = await show.seller.client.get(
-        f"/orderdesk/parcels/{parcel['id']}/slip", headers=show.seller.headers
+        f"/api/parcels/{parcel['id']}/slip", headers=show.seller.headers
     )
     assert response.status == 200 and response.content_type == "text/html"
     page = await response.text()
     assert "orderdesk.css" in page and "&lt;b&gt;Bea&lt;/b&gt;" in page and "<b>Bea" not in page
     assert "Hoodie" in page and "size: M" in page and f"#{order['id']}" in page
     stranger = await sign_up(client, "stranger")
-    response = await client.get(f"/orderdesk/parcels/{parcel['id']}/slip", headers=stranger.headers)
+    response = await client.get(f"/api/parcels/{parcel['id']}/slip", headers=stranger.headers)
     assert response.status == 403
 
 

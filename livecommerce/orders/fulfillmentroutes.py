@@ -280,7 +280,7 @@ OPERATIONS = (
     ),
     Operation(
         "GET",
-        f"/orderdesk/parcels/{PARCEL_ID}/slip",
+        f"/api/parcels/{PARCEL_ID}/slip",
         get_slip,
         "A printable packing slip (HTML)",
         "fulfillment",

@@ -34,7 +34,8 @@ from livecommerce.platform.db.tables import (
 
 S = OrderStatus
 DEFAULT_SHIP_BY_DAYS = 3
-DESK_LIMIT = 500  # orders (and parcels) one desk view reads at most
+DESK_LIMIT = 500  # paid orders (and CSV parcels) one desk view reads at most
+PARCELS_SHOWN = 100  # the newest parcels a desk view shows
 CSV_COLUMNS = (
     "name",
     "address_line1",
@@ -111,27 +112,27 @@ def _scoped(user_id: int, stream_id: int | None) -> sa.Select[Any]:
 async def desk(conn: AsyncConnection, user_id: int, stream_id: int | None) -> dict[str, Any]:
     """The desk as JSON: parcels to pack (grouped paid orders), parcels made, the shows."""
     now = utcnow()
-    found = [
+    paid = [
         order_from_row(r)
         for r in await conn.execute(
             _scoped(user_id, stream_id)
-            .where(
-                orders.c.status.in_(
-                    [
-                        S.PAID.value,
-                        S.PACKED.value,
-                        S.SHIPPED.value,
-                        S.DELIVERED.value,
-                        S.RETURN_REQUESTED.value,
-                        S.RETURN_APPROVED.value,
-                        S.REFUNDED.value,
-                    ]
-                )
-            )
+            .where(orders.c.status == S.PAID.value)
             .order_by(orders.c.id)
             .limit(DESK_LIMIT)
         )
     ]
+    parcel_query = (
+        sa.select(parcels.c.id)
+        .where(parcels.c.id.in_(sa.select(orders.c.parcel_id).where(desk_scope(user_id))))
+        .order_by(parcels.c.id.desc())
+        .limit(PARCELS_SHOWN)
+    )
+    if stream_id is not None:
+        parcel_query = parcel_query.where(parcels.c.stream_id == stream_id)
+    made_parcels = [
+        await get_parcel(conn, int(i)) for i in (await conn.execute(parcel_query)).scalars()
+    ]
+    found = paid + [o for p in made_parcels for o in p.orders]
     days = await ship_by_days(conn, {o.seller_id for o in found})
     items = await lines(conn, {o.sku_id for o in found})
     names = await buyers(conn, {o.buyer_id for o in found})
@@ -148,15 +149,14 @@ async def desk(conn: AsyncConnection, user_id: int, stream_id: int | None) -> di
         }
 
     groups: dict[tuple[Any, ...], list[Order]] = {}
-    for order in found:
-        if order.status is S.PAID:
-            key = (
-                order.seller_id,
-                order.stream_id,
-                order.buyer_id,
-                address_key(order.shipping_address),
-            )
-            groups.setdefault(key, []).append(order)
+    for order in paid:
+        key = (
+            order.seller_id,
+            order.stream_id,
+            order.buyer_id,
+            address_key(order.shipping_address),
+        )
+        groups.setdefault(key, []).append(order)
     to_pack = []
     for members in groups.values():
         views = [order_view(o) for o in members]
@@ -174,16 +174,15 @@ async def desk(conn: AsyncConnection, user_id: int, stream_id: int | None) -> di
             }
         )
     to_pack.sort(key=lambda g: (not g["late"], g["ship_by"] or ""))
-    parcel_ids = sorted({o.parcel_id for o in found if o.parcel_id is not None}, reverse=True)
     made = []
-    for parcel_id in parcel_ids[:DESK_LIMIT]:
-        parcel = await get_parcel(conn, parcel_id)
+    for parcel in made_parcels:
+        views = [order_view(o) for o in parcel.orders]
         made.append(
             {
                 **parcel.to_dict(),
                 "buyer_name": names.get(parcel.buyer_id, ""),
-                "orders": [order_view(o) for o in parcel.orders],
-                "late": any(is_late(o, ship_by(o, days[o.seller_id]), now) for o in parcel.orders),
+                "orders": views,
+                "late": any(v["late"] for v in views),
             }
         )
     return {

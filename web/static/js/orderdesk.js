@@ -54,7 +54,7 @@ function packCard(group) {
 
 function parcelCard(parcel) {
   const actions = el("div", { class: "actions" },
-    el("a", { class: "button-link", href: `/orderdesk/parcels/${parcel.id}/slip`, target: "_blank", rel: "noopener" }, "Packing slip"));
+    el("a", { class: "button-link", href: `/api/parcels/${parcel.id}/slip`, target: "_blank", rel: "noopener" }, "Packing slip"));
   if (parcel.status === "packed") {
     const carrierId = `carrier-${parcel.id}`;
     const trackingId = `tracking-${parcel.id}`;
