@@ -215,6 +215,9 @@ async def _walk_through(browser: Any, store: Store, bought: list[int], mailbox: 
     slip = await desk.context.new_page()
     await slip.goto(f"/api/parcels/{parcel_id}/slip")
     assert "Bea Buyer" in await slip.inner_text("body")
+    # Its stylesheet loaded under the pages' CSP: the ship-to box has its border.
+    border = "getComputedStyle(document.querySelector('.ship-to')).borderTopStyle"
+    assert await slip.evaluate(border) == "solid"
     await _shot(slip, "desk-03-packing-slip")
     await slip.close()
     await desk.get_by_role("button", name="Mark delivered").click()
