@@ -261,6 +261,13 @@ async def _walk_through(browser: Any, store: Store, bought: list[int], mailbox: 
     assert "Refunded" in await buyer.inner_text("#refunded")
     await _shot(buyer, "return-03-refunded")
 
+    # The desk on a phone: nothing wider than the screen.
+    phone = await _page(browser, store, "seller", PHONE)
+    await phone.goto("/orderdesk")
+    await phone.locator("#parcels li[data-parcel]").first.wait_for()
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await _shot(phone, "desk-05-phone")
+
     email = store.emails["buyer"]
     shipped = await mailbox.wait_for(email, "has shipped")
     assert f"#{first}, #{second}" in str(shipped["Subject"]) and "1Z999AA10123456784" in body_text(
@@ -268,4 +275,4 @@ async def _walk_through(browser: Any, store: Store, bought: list[int], mailbox: 
     )
     assert "RMA-" in str((await mailbox.wait_for(email, "Return approved"))["Subject"])
     await mailbox.wait_for(email, "Refund on its way")
-    assert desk.errors == [] and buyer.errors == []
+    assert desk.errors == [] and buyer.errors == [] and phone.errors == []
