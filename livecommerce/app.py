@@ -54,10 +54,11 @@ from livecommerce.live.transport.setup import live_rooms
 from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.setup import media_relays
+from livecommerce.orders import fulfillmentroutes, shoproutes
 from livecommerce.orders import routes as order_routes
-from livecommerce.orders import shoproutes
 from livecommerce.orders.expiry import Reaper
 from livecommerce.orders.shops import SHOP_TERMS, ShopTermsCache
+from livecommerce.payments import returnroutes
 from livecommerce.payments import routes as payment_routes
 from livecommerce.payments.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
@@ -108,6 +109,8 @@ def api_routes() -> RouteTable:
     table.add(*shoproutes.OPERATIONS)
     table.add(*shippingroutes.OPERATIONS)
     table.add(*followroutes.OPERATIONS)
+    table.add(*fulfillmentroutes.OPERATIONS)
+    table.add(*returnroutes.OPERATIONS)
     table.add(*pages.OPERATIONS)
     table.add(*media_routes.OPERATIONS)
     table.add(*figureroutes.OPERATIONS)

@@ -25,6 +25,8 @@ PAGES = {
     "/inbox": "inbox.html",
     r"/orders/{id:\d+}/messages": "messages.html",
     r"/studio/{id:\d+}/figures": "figures.html",
+    "/orderdesk": "orderdesk.html",
+    r"/orders/{id:\d+}/return": "returns.html",
 }
 
 

@@ -198,6 +198,12 @@ orders = Table(
     Column("shipping_address", JSON),
     Column("shipping_minor", BigInteger, nullable=False, default=0, server_default="0"),
     Column("tax_minor", BigInteger, nullable=False, default=0, server_default="0"),
+    # Fulfillment: the parcel it travels in (see ``parcels``) and, once shipped, how.
+    Column("parcel_id", Integer),
+    Column("carrier", String(40)),
+    Column("tracking_number", String(60)),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
     CheckConstraint("qty > 0", name="qty_positive"),
     CheckConstraint(
         "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
@@ -207,6 +213,7 @@ orders = Table(
     Index("ix_orders_status_expires_at", "status", "expires_at"),
     Index("ix_orders_buyer_id", "buyer_id"),
     Index("ix_orders_sku_id_status", "sku_id", "status"),
+    Index("ix_orders_parcel_id", "parcel_id"),
 )
 
 refunds = Table(
@@ -360,4 +367,58 @@ stream_moments = Table(
     Column("label", String(200), nullable=False, default=""),
     CheckConstraint("kind IN ('viewers', 'pin', 'unpin', 'sale', 'sale_end')", name="kind_known"),
     Index("ix_stream_moments_stream_at", "stream_id", "at_ms"),
+)
+
+# Fulfillment and returns: a parcel carries one buyer's paid orders of one show to one address;
+# a return takes some or all units of a delivered order back (RMA), then refunds them.
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("buyer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("stream_id", Integer, ForeignKey("streams.id")),
+    Column("shipping_address", JSON),
+    Column("status", String(20), nullable=False),
+    Column("carrier", String(40)),
+    Column("tracking_number", String(60)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    CheckConstraint("status IN ('packed', 'shipped', 'delivered')", name="status_known"),
+    Index("ix_parcels_seller_id_status", "seller_id", "status"),
+)
+
+order_returns = Table(
+    "order_returns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False),
+    Column("buyer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("rma", String(20), unique=True),
+    Column("instructions", Text),
+    Column("free_returns", Boolean),
+    Column("refusal_reason", String(500)),
+    Column("resellable_qty", Integer),
+    Column("refund_minor", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("received_at", UTCDateTime),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint(
+        "status IN ('requested', 'approved', 'refused', 'receiving', 'received')",
+        name="status_known",
+    ),
+    CheckConstraint(
+        "resellable_qty IS NULL OR (resellable_qty >= 0 AND resellable_qty <= qty)",
+        name="resellable_within_qty",
+    ),
+    Index("ix_order_returns_order_id", "order_id"),
+    Index("ix_order_returns_seller_id_status", "seller_id", "status"),
 )
