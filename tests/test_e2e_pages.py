@@ -161,10 +161,9 @@ async def test_unknown_shows_and_paths_say_so(people: ShowPeople, chromium: Any,
 
     # A watch page that meets an unknown show anyway (a page kept from before, a cached copy):
     # it says so instead of "Loading…" for ever.
-    kept = await (await page.context.request.get(f"/watch/{people.stream_id}")).text()
-
     async def stale_page(route: Any) -> None:
-        await route.fulfill(status=200, content_type="text/html", body=kept)
+        # The server's watch page, as it was served for a show that existed.
+        await route.continue_(url=f"{people.url}/watch/{people.stream_id}")
 
     await page.route("**/watch/424242", stale_page)
     await page.goto("/watch/424242")
@@ -225,11 +224,18 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
     await notice.locator("button").click()
     await console.wait_for_selector("#mutes .notice", state="detached")
     assert await console.text_content("#chat button[data-mute]") == "Mute 10 min"
+    await asyncio.sleep(0.8)  # one message per 0.7 s: "hello" was moments ago
     await watch.fill("#chat-text", "thanks!")
     await watch.click("#chat-form button")
-    await console.wait_for_function(
-        "() => document.getElementById('chat').textContent.includes('thanks!')"
-    )
+    try:
+        await console.wait_for_function(
+            "() => document.getElementById('chat').textContent.includes('thanks!')",
+            timeout=10000,
+        )
+    except Exception:
+        await shot(watch, f"mute-{size}-failed-watch")
+        await shot(console, f"mute-{size}-failed-console")
+        raise AssertionError(await watch.text_content("#chat-error")) from None
     await shot(console, f"mute-{size}-2-console-unmuted")
     await shot(watch, f"mute-{size}-3-watch-count")
     for page in (studio, console, watch):
