@@ -316,7 +316,12 @@ async def _drain(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the whole application; nothing is started until the app runs."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, cross_site_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            pages.html_not_found,
+            cross_site_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
     app[SETTINGS] = settings

@@ -17,6 +17,7 @@ from livecommerce.accounts.users import find_user_by_email, sign_up
 from livecommerce.catalog.products import VariantDraft, create_product
 from livecommerce.config import Settings
 from livecommerce.live.streams import (
+    Shopstream,
     StreamStatus,
     add_moderator,
     create_stream,
@@ -67,6 +68,36 @@ FINISHED_SHOW = "Last week's drop (ended)"
 AppFactory = Callable[[Settings], web.Application]
 
 
+SHOW_TITLE = "Friday drop: hoodies, serum and mugs"
+SHOW_DESCRIPTION = "Flash sales every ten minutes."
+
+
+async def demo_show(engine: AsyncEngine) -> Shopstream | None:
+    """The demo creator's own show to point at: their live or next one, never another
+    user's. When every show of theirs has ended, a new one is planned with the same lineup
+    and moderators, so the studio link printed can always go live. None without the demo
+    creator (someone deleted the account)."""
+    async with engine.connect() as conn:
+        creator = await find_user_by_email(conn, ACCOUNTS[0][0])
+        if creator is None:
+            return None
+        mine = await list_streams(conn, creator_id=creator.id, limit=200)
+    for show in mine:  # live first, then the soonest scheduled
+        if show.status is not StreamStatus.ENDED:
+            return show
+    last = max(mine, key=lambda s: s.id, default=None)
+    show, _key = await create_stream(
+        engine,
+        creator.id,
+        title=last.title if last else SHOW_TITLE,
+        description=last.description if last else SHOW_DESCRIPTION,
+        lineup=list(last.lineup) if last else None,
+    )
+    for moderator_id, _name in last.moderators if last else ():
+        show = await add_moderator(engine, show.id, creator.id, user_id=moderator_id)
+    return show
+
+
 async def seed_demo(settings: Settings, app_factory: AppFactory | None = None) -> str:
     """Seed the demo accounts, products and a shopstream unless present; say how to log in.
 
@@ -102,20 +133,19 @@ async def seed_demo(settings: Settings, app_factory: AppFactory | None = None) -
             stream, _key = await create_stream(
                 engine,
                 creator.id,
-                title="Friday drop: hoodies, serum and mugs",
-                description="Flash sales every ten minutes.",
+                title=SHOW_TITLE,
+                description=SHOW_DESCRIPTION,
                 lineup=product_ids,
             )
             await add_moderator(engine, stream.id, creator.id, user_id=moderator.id)
-        async with engine.connect() as conn:
-            streams = await list_streams(conn, limit=1)
+        show = await demo_show(engine)
     finally:
         await engine.dispose()
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     lines = ["Demo shop ready. Log in with any of these (password: " + PASSWORD + "):"]
     lines += [f"  {email:<22} {name}" for email, name in ACCOUNTS]
-    if streams:
-        sid = streams[0].id
+    if show is not None:
+        sid = show.id
         lines.append(f"Creator studio (log in as the creator): {base}/studio/{sid}")
         lines.append(f"Moderator console (log in as the moderator): {base}/console/{sid}")
         lines.append(f"Viewer page (any browser, any phone): {base}/watch/{sid}")

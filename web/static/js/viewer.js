@@ -6,6 +6,7 @@ import { mountFollow } from "/static/js/follow.js";
 import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
+import { PHASES, paintBadge, phaseOf } from "/static/js/showstatus.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
@@ -28,22 +29,33 @@ function show(node, visible) {
 
 // -- the stream -------------------------------------------------------------------------------
 
-function setStatus(status, onAir) {
-  const badge = $("status");
-  badge.textContent = onAir ? "LIVE" : status === "ended" ? "Ended" : status === "live" ? "Paused" : "Soon";
-  badge.className = "badge " + (onAir ? "live" : status === "ended" ? "ended" : "scheduled");
-  if (onAir) {
+function setPhase(phase) {
+  view.onAir = phase === "on_air";
+  paintBadge($("status"), phase);
+  if (view.onAir) {
     show($("overlay"), false);
     startVideo();
   } else {
     stopVideo();
-    $("overlay").replaceChildren(
-      el("p", {}, status === "ended"
-        ? "This show has ended. Thanks for watching!"
-        : "The stream is offline right now. It starts here as soon as the host goes live."),
-    );
+    $("overlay").replaceChildren(el("p", {}, PHASES[phase].note));
     show($("overlay"), true);
   }
+}
+
+/** An unknown show (deleted, or a mistyped link the server could not catch): say so. */
+function showMissing() {
+  $("stage").setAttribute("aria-busy", "false");
+  $("title").textContent = "This show does not exist";
+  document.title = "This show does not exist · livecommerce";
+  $("status").classList.add("hidden");
+  $("overlay").replaceChildren(
+    el("h2", {}, "This show does not exist"),
+    el("p", {}, el("a", { href: "/" }, "See the shows that are live and coming up")),
+  );
+  show($("overlay"), true);
+  show($("product"), false);
+  show($("chat-form"), false);
+  show($("reactions"), false);
 }
 
 async function startVideo() {
@@ -112,6 +124,7 @@ function tick() {
   if (!sale || !view.pinned || sale.sku_id !== view.pinned.sku_id) {
     show(countdown, view.saleEnded);
     countdown.textContent = view.saleEnded ? "Sale ended" : "";
+    saleClock("");
     return;
   }
   const left = Math.max(0, sale.ends_at - room.serverNow());
@@ -119,6 +132,16 @@ function tick() {
   countdown.textContent = `Flash sale ends in ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
   countdown.setAttribute("aria-label", `Flash sale ends in ${seconds} seconds`);
   show(countdown, true);
+  saleClock(countdown.textContent);
+}
+
+// The card's countdown sits under the payment sheet while it is open: the same clock shows
+// above the sheet then, so a buyer paying sees how long the price holds.
+function saleClock(text) {
+  const clock = $("sale-clock");
+  const visible = Boolean(text) && !$("sheet").classList.contains("hidden");
+  clock.textContent = visible ? text : "";
+  show(clock, visible);
 }
 setInterval(tick, 250);
 
@@ -353,14 +376,18 @@ function applyState(state) {
   view.saleEnded = false;
   for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
   $("chat").replaceChildren(...state.chat.map(chatLine));
-  view.onAir = Boolean(state.on_air);
-  setStatus(state.status, view.onAir);
+  setPhase(phaseOf(state));
   renderProduct();
 }
 
 const room = new LiveRoom(streamId, {
   onState: applyState,
-  onConnection: (status) => {
+  onConnection: (status, err) => {
+    if (status === "error" && err && err.code === "not_found") {
+      room.close();
+      showMissing();
+      return;
+    }
     show($("banner"), status === "reconnecting");
     $("banner").textContent = "Reconnecting…";
   },
@@ -401,10 +428,7 @@ room
   })
   .on("reactions", ({ counts }) => burst(counts))
   .on("purchase:feed", ({ qty }) => toast(`🛍 Someone just bought ${qty} × ${view.pinned ? view.pinned.title : "an item"}`))
-  .on("stream:status", ({ status, on_air: onAir }) => {
-    view.onAir = onAir;
-    setStatus(status, onAir);
-  })
+  .on("stream:status", (change) => setPhase(phaseOf(change)))
   .on("order:update", ({ order }) => {
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
