@@ -84,6 +84,12 @@ class Settings:
     smtp_password: str = ""
     smtp_tls: str = "starttls"
     mail_from: str = "livecommerce <no-reply@localhost>"
+    object_storage_bucket: str = ""
+    object_storage_url: str = ""
+    object_storage_region: str = "us-east-1"
+    object_storage_key_id: str = ""
+    object_storage_secret: str = ""
+    object_storage_public_url: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -175,6 +181,23 @@ class Settings:
             raise ConfigError("SMTP_TLS must be starttls, implicit or none")
         if "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n"):
             raise ConfigError("MAIL_FROM must be an email address, optionally with a name")
+        self._check_object_storage()
+
+    def _check_object_storage(self) -> None:
+        for name, url in (
+            ("OBJECT_STORAGE_URL", self.object_storage_url),
+            ("OBJECT_STORAGE_PUBLIC_URL", self.object_storage_public_url),
+        ):
+            parts = urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
+        bucket = self.object_storage_bucket
+        if bucket and not (
+            3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum()
+        ):
+            raise ConfigError("OBJECT_STORAGE_BUCKET must be a bucket name (3-63 a-z 0-9 . -)")
+        if (self.object_storage_url or self.object_storage_key_id) and not bucket:
+            raise ConfigError("OBJECT_STORAGE_URL and keys need OBJECT_STORAGE_BUCKET")
 
     def _check_security(self) -> None:
         for name, value in (
@@ -311,4 +334,10 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("SMTP_PASSWORD", "smtp_password", str),
     ("SMTP_TLS", "smtp_tls", _lower),
     ("MAIL_FROM", "mail_from", str),
+    ("OBJECT_STORAGE_BUCKET", "object_storage_bucket", str),
+    ("OBJECT_STORAGE_URL", "object_storage_url", str),
+    ("OBJECT_STORAGE_REGION", "object_storage_region", str),
+    ("OBJECT_STORAGE_KEY_ID", "object_storage_key_id", str),
+    ("OBJECT_STORAGE_SECRET", "object_storage_secret", str),
+    ("OBJECT_STORAGE_PUBLIC_URL", "object_storage_public_url", str),
 )

@@ -24,7 +24,11 @@ from livecommerce.config import Settings
 from livecommerce.platform.db.engine import create_engine, migrate
 from tests.liveclient import Viewer
 
-pytest_plugins = ["tests.mediapeers", "tests.mailbox"]  # media peers; the SMTP server
+pytest_plugins = [
+    "tests.mediapeers",
+    "tests.mailbox",
+    "tests.objectstorage",
+]  # media peers; SMTP; S3
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"
