@@ -22,6 +22,9 @@ PAGES = {
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
+    "/studio/catalog": "catalog.html",
+    "/studio/shows": "shows.html",
+    r"/invitations/{id:[A-Za-z0-9_-]+}": "invitation.html",
 }
 
 
