@@ -55,3 +55,24 @@ async def test_a_cookie_upload_needs_the_pages_header(client: TestClient[Any, An
     taken = await client.post(url, data=form(), headers={"X-Requested-With": "fetch"})
     assert taken.status == 201, await taken.json()
     client.session.cookie_jar.clear()
+
+
+async def test_a_malformed_multipart_body_is_a_4xx(client: TestClient[Any, Any]) -> None:
+    seller = await sign_up(client, "seller")
+    product = (await seller.call("POST", "/api/products", hoodie("MP-1"), status=201))["product"]
+    boundary = "d1f0bc5dfb739377f80dfe20ad055dcb"
+    for body in (
+        f"--{boundary}\r\n[{{'x': 1}}, 'not a header']--{boundary}--\r\n",
+        f"--{boundary}\r\nContent-Disposition: form-data; name=photo\r\n\r\nabc",
+        "no boundary at all",
+    ):
+        response = await client.post(
+            f"/api/products/{product['id']}/photos",
+            data=body.encode(),
+            headers={
+                **seller.headers,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
+        assert 400 <= response.status < 500, (body, response.status)
+        assert "error" in await response.json()

@@ -52,6 +52,22 @@ async def test_adjustments_move_stock_and_are_audited(client: Any) -> None:
     assert all(a["created_at"].endswith("+00:00") for a in log)
     page = await seller.call("GET", f"/api/skus/{sku_id}/adjustments?limit=1&before={log[0]['id']}")
     assert [a["id"] for a in page["adjustments"]] == [log[1]["id"]]
+    # A count set on the product itself is logged too.
+    product_id = (await seller.call("GET", "/api/inventory"))["skus"][0]["product_id"]
+    variant = (await seller.call("GET", f"/api/products/{product_id}"))["product"]["variants"][0]
+    await seller.call(
+        "PATCH",
+        f"/api/products/{product_id}",
+        {"variants": [{"sku": variant["sku"], "stock_on_hand": 20}]},
+        status=200,
+    )
+    log = (await seller.call("GET", f"/api/skus/{sku_id}/adjustments"))["adjustments"]
+    assert (log[0]["delta"], log[0]["reason"], log[0]["on_hand_after"]) == (
+        6,
+        "count_correction",
+        20,
+    )
+    await adjust(seller, sku_id, -6, "count_correction")
     # Bad input is a clear 4xx, and the stock did not move.
     for payload in (
         {"delta": 0, "reason": "received"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from livecommerce.accounts.routes import current_user
@@ -64,8 +65,8 @@ async def _read_photo(request: web.Request) -> bytes:
         raise LiveCommerceError(
             ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive in time"
         ) from None
-    except (ValueError, AssertionError) as exc:  # aiohttp's refusals of a malformed body
-        raise InvalidInput(f"the multipart body is malformed: {exc}") from None
+    except (ValueError, AssertionError, HttpProcessingError):  # aiohttp refusing a bad body
+        raise InvalidInput("the multipart body is malformed") from None
     raise InvalidInput("the body has no 'photo' file field")
 
 

@@ -162,6 +162,27 @@ async def adjust_stock(
     return adjustment
 
 
+async def record_count(
+    engine: AsyncEngine, sku_id: int, actor_id: int, delta: int, on_hand_after: int
+) -> None:
+    """Log a count the seller set on the product itself (``PATCH /api/products/{id}``, whose
+    ``set_on_hand`` and its live follow-up already ran) as a ``count_correction``."""
+    if delta == 0:
+        return
+    async with engine.begin() as conn:
+        await conn.execute(
+            stock_adjustments.insert().values(
+                sku_id=sku_id,
+                actor_id=actor_id,
+                delta=delta,
+                reason=Reason.COUNT_CORRECTION.value,
+                note="stock set on the product",
+                on_hand_after=on_hand_after,
+                created_at=utcnow(),
+            )
+        )
+
+
 async def adjustments_of(
     conn: AsyncConnection, sku_ids: list[int], *, limit: int = 100, before: int | None = None
 ) -> list[Adjustment]:
