@@ -3,6 +3,7 @@ and with its own cleanup_ctx, and wires them together; the logic lives in the pa
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from livecommerce.catalog import photoroutes, stockroutes
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.catalog.lowstockmail import LowStockMail
 from livecommerce.catalog.productcard import product_card
+from livecommerce.catalog.productphotos import THUMBNAIL_SLOTS, THUMBNAILERS
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.lineups import StreamDirectory
@@ -287,6 +289,7 @@ async def _objects(app: web.Application) -> AsyncIterator[None]:
     else:
         store = LocalObjectStore(settings.data_dir / "objects")
     app[OBJECTS] = store
+    app[THUMBNAIL_SLOTS] = asyncio.Semaphore(THUMBNAILERS)
     yield
     await store.close()
 

@@ -12,6 +12,7 @@ from livecommerce.accounts.routes import current_user
 from livecommerce.catalog.photos import CONTENT_TYPE, MAX_PHOTO_BYTES
 from livecommerce.catalog.productphotos import (
     MAX_PHOTOS,
+    THUMBNAIL_SLOTS,
     add_photo,
     photo_object,
     remove_photo,
@@ -79,7 +80,14 @@ async def post_photo(request: web.Request) -> web.Response:
     product_id = path_id(request, what="product")
     user = await current_user(request)
     data = await _read_photo(request)
-    product = await add_photo(request.app[ENGINE], request.app[OBJECTS], product_id, user.id, data)
+    product = await add_photo(
+        request.app[ENGINE],
+        request.app[OBJECTS],
+        product_id,
+        user.id,
+        data,
+        request.app[THUMBNAIL_SLOTS],
+    )
     await _changed(request, product.id, tuple(v.id for v in product.variants))
     return web.json_response({"product": product.to_dict()}, status=201)
 

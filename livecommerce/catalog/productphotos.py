@@ -10,6 +10,7 @@ import asyncio
 import secrets
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.catalog.photos import CONTENT_TYPE, THUMBNAIL_SIDES, make_thumbnails
@@ -19,6 +20,7 @@ from livecommerce.platform.db.tables import product_photos, products, utcnow
 from livecommerce.platform.objectstore import ObjectStore
 
 MAX_PHOTOS = 12
+THUMBNAILERS = 2  # photos decoded at once per process: each may take ~160 MB while it runs
 
 
 def object_key(storage_key: str, side: int) -> str:
@@ -50,7 +52,12 @@ async def _set_cover(conn: AsyncConnection, product_id: int) -> None:
 
 
 async def add_photo(
-    engine: AsyncEngine, store: ObjectStore, product_id: int, editor_id: int, data: bytes
+    engine: AsyncEngine,
+    store: ObjectStore,
+    product_id: int,
+    editor_id: int,
+    data: bytes,
+    slots: asyncio.Semaphore,
 ) -> Product:
     """Check, thumbnail and store ``data`` as the product's next photo. Owner only.
 
@@ -59,7 +66,8 @@ async def add_photo(
     """
     async with engine.connect() as conn:
         await _owned(conn, product_id, editor_id)
-    thumbnails = await asyncio.to_thread(make_thumbnails, data)  # CPU work, off the loop
+    async with slots:  # a burst of uploads waits its turn instead of exhausting memory
+        thumbnails = await asyncio.to_thread(make_thumbnails, data)  # CPU work, off the loop
     storage_key = f"photos/{product_id}/{secrets.token_hex(8)}"
     stored: list[str] = []
     try:
@@ -160,3 +168,6 @@ async def photo_object(conn: AsyncConnection, photo_id: int, side: int) -> str:
     if storage_key is None:
         raise NotFound("photo")
     return object_key(storage_key, side)
+
+
+THUMBNAIL_SLOTS = web.AppKey("thumbnail_slots", asyncio.Semaphore)
