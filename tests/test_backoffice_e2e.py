@@ -5,7 +5,11 @@ Screenshots go under ``test-artifacts/e2e/``."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -45,6 +49,7 @@ class Seller:
 
 @pytest.fixture
 async def seller(redis_url: str, tmp_path: Path) -> AsyncIterator[Seller]:
+    """A server (emails into ``tmp_path/outbox``) and a signed-up seller."""
     server = ServerProcess(
         {
             "DATA_DIR": str(tmp_path),
@@ -184,4 +189,62 @@ async def test_lineup_builder_reorders_and_saves(seller: Seller, browser: Any, d
     await _shot(page, f"41-lineup-{device}")
     saved = (await seller.call("GET", f"/api/streams/{stream['id']}"))["stream"]
     assert saved["lineup"] == [ids[2], ids[0], ids[1]]
+    assert page.errors == [], page.errors
+
+
+LINK = r"http://127\.0\.0\.1:\d+/invitations/[\w-]+"
+
+
+def _link_in_outbox(outbox: Path, to: str) -> str | None:
+    for path in sorted(outbox.glob("*.eml")) if outbox.is_dir() else []:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == to:
+            body = message.get_body(preferencelist=("plain",))
+            assert body is not None
+            found = re.search(LINK, body.get_content())
+            assert found, body.get_content()
+            return found.group(0)
+    return None
+
+
+async def _emailed_link(outbox: Path, to: str) -> str:
+    """The invitation link of the email the server wrote to ``outbox`` for ``to``."""
+    for _ in range(100):
+        link = await asyncio.to_thread(_link_in_outbox, outbox, to)
+        if link is not None:
+            return link
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no invitation email to {to}")
+
+
+async def test_an_invitation_sent_from_the_shows_page_is_accepted_from_its_email(
+    seller: Seller, browser: Any, tmp_path: Path
+) -> None:
+    stream = (await seller.call("POST", "/api/streams", {"title": "Night market"}))["stream"]
+    page = await _page(browser, seller, VIEWPORTS["desktop"])
+    await page.goto(f"/studio/shows?show={stream['id']}")
+    await page.wait_for_selector("#editor:not(.hidden)")
+    invited = f"helper-{uuid.uuid4().hex[:6]}@example.com"
+    await page.fill("#invite-address", invited)
+    await page.click("#invite-form button")
+    await page.wait_for_selector("#ed-invitations li[data-invitation]")
+    assert invited in (await page.text_content("#ed-invitations") or "")
+
+    link = await _emailed_link(tmp_path / "outbox", invited)
+    context = await browser.new_context(viewport=VIEWPORTS["phone"])
+    helper = await context.new_page()
+    await helper.goto(link)
+    await helper.click("#inv-login")  # not signed in: log in or sign up first
+    await helper.fill("#signup-name", "Helper")
+    await helper.fill("#signup-email", invited)
+    await helper.fill("#signup-password", "correct horse")
+    await helper.click("#signup button")
+    await helper.wait_for_url(link)
+    await helper.wait_for_selector("#inv-actions:not(.hidden)")
+    assert "Night market" in (await helper.text_content("#inv-text") or "")
+    await _shot(helper, "42-invitation-phone")
+    await helper.click("#inv-accept")
+    await helper.wait_for_url(re.compile(rf".*/console/{stream['id']}$"))
+    saved = (await seller.call("GET", f"/api/streams/{stream['id']}"))["stream"]
+    assert [m["display_name"] for m in saved["moderators"]] == ["Helper"]
     assert page.errors == [], page.errors
