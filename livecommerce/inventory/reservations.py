@@ -106,6 +106,14 @@ class SaleWindow:
     per_buyer_limit: int
     stream_id: int | None = None  # its price is for purchases in this stream (None: any)
 
+    def left_for(self, stream_id: int, now_ms: int) -> int | None:
+        """Units a purchase in ``stream_id`` may still take from this sale at ``now_ms`` (held
+        and paid units count as taken, as in the reserve script); None unless it runs there."""
+        running = self.starts_ms <= now_ms < self.ends_ms
+        if not running or self.stream_id not in (None, stream_id):
+            return None
+        return max(self.cap - self.sold, 0)
+
 
 class NotLoaded(Exception):
     """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
@@ -470,19 +478,33 @@ class Reservations:
 
     async def sale(self, sku_id: int) -> SaleWindow | None:
         found: dict[Any, Any] = await self._redis.hgetall(self._keys(sku_id)["sale"])
-        if not found:
-            return None
-        raw = {_text(k): _text(v) for k, v in found.items()}
-        return SaleWindow(
-            sale_id=raw["id"],
-            price=int(raw["price"]),
-            cap=int(raw["cap"]),
-            sold=int(raw["sold"]),
-            starts_ms=int(raw["starts"]),
-            ends_ms=int(raw["ends"]),
-            per_buyer_limit=int(raw["limit"]),
-            stream_id=int(raw["stream"]) if raw.get("stream") else None,
-        )
+        return _sale_window(found)
+
+    async def offer(self, sku_id: int) -> tuple[StockLevel | None, SaleWindow | None]:
+        """``level`` and ``sale`` read together in one round trip: what a live card shows."""
+        k = self._keys(sku_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(k["stock"], ["avail", "held", "sold"])
+            pipe.hgetall(k["sale"])
+            (avail, held, sold), found = await pipe.execute()
+        level = None if avail is None else StockLevel(int(avail), int(held or 0), int(sold or 0))
+        return level, _sale_window(found)
+
+
+def _sale_window(found: dict[Any, Any]) -> SaleWindow | None:
+    if not found:
+        return None
+    raw = {_text(k): _text(v) for k, v in found.items()}
+    return SaleWindow(
+        sale_id=raw["id"],
+        price=int(raw["price"]),
+        cap=int(raw["cap"]),
+        sold=int(raw["sold"]),
+        starts_ms=int(raw["starts"]),
+        ends_ms=int(raw["ends"]),
+        per_buyer_limit=int(raw["limit"]),
+        stream_id=int(raw["stream"]) if raw.get("stream") else None,
+    )
 
 
 def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:
