@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,9 @@ from livecommerce.platform.sharedcalls import SharedCalls
 log = logging.getLogger(__name__)
 
 
+ITEM_NAME_MAX = 320  # orders.item_name
+NameItem = Callable[[str, dict[str, str]], str]
+"""``(product title, SKU attributes)`` -> what the order calls the item."""
 # A cached entry in the last part of its life is renewed in the background while still served.
 RENEW_AHEAD = 0.3
 
@@ -48,6 +52,7 @@ class SkuFacts:
     product_id: int
     currency: str
     active: bool
+    item_name: str = ""  # the product with its variant, "Everyday Hoodie (M)"
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,13 @@ class SkuDirectory:
     Redis (the bus delivers at most once).
     """
 
-    def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, ttl_s: float = 5.0, item_name: NameItem | None = None
+    ) -> None:
+        """``item_name`` is the catalog's way of naming a SKU ("Hoodie (M)"), handed in at
+        composition (the title alone without it)."""
         self._engine = engine
+        self._item_name = item_name or (lambda title, _attributes: title)
         self._ttl = ttl_s
         # Bumped by every forget: a lookup that overlapped one does not cache what it read,
         # which may predate the change.
@@ -96,7 +106,12 @@ class SkuDirectory:
             row = (
                 await conn.execute(
                     sa.select(
-                        products.c.owner_id, products.c.active, skus.c.currency, skus.c.product_id
+                        products.c.owner_id,
+                        products.c.active,
+                        products.c.title,
+                        skus.c.currency,
+                        skus.c.product_id,
+                        skus.c.attributes,
                     )
                     .join(products, products.c.id == skus.c.product_id)
                     .where(skus.c.id == sku_id)
@@ -109,6 +124,8 @@ class SkuDirectory:
             product_id=row.product_id,
             currency=row.currency,
             active=row.active,
+            # as long as the order's column allows (ten long attributes could pass it)
+            item_name=self._item_name(row.title, dict(row.attributes))[:ITEM_NAME_MAX],
         )
         if forgets != self._forgets:
             return facts
@@ -258,6 +275,7 @@ class Purchases:
             "unit_price_minor": hold.unit_price,
             "amount_minor": hold.unit_price * qty,
             "currency": facts.currency,
+            "item_name": facts.item_name or None,
             "sale_id": hold.sale_id,
             "hold_id": hold.hold_id,
             "idempotency_key": idempotency_key,
