@@ -5,9 +5,10 @@ import { api, el, money, siteHeader } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
 
+// "Everyday Hoodie (M)": the variant is named whenever the SKU has one, as viewers see it.
 function variantLabel(product, variant) {
-  const attrs = Object.values(variant.attributes || {}).join(" / ");
-  return product.variants.length > 1 && attrs ? `${product.title} (${attrs})` : product.title;
+  const label = variant.label ?? Object.values(variant.attributes || {}).join(" / ");
+  return label ? `${product.title} (${label})` : product.title;
 }
 
 /** The flash-sale form, the same in the studio and the console. */
@@ -61,8 +62,9 @@ export class TeamPanel {
     $("stop-sale").addEventListener("click", () => this.stopSale());
     setInterval(() => this.tick(), 250);
     room
-      .on("product:pinned", ({ product, stock }) => {
+      .on("product:pinned", ({ product, stock, stock_by_sku: bySku }) => {
         this.pinned = product;
+        Object.assign(this.stock, bySku || {});
         if (stock !== null && stock !== undefined) this.stock[product.sku_id] = stock;
         this.render();
       })
