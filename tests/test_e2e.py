@@ -282,6 +282,8 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     await watcher.wait_for_function(
         "() => document.getElementById('stock').textContent === '4 left'", timeout=5000
     )
+    sale_line = "document.getElementById('sale-countdown').textContent"
+    await console.wait_for_function(f"() => {sale_line}.endsWith('4 of 5 units left')")
     await _shot(watcher, "08-second-viewer-stock")
 
     # The second viewer has no card yet: a first checkout through Stripe.js (the emulator's

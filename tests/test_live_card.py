@@ -186,6 +186,8 @@ async def test_the_bag_lists_the_lineup_and_buys_at_list_price_beside_a_sale(
     )
     bag = await buyer.call("GET", f"/api/streams/{stream_id}/bag", status=200)
     assert bag["stream_id"] == stream_id
+    assert bag["status"] == "scheduled"
+    assert bag["max_qty"] == settings.max_unpaid_per_sku == 5  # the unpaid bound is below 10
     assert [p["product_id"] for p in bag["products"]] == [hoodie["id"], glow["id"]]
     first, second = bag["products"]
     assert first["title"] == "Everyday Hoodie"

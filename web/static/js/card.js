@@ -89,8 +89,8 @@ export class VariantChooser {
       input.checked = sku === picked;
       const out = soldOut(sku);
       input.closest("label").classList.toggle("out", out);
-      input.setAttribute("aria-describedby", out ? "variant-out" : "");
-      if (!out) input.removeAttribute("aria-describedby");
+      if (out) input.setAttribute("aria-describedby", "variant-out");
+      else input.removeAttribute("aria-describedby");
     }
     if (!this.container.querySelector("#variant-out")) {
       this.container.append(el("span", { id: "variant-out", class: "sr-only" }, "sold out"));

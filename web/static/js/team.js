@@ -54,6 +54,7 @@ export class TeamPanel {
     this.products = [];
     this.pinned = null;
     this.sale = null;
+    this.saleLeft = null; // the running sale's own units left
     this.stock = {};
     $("sale-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -74,14 +75,16 @@ export class TeamPanel {
       })
       .on("sale:started", ({ sale }) => {
         this.sale = sale;
+        this.saleLeft = sale.quantity;
         this.render();
       })
       .on("sale:ended", () => {
         this.sale = null;
         this.render();
       })
-      .on("stock:changed", ({ sku_id: sku, available }) => {
+      .on("stock:changed", ({ sku_id: sku, available, sale_left: saleLeft }) => {
         this.stock[sku] = available;
+        if (this.sale && this.sale.sku_id === sku && saleLeft !== null && saleLeft !== undefined) this.saleLeft = saleLeft;
         this.render();
       });
   }
@@ -106,6 +109,7 @@ export class TeamPanel {
   applyState(state) {
     this.pinned = state.pinned;
     this.sale = state.sale;
+    this.saleLeft = state.sale_left ?? null;
     Object.assign(this.stock, state.stock || {});
     this.render();
   }
@@ -143,7 +147,8 @@ export class TeamPanel {
       return;
     }
     const seconds = Math.ceil(Math.max(0, this.sale.ends_at - this.room.serverNow()) / 1000);
-    countdown.textContent = `Sale running: ${seconds} s left`;
+    const units = this.saleLeft === null || this.saleLeft === undefined ? "" : this.saleLeft === 0 ? " · sold out" : ` · ${this.saleLeft} of ${this.sale.quantity} units left`;
+    countdown.textContent = `Sale running: ${seconds} s left${units}`;
   }
 
   async act(event, data) {

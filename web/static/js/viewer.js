@@ -15,7 +15,7 @@ const view = {
   user: null,
   pinned: null, // PinnedProduct
   sale: null, // FlashSale while running
-  saleEnded: false, // the offer on the card is over: Buy stays off until the next pin or sale
+  saleEnded: false, // the SKU whose sale on the card is over: its Buy stays off until the next pin or sale
   stock: {}, // sku_id -> units available
   saleLeft: null, // the running sale's own units left (null: no sale, or not known yet)
   mine: {}, // sale_id -> units this buyer took in it (its per-buyer limit counts them)
@@ -109,6 +109,7 @@ function renderProduct() {
   const card = view.pinned;
   show($("product"), Boolean(card));
   if (bag) bag.refresh();
+  holdConfirm();
   if (!card) return;
   const variant = pickedVariant();
   $("product-image").src = card.image_url || "/static/img/product.svg";
@@ -129,8 +130,9 @@ function renderProduct() {
   chooser.render(card, variant.sku_id, (sku) => offerFor(sku).soldOut);
   fillQuantity($("qty"), offer.max);
   const buy = $("buy");
-  buy.disabled = soldOut || offer.max < 1 || view.saleEnded || view.buying;
-  buy.textContent = soldOut ? "Sold out" : view.saleEnded ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
+  const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
+  buy.disabled = soldOut || offer.max < 1 || ended || view.buying;
+  buy.textContent = soldOut ? "Sold out" : ended ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
   tick();
 }
 
@@ -138,8 +140,9 @@ function tick() {
   const countdown = $("countdown");
   const sale = view.sale;
   if (!sale || !view.pinned || sale.sku_id !== pickedVariant().sku_id) {
-    show(countdown, view.saleEnded);
-    countdown.textContent = view.saleEnded ? "Sale ended" : "";
+    const ended = Boolean(view.pinned) && view.saleEnded === pickedVariant().sku_id;
+    show(countdown, ended);
+    countdown.textContent = ended ? "Sale ended" : "";
     return;
   }
   const left = Math.max(0, sale.ends_at - room.serverNow());
@@ -207,6 +210,18 @@ async function confirmBuy(item) {
     el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
   ], [closeButton(), confirm]);
   confirm.addEventListener("click", () => buy(item, saved), { once: true });
+  confirm.dataset.sku = item.sku_id;
+  holdConfirm();
+}
+
+/** A confirmation left open while the units run out cannot be paid: it says so at once. */
+function holdConfirm() {
+  const confirm = $("confirm-buy");
+  if (!confirm || $("sheet").classList.contains("hidden")) return;
+  if (offerFor(Number(confirm.dataset.sku)).soldOut) {
+    confirm.disabled = true;
+    confirm.textContent = "Sold out";
+  }
 }
 
 async function buy(item, saved) {
@@ -390,7 +405,9 @@ room
   })
   .on("sale:ended", ({ sale_id: saleId }) => {
     if (view.sale && view.sale.sale_id === saleId) {
-      view.saleEnded = Boolean(view.pinned && view.pinned.sku_id === view.sale.sku_id);
+      const sku = view.sale.sku_id;
+      const onCard = view.pinned && (view.pinned.sku_id === sku || (view.pinned.variants || []).some((v) => v.sku_id === sku));
+      view.saleEnded = onCard ? sku : false;
       view.sale = null;
       view.saleLeft = null;
       renderProduct();
