@@ -570,6 +570,7 @@ async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
         " && document.getElementById('stock').textContent === 'Sold out'",
         timeout=3000,
     )
+    assert await desktop.text_content("#countdown") == "Flash sale sold out"
     await _shot(desktop, "44-sale-sold-out-second-viewer-desktop")
 
     # It picks size S instead (list price, 5 in stock) and three of them.

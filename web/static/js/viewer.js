@@ -145,6 +145,13 @@ function tick() {
     countdown.textContent = ended ? "Sale ended" : "";
     return;
   }
+  if (offerFor(sale.sku_id).soldOut) {
+    // Nothing left to count down to: the sale's units (or the SKU's) are gone.
+    countdown.textContent = "Flash sale sold out";
+    countdown.removeAttribute("aria-label");
+    show(countdown, true);
+    return;
+  }
   const left = Math.max(0, sale.ends_at - room.serverNow());
   const seconds = Math.ceil(left / 1000);
   countdown.textContent = `Flash sale ends in ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
