@@ -355,7 +355,7 @@ async def test_declined_card_3d_secure_sold_out_and_offline_states(
     await declined.wait_for_selector("#overlay:not(.hidden)")
     # "Loading the show…" first, until the room's state arrives: then it says offline.
     await declined.wait_for_function(
-        "document.querySelector('#overlay').textContent.includes('offline')", timeout=15000
+        "() => document.querySelector('#overlay').textContent.includes('offline')", timeout=15000
     )
     assert "offline" in (await declined.text_content("#overlay") or "")
     await declined.wait_for_selector("#product:not(.hidden)")

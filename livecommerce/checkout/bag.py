@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.catalog.products import Product, list_products
 from livecommerce.checkout.purchases import MAX_QTY
 from livecommerce.inventory.rebuild import load_sku
-from livecommerce.inventory.reservations import RESERVATIONS, Reservations
+from livecommerce.inventory.reservations import RESERVATIONS, Reservations, StockLevel
 from livecommerce.live.streams import get_stream
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
@@ -36,38 +36,36 @@ async def stream_bag(
         found = await list_products(conn, ids=lineup, limit=max(len(lineup), 1))
     by_id = {p.id: p for p in found}
     products = [by_id[pid] for pid in lineup if pid in by_id]
+    sku_ids = [v.id for p in products for v in p.variants]
+    levels = await reservations.levels(sku_ids)  # one round trip for the whole lineup
+    for sku_id in [s for s in sku_ids if levels[s] is None]:
+        # Nobody bought it since start-up: its real figure comes from SQL, once.
+        await load_sku(engine, reservations, sku_id)
+        levels[sku_id] = await reservations.level(sku_id)
     return {
         "stream_id": stream.id,
         "status": stream.status.value,
         "max_qty": max_qty,
-        "products": [await _bag_item(engine, reservations, p) for p in products],
+        "products": [_bag_item(p, levels) for p in products],
     }
 
 
-async def _bag_item(
-    engine: AsyncEngine, reservations: Reservations, product: Product
-) -> dict[str, Any]:
-    variants = []
-    for variant in product.variants:
-        level = await reservations.level(variant.id)
-        if level is None:  # nobody bought it since start-up: the real figure comes from SQL
-            await load_sku(engine, reservations, variant.id)
-            level = await reservations.level(variant.id)
-        variants.append(
-            {
-                "sku_id": variant.id,
-                "label": variant.label,
-                "attributes": variant.attributes,
-                "price": variant.price.to_dict(),
-                "available": level.available if level else 0,
-            }
-        )
+def _bag_item(product: Product, levels: dict[int, StockLevel | None]) -> dict[str, Any]:
     return {
         "product_id": product.id,
         "title": product.title,
         "description": product.description,
         "image_url": product.image_url,
-        "variants": variants,
+        "variants": [
+            {
+                "sku_id": v.id,
+                "label": v.label,
+                "attributes": v.attributes,
+                "price": v.price.to_dict(),
+                "available": level.available if (level := levels.get(v.id)) else 0,
+            }
+            for v in product.variants
+        ],
     }
 
 

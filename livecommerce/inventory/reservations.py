@@ -400,6 +400,16 @@ class Reservations:
             return None
         return StockLevel(int(avail), int(held or 0), int(sold or 0))
 
+    async def levels(self, sku_ids: list[int]) -> dict[int, StockLevel | None]:
+        """``level`` of many SKUs in one round trip (a show's whole lineup)."""
+        if not sku_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku_id in sku_ids:
+                pipe.hmget(self._keys(sku_id)["stock"], ["avail", "held", "sold"])
+            found = await pipe.execute()
+        return {sku_id: _level(*counters) for sku_id, counters in zip(sku_ids, found, strict=True)}
+
     async def hold(self, sku_id: int, hold_id: str) -> LiveHold | None:
         k = self._keys(sku_id)
         data = await self._redis.hget(k["data"], hold_id)
@@ -486,9 +496,12 @@ class Reservations:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hmget(k["stock"], ["avail", "held", "sold"])
             pipe.hgetall(k["sale"])
-            (avail, held, sold), found = await pipe.execute()
-        level = None if avail is None else StockLevel(int(avail), int(held or 0), int(sold or 0))
-        return level, _sale_window(found)
+            counters, found = await pipe.execute()
+        return _level(*counters), _sale_window(found)
+
+
+def _level(avail: Any, held: Any, sold: Any) -> StockLevel | None:
+    return None if avail is None else StockLevel(int(avail), int(held or 0), int(sold or 0))
 
 
 def _sale_window(found: dict[Any, Any]) -> SaleWindow | None:

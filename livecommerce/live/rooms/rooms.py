@@ -162,7 +162,7 @@ class LiveRooms:
         slow_s, blocked = await self.state.chat_settings(stream_id)
         shown = {v.sku_id for v in pinned.variants} if pinned else set()
         shown |= {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}
-        stock = {str(sku): await self._available(sku) for sku in sorted(shown)}
+        stock = await self._available_by_sku(sorted(shown))
         return {
             "stream_id": stream_id,
             "status": stream.status.value,
@@ -191,6 +191,15 @@ class LiveRooms:
             await load_sku(self._engine, self._reservations, sku_id)
             level = await self._reservations.level(sku_id)
         return level.available if level else 0
+
+    async def _available_by_sku(self, sku_ids: list[int]) -> dict[str, int]:
+        """``_available`` of many SKUs (a product's variants), keyed by id as a string; those
+        already in Redis are read in one round trip."""
+        levels = await self._reservations.levels(sku_ids)
+        return {
+            str(sku): level.available if level else await self._available(sku)
+            for sku, level in levels.items()
+        }
 
     async def _sale_left(self, sale: FlashSale | None) -> int | None:
         """Units the room's running sale has left (held and paid ones are gone); None if none."""
@@ -241,7 +250,7 @@ class LiveRooms:
             ),
         )
         version = await self.state.pin(stream_id, card)
-        stock_by_sku = {str(v.sku_id): await self._available(v.sku_id) for v in card.variants}
+        stock_by_sku = await self._available_by_sku([v.sku_id for v in card.variants])
         stock = stock_by_sku.get(str(card.sku_id))
         await self.emit(
             "product:pinned",
