@@ -97,7 +97,7 @@ async def test_the_pinned_card_names_its_variant_offers_the_others_and_the_order
     state = (await fan.call("join", room))["state"]
     assert state["pinned"]["variant"] == "M"
     assert state["stock"] == {str(small): 3, str(medium): 40, str(large): 0}
-    assert state["sale_left"] is None
+    assert state["sale_left"] is None and state["sale_mine"] == 0
 
     # The viewer chose S and two units instead of the pinned M: the one buy use-case.
     bought = await fan.call(
@@ -160,7 +160,12 @@ async def test_a_sales_own_units_are_pushed_down_to_sold_out_for_every_viewer(
     for v in (fan, mod):
         gone = await v.wait_for("stock:changed", sale_left=0)
         assert gone["available"] == 37
-    assert (await fan.call("join", room))["state"]["sale_left"] == 0
+    rejoined = (await fan.call("join", room))["state"]
+    assert rejoined["sale_left"] == 0
+    assert rejoined["sale_mine"] == 2  # the per-buyer limit the card bounds its quantity by
+    assert (await other.call("join", room))["state"]["sale_mine"] == 1
+    anonymous = await _viewer(client, viewers, "")
+    assert (await anonymous.call("join", room))["state"]["sale_mine"] == 0
     status, refused = await buy(second, sku, stream_id=stream_id)
     assert status == 409 and refused["error"]["code"] == "sold_out"
 

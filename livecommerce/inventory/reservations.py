@@ -400,6 +400,11 @@ class Reservations:
             return None
         return StockLevel(int(avail), int(held or 0), int(sold or 0))
 
+    async def sale_units_of(self, sku_id: int, buyer_id: int) -> int:
+        """Units ``buyer_id`` holds or bought in the SKU's current flash sale (what its
+        per-buyer limit counts); 0 without a sale."""
+        return int(await self._redis.hget(self._keys(sku_id)["buyers"], str(buyer_id)) or 0)
+
     async def levels(self, sku_ids: list[int]) -> dict[int, StockLevel | None]:
         """``level`` of many SKUs in one round trip (a show's whole lineup)."""
         if not sku_ids:

@@ -87,6 +87,7 @@ class RoomStateMessage(TypedDict):
     sale: SaleView | None
     stock: dict[str, int]  # units left by SKU id (as a string: a JSON key)
     sale_left: int | None  # units left in the running sale (None: no sale running)
+    sale_mine: int  # units the joiner holds or bought in it (its per-buyer limit counts them)
     on_air: bool
     viewers: int
     chat: list[ChatMessage]

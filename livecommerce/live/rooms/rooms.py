@@ -172,6 +172,7 @@ class LiveRooms:
             "sale": self._sale_view(sale),
             "stock": stock,
             "sale_left": await self._sale_left(sale),
+            "sale_mine": await self._sale_mine(sale, user),
             "on_air": await self.state.on_air(stream_id),
             "viewers": await self.state.viewers(stream_id),
             "chat": await self.state.recent_chat(stream_id),
@@ -200,6 +201,14 @@ class LiveRooms:
             str(sku): level.available if level else await self._available(sku)
             for sku, level in levels.items()
         }
+
+    async def _sale_mine(self, sale: FlashSale | None, user: User | None) -> int:
+        if sale is None or user is None:
+            return 0
+        window = await self._reservations.sale(sale.sku_id)
+        if window is None or window.sale_id != sale.sale_id:
+            return 0
+        return await self._reservations.sale_units_of(sale.sku_id, user.id)
 
     async def _sale_left(self, sale: FlashSale | None) -> int | None:
         """Units the room's running sale has left (held and paid ones are gone); None if none."""

@@ -374,6 +374,7 @@ function applyState(state) {
   view.pinned = state.pinned;
   view.sale = state.sale;
   view.saleLeft = state.sale_left ?? null;
+  if (state.sale) view.mine[state.sale.sale_id] = state.sale_mine || 0;
   view.saleEnded = false;
   for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
   $("chat").replaceChildren(...state.chat.map(chatLine));
