@@ -148,6 +148,6 @@ export class Bag {
     fillQuantity(entry.qty, offer.max);
     entry.buy.disabled = offer.soldOut || offer.max < 1;
     entry.buy.textContent = offer.soldOut ? "Sold out" : offer.limited ? "Limit reached" : "Buy";
-    entry.buy.setAttribute("aria-label", `Buy ${itemName(entry.product.title, chosen.label)}`);
+    entry.buy.setAttribute("aria-label", `${entry.buy.textContent}: ${itemName(entry.product.title, chosen.label)}`);
   }
 }
