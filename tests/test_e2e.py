@@ -548,7 +548,7 @@ async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
         },
     )
     for page in (phone, desktop):
-        await page.wait_for_function(_text_is("#stock", "2 left"), timeout=2000)
+        await page.wait_for_function(_text_is("#stock", "2 left"), timeout=5000)
     await _shot(desktop, "41-sale-units-left-desktop")
 
     # The phone takes both: quantity 2 (its per-buyer limit), named with its variant.
@@ -568,7 +568,7 @@ async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
         "() => document.getElementById('buy').disabled"
         " && document.getElementById('buy').textContent === 'Sold out'"
         " && document.getElementById('stock').textContent === 'Sold out'",
-        timeout=3000,
+        timeout=5000,
     )
     assert await desktop.text_content("#countdown") == "Flash sale sold out"
     await _shot(desktop, "44-sale-sold-out-second-viewer-desktop")
