@@ -593,7 +593,7 @@ async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
     # The bag, from the keyboard on the phone: every product of the show, bought in place.
     await phone.focus("#bag-open")
     await phone.keyboard.press("Enter")
-    await phone.wait_for_selector(f".bag-item[data-product='{serum['id']}']")
+    await phone.wait_for_selector("#bag[aria-busy='false']")
     assert await phone.evaluate("document.activeElement.classList.contains('bag-close')")
     items = await phone.locator(".bag-item h3").all_text_contents()
     assert items == ["Everyday Hoodie", "Glow Serum"]
@@ -627,7 +627,7 @@ async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
     # The bag on a desktop: the same products, the sale SKU marked sold out.
     await desktop.click("#bag-open")
     hoodie_item = f".bag-item[data-product='{hoodie_product['id']}']"
-    await desktop.wait_for_selector(hoodie_item)
+    await desktop.wait_for_selector("#bag[aria-busy='false']")
     await desktop.select_option(f"#bag-variant-{hoodie_product['id']}", str(medium))
     await desktop.wait_for_function(
         f"() => document.querySelector(\"{hoodie_item} button.primary\").textContent === 'Sold out'"

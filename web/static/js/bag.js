@@ -69,6 +69,7 @@ export class Bag {
 
   async load() {
     this.status.textContent = this.products.length ? "" : "Loading the products…";
+    this.panel.setAttribute("aria-busy", "true");
     try {
       const bag = await api("GET", `/api/streams/${this.streamId}/bag`);
       this.maxQty = bag.max_qty || DEFAULT_MAX_QTY;
@@ -79,12 +80,23 @@ export class Bag {
       this.draw();
     } catch (err) {
       this.status.textContent = `The products could not be loaded: ${err.message}`;
+    } finally {
+      this.panel.setAttribute("aria-busy", "false");
     }
   }
 
+  /** Draw the products afresh, keeping what the buyer had chosen (variant, quantity). */
   draw() {
+    const picks = new Map([...this.items].map(([id, e]) => [id, { variant: e.variant.value, qty: e.qty.value }]));
     this.items.clear();
     this.list.replaceChildren(...this.products.map((product) => this.item(product)));
+    for (const [id, pick] of picks) {
+      const entry = this.items.get(id);
+      if (!entry) continue;
+      if ([...entry.variant.options].some((o) => o.value === pick.variant)) entry.variant.value = pick.variant;
+      entry.qty.replaceChildren(el("option", { value: pick.qty }, pick.qty));
+      entry.qty.value = pick.qty;
+    }
     this.refresh();
   }
 
