@@ -1,8 +1,10 @@
-// The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
-// chat, reactions, viewer count and the purchase feed.
+// The viewer page: the video, the pinned product with its flash-sale countdown, its variants and
+// quantity, one-tap Buy, the show's bag, chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
 import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo } from "/static/js/address.js";
 import { mountFollow } from "/static/js/follow.js";
+import { Bag } from "/static/js/bag.js";
+import { DEFAULT_MAX_QTY, VariantChooser, fillQuantity, itemName, offerOf } from "/static/js/card.js";
 import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
@@ -16,12 +18,17 @@ const view = {
   user: null,
   pinned: null, // PinnedProduct
   sale: null, // FlashSale while running
-  saleEnded: false, // the offer on the card is over: Buy stays off until the next pin or sale
+  saleEnded: false, // the SKU whose sale on the card is over: its Buy stays off until the next pin or sale
   stock: {}, // sku_id -> units available
+  saleLeft: null, // the running sale's own units left (null: no sale, or not known yet)
+  mine: {}, // sale_id -> units this buyer took in it (its per-buyer limit counts them)
+  picked: null, // the variant (sku_id) the viewer chose on the card; the pinned one at first
+  maxQty: DEFAULT_MAX_QTY,
   onAir: false,
   player: null,
   buying: false,
 };
+let bag = null; // the show's bag (below)
 
 function show(node, visible) {
   node.classList.toggle("hidden", !visible);
@@ -94,37 +101,71 @@ $("unmute").addEventListener("click", () => {
 
 // -- the product card, the sale and its countdown ----------------------------------------------
 
+/** The variant on the card: the viewer's pick among the pinned product's SKUs. */
+function pickedVariant() {
+  const card = view.pinned;
+  const pinned = { sku_id: card.sku_id, label: card.variant || "", price: card.price, currency: card.currency };
+  return (card.variants || []).find((v) => v.sku_id === view.picked) || pinned;
+}
+
+/** What the viewer may take of `sku` now (the sale's own units while it runs on that SKU). */
+function offerFor(sku) {
+  const sale = view.sale;
+  return offerOf({ sku, stock: view.stock, sale, saleLeft: view.saleLeft, maxQty: view.maxQty, mine: sale ? view.mine[sale.sale_id] || 0 : 0 });
+}
+
+const chooser = new VariantChooser($("variants"), (sku) => {
+  view.picked = sku;
+  renderProduct();
+});
+
 function renderProduct() {
   const card = view.pinned;
   show($("product"), Boolean(card));
+  if (bag) bag.refresh();
+  holdConfirm();
   if (!card) return;
+  const variant = pickedVariant();
   $("product-image").src = card.image_url || "/static/img/product.svg";
   $("product-image").alt = card.title;
-  $("product-title").textContent = card.title;
-  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
+  $("product-title").replaceChildren(card.title, variant.label ? el("span", { class: "variant" }, ` (${variant.label})`) : "");
+  const sale = view.sale && view.sale.sku_id === variant.sku_id ? view.sale : null;
   $("product-price").replaceChildren(
     sale
-      ? el("span", {}, el("span", { class: "sale-price" }, money(sale.sale_price, card.currency)), el("s", {}, money(card.price, card.currency)))
-      : el("span", {}, money(card.price, card.currency)),
+      ? el("span", {}, el("span", { class: "sale-price" }, money(sale.sale_price, variant.currency)), el("s", {}, money(variant.price, variant.currency)))
+      : el("span", {}, money(variant.price, variant.currency)),
   );
-  const left = view.stock[card.sku_id];
+  const offer = offerFor(variant.sku_id);
+  const left = offer.left;
   const stock = $("stock");
-  const soldOut = left === 0;
-  stock.textContent = left === undefined || left === null ? "" : soldOut ? "Sold out" : `${left} left`;
-  stock.classList.toggle("low", left !== undefined && left !== null && left <= 5);
+  const soldOut = offer.soldOut;
+  stock.textContent = left === null ? "" : soldOut ? "Sold out" : `${left} left`;
+  stock.classList.toggle("low", left !== null && left <= 5);
+  chooser.render(card, variant.sku_id, (sku) => offerFor(sku).soldOut);
+  fillQuantity($("qty"), offer.max);
   const buy = $("buy");
-  buy.disabled = soldOut || view.saleEnded || view.buying;
-  buy.textContent = soldOut ? "Sold out" : view.saleEnded ? "Sale ended" : view.buying ? "Buying…" : "Buy";
+  const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
+  buy.disabled = soldOut || offer.max < 1 || ended || view.buying;
+  buy.textContent = soldOut ? "Sold out" : ended ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
   tick();
 }
 
 function tick() {
   const countdown = $("countdown");
   const sale = view.sale;
-  if (!sale || !view.pinned || sale.sku_id !== view.pinned.sku_id) {
-    show(countdown, view.saleEnded);
-    countdown.textContent = view.saleEnded ? "Sale ended" : "";
+  if (!sale || !view.pinned || sale.sku_id !== pickedVariant().sku_id) {
+    const ended = Boolean(view.pinned) && view.saleEnded === pickedVariant().sku_id;
+    show(countdown, ended);
+    countdown.textContent = ended ? "Sale ended" : "";
     saleClock("");
+    return;
+  }
+  if (offerFor(sale.sku_id).soldOut) {
+    // Nothing left to count down to: the sale's units (or the SKU's) are gone.
+    countdown.textContent = "Flash sale sold out";
+    countdown.removeAttribute("aria-label");
+    show(countdown, true);
+    saleClock(countdown.textContent);
     return;
   }
   const left = Math.max(0, sale.ends_at - room.serverNow());
@@ -162,6 +203,9 @@ function closeSheet() {
   show($("sheet"), false);
   view.buying = false;
   renderProduct();
+  // Back where the buy started: the bag if it is open, else the card.
+  const back = bag && bag.isOpen ? $("bag").querySelector(".bag-close") : $("buy");
+  if (back && !back.disabled) back.focus();
 }
 
 function sheetError(message) {
@@ -171,9 +215,15 @@ function sheetError(message) {
 
 const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
 
-$("buy").addEventListener("click", async () => {
+$("buy").addEventListener("click", () => {
   const card = view.pinned;
   if (!card) return;
+  const variant = pickedVariant();
+  confirmBuy({ sku_id: variant.sku_id, qty: Number($("qty").value) || 1, title: card.title, label: variant.label, price: variant.price, currency: variant.currency });
+});
+
+/** Confirm, then buy `item` ({sku_id, qty, title, label, price, currency}): the card's or the bag's. */
+async function confirmBuy(item) {
   if (!view.user) {
     openSheet("Log in to buy", el("p", {}, "You need an account to buy during the show."), [
       closeButton(),
@@ -181,11 +231,13 @@ $("buy").addEventListener("click", async () => {
     ]);
     return;
   }
-  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
-  const price = sale ? sale.sale_price : card.price;
+  // A flash-sale price is for the sale's own SKU only, whether bought on the card or in the bag.
+  const sale = view.sale && view.sale.sku_id === item.sku_id ? view.sale : null;
+  const price = sale ? sale.sale_price : item.price;
+  const name = itemName(item.title, item.label);
   const [saved, figures] = await Promise.all([
     savedCard().catch(() => null),
-    quote(card.sku_id, streamId, 1, sale ? sale.sale_price : undefined).catch(() => null),
+    quote(item.sku_id, streamId, item.qty, sale ? sale.sale_price : undefined).catch(() => null),
   ]);
   const address = figures && figures.ships ? await defaultAddress().catch(() => null) : null;
   // Without the figures (the quote failed), the item is held first and its exact figures
@@ -194,25 +246,39 @@ $("buy").addEventListener("click", async () => {
   const oneTap = exact && saved && (!figures.ships || address);
   const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
   const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
-  openSheet(`Buy ${card.title}?`, [
-    el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
+  openSheet(`Buy ${name}?`, [
+    el("p", { id: "confirm-line" }, `${item.qty} × ${name} for ${money(price * item.qty, item.currency)}`),
     exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
     figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
     el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
   ], [closeButton(), confirm]);
-  confirm.addEventListener("click", () => buy(card, saved, !oneTap), { once: true });
-});
+  confirm.addEventListener("click", () => buy(item, saved, !oneTap), { once: true });
+  confirm.dataset.sku = item.sku_id;
+  holdConfirm();
+}
 
-async function buy(card, saved, reviewFirst) {
+/** A confirmation left open while the units run out cannot be paid: it says so at once. */
+function holdConfirm() {
+  const confirm = $("confirm-buy");
+  if (!confirm || $("sheet").classList.contains("hidden")) return;
+  if (offerFor(Number(confirm.dataset.sku)).soldOut) {
+    confirm.disabled = true;
+    confirm.textContent = "Sold out";
+  }
+}
+
+async function buy(item, saved, reviewFirst) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
-    const terms = { sku_id: card.sku_id, qty: 1, stream_id: streamId };
+    const terms = { sku_id: item.sku_id, qty: item.qty, stream_id: streamId };
     // Reviewing first: hold the item without charging, show its exact figures, then pay.
     const result = reviewFirst
       ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
       : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
+    const sale = result.order.flash_sale;
+    if (sale && !result.replayed) view.mine[sale] = (view.mine[sale] || 0) + result.order.qty;
     if (result.order.status === "reserved" && (reviewFirst || result.address_required || !saved)) {
       let order = result.order;
       if (result.address_required) order = await askAddress(order);
@@ -297,6 +363,7 @@ function showOrder(order) {
   if (order.status === "paid") {
     openSheet("Order confirmed", [
       el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
+      order.item_name ? el("p", { id: "order-item" }, `${order.qty} × ${order.item_name}`) : null,
       el("p", { class: "muted" }, `Order #${order.id}. We will let you know when it ships.`),
     ], [closeButton()]);
   } else if (order.status === "failed") {
@@ -371,8 +438,11 @@ function applyState(state) {
   if (!$("follow").hasChildNodes()) mountFollow($("follow"), streamId).catch(() => {});
   document.title = `${state.title} · livecommerce`;
   $("viewers").textContent = `👁 ${state.viewers}`;
+  if (!state.pinned || !view.pinned || state.pinned.pinned_at !== view.pinned.pinned_at) view.picked = state.pinned ? state.pinned.sku_id : null;
   view.pinned = state.pinned;
   view.sale = state.sale;
+  view.saleLeft = state.sale_left ?? null;
+  if (state.sale) view.mine[state.sale.sale_id] = state.sale_mine || 0;
   view.saleEnded = false;
   for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
   $("chat").replaceChildren(...state.chat.map(chatLine));
@@ -394,9 +464,11 @@ const room = new LiveRoom(streamId, {
 });
 
 room
-  .on("product:pinned", ({ product, stock }) => {
+  .on("product:pinned", ({ product, stock, stock_by_sku: bySku }) => {
     view.pinned = product;
+    view.picked = product.sku_id;
     view.saleEnded = false;
+    Object.assign(view.stock, bySku || {});
     if (stock !== null && stock !== undefined) view.stock[product.sku_id] = stock;
     renderProduct();
   })
@@ -404,20 +476,27 @@ room
     view.pinned = null;
     renderProduct();
   })
-  .on("sale:started", ({ sale }) => {
+  .on("sale:started", ({ sale, stock }) => {
     view.sale = sale;
+    view.saleLeft = sale.quantity;
+    if (stock !== null && stock !== undefined) view.stock[sale.sku_id] = stock;
     view.saleEnded = false;
     renderProduct();
   })
   .on("sale:ended", ({ sale_id: saleId }) => {
     if (view.sale && view.sale.sale_id === saleId) {
-      view.saleEnded = Boolean(view.pinned && view.pinned.sku_id === view.sale.sku_id);
+      const sku = view.sale.sku_id;
+      const onCard = view.pinned && (view.pinned.sku_id === sku || (view.pinned.variants || []).some((v) => v.sku_id === sku));
+      view.saleEnded = onCard ? sku : false;
       view.sale = null;
+      view.saleLeft = null;
       renderProduct();
     }
   })
-  .on("stock:changed", ({ sku_id: sku, available }) => {
+  .on("stock:changed", ({ sku_id: sku, available, sale_left: saleLeft }) => {
     view.stock[sku] = available;
+    // The sale's own units: "Sold out" for everyone the moment they are gone.
+    if (view.sale && view.sale.sku_id === sku && saleLeft !== null && saleLeft !== undefined) view.saleLeft = saleLeft;
     renderProduct();
   })
   .on("viewers", ({ count }) => ($("viewers").textContent = `👁 ${count}`))
@@ -427,13 +506,40 @@ room
     if (node) node.remove();
   })
   .on("reactions", ({ counts }) => burst(counts))
-  .on("purchase:feed", ({ qty }) => toast(`🛍 Someone just bought ${qty} × ${view.pinned ? view.pinned.title : "an item"}`))
-  .on("stream:status", (change) => setPhase(phaseOf(change)))
+  .on("purchase:feed", ({ sku_id: sku, qty }) => toast(`🛍 Someone just bought ${qty} × ${soldName(sku)}`))
+  .on("stream:status", (change) => {
+    view.onAir = change.on_air;
+    setPhase(phaseOf(change));
+  })
   .on("order:update", ({ order }) => {
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
       showOrder(order);
     }
   });
+
+/** What the feed calls a SKU: the pinned product's variant, a bag item, or "an item". */
+function soldName(sku) {
+  const variant = view.pinned && (view.pinned.variants || []).find((v) => v.sku_id === sku);
+  if (variant) return itemName(view.pinned.title, variant.label);
+  for (const product of bag.products) {
+    const found = product.variants.find((v) => v.sku_id === sku);
+    if (found) return itemName(product.title, found.label);
+  }
+  return "an item";
+}
+
+bag = new Bag(streamId, {
+  panel: $("bag"),
+  opener: $("bag-open"),
+  offer: () => ({ stock: view.stock, sale: view.sale, saleLeft: view.saleLeft, mine: view.sale ? view.mine[view.sale.sale_id] || 0 : 0 }),
+  onBuy: confirmBuy,
+});
+// The bag is read once up front: the feed names what sold, and the card's quantity picker
+// follows the server's bound on one purchase (the bag says it).
+bag.load().then(() => {
+  view.maxQty = bag.maxQty;
+  renderProduct();
+});
 
 currentUser().then((user) => (view.user = user));
