@@ -33,7 +33,23 @@ from livecommerce.platform.backgroundtasks import BackgroundTasks
 # The buyers with an order of a SKU (whose retries the script must answer).
 BuyersOf = Callable[[int], Awaitable[set[int]]]
 
-__all__ = ["BuyersOf", "SoldOutBoard"]
+__all__ = ["SALE_SOLD_OUT", "SOLD_OUT", "BuyersOf", "Refusal", "SoldOutBoard"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal the board gives, the same for every buyer it refuses: a constant, so a
+    transport may encode its answer once (``key`` names it there)."""
+
+    key: str
+    message: str
+
+    def error(self) -> LiveCommerceError:
+        return LiveCommerceError(ErrorCode.SOLD_OUT, self.message, available=0)
+
+
+SOLD_OUT = Refusal("sold_out", "sold out")
+SALE_SOLD_OUT = Refusal("sale_sold_out", "the flash sale has 0 left")
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,10 @@ class SoldOutBoard:
         """Whether ``buyer_id`` is known here to hold (or have held) units of ``sku_id``."""
         return buyer_id in self._buyers.get(sku_id, ())
 
+    def knows(self, sku_id: int) -> bool:
+        """Whether any notice of the SKU is held (a dict lookup: the cheap first test)."""
+        return sku_id in self._known
+
     def notice(self, sku_id: int) -> StockOut | None:
         """The live notice of the SKU's (or its sale's) running out, if this process acts on
         one (it does once the SKU's buyers are known)."""
@@ -152,11 +172,34 @@ class SoldOutBoard:
     ) -> None:
         """Raise the script's ``sold_out`` refusal if it is sure to be the answer; else return
         (the purchase goes on to the script)."""
+        refusal = self.refusal(
+            sku_id=sku_id,
+            buyer_id=buyer_id,
+            qty=qty,
+            stream_id=stream_id,
+            now_ms=now_ms,
+            per_sku_bound=per_sku_bound,
+        )
+        if refusal is not None:
+            raise refusal.error()
+
+    def refusal(
+        self,
+        *,
+        sku_id: int,
+        buyer_id: int,
+        qty: int,
+        stream_id: int | None,
+        now_ms: int,
+        per_sku_bound: int,
+    ) -> Refusal | None:
+        """``check`` without raising: one of the constant refusals (counted in ``refused``),
+        or ``None`` when the purchase goes on to the script."""
         known = self._valid(sku_id)
         if known is None:
-            return
+            return None
         if buyer_id in self._buyers.get(sku_id, ()):
-            return
+            return None
         out = known.out
         stream = "" if stream_id is None else str(stream_id)
         in_sale = (
@@ -167,16 +210,15 @@ class SoldOutBoard:
         if in_sale:
             if out.sale_left == 0:
                 self.refused += 1
-                raise LiveCommerceError(
-                    ErrorCode.SOLD_OUT, "the flash sale has 0 left", available=0
-                )
+                return SALE_SOLD_OUT
             if qty > out.sale_left or qty > out.sale_limit:
-                return  # the script answers with what is left of the sale, or the limit
+                return None  # the script answers with what is left of the sale, or the limit
         if per_sku_bound > 0 and qty > per_sku_bound:
-            return  # the script names the bound first
+            return None  # the script names the bound first
         if out.available == 0:
             self.refused += 1
-            raise LiveCommerceError(ErrorCode.SOLD_OUT, "sold out", available=0)
+            return SOLD_OUT
+        return None
 
     def _valid(self, sku_id: int) -> _Known | None:
         """The SKU's notice, if it is live and the SKU's buyers are known (else: the script)."""
