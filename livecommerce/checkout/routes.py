@@ -3,8 +3,8 @@
 After a flash sale's last unit, nearly every tap is refused "sold out", and that refusal is the
 request a crowd makes thousands of times a second. It is answered here on a short path when the
 answer is sure (``Purchases.quick_refusal``: a token this process knows, a body of the plain
-shape, the sold-out board's notice): no JSON parser or model, no await, and a body encoded once.
-Anything else, a buyer who holds units of the SKU among them, takes the full path.
+shape, the sold-out board's notice): no JSON parser or model, no SQL or Redis, and an answer
+encoded once. Anything else, a buyer who holds units of the SKU among them, takes the full path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.inventory.soldout import SALE_SOLD_OUT, SOLD_OUT, Refusal
 from livecommerce.orders.orders import MAX_QTY
 from livecommerce.platform.openapi import Operation
-from livecommerce.platform.payload import MAX_ID, Payload, read_json
+from livecommerce.platform.payload import MAX_ID, Payload, read_body, read_json
 
 # A flat JSON object of at most four members whose values are small whole numbers, true, false
 # or null: the shape every tap sends. Whatever else comes is read by the full parser.
@@ -87,7 +87,7 @@ _PLAIN_FIELDS = frozenset(_PLAIN_FIELD_ORDER)
 
 async def _quick_refusal(request: web.Request) -> web.Response | None:
     """The sold-out answer, if it is sure without the full path (see the module's docstring)."""
-    if request.content_type != "application/json" or not request.content.is_eof():
+    if request.content_type != "application/json":
         return None
     buyer = known_user(request)
     if buyer is None:
@@ -95,7 +95,7 @@ async def _quick_refusal(request: web.Request) -> web.Response | None:
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key or len(key) > 200 or not key.isascii() or not key.isprintable() or " " in key:
         return None
-    plain = _plain_purchase(await request.read())  # all here already: no wait
+    plain = _plain_purchase(await read_body(request))  # kept: the full path reads it again
     if plain is None:
         return None
     sku_id, qty, stream_id = plain
