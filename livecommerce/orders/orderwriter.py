@@ -5,11 +5,12 @@ thousands of others. Written one transaction each, their inserts queue behind on
 takes one writer at a time; each step of a transaction waits its turn on the busy loop), and the
 last winner hears "reserved" seconds late. Written together, they share one commit.
 
-A batch is one multi-row INSERT on a connection the writer keeps: no pool checkout and liveness
-ping per batch, each of which waits its turn on the busy event loop while the winners wait for
-"reserved". On PostgreSQL it is sent in autocommit (one statement is one transaction: no BEGIN
-and COMMIT round trips); on SQLite in a transaction of its own (pysqlite begins it with the
-statement; the commit is one more hop to aiosqlite's thread).
+A batch is one INSERT on a connection the writer keeps: no pool checkout and liveness ping per
+batch, each of which waits its turn on the busy event loop while the winners wait for
+"reserved". On PostgreSQL it is one array per column (``insert_orders``: one prepared statement
+for every batch size) sent in autocommit (one statement is one transaction: no BEGIN and COMMIT
+round trips); on SQLite a multi-row INSERT in a transaction of its own (pysqlite begins it with
+the statement; the commit is one more hop to aiosqlite's thread).
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ class OrderWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         # One INSERT for the whole batch (see above), so a statement alone is the transaction.
-        # SQLAlchemy may page a batch into several statements past ~1000 rows (MAX_BATCH is
-        # below that) and on SQLite when it must keep the rows' order (insert_orders does not).
         self._autocommit = engine.dialect.name == "postgresql"
 
     def insert(self, values: dict[str, Any]) -> asyncio.Future[Order]:
