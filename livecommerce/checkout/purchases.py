@@ -178,8 +178,10 @@ class Purchases:
 
     async def warm(self, event: SkuFeatured) -> None:
         """Load what a buy of a SKU just pinned or put on sale reads (its counters in Redis, its
-        facts, the stream's lineup), so the first buyer of the rush pays no cold load."""
+        facts, the stream's lineup, the sold-out board's list of its buyers), so the first buyer
+        of the rush pays no cold load."""
         sku_id = event.sku_id
+        self.sold_out.prepare(sku_id)
         try:
             if await self._reservations.level(sku_id) is None:
                 await self._loads.run(

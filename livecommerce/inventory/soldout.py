@@ -13,8 +13,9 @@ The board only ever refuses what the script would refuse with the same answer:
   everything heard before) and for ``ttl_s`` (a later refusal by the script renews it);
 - a buyer who holds or bought units of the SKU goes to the script, whose answer may differ for
   them (a replayed idempotency key, a per-buyer limit): the buyers of the SKU are read from SQL
-  once per process (``buyers_of``, when its first notice arrives; the SKU is not refused here
-  until they are known), then followed through ``Purchased`` and this process's own holds;
+  once per process (``buyers_of``, when the SKU is pinned or put on sale, or else when its first
+  notice arrives; the SKU is not refused here until they are known), then followed through
+  ``Purchased`` and this process's own holds;
 - so does a quantity above a bound the script would name first.
 """
 
@@ -100,6 +101,12 @@ class SoldOutBoard:
             self._known[event.sku_id] = _Known(event, connection, time.monotonic() + self._ttl)
             if event.sku_id not in self._buyers_read and self._buyers_of is not None:
                 self._reading.spawn(self._read_buyers(event.sku_id), f"buyers of {event.sku_id}")
+
+    def prepare(self, sku_id: int) -> None:
+        """Read the SKU's buyers now (a pin or a sale start: its rush is coming), so that the
+        board refuses from the first notice on instead of after that read."""
+        if sku_id not in self._buyers_read and self._buyers_of is not None:
+            self._reading.spawn(self._read_buyers(sku_id), f"buyers of {sku_id}")
 
     async def _read_buyers(self, sku_id: int) -> None:
         if sku_id in self._buyers_read or self._buyers_of is None:
