@@ -20,7 +20,9 @@ from bench.processes import ServerProcess
 from livecommerce.accounts.users import TOKENS
 from livecommerce.app import create_app
 from livecommerce.checkout.purchases import PURCHASES
+from livecommerce.checkout.routes import NewPurchase, _plain_purchase
 from livecommerce.config import Settings
+from livecommerce.errors import LiveCommerceError
 from livecommerce.events.bus import EVENTS
 from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.inventory.soldout import SoldOutBoard
@@ -28,6 +30,7 @@ from livecommerce.orders.expiry import Reaper
 from livecommerce.payments.payments import PAYMENTS
 from livecommerce.platform.db.engine import ENGINE, create_engine
 from livecommerce.platform.db.tables import orders
+from livecommerce.platform.payload import validate_json
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import buy, open_shop
@@ -378,3 +381,33 @@ async def _sign_up_on(session: aiohttp.ClientSession, url: str) -> str:
         body = await response.json()
         assert response.status == 201, body
         return str(body["token"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"sku_id": 7}',
+        b'{"sku_id": 7, "qty": 3, "stream_id": 9, "pay_with_saved_card": false}',
+        b'\t{ "pay_with_saved_card" :true ,"stream_id":null,"sku_id":2147483647}\n',
+        b'{"sku_id": 7, "qty": 0}',
+        b'{"sku_id": 0}',
+        b'{"sku_id": 2147483648}',
+        b'{"sku_id": 07}',
+        b'{"sku_id": 7, "qty": 1, "qty": 2}',
+        b'{"sku_id": 7, "stream_id": 0}',
+        b'{"sku_id": 7, "pay_with_saved_card": null}',
+        b'{"sku_id": 7, "note": 1}',
+        b'{"qty": 1}',
+        b'{"sku_id": 7.0}',
+        b'[{"sku_id": 7}]',
+    ],
+)
+def test_a_plain_body_is_read_as_the_parser_reads_it_or_left_to_it(body: bytes) -> None:
+    plain = _plain_purchase(body)
+    try:
+        parsed = validate_json(NewPurchase, body.decode())
+    except LiveCommerceError:
+        assert plain is None  # the full path answers (and names what is wrong)
+        return
+    if plain is not None:
+        assert plain.model_dump() == parsed.model_dump()
