@@ -138,15 +138,26 @@ async def insert_orders(conn: AsyncConnection, many: list[dict[str, Any]]) -> li
     whatever the batch's size, so it is prepared once per connection, where a multi-row
     ``VALUES`` list is a new statement (parsed, planned and described again) for each size.
     """
-    now = utcnow()
-    fixed = {"status": S.RESERVED.value, "created_at": now, "updated_at": now, "refunded_minor": 0}
-    rows = [{**fixed, **values} for values in many]
+    rows = _new_rows(many)
     if conn.dialect.name == "postgresql" and all(row.keys() == rows[0].keys() for row in rows):
         by_hold = await _insert_unnested(conn, rows)
     else:
         result = await conn.execute(orders.insert().returning(*orders.c), rows)
         by_hold = {row.hold_id: _order(row) for row in result}
     return [by_hold[values["hold_id"]] for values in many]
+
+
+def insert_orders_blocking(conn: sa.Connection, many: list[dict[str, Any]]) -> list[Order]:
+    """``insert_orders`` on a blocking connection (run in a thread of its own)."""
+    result = conn.execute(orders.insert().returning(*orders.c), _new_rows(many))
+    by_hold = {row.hold_id: _order(row) for row in result}
+    return [by_hold[values["hold_id"]] for values in many]
+
+
+def _new_rows(many: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    now = utcnow()
+    fixed = {"status": S.RESERVED.value, "created_at": now, "updated_at": now, "refunded_minor": 0}
+    return [{**fixed, **values} for values in many]
 
 
 async def _insert_unnested(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, Order]:
