@@ -110,6 +110,7 @@ def _serve(settings: Settings) -> int:
     """
     from livecommerce.app import create_app
     from livecommerce.platform.headertimeout import with_head_timeout
+    from livecommerce.platform.heap import settle_heap
 
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     loop = _event_loop()
@@ -143,6 +144,7 @@ def _serve(settings: Settings) -> int:
                 backlog=2048,
                 reuse_address=True,
             )
+            settle_heap()
             print(f"livecommerce is running at {url} (Ctrl+C to stop)", flush=True)
             await stop.wait()
         finally:

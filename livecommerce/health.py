@@ -24,24 +24,49 @@ from livecommerce.platform.openapi import Operation
 from livecommerce.platform.resources import REDIS, SETTINGS
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
-_REQUESTS = web.AppKey("http_requests", Counter)
-_LATENCY = web.AppKey("http_latency", Histogram)
+
+_Child = tuple[Counter, Histogram]
+
+
+class _HttpMetrics:
+    """The request counter and latency histogram, with each label set's children kept: finding
+    a child through ``labels()`` takes a lock and builds its key on every request."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Counter(
+            "http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+        )
+        self._latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self._children: dict[tuple[str, str, int], _Child] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 10_000:  # routes are few; methods and statuses bounded
+                self._children.clear()
+            child = self._children[key] = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+        child[0].inc()
+        child[1].observe(seconds)
+
+
+_HTTP = web.AppKey("http_metrics", _HttpMetrics)
 
 
 def install_metrics(app: web.Application) -> CollectorRegistry:
     """A registry of this app's own (no process-global state), with HTTP request metrics."""
     registry = CollectorRegistry()
     app[METRICS] = registry
-    app[_REQUESTS] = Counter(
-        "http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
-    )
-    app[_LATENCY] = Histogram(
-        "http_request_duration_seconds",
-        "HTTP request latency",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    )
+    app[_HTTP] = _HttpMetrics(registry)
     return registry
 
 
@@ -59,8 +84,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        request.app[_REQUESTS].labels(request.method, route, str(status)).inc()
-        request.app[_LATENCY].labels(request.method, route).observe(time.perf_counter() - start)
+        request.app[_HTTP].observe(request.method, route, status, time.perf_counter() - start)
 
 
 async def healthz(request: web.Request) -> web.Response:

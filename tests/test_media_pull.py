@@ -162,6 +162,53 @@ async def test_viewers_on_another_process_share_one_pull_that_ends_after_the_las
     assert hub_b.pull_count() == 1
 
 
+async def test_whep_delete_reaching_another_process_ends_the_viewer_where_it_plays(
+    two_apps: list[TestClient[Any, Any]], peers: Peers
+) -> None:
+    a, b = two_apps
+    creator = await sign_up(a, "creator")
+    created = await creator.call("POST", "/api/streams", {"title": "Leaving"}, status=201)
+    stream_id, key = created["stream"]["id"], created["stream_key"]
+    await _publish(a, peers.publisher(NumberedCamera(keyframe_every=30)), stream_id, key)
+    hub_a, hub_b = a.app[MEDIA], b.app[MEDIA]
+    await until(lambda: hub_a.is_on_air(stream_id))
+
+    # One viewer on the holder, one on the pulling process; each DELETE reaches the other one.
+    on_a, on_b = peers.viewer(), peers.viewer()
+    response = await a.post(f"/whep/{stream_id}", data=await _offer(on_a.pc), headers=SDP)
+    location_a = await _answered(on_a.pc, response)
+    response = await b.post(f"/whep/{stream_id}", data=await _offer(on_b.pc), headers=SDP)
+    location_b = await _answered(on_b.pc, response)
+    await on_a.wait_frames(3)
+    await on_b.wait_frames(3)
+    assert hub_a.viewer_count(stream_id) == 2  # its viewer and B's pull
+    assert hub_b.viewer_count(stream_id) == 1
+
+    response = await a.delete(location_b)
+    assert response.status == 200, await response.text()
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert hub_b.viewer_count(stream_id) == 0, "ended on B, which served it"
+    response = await b.delete(location_a)
+    assert response.status == 200, await response.text()
+    assert hub_a.session(location_a.rsplit("/", 1)[1]) is None, "ended on A, which served it"
+    assert hub_a.is_on_air(stream_id), "the publisher is untouched"
+
+    # Ended is ended, wherever the DELETE lands; a resource nobody serves is not found.
+    for client, location in ((a, location_b), (b, location_b), (b, location_a)):
+        response = await client.delete(location)
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not_found"
+    response = await b.delete(f"/whep/{stream_id}/no-such-session")
+    assert response.status == 404
+    # A session is ended only under its own stream's path, on whichever process.
+    third = peers.viewer()
+    response = await b.post(f"/whep/{stream_id}", data=await _offer(third.pc), headers=SDP)
+    location_third = await _answered(third.pc, response)
+    response = await a.delete(location_third.replace(f"/whep/{stream_id}/", "/whep/999999/"))
+    assert response.status == 404
+    assert hub_b.viewer_count(stream_id) == 1
+
+
 async def test_the_internal_endpoint_wants_the_internal_secret(
     two_apps: list[TestClient[Any, Any]], peers: Peers
 ) -> None:

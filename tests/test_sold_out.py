@@ -17,9 +17,12 @@ from aiohttp.test_utils import TestClient
 
 from bench.crowd import make_buyers
 from bench.processes import ServerProcess
+from livecommerce.accounts.users import TOKENS
 from livecommerce.app import create_app
 from livecommerce.checkout.purchases import PURCHASES
+from livecommerce.checkout.routes import NewPurchase, _plain_purchase
 from livecommerce.config import Settings
+from livecommerce.errors import LiveCommerceError
 from livecommerce.events.bus import EVENTS
 from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.inventory.soldout import SoldOutBoard
@@ -27,6 +30,7 @@ from livecommerce.orders.expiry import Reaper
 from livecommerce.payments.payments import PAYMENTS
 from livecommerce.platform.db.engine import ENGINE, create_engine
 from livecommerce.platform.db.tables import orders
+from livecommerce.platform.payload import validate_json
 from tests.conftest import Account, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import buy, open_shop
@@ -132,6 +136,73 @@ async def test_a_restock_by_the_seller_clears_sold_out_everywhere(
     await _until(lambda: not _board(other).is_out(sku))
     status, body = await buy(crowd, sku, qty=3)
     assert status == 201, body
+
+
+async def _raw_buy(
+    account: Account, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    """POST a body as sent, with the account's token and a fresh key unless ``headers`` say."""
+    sent = {
+        **account.headers,
+        "Idempotency-Key": uuid.uuid4().hex,
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
+    response = await account.client.post("/api/purchases", data=body, headers=sent)
+    return response.status, await response.json(), response.headers["Content-Type"]
+
+
+async def test_the_short_path_answers_exactly_what_the_full_path_would(
+    client: TestClient[Any, Any], other: TestClient[Any, Any]
+) -> None:
+    seller, winner, crowd, sku = await _two_processes(client, other, stock=1)
+    key = uuid.uuid4().hex
+    status, first = await buy(winner, sku, key=key)
+    assert status == 201, first
+    await _until(lambda: _board(other).is_out(sku) and _board(other).knows_buyer(sku, winner.id))
+    # The full path's refusal (its first tap here: this process learns the crowd's token).
+    status, full, full_type = await _raw_buy(crowd, b'{"sku_id": %d}' % sku)
+    assert (status, full) == (409, SOLD_OUT)
+    assert other.app[TOKENS].known(crowd.token) is not None
+
+    refused_before = _board(other).refused
+    for body in (
+        b'{"sku_id": %d}' % sku,
+        b' {\n "qty" : 1, "sku_id":%d,"pay_with_saved_card":false, "stream_id": null }\r\n' % sku,
+    ):
+        assert await _raw_buy(crowd, body) == (409, SOLD_OUT, full_type)
+    assert _board(other).refused == refused_before + 2
+
+    # Whatever the full path answers otherwise, it still answers.
+    for body, code in (
+        (b'{"sku_id": %d, "qty": 0}' % sku, "invalid_input"),
+        (b'{"sku_id": %d, "qty": 1000}' % sku, "invalid_input"),
+        (b'{"sku_id": %d, "sku_id": %d}' % (sku, sku), "invalid_json"),
+        (b'{"sku_id": %d, "extra": 1}' % sku, "invalid_input"),
+        (b'{"sku_id": %d, "pay_with_saved_card": 1}' % sku, "invalid_input"),
+        (b'{"sku_id": %d, "stream_id": 999999}' % sku, "not_found"),
+        (b'{"sku_id": "%d"}' % sku, "invalid_input"),
+        (b'{"sku_id": %d' % sku, "invalid_json"),
+    ):
+        status, answer, _type = await _raw_buy(crowd, body)
+        assert answer["error"]["code"] == code, (body, answer)
+    plain = b'{"sku_id": %d}' % sku
+    for headers, code in (
+        ({"Idempotency-Key": ""}, "invalid_input"),
+        ({"Content-Type": "text/plain"}, "unsupported_media_type"),
+        ({"Authorization": "Bearer nobody"}, "not_authenticated"),
+    ):
+        status, answer, _type = await _raw_buy(crowd, plain, headers)
+        assert answer["error"]["code"] == code, (headers, answer)
+    # The seller may not buy their own product, sold out or not; the winner's retry is answered
+    # with their order, and their new tap by the script.
+    status, answer, _type = await _raw_buy(_on(other, seller), plain)
+    assert (status, answer["error"]["code"]) == (403, "forbidden")
+    status, again, _type = await _raw_buy(_on(other, winner), plain, {"Idempotency-Key": key})
+    assert status == 200 and again["order"]["id"] == first["order"]["id"], again
+    refused_before = _board(other).refused
+    assert (await _raw_buy(_on(other, winner), plain))[:2] == (409, SOLD_OUT)
+    assert _board(other).refused == refused_before, "the winner's tap went to the script"
 
 
 async def test_a_socket_buy_is_refused_on_the_same_fast_path(
@@ -310,3 +381,33 @@ async def _sign_up_on(session: aiohttp.ClientSession, url: str) -> str:
         body = await response.json()
         assert response.status == 201, body
         return str(body["token"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"sku_id": 7}',
+        b'{"sku_id": 7, "qty": 3, "stream_id": 9, "pay_with_saved_card": false}',
+        b'\t{ "pay_with_saved_card" :true ,"stream_id":null,"sku_id":2147483647}\n',
+        b'{"sku_id": 7, "qty": 0}',
+        b'{"sku_id": 0}',
+        b'{"sku_id": 2147483648}',
+        b'{"sku_id": 07}',
+        b'{"sku_id": 7, "qty": 1, "qty": 2}',
+        b'{"sku_id": 7, "stream_id": 0}',
+        b'{"sku_id": 7, "pay_with_saved_card": null}',
+        b'{"sku_id": 7, "note": 1}',
+        b'{"qty": 1}',
+        b'{"sku_id": 7.0}',
+        b'[{"sku_id": 7}]',
+    ],
+)
+def test_a_plain_body_is_read_as_the_parser_reads_it_or_left_to_it(body: bytes) -> None:
+    plain = _plain_purchase(body)
+    try:
+        parsed = validate_json(NewPurchase, body.decode())
+    except LiveCommerceError:
+        assert plain is None  # the full path answers (and names what is wrong)
+        return
+    if plain is not None:
+        assert plain.model_dump() == parsed.model_dump()

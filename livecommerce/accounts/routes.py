@@ -52,6 +52,19 @@ async def optional_user(request: web.Request) -> User | None:
     return user
 
 
+def known_user(request: web.Request) -> User | None:
+    """The caller if this process already knows their token (no SQL, no await), else ``None``
+    (``optional_user`` or ``current_user`` then decide)."""
+    if _USER in request:
+        cached = request[_USER]
+        return cached if isinstance(cached, User) else None
+    token = request_token(request)
+    user = request.app[TOKENS].known(token) if token else None
+    if user is not None:
+        request[_USER] = user
+    return user
+
+
 async def current_user(request: web.Request) -> User:
     user = await optional_user(request)
     if user is None:

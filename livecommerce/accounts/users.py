@@ -274,6 +274,16 @@ class TokenCache:
             self._entries.popitem(last=False)
         return user
 
+    def known(self, token: str) -> User | None:
+        """The token's user if this process holds a live entry for it (no SQL, no await), else
+        ``None`` (unknown here: ``user`` decides)."""
+        if not token or len(token) > 200:
+            return None
+        entry = self._entries.get(token_digest(token))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
     def forget(self, token: str) -> None:
         self._entries.pop(token_digest(token), None)
 

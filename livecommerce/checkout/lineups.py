@@ -34,6 +34,10 @@ class StreamFacts:
     ended: bool
     lineup: frozenset[int]
 
+    def sells(self, product_id: int) -> bool:
+        """Whether a purchase of ``product_id`` may be made in this stream (``check_sells``)."""
+        return not self.ended and product_id in self.lineup
+
     def check_sells(self, product_id: int) -> None:
         """Raise unless a purchase of ``product_id`` may be made in this stream."""
         if self.ended:
@@ -76,6 +80,19 @@ class StreamDirectory:
                     self._lookups.refresh(stream_id, lambda: self._look_up(stream_id))
                 return cached[1]
         return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
+
+    def cached(self, stream_id: int) -> StreamFacts | None:
+        """The facts if this process holds them fresh, else ``None`` (without waiting: an
+        entry near its end is renewed in the background, as by ``facts``)."""
+        cached = self._cache.get(stream_id)
+        if cached is None:
+            return None
+        left = cached[0] - time.monotonic()
+        if left <= 0:
+            return None
+        if left < self._ttl * RENEW_AHEAD:
+            self._lookups.refresh(stream_id, lambda: self._look_up(stream_id))
+        return cached[1]
 
     async def _look_up(self, stream_id: int) -> StreamFacts:
         now, forgets = time.monotonic(), self._forgets

@@ -26,7 +26,7 @@ from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.stock import SkuFeatured
 from livecommerce.inventory.rebuild import load_sku
 from livecommerce.inventory.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
-from livecommerce.inventory.soldout import SoldOutBoard
+from livecommerce.inventory.soldout import Refusal, SoldOutBoard
 from livecommerce.orders.orders import MAX_QTY, Order, find_order
 from livecommerce.orders.orderwriter import OrderWriter
 from livecommerce.orders.pricing import goods_before, price
@@ -102,6 +102,19 @@ class SkuDirectory:
                     self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
                 return cached[1]
         return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
+
+    def cached(self, sku_id: int) -> SkuFacts | None:
+        """The facts if this process holds them fresh, else ``None`` (without waiting: an
+        entry near its end is renewed in the background, as by ``facts``)."""
+        cached = self._cache.get(sku_id)
+        if cached is None:
+            return None
+        left = cached[0] - time.monotonic()
+        if left <= 0:
+            return None
+        if left < self._ttl * RENEW_AHEAD:
+            self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
+        return cached[1]
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
         now, forgets = time.monotonic(), self._forgets
@@ -190,8 +203,10 @@ class Purchases:
 
     async def warm(self, event: SkuFeatured) -> None:
         """Load what a buy of a SKU just pinned or put on sale reads (its counters in Redis, its
-        facts, the stream's lineup), so the first buyer of the rush pays no cold load."""
+        facts, the stream's lineup, the sold-out board's list of its buyers), so the first buyer
+        of the rush pays no cold load."""
         sku_id = event.sku_id
+        self.sold_out.prepare(sku_id)
         try:
             if await self._reservations.level(sku_id) is None:
                 await self._loads.run(
@@ -201,6 +216,33 @@ class Purchases:
             await self.streams.facts(event.stream_id)
         except LiveCommerceError:
             pass  # gone meanwhile: the buy will say so
+
+    def quick_refusal(
+        self, *, buyer_id: int, sku_id: int, qty: int, stream_id: int | None
+    ) -> Refusal | None:
+        """The sold-out board's refusal if ``buy`` with these arguments is sure to end in it,
+        decided from what this process already knows (no await, no Redis, no SQL); ``None``
+        whenever anything is not known here at once (``buy`` then decides).
+
+        ``buy`` checks the SKU and the stream before the board; each check that could answer
+        otherwise is made here on the cached facts first, or the purchase goes to ``buy``."""
+        if not 1 <= qty <= MAX_QTY or not self.sold_out.knows(sku_id):
+            return None
+        facts = self.directory.cached(sku_id)
+        if facts is None or not facts.active or facts.seller_id == buyer_id:
+            return None
+        if stream_id is not None:
+            stream = self.streams.cached(stream_id)
+            if stream is None or not stream.sells(facts.product_id):
+                return None
+        return self.sold_out.refusal(
+            sku_id=sku_id,
+            buyer_id=buyer_id,
+            qty=qty,
+            stream_id=stream_id,
+            now_ms=time.time_ns() // 1_000_000,
+            per_sku_bound=self._bounds.per_sku,
+        )
 
     async def buy(
         self,

@@ -1,18 +1,50 @@
-"""HTTP route for buying: ``POST /api/purchases``, the HTTP face of the buy use-case."""
+"""HTTP route for buying: ``POST /api/purchases``, the HTTP face of the buy use-case.
+
+After a flash sale's last unit, nearly every tap is refused "sold out", and that refusal is the
+request a crowd makes thousands of times a second. It is answered here on a short path when the
+answer is sure (``Purchases.quick_refusal``: a token this process knows, a body of the plain
+shape, the sold-out board's notice): no JSON parser or model, no SQL or Redis, and an answer
+encoded once. Anything else, a buyer who holds units of the SKU among them, goes on to the
+use-case; a plain body read on the short path is not parsed a second time.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field, StringConstraints
 
-from livecommerce.accounts.routes import current_user
+from livecommerce.accounts.routes import current_user, known_user
+from livecommerce.accounts.users import User
 from livecommerce.checkout.buy import BUY
+from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.inventory.soldout import SALE_SOLD_OUT, SOLD_OUT, Refusal
 from livecommerce.orders.orders import MAX_QTY
 from livecommerce.platform.openapi import Operation
-from livecommerce.platform.payload import MAX_ID, Payload, read_json
+from livecommerce.platform.payload import MAX_ID, Payload, read_body, read_json
+
+# A flat JSON object of at most four members whose values are small whole numbers, true, false
+# or null: the shape every tap sends. Whatever else comes is read by the full parser.
+_WS = rb"[ \t\n\r]*"
+_MEMBER = rb'"([a-z_]{1,20})"' + _WS + rb":" + _WS + rb"(0|[1-9][0-9]{0,9}|true|false|null)"
+_FLAT_BODY = re.compile(
+    _WS + rb"\{" + _WS + _MEMBER + _WS + rb"(?:," + _WS + _MEMBER + _WS + rb"){0,3}\}" + _WS
+)
+_MEMBERS = re.compile(_MEMBER)
+
+
+def _encoded(refusal: Refusal) -> bytes:
+    return json.dumps(refusal.error().to_dict()).encode()
+
+
+# The board's refusals, encoded once (the very bytes ``error_response`` would send).
+_REFUSALS = {
+    refusal: (_encoded(refusal), refusal.error().status) for refusal in (SOLD_OUT, SALE_SOLD_OUT)
+}
 
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
@@ -28,9 +60,64 @@ class NewPurchase(Payload):
     )
 
 
+def _plain_purchase(raw: bytes) -> NewPurchase | None:
+    """The purchase if ``raw`` is a body of the plain shape, exactly as ``NewPurchase`` would
+    read it; ``None`` for anything else (the full parser decides, and names what is wrong)."""
+    if _FLAT_BODY.fullmatch(raw) is None:
+        return None
+    found = _MEMBERS.findall(raw)
+    members = dict(found)
+    if len(members) != len(found) or not members.keys() <= _PLAIN_FIELDS:
+        return None  # a repeated or unknown member
+    sku, qty, stream, pay = (members.get(name) for name in _PLAIN_FIELD_ORDER)
+    if pay is not None and pay not in (b"true", b"false"):
+        return None
+    if sku is None or not sku.isdigit() or not 1 <= int(sku) <= MAX_ID:
+        return None
+    quantity = 1 if qty is None else int(qty) if qty.isdigit() else 0
+    if not 1 <= quantity <= MAX_QTY:
+        return None
+    stream_id = None
+    if stream is not None and stream != b"null":
+        if not stream.isdigit() or not 1 <= int(stream) <= MAX_ID:
+            return None
+        stream_id = int(stream)
+    return NewPurchase.model_construct(
+        sku_id=int(sku), qty=quantity, stream_id=stream_id, pay_with_saved_card=pay != b"false"
+    )
+
+
+_PLAIN_FIELD_ORDER = (b"sku_id", b"qty", b"stream_id", b"pay_with_saved_card")
+_PLAIN_FIELDS = frozenset(_PLAIN_FIELD_ORDER)
+
+
+def _valid_key(key: str) -> bool:
+    return bool(key) and len(key) <= 200 and key.isascii() and key.isprintable() and " " not in key
+
+
+async def _plain_request(request: web.Request) -> tuple[User, str, NewPurchase] | None:
+    """(buyer, key, purchase) of a request the full path would read the same way, when that is
+    sure without SQL or the JSON parser: a known token, a valid key, a plain body."""
+    if request.content_type != "application/json":
+        return None
+    buyer = known_user(request)
+    if buyer is None:
+        return None
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not _valid_key(key):
+        return None
+    body = _plain_purchase(await read_body(request))  # kept: the full path reads it again
+    return None if body is None else (buyer, key, body)
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    body, status = _REFUSALS.get(refusal) or (_encoded(refusal), refusal.error().status)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
 def _idempotency_key(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 200 or not key.isascii() or not key.isprintable() or " " in key:
+    if not _valid_key(key):
         raise LiveCommerceError(
             ErrorCode.INVALID_INPUT,
             "send an Idempotency-Key header (1-200 printable characters, no spaces)",
@@ -42,9 +129,18 @@ async def post_purchase(request: web.Request) -> web.Response:
     """The HTTP face of ``checkout.buy``: 201 for a new order, 200 for a retry's answer."""
     buy = request.app[BUY]
     buy.refuse_if_draining()
-    buyer = await current_user(request)
-    key = _idempotency_key(request)
-    body = await read_json(request, NewPurchase)
+    plain = await _plain_request(request)
+    if plain is not None:
+        buyer, key, body = plain
+        refusal = request.app[PURCHASES].quick_refusal(
+            buyer_id=buyer.id, sku_id=body.sku_id, qty=body.qty, stream_id=body.stream_id
+        )
+        if refusal is not None:
+            return _refused(refusal)
+    else:
+        buyer = await current_user(request)
+        key = _idempotency_key(request)
+        body = await read_json(request, NewPurchase)
     bought = await buy(
         buyer,
         sku_id=body.sku_id,

@@ -13,8 +13,9 @@ The board only ever refuses what the script would refuse with the same answer:
   everything heard before) and for ``ttl_s`` (a later refusal by the script renews it);
 - a buyer who holds or bought units of the SKU goes to the script, whose answer may differ for
   them (a replayed idempotency key, a per-buyer limit): the buyers of the SKU are read from SQL
-  once per process (``buyers_of``, when its first notice arrives; the SKU is not refused here
-  until they are known), then followed through ``Purchased`` and this process's own holds;
+  once per process (``buyers_of``, when the SKU is pinned or put on sale, or else when its first
+  notice arrives; the SKU is not refused here until they are known), then followed through
+  ``Purchased`` and this process's own holds;
 - so does a quantity above a bound the script would name first.
 """
 
@@ -33,7 +34,23 @@ from livecommerce.platform.backgroundtasks import BackgroundTasks
 # The buyers with an order of a SKU (whose retries the script must answer).
 BuyersOf = Callable[[int], Awaitable[set[int]]]
 
-__all__ = ["BuyersOf", "SoldOutBoard"]
+__all__ = ["SALE_SOLD_OUT", "SOLD_OUT", "BuyersOf", "Refusal", "SoldOutBoard"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal the board gives, the same for every buyer it refuses: a constant, so a
+    transport may encode its answer once (``key`` names it there)."""
+
+    key: str
+    message: str
+
+    def error(self) -> LiveCommerceError:
+        return LiveCommerceError(ErrorCode.SOLD_OUT, self.message, available=0)
+
+
+SOLD_OUT = Refusal("sold_out", "sold out")
+SALE_SOLD_OUT = Refusal("sale_sold_out", "the flash sale has 0 left")
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,12 @@ class SoldOutBoard:
             if event.sku_id not in self._buyers_read and self._buyers_of is not None:
                 self._reading.spawn(self._read_buyers(event.sku_id), f"buyers of {event.sku_id}")
 
+    def prepare(self, sku_id: int) -> None:
+        """Read the SKU's buyers now (a pin or a sale start: its rush is coming), so that the
+        board refuses from the first notice on instead of after that read."""
+        if sku_id not in self._buyers_read and self._buyers_of is not None:
+            self._reading.spawn(self._read_buyers(sku_id), f"buyers of {sku_id}")
+
     async def _read_buyers(self, sku_id: int) -> None:
         if sku_id in self._buyers_read or self._buyers_of is None:
             return
@@ -129,6 +152,10 @@ class SoldOutBoard:
         """Whether ``buyer_id`` is known here to hold (or have held) units of ``sku_id``."""
         return buyer_id in self._buyers.get(sku_id, ())
 
+    def knows(self, sku_id: int) -> bool:
+        """Whether any notice of the SKU is held (a dict lookup: the cheap first test)."""
+        return sku_id in self._known
+
     def notice(self, sku_id: int) -> StockOut | None:
         """The live notice of the SKU's (or its sale's) running out, if this process acts on
         one (it does once the SKU's buyers are known)."""
@@ -152,11 +179,34 @@ class SoldOutBoard:
     ) -> None:
         """Raise the script's ``sold_out`` refusal if it is sure to be the answer; else return
         (the purchase goes on to the script)."""
+        refusal = self.refusal(
+            sku_id=sku_id,
+            buyer_id=buyer_id,
+            qty=qty,
+            stream_id=stream_id,
+            now_ms=now_ms,
+            per_sku_bound=per_sku_bound,
+        )
+        if refusal is not None:
+            raise refusal.error()
+
+    def refusal(
+        self,
+        *,
+        sku_id: int,
+        buyer_id: int,
+        qty: int,
+        stream_id: int | None,
+        now_ms: int,
+        per_sku_bound: int,
+    ) -> Refusal | None:
+        """``check`` without raising: one of the constant refusals (counted in ``refused``),
+        or ``None`` when the purchase goes on to the script."""
         known = self._valid(sku_id)
         if known is None:
-            return
+            return None
         if buyer_id in self._buyers.get(sku_id, ()):
-            return
+            return None
         out = known.out
         stream = "" if stream_id is None else str(stream_id)
         in_sale = (
@@ -167,16 +217,15 @@ class SoldOutBoard:
         if in_sale:
             if out.sale_left == 0:
                 self.refused += 1
-                raise LiveCommerceError(
-                    ErrorCode.SOLD_OUT, "the flash sale has 0 left", available=0
-                )
+                return SALE_SOLD_OUT
             if qty > out.sale_left or qty > out.sale_limit:
-                return  # the script answers with what is left of the sale, or the limit
+                return None  # the script answers with what is left of the sale, or the limit
         if per_sku_bound > 0 and qty > per_sku_bound:
-            return  # the script names the bound first
+            return None  # the script names the bound first
         if out.available == 0:
             self.refused += 1
-            raise LiveCommerceError(ErrorCode.SOLD_OUT, "sold out", available=0)
+            return SOLD_OUT
+        return None
 
     def _valid(self, sku_id: int) -> _Known | None:
         """The SKU's notice, if it is live and the SKU's buyers are known (else: the script)."""

@@ -73,6 +73,10 @@ class Upstream(Protocol):
         """End the WHIP session ``resource`` on ``holder``; False if it has no such session."""
         ...
 
+    async def end_viewer(self, holder: str, stream_id: int, resource: str) -> bool:
+        """End the WHEP session ``resource`` on ``holder``; False if it has no such session."""
+        ...
+
 
 @dataclass
 class _Pull:
@@ -311,6 +315,9 @@ class MediaHub:
             await self.end(resource)
             raise StreamNotLive("this show has ended")
         stream.viewers[resource] = session
+        if address is not None and self._upstream is not None:
+            # Its DELETE may reach another process: that one finds this one here.
+            await self.routing.record_viewer(resource)
         return (answer if address is None else self._ice.announce(answer)), resource
 
     async def end_elsewhere(self, stream_id: int, resource: str) -> bool | None:
@@ -323,6 +330,16 @@ class MediaHub:
         if holder is None:
             return None
         return await self._upstream.end_publisher(holder, stream_id, resource)
+
+    async def end_viewer_elsewhere(self, stream_id: int, resource: str) -> bool | None:
+        """End a WHEP session this process does not have on the process serving it: whether
+        that process had it, or None if no other process is recorded as serving it."""
+        if self._upstream is None:
+            return None
+        holder = await self.routing.viewer_holder(resource)
+        if holder is None:
+            return None
+        return await self._upstream.end_viewer(holder, stream_id, resource)
 
     # -- pulling a stream another process holds --------------------------------------------------
 
@@ -441,6 +458,8 @@ class MediaHub:
         """Close a forgotten session and give back what it held (exactly once per resource)."""
         if found.address is not None:
             self.viewer_quota.give_back(found.address)
+            if self._upstream is not None:
+                await self.routing.forget_viewer(resource)
         stream = self._streams.get(found.stream_id)
         if stream is not None:
             stream.viewers.pop(resource, None)

@@ -2,7 +2,8 @@
 
 A process serving viewers of a stream another process holds pulls it with WHEP against the
 holder's internal address (``INTERNAL_URL``, recorded by :mod:`~livecommerce.media.routing`),
-and sends on a WHIP ``DELETE`` for a publisher it does not have. Every request carries the
+and sends on a WHIP ``DELETE`` for a publisher, or a WHEP ``DELETE`` for a viewer, it does not
+have. Every request carries the
 processes' shared secret as a Bearer token; signal.py checks it on the other side.
 """
 
@@ -64,7 +65,13 @@ class InternalMedia:
             log.info("ending %s failed: %s", session_url, exc)
 
     async def end_publisher(self, holder: str, stream_id: int, resource: str) -> bool:
-        url = f"{holder}/internal/media/whip/{stream_id}/{resource}"
+        return await self._end(f"{holder}/internal/media/whip/{stream_id}/{resource}", "WHIP")
+
+    async def end_viewer(self, holder: str, stream_id: int, resource: str) -> bool:
+        return await self._end(f"{holder}/internal/media/whep/{stream_id}/{resource}", "WHEP")
+
+    async def _end(self, url: str, kind: str) -> bool:
+        """DELETE ``url``: True if the session was there, False if not (404)."""
         try:
             async with self._client().delete(url, headers=await self._headers()) as response:
                 if response.status in (200, 404):
@@ -72,9 +79,9 @@ class InternalMedia:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             text = str(exc) or type(exc).__name__
-        log.warning("sending on the end of a WHIP session to %s failed: %s", url, text[:300])
+        log.warning("sending on the end of a %s session to %s failed: %s", kind, url, text[:300])
         raise LiveCommerceError(
-            ErrorCode.STORE_UNAVAILABLE, "the process holding this stream cannot be reached"
+            ErrorCode.STORE_UNAVAILABLE, "the process holding this session cannot be reached"
         )
 
     async def close(self) -> None:

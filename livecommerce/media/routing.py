@@ -5,8 +5,11 @@ The process a publisher reached holds the stream: it records its own URLs in Red
 dead process's record lapses on its own. Two URLs: its public one (``MEDIA_URL``, where a
 viewer may be redirected with the same path and query, a ``307`` keeping the POST) and its
 internal one (``INTERNAL_URL``, where another process pulls the stream for its own viewers).
-The pulls are authenticated with a secret the processes share: ``MEDIA_INTERNAL_SECRET``, or
-else one the first process to need it generated and left in Redis (``{ns}:media:secret``).
+A viewer session (WHEP) is recorded too (``{ns}:media:{viewer<resource>}``: the internal URL
+of the process serving it), so that its ``DELETE``, wherever a load balancer sends it, reaches
+that process. The pulls are authenticated with a secret the processes share:
+``MEDIA_INTERNAL_SECRET``, or else one the first process to need it generated and left in Redis
+(``{ns}:media:secret``).
 
 Knows Redis and URLs only: no aiortc, no aiohttp.
 """
@@ -26,6 +29,9 @@ CLAIM_TTL_S = 15
 """How long a holder's record lasts unless refreshed."""
 REFRESH_EVERY_S = CLAIM_TTL_S / 3
 """How often a holder refreshes its record: two refreshes may fail before it lapses."""
+VIEWER_TTL_S = 24 * 3600
+"""How long the record of which process serves a viewer session lasts (it is deleted when the
+session ends; this bounds what a process that died leaves behind)."""
 
 
 class StreamRouting:
@@ -94,6 +100,33 @@ class StreamRouting:
         if not record or record[0] == self.own_url or record[-1] == self.internal_url:
             return None
         return record[-1]
+
+    def _viewer_key(self, resource: str) -> str:
+        return f"{self._ns}:media:{{viewer{resource}}}"
+
+    async def record_viewer(self, resource: str) -> None:
+        """Record that this process serves the viewer session ``resource``."""
+        try:
+            await self._redis.set(self._viewer_key(resource), self.internal_url, ex=VIEWER_TTL_S)
+        except RedisError as exc:
+            log.warning("viewer session %s not recorded: %s", resource, exc)
+
+    async def forget_viewer(self, resource: str) -> None:
+        """Forget the record of a viewer session this process served (it ended)."""
+        with contextlib.suppress(RedisError):
+            await self._redis.delete(self._viewer_key(resource))
+
+    async def viewer_holder(self, resource: str) -> str | None:
+        """The internal URL of the process serving the viewer session ``resource``, unless
+        this process does (or none is recorded)."""
+        try:
+            found = await self._redis.get(self._viewer_key(resource))
+        except RedisError:
+            return None
+        text = found.decode() if isinstance(found, bytes) else found
+        if not text or text == self.internal_url:
+            return None
+        return str(text)
 
     async def secret(self) -> str:
         """The secret internal pulls carry: the configured one, or the one the processes sharing

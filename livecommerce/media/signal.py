@@ -8,7 +8,9 @@ A process that does not hold a stream's media serves its viewers from a pull: WH
 holder's ``/internal/media/whep/{stream}``, which other processes alone may use (the shared
 internal secret as Bearer token): no quota per address, never pulled in turn. A WHIP ``DELETE``
 reaching a process without that session is sent on to the holder's
-``/internal/media/whip/{stream}/{resource}``, once the stream key was checked here.
+``/internal/media/whip/{stream}/{resource}``, once the stream key was checked here; a WHEP
+``DELETE`` for a viewer another process serves (recorded in Redis, see ``media.routing``) to
+that process's ``/internal/media/whep/{stream}/{resource}``.
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ async def delete_session(request: web.Request) -> web.Response:
         await _check_key(request, stream_id)
         if await media.end_elsewhere(stream_id, resource):
             return web.Response(status=200, headers=CORS)
+    elif found is None and await media.end_viewer_elsewhere(stream_id, resource):
+        return web.Response(status=200, headers=CORS)  # a viewer another process serves
     if found is None or found[0] != stream_id:
         raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such session (it may have ended)")
     if isinstance(found[1], PublisherSession):
@@ -312,7 +316,14 @@ OPERATIONS = (
     Operation(
         "OPTIONS", f"/whep/{_ID}", options, "CORS preflight; ICE servers", "media", status=204
     ),
-    Operation("DELETE", f"/whep/{_ID}/{_RESOURCE}", delete_session, "WHEP: stop watching", "media"),
+    Operation(
+        "DELETE",
+        f"/whep/{_ID}/{_RESOURCE}",
+        delete_session,
+        "WHEP: stop watching, on whichever process serves the session",
+        "media",
+        errors=(404, 503),
+    ),
     Operation("PATCH", f"/whep/{_ID}/{_RESOURCE}", patch_session, "No trickle ICE", "media"),
     Operation(
         "OPTIONS", f"/whep/{_ID}/{_RESOURCE}", options, "CORS preflight", "media", status=204

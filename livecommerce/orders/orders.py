@@ -184,14 +184,56 @@ async def insert_orders(conn: AsyncConnection, many: list[dict[str, Any]]) -> li
 
     Matched back by ``hold_id`` (unique), not by asking SQLAlchemy to keep the parameters'
     order: on SQLite that sends one INSERT per row, each a thread hop on a busy event loop.
+    On PostgreSQL the rows go as one array per column (``unnest``): the same statement text
+    whatever the batch's size, so it is prepared once per connection, where a multi-row
+    ``VALUES`` list is a new statement (parsed, planned and described again) for each size.
     """
+    rows = _new_rows(many)
+    if conn.dialect.name == "postgresql" and all(row.keys() == rows[0].keys() for row in rows):
+        by_hold = await _insert_unnested(conn, rows)
+    else:
+        result = await conn.execute(orders.insert().returning(*orders.c), rows)
+        by_hold = {row.hold_id: _order(row) for row in result}
+    return [by_hold[values["hold_id"]] for values in many]
+
+
+def insert_orders_blocking(conn: sa.Connection, many: list[dict[str, Any]]) -> list[Order]:
+    """``insert_orders`` on a blocking connection (run in a thread of its own)."""
+    result = conn.execute(orders.insert().returning(*orders.c), _new_rows(many))
+    by_hold = {row.hold_id: _order(row) for row in result}
+    return [by_hold[values["hold_id"]] for values in many]
+
+
+def _new_rows(many: list[dict[str, Any]]) -> list[dict[str, Any]]:
     now = utcnow()
     fixed = {"status": S.RESERVED.value, "created_at": now, "updated_at": now, "refunded_minor": 0}
-    rows = await conn.execute(
-        orders.insert().returning(*orders.c), [{**fixed, **values} for values in many]
+    return [{**fixed, **values} for values in many]
+
+
+async def _insert_unnested(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, Order]:
+    dialect = conn.dialect
+    names = list(rows[0])
+    arrays = []
+    for name in names:
+        process = orders.c[name].type.bind_processor(dialect)
+        column = [row[name] for row in rows]
+        arrays.append(column if process is None else [process(value) for value in column])
+    casts = ", ".join(
+        f"${i}::{orders.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(names, 1)
     )
-    by_hold = {row.hold_id: _order(row) for row in rows}
-    return [by_hold[values["hold_id"]] for values in many]
+    sql = f"INSERT INTO orders ({', '.join(names)}) SELECT * FROM unnest({casts}) RETURNING *"
+    result = await conn.exec_driver_sql(sql, tuple(arrays))
+    readers = {c.name: c.type.result_processor(dialect, None) for c in orders.c}
+    by_hold: dict[str, Order] = {}
+    for row in result:
+        m: dict[str, Any] = {}
+        for name, value in row._mapping.items():
+            read = readers[name]
+            m[name] = value if read is None else read(value)
+        m.pop("updated_at", None)
+        m["status"] = OrderStatus(m["status"])
+        by_hold[m["hold_id"]] = Order(**m)
+    return by_hold
 
 
 async def get_order(conn: AsyncConnection, order_id: int) -> Order:

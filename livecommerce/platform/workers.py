@@ -42,6 +42,7 @@ from gunicorn.app.base import BaseApplication
 
 from livecommerce.config import Settings
 from livecommerce.platform.headertimeout import with_head_timeout
+from livecommerce.platform.heap import settle_heap
 from livecommerce.platform.logs import AccessLogger, configure_logging
 
 log = logging.getLogger("livecommerce")
@@ -229,6 +230,7 @@ class Worker(GunicornUVLoopWebWorker):
                     await loop.create_server(protocol, sock=listener.sock, backlog=BACKLOG)
                 )
             listeners.append(await loop.create_server(protocol, sock=media_socket, backlog=BACKLOG))
+            settle_heap()
             self.booted = True
             log.info("worker %s serves, media at %s", os.getpid(), settings.media_url)
             if self.age == 1:  # the first worker the master started: said once per master

@@ -9,7 +9,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -35,6 +36,20 @@ def create_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(
         database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
     )
+
+
+def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
+    """A blocking engine on the same SQLite file as ``engine`` (same pragmas and busy timeout),
+    for work that runs whole in a thread of its own (one hop from the event loop instead of
+    one per call); ``None`` unless ``engine`` is on a SQLite file."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    sync = create_sync_engine(
+        url.set(drivername="sqlite"), connect_args={"timeout": 30}, hide_parameters=True
+    )
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
