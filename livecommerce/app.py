@@ -48,6 +48,7 @@ from livecommerce.media.setup import media_relays
 from livecommerce.orders import routes as order_routes
 from livecommerce.orders.expiry import Reaper
 from livecommerce.payments import routes as payment_routes
+from livecommerce.payments.cards import CARDS, Cards
 from livecommerce.payments.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
     EMBEDDED_SECRET_KEY,
@@ -196,6 +197,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS].subscribe(StreamEnded, purchases.streams.stream_changed)
     app[EVENTS].subscribe(SkuFeatured, purchases.warm)
     app[PAYMENTS] = payments
+    app[CARDS] = Cards(payments)
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,6 +97,10 @@ class Payments:
         self.gateway = gateway
         self.stock = StockSync(reservations)
         self._events = events
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     async def announce(self, changed: Iterable[Order]) -> None:
         """Publish ``OrderChanged`` for each order. Never raises: the order has moved in SQL
@@ -214,15 +218,53 @@ class Payments:
                 failed = await self.mark_failed(order, exc.code.value, exc.message)
             data = {**exc.data, "order_id": order.id, "order_status": failed.status.value}
             raise LiveCommerceError(exc.code, exc.message, **data) from None
-        if save_card and payment_method_id and state.succeeded and not use_saved_card:
-            try:
-                await self.save_card(buyer, payment_method_id)
-            except LiveCommerceError:
-                log.warning("could not save the card after paying", extra={"order_id": order.id})
+        if use_saved_card:
+            state = replace(state, one_tap=True)  # a decline ends the order
+        elif save_card and payment_method_id:
+            state = replace(state, save_card=True, payment_method_id=payment_method_id)
         current = await self.apply(order.id, state)
         if state.intent_id and current.payment_intent_id != state.intent_id:
             return current, None  # a duplicate payment, given back: the order's own one counts
+        if payment_method_id and not use_saved_card and _declined(state):
+            # A card chosen now was declined: the order stays reserved (same hold) for another
+            # card, and the declined card is not kept on the customer.
+            await self._drop_unpaid_card(buyer.id, payment_method_id)
+            raise LiveCommerceError(
+                ErrorCode.PAYMENT_FAILED,
+                state.failure_message or "the card was declined",
+                order_id=order.id,
+                order_status=current.status.value,
+                declined=True,
+                decline_code=state.failure_code,
+            )
         return current, state
+
+    async def _drop_unpaid_card(self, user_id: int, payment_method_id: str) -> None:
+        """Detach a card that was declined, unless it is the buyer's one-tap card."""
+        wallet = await self.saved_card(user_id)
+        if wallet.payment_method_id == payment_method_id:
+            return
+        try:
+            await self.gateway.forget_card(payment_method_id)
+        except LiveCommerceError:
+            log.warning("could not detach a declined card", extra={"user_id": user_id})
+
+    async def remember_card(self, user_id: int, payment_method_id: str) -> None:
+        """Make a card that has just paid the buyer's one-tap card. Never raises: the order is
+        paid whatever happens to the card."""
+        try:
+            wallet = await self.saved_card(user_id)
+            if wallet.customer_id is None or wallet.payment_method_id == payment_method_id:
+                return
+            card = await self.gateway.save_card(wallet.customer_id, payment_method_id)
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    users.update()
+                    .where(users.c.id == user_id)
+                    .values(default_payment_method_id=card.payment_method_id, card_label=card.label)
+                )
+        except Exception:
+            log.exception("could not keep the card that paid", extra={"user_id": user_id})
 
     async def _charge(
         self,
@@ -245,7 +287,7 @@ class Payments:
             payment_method_id, off_session = wallet.payment_method_id, True
         try:
             if order.payment_intent_id and payment_method_id:
-                return await self._confirm(order.payment_intent_id, payment_method_id)
+                return await self._confirm(order.payment_intent_id, payment_method_id, save)
             if order.payment_intent_id:
                 return await self.gateway.retrieve(order.payment_intent_id)
             return await self.gateway.charge(
@@ -273,9 +315,9 @@ class Payments:
         await self._forget_gone(user_id, customer_id, forget_card=True)
         return True
 
-    async def _confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+    async def _confirm(self, intent_id: str, payment_method_id: str, save: bool) -> IntentState:
         try:
-            return await self.gateway.confirm(intent_id, payment_method_id)
+            return await self.gateway.confirm(intent_id, payment_method_id, save_card=save)
         except LiveCommerceError as exc:
             if exc.code is not ErrorCode.PAYMENT_FAILED:
                 raise
@@ -321,7 +363,10 @@ class Payments:
             return await self.mark_paid(order, state)
         if state.status == "canceled":
             return await self.mark_failed(order, "payment_canceled", "the payment was cancelled")
-        if state.failure_code and state.status == "requires_payment_method":
+        if _declined(state) and state.one_tap:
+            # A one-tap charge declined ends the order; a card chosen now leaves it reserved
+            # (same hold, until it expires) for the buyer to try another card.
+            assert state.failure_code is not None
             return await self.mark_failed(
                 order, state.failure_code, state.failure_message or "the card was declined"
             )
@@ -370,6 +415,10 @@ class Payments:
         if current.status is OrderStatus.PAID and order.status is OrderStatus.RESERVED:
             # The money has moved: a Redis outage from here on must not make the answer lie.
             await self.stock.commit(order.sku_id, order.hold_id)
+            if state.save_card and state.payment_method_id and not state.one_tap:
+                # Only a card that has paid becomes the one-tap card (here, after 3-D Secure
+                # or from the webhook alike).
+                await self.remember_card(order.buyer_id, state.payment_method_id)
             await self._notify(current)
         elif current.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED):
             # The money arrived after the units went back on the shelf: give it back.
@@ -475,6 +524,10 @@ class Payments:
     def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
         """The answer to a payment: the order, its payment, and a note if stock lags."""
         return describe(order, state, lagging=self.stock.lagging(order.hold_id))
+
+
+def _declined(state: IntentState) -> bool:
+    return bool(state.failure_code) and state.status == "requires_payment_method"
 
 
 _BROWSER_STEPS = ("requires_action", "requires_payment_method", "requires_confirmation")
