@@ -22,6 +22,9 @@ PAGES = {
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
+    "/account": "account.html",
+    "/orders": "orders.html",
+    r"/orders/{id:\d+}": "orders.html",
 }
 
 

@@ -1,7 +1,9 @@
 // The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
 // chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
-import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
+import { finish, savedCard } from "/static/js/checkout.js";
+import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary } from "/static/js/orders.js";
+import { openSheet, payReservedOrder, sheetError, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
 
@@ -122,29 +124,28 @@ setInterval(tick, 250);
 
 // -- buying --------------------------------------------------------------------------------------
 
-function openSheet(title, body, actions) {
-  $("sheet-title").textContent = title;
-  $("sheet-body").replaceChildren(...[body].flat().filter(Boolean));
-  $("card-form").replaceChildren();
-  $("sheet-actions").replaceChildren(...actions);
-  show($("sheet-error"), false);
-  show($("sheet"), true);
-  const first = $("sheet-actions").querySelector("button:not([disabled])");
-  if (first) first.focus();
-}
-
 function closeSheet() {
   show($("sheet"), false);
+  released();
+}
+
+// The sheet has closed (or moved on to a state with nothing left to do): Buy is on again.
+function released() {
   view.buying = false;
   renderProduct();
 }
 
-function sheetError(message) {
-  $("sheet-error").textContent = message;
-  show($("sheet-error"), true);
-}
-
 const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
+
+/** The buyer's own unpaid order of this SKU, if they hold one (to finish paying it). */
+async function heldOrder(skuId) {
+  try {
+    const { orders } = await myOrders({ status: "reserved", skuId, limit: 1 });
+    return orders[0] || null;
+  } catch (err) {
+    return null;
+  }
+}
 
 $("buy").addEventListener("click", async () => {
   const card = view.pinned;
@@ -156,18 +157,49 @@ $("buy").addEventListener("click", async () => {
     ]);
     return;
   }
+  const [saved, held] = await Promise.all([savedCard().catch(() => null), heldOrder(card.sku_id)]);
+  if (held) return offerHeld(held);
   const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
   const price = sale ? sale.sale_price : card.price;
-  const saved = await savedCard().catch(() => null);
   const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, `Pay ${money(price, card.currency)}`);
+  const another = saved ? el("button", { type: "button", id: "use-another-card" }, "Use another card") : null;
   openSheet(`Buy ${card.title}?`, [
     el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
-    el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
-  ], [closeButton(), confirm]);
-  confirm.addEventListener("click", () => buy(card, saved), { once: true });
+    el("p", { class: "muted" }, saved ? `Pay with ${saved.label} in one tap` : "You will add a card in the next step."),
+  ], [closeButton(), another, confirm].filter(Boolean));
+  confirm.addEventListener("click", () => buy(card, Boolean(saved)), { once: true });
+  if (another) another.addEventListener("click", () => buy(card, false), { once: true });
 });
 
-async function buy(card, saved) {
+/** The buyer already holds this item unpaid: finish paying it (same order, same hold) or cancel. */
+function offerHeld(order) {
+  const cancel = el("button", { type: "button", id: "cancel-held" }, "Cancel it");
+  const finishing = el("button", { type: "button", class: "primary", id: "finish-paying" }, "Finish paying");
+  openSheet("Finish paying?", [
+    el("p", {}, "You already hold this item, waiting for your payment."),
+    orderSummary(order),
+    el("p", { class: "muted" }, "Held for you for ", holdCountdown(order), "."),
+  ], [closeButton(), cancel, finishing]);
+  finishing.addEventListener("click", () => finishPaying(order), { once: true });
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      await api("POST", `/api/orders/${order.id}/cancel`, {});
+      openSheet("Order cancelled", el("p", { role: "status" }, `Order #${order.id} is cancelled; the item went back on sale.`), [closeButton()]);
+    } catch (err) {
+      cancel.disabled = false;
+      sheetError(err.message);
+    }
+  });
+}
+
+function finishPaying(order) {
+  view.buying = true;
+  renderProduct();
+  payReservedOrder(order, { done: released, viewOrder: (o) => drawer.open(o) });
+}
+
+async function buy(card, oneTap) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
@@ -177,12 +209,11 @@ async function buy(card, saved) {
       qty: 1,
       idempotency_key: idempotencyKey(),
       stream_id: streamId,
+      pay_with_saved_card: oneTap,
     });
-    if (!saved && result.order.status === "reserved") {
-      await addCardAndPay(result.order);
-    } else {
-      await settle(result);
-    }
+    const bank = result.payment && result.payment.status === "requires_action";
+    if (result.order.status === "reserved" && !bank) finishPaying(result.order);
+    else await settle(result, card);
   } catch (err) {
     const messages = {
       sold_out: "Sold out: someone was faster this time.",
@@ -194,53 +225,24 @@ async function buy(card, saved) {
       sale_ended: "The sale has ended.",
       not_authenticated: "Your session ended. Log in again to buy.",
     };
-    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), [closeButton()]);
-  }
-}
-
-async function addCardAndPay(order) {
-  const submit = el("button", { type: "button", class: "primary", id: "save-card" }, "Save card and pay");
-  openSheet("Add a card", el("p", { class: "muted" }, "Your item is held for you while you pay. The card is saved for one-tap buys."), [closeButton(), submit]);
-  const form = $("card-form");
-  form.replaceChildren(el("p", { class: "muted" }, "Loading the secure card form…"));
-  for (;;) {
-    try {
-      await saveCard(form, submit);
-      break;
-    } catch (err) {
-      sheetError(err.message);
+    if (["limit_exceeded", "too_many_unpaid"].includes(err.code)) {
+      const held = await heldOrder(card.sku_id);
+      if (held) return offerHeld(held);
     }
-  }
-  openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
-  try {
-    await settle(await payWithSavedCard(order.id));
-  } catch (err) {
-    openSheet("Payment failed", el("p", {}, err.message), [closeButton()]);
+    const actions = [closeButton()];
+    if (err.code === "card_unusable" || err.code === "payment_failed") {
+      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, false) }, "Use another card"));
+    }
+    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), actions);
   }
 }
 
-async function settle(result) {
+async function settle(result, card) {
   const needsBank = result.payment && result.payment.status === "requires_action";
   if (needsBank) openSheet("Confirm with your bank", el("p", { class: "muted" }, "Your bank asks you to confirm this payment (3-D Secure)."), []);
   const final = needsBank ? await finish(result) : result;
-  showOrder(final.order);
-}
-
-function showOrder(order) {
-  if (order.status === "paid") {
-    openSheet("Order confirmed", [
-      el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
-      el("p", { class: "muted" }, `Order #${order.id}. We will let you know when it ships.`),
-    ], [closeButton()]);
-  } else if (order.status === "failed") {
-    const reason = order.failure ? order.failure.message : "The payment did not go through.";
-    openSheet("Payment declined", [el("p", { class: "error" }, reason), el("p", { class: "muted" }, "Nothing was charged; the item went back on sale.")], [closeButton()]);
-  } else if (order.status === "reserved") {
-    openSheet("Waiting for the payment", el("p", { class: "muted" }, "Your item is held. This updates by itself."), [closeButton()]);
-    view.waitingFor = order.id;
-  } else {
-    openSheet(`Order ${order.status}`, el("p", {}, `Order #${order.id} is ${order.status}.`), [closeButton()]);
-  }
+  if (final.order.status === "reserved") return finishPaying(final.order);
+  showResult(final.order, { done: released, viewOrder: (o) => drawer.open(o), retry: () => buy(card, false) });
 }
 
 // -- chat, reactions, feed -------------------------------------------------------------------
@@ -363,8 +365,10 @@ room
   .on("order:update", ({ order }) => {
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
-      showOrder(order);
+      showResult(order, { done: released, viewOrder: (o) => drawer.open(o) });
     }
   });
+
+const drawer = mountOrdersDrawer({ room, onFinishPaying: finishPaying });
 
 currentUser().then((user) => (view.user = user));
