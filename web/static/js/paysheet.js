@@ -42,7 +42,7 @@ export async function payReservedOrder(order, { done = () => {}, viewOrder, note
     orderSummary(order),
     el("p", { class: "muted" }, "Your item is held for you for ", holdCountdown(order), ". ",
       note || "Close this and come back to it from Buy or your orders, or cancel it to put it back on sale."),
-    el("p", { class: "muted small" }, "The card is kept for one-tap buys once it has paid."),
+    el("p", { class: "muted small" }, `Order #${order.id}. The card is kept for one-tap buys once it has paid.`),
   ], [cancel, close, pay]);
   close.addEventListener("click", () => {
     hideSheet();
