@@ -643,8 +643,7 @@ async def test_a_held_order_is_resumed_followed_and_cancelled_in_chromium(
     await page.wait_for_selector("#orders-drawer .order-detail .hold-countdown")
     shown = await page.text_content("#orders-drawer .hold-countdown")
     await page.wait_for_function(  # it ticks
-        "(was) => document.querySelector('#orders-drawer .hold-countdown').textContent !== was",
-        arg=shown,
+        f"() => document.querySelector('#orders-drawer .hold-countdown').textContent !== {shown!r}",
         timeout=3000,
     )
     await _shot(page, "47-orders-drawer-held")
