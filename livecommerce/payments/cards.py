@@ -3,7 +3,7 @@ replacing and removing one.
 
 The one-tap card is the buyer's ``default_payment_method_id`` (``Payments.saved_card``). A card
 becomes it when the buyer saves one (``POST /api/cards``, the account page) or when a card
-chosen at checkout has paid (``Payments.remember_card``); a card declined at checkout is never
+chosen at checkout has paid (``Wallets.remember_card``); a card declined at checkout is never
 kept. Every card here belongs to the caller's own customer: any other id is simply not found.
 """
 
@@ -16,9 +16,9 @@ from aiohttp import web
 
 from livecommerce.accounts.users import User
 from livecommerce.errors import NotFound
-from livecommerce.payments.payments import Payments, Wallet
+from livecommerce.payments.payments import Payments
 from livecommerce.payments.stripe_gateway import SavedCard
-from livecommerce.platform.db.tables import users
+from livecommerce.payments.wallets import Wallet
 
 CARD_ID = re.compile(r"^pm_[A-Za-z0-9]{1,100}$")  # a card in a path: a PaymentMethod id
 
@@ -73,7 +73,7 @@ class Cards:
         """Forget a card; if it was the one-tap card, the next Buy asks for a card."""
         card, wallet = await self._own(user, card_id)
         if wallet.payment_method_id == card.payment_method_id:
-            await self._clear_one_tap(user.id, card.payment_method_id)
+            await self._payments.wallets.clear_one_tap(user.id, card.payment_method_id)
         await self._payments.gateway.forget_card(card.payment_method_id)
 
     async def replace(self, user: User, card_id: str, payment_method_id: str) -> str:
@@ -84,16 +84,6 @@ class Cards:
         if old.payment_method_id != payment_method_id:
             await self._payments.gateway.forget_card(old.payment_method_id)
         return label
-
-    async def _clear_one_tap(self, user_id: int, payment_method_id: str) -> None:
-        async with self._payments.engine.begin() as conn:
-            await conn.execute(
-                users.update()
-                .where(
-                    users.c.id == user_id, users.c.default_payment_method_id == payment_method_id
-                )
-                .values(default_payment_method_id=None, card_label=None)
-            )
 
 
 CARDS = web.AppKey("cards", Cards)

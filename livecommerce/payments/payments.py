@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +25,8 @@ from livecommerce.inventory.stocksync import StockSync
 from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
 from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.payments.stripe_gateway import IntentState, StripeGateway
-from livecommerce.platform.db.tables import orders, users, utcnow
+from livecommerce.payments.wallets import Wallet, Wallets
+from livecommerce.platform.db.tables import orders, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,6 @@ def check_intent(order: Order, state: IntentState) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Wallet:
-    """What a buyer has on file with Stripe: the customer, and the saved card (if any)."""
-
-    customer_id: str | None
-    payment_method_id: str | None
-    card_label: str | None
-
-
 def order_changed(order: Order) -> OrderChanged:
     return OrderChanged(
         order_id=order.id,
@@ -95,12 +86,9 @@ class Payments:
         self._engine = engine
         self._reservations = reservations
         self.gateway = gateway
+        self.wallets = Wallets(engine, gateway)
         self.stock = StockSync(reservations)
         self._events = events
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
 
     async def announce(self, changed: Iterable[Order]) -> None:
         """Publish ``OrderChanged`` for each order. Never raises: the order has moved in SQL
@@ -115,57 +103,13 @@ class Payments:
         await self.announce((order,))
 
     async def saved_card(self, user_id: int) -> Wallet:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(
-                        users.c.stripe_customer_id,
-                        users.c.default_payment_method_id,
-                        users.c.card_label,
-                    ).where(users.c.id == user_id)
-                )
-            ).one()
-        return Wallet(row.stripe_customer_id, row.default_payment_method_id, row.card_label)
-
-    async def _customer(self, user: User, wallet: Wallet | None = None) -> str:
-        """The buyer's Stripe customer, made now if they have none (``wallet``: as read)."""
-        if wallet is None:
-            wallet = await self.saved_card(user.id)
-        if wallet.customer_id:
-            return wallet.customer_id
-        customer_id = await self.gateway.ensure_customer(None, user.email, user.id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                users.update().where(users.c.id == user.id).values(stripe_customer_id=customer_id)
-            )
-        return customer_id
+        return await self.wallets.saved_card(user_id)
 
     async def card_setup(self, user: User) -> str:
-        """The client secret with which the buyer's browser sets up a card to save."""
-        customer_id = await self._customer(user)
-        try:
-            return await self.gateway.card_setup(customer_id)
-        except LiveCommerceError as exc:
-            if not await self._customer_gone(exc, user.id, customer_id):
-                raise
-        return await self.gateway.card_setup(await self._customer(user))
+        return await self.wallets.card_setup(user)
 
     async def save_card(self, user: User, payment_method_id: str) -> str:
-        """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
-        customer_id = await self._customer(user)
-        try:
-            card = await self.gateway.save_card(customer_id, payment_method_id)
-        except LiveCommerceError as exc:
-            if not await self._customer_gone(exc, user.id, customer_id):
-                raise
-            card = await self.gateway.save_card(await self._customer(user), payment_method_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                users.update()
-                .where(users.c.id == user.id)
-                .values(default_payment_method_id=card.payment_method_id, card_label=card.label)
-            )
-        return card.label
+        return await self.wallets.save_card(user, payment_method_id)
 
     async def pay(
         self,
@@ -228,7 +172,7 @@ class Payments:
         if payment_method_id and not use_saved_card and _declined(state):
             # A card chosen now was declined: the order stays reserved (same hold) for another
             # card, and the declined card is not kept on the customer.
-            await self._drop_unpaid_card(buyer.id, payment_method_id)
+            await self.wallets.drop_unpaid_card(buyer.id, payment_method_id)
             raise LiveCommerceError(
                 ErrorCode.PAYMENT_FAILED,
                 state.failure_message or "the card was declined",
@@ -238,33 +182,6 @@ class Payments:
                 decline_code=state.failure_code,
             )
         return current, state
-
-    async def _drop_unpaid_card(self, user_id: int, payment_method_id: str) -> None:
-        """Detach a card that was declined, unless it is the buyer's one-tap card."""
-        wallet = await self.saved_card(user_id)
-        if wallet.payment_method_id == payment_method_id:
-            return
-        try:
-            await self.gateway.forget_card(payment_method_id)
-        except LiveCommerceError:
-            log.warning("could not detach a declined card", extra={"user_id": user_id})
-
-    async def remember_card(self, user_id: int, payment_method_id: str) -> None:
-        """Make a card that has just paid the buyer's one-tap card. Never raises: the order is
-        paid whatever happens to the card."""
-        try:
-            wallet = await self.saved_card(user_id)
-            if wallet.customer_id is None or wallet.payment_method_id == payment_method_id:
-                return
-            card = await self.gateway.save_card(wallet.customer_id, payment_method_id)
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    users.update()
-                    .where(users.c.id == user_id)
-                    .values(default_payment_method_id=card.payment_method_id, card_label=card.label)
-                )
-        except Exception:
-            log.exception("could not keep the card that paid", extra={"user_id": user_id})
 
     async def _charge(
         self,
@@ -279,7 +196,7 @@ class Payments:
         check_chargeable(order.amount_minor, order.currency)
         if wallet is None:
             wallet = await self.saved_card(buyer.id)
-        customer_id = await self._customer(buyer, wallet)
+        customer_id = await self.wallets.customer(buyer, wallet)
         off_session = False
         if use_saved_card:
             if wallet.payment_method_id is None:
@@ -302,18 +219,8 @@ class Payments:
             )
         except LiveCommerceError as exc:
             if exc.code is ErrorCode.CARD_UNUSABLE:
-                await self._forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
+                await self.wallets.forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
             raise
-
-    async def _customer_gone(self, exc: LiveCommerceError, user_id: int, customer_id: str) -> bool:
-        """After a refusal: if Stripe no longer knows the customer, forget it (a new one is made
-        next time) and say so."""
-        if exc.code not in (ErrorCode.CARD_UNUSABLE, ErrorCode.INVALID_INPUT):
-            return False
-        if await self.gateway.customer_exists(customer_id):
-            return False
-        await self._forget_gone(user_id, customer_id, forget_card=True)
-        return True
 
     async def _confirm(self, intent_id: str, payment_method_id: str, save: bool) -> IntentState:
         try:
@@ -327,18 +234,6 @@ class Payments:
             if current.succeeded or current.status == "processing":
                 return current
             raise
-
-    async def _forget_gone(self, user_id: int, customer_id: str, *, forget_card: bool) -> None:
-        """Stripe no longer knows the saved card or the customer: stop offering them."""
-        values: dict[str, Any] = {}
-        if forget_card:
-            values.update(default_payment_method_id=None, card_label=None)
-        if not await self.gateway.customer_exists(customer_id):
-            values.update(stripe_customer_id=None, default_payment_method_id=None, card_label=None)
-        if values:
-            log.warning("forgetting a card Stripe no longer knows", extra={"user_id": user_id})
-            async with self._engine.begin() as conn:
-                await conn.execute(users.update().where(users.c.id == user_id).values(**values))
 
     async def sync(self, order: Order) -> Order:
         """Bring the order in line with its PaymentIntent as Stripe has it now."""
@@ -418,7 +313,7 @@ class Payments:
             if state.save_card and state.payment_method_id and not state.one_tap:
                 # Only a card that has paid becomes the one-tap card (here, after 3-D Secure
                 # or from the webhook alike).
-                await self.remember_card(order.buyer_id, state.payment_method_id)
+                await self.wallets.remember_card(order.buyer_id, state.payment_method_id)
             await self._notify(current)
         elif current.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED):
             # The money arrived after the units went back on the shelf: give it back.

@@ -37,7 +37,7 @@ async function history() {
   await load();
 }
 
-async function oneOrder(id) {
+async function oneOrder(id, user) {
   let order;
   try {
     order = (await api("GET", `/api/orders/${id}`)).order;
@@ -52,6 +52,7 @@ async function oneOrder(id) {
       orderDetail(order, {
         onFinishPaying: (o) => payReservedOrder(o, { done: (done) => done && update(done) }),
         onCancelled: update,
+        mine: order.buyer_id === user.id, // the seller and the team see it, not pay for it
       }),
       el("p", {}, el("a", { href: "/orders" }, "All your orders")),
     );
@@ -83,6 +84,6 @@ async function oneOrder(id) {
     box.replaceChildren(el("p", {}, el("a", { href: `/login?next=${encodeURIComponent(location.pathname)}` }, "Log in"), " to see your orders."));
     return;
   }
-  if (orderId) await oneOrder(Number(orderId[1]));
+  if (orderId) await oneOrder(Number(orderId[1]), user);
   else await history();
 })();

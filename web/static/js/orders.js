@@ -86,14 +86,16 @@ function shipping(order) {
  * "Cancel" while reserved, shipping once shipped. `onFinishPaying(order)` and `onCancelled(order)`
  * are the caller's.
  */
-export function orderDetail(order, { onFinishPaying, onCancelled } = {}) {
+export function orderDetail(order, { onFinishPaying, onCancelled, mine = true } = {}) {
   const error = el("p", { class: "error hidden", role: "alert" });
   const parts = [
     el("h3", {}, `Order #${order.id} `, statusBadge(order.status)),
     orderSummary(order),
     el("p", { class: "muted status-text" }, statusText(order)),
   ];
-  if (order.status === "reserved") {
+  if (order.status === "reserved" && !mine) {
+    parts.push(el("p", {}, "Held for the buyer for ", holdCountdown(order), "."));
+  } else if (order.status === "reserved") {
     parts.push(el("p", {}, "Held for you for ", holdCountdown(order), "."));
     const cancel = el("button", { type: "button", class: "cancel-order" }, "Cancel order");
     cancel.addEventListener("click", async () => {
