@@ -1,6 +1,6 @@
 // /account: the buyer's saved cards (the one-tap card first): add, replace, remove.
 import { api, el, siteHeader } from "/static/js/api.js";
-import { CardDeclined, CardIncomplete, mountCardForm } from "/static/js/checkout.js";
+import { CardDeclined, CardIncomplete, declinedText, mountCardForm } from "/static/js/checkout.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,7 +77,7 @@ async function edit(replacing) {
       if (err instanceof CardIncomplete) {
         if (err.problems.card) problem($("card-error"), err.problems.card);
       } else if (err instanceof CardDeclined || err.code === "payment_failed") {
-        problem($("card-error"), `Your card was declined: ${err.message}`);
+        problem($("card-error"), declinedText(err.message));
       } else {
         problem($("card-error"), err.message);
       }

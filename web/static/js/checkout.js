@@ -71,6 +71,12 @@ export function cardProblems(value, now = new Date()) {
   return problems;
 }
 
+/** The bank's refusal in a sentence that says "declined" once. */
+export function declinedText(message) {
+  const text = (message || "Your card was declined").trim().replace(/\.?$/, ".");
+  return /declined/i.test(text) ? text : `Your card was declined: ${text}`;
+}
+
 /** A refusal of the card itself (the bank said no), as opposed to a mistyped field. */
 export class CardDeclined extends Error {
   constructor(message) {
@@ -99,7 +105,8 @@ export async function mountCardForm(container) {
   const { stripe, embedded } = await loadStripe();
   container.replaceChildren();
   if (!embedded) {
-    const elements = stripe.elements({ mode: "setup", currency: "usd", paymentMethodTypes: ["card"] });
+    // Deferred mode: each try confirms a fresh SetupIntent, so the form survives a refusal.
+    const elements = stripe.elements({ mode: "setup", currency: "usd" });
     elements.create("payment").mount(container);
     return {
       async confirm() {

@@ -2,7 +2,7 @@
 // order with a card chosen now (the hold and its countdown stay the same while the buyer types,
 // fixes a field or tries another card), cancel it, and the confirmation once it is paid.
 import { api, el, money } from "/static/js/api.js";
-import { CardDeclined, CardIncomplete, mountCardForm, payWithCard } from "/static/js/checkout.js";
+import { CardDeclined, CardIncomplete, declinedText, mountCardForm, payWithCard } from "/static/js/checkout.js";
 import { holdCountdown, itemTitle, orderSummary } from "/static/js/orders.js";
 
 const $ = (id) => document.getElementById(id);
@@ -89,7 +89,7 @@ export async function payReservedOrder(order, { done = () => {}, viewOrder, note
       if (err instanceof CardIncomplete) {
         if (err.problems.card) sheetError(err.problems.card); // the Payment Element's own
       } else if (err instanceof CardDeclined) {
-        sheetError(`Your card was declined: ${err.message.replace(/\.$/, "")}. Nothing was charged; try another card.`);
+        sheetError(`${declinedText(err.message)} Nothing was charged; try another card.`);
       } else if (err.code === "invalid_transition" || err.code === "not_found") {
         const { order: now } = await api("GET", `/api/orders/${order.id}`).catch(() => ({ order: null }));
         if (now) showResult(now, { done, viewOrder });
