@@ -684,7 +684,7 @@ async def test_a_held_order_is_resumed_followed_and_cancelled_in_chromium(
     await _shot(history, "52-order-history")
     nosy = await _page(browser, store, "nosy", PHONE)
     await nosy.goto(f"/orders/{second['id']}")
-    await nosy.wait_for_function("document.body.textContent.includes('not found')")
+    await nosy.wait_for_function("() => document.body.textContent.includes('not found')")
     for each in (page, order_page, history, nosy):
         assert each.errors == [], each.errors
 
