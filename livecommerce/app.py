@@ -6,35 +6,44 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import __version__, pages
+from livecommerce.accounts import addressroutes
 from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
 from livecommerce.catalog import routes as catalog_routes
 from livecommerce.catalog.productcard import product_card
 from livecommerce.checkout import routes as checkout_routes
+from livecommerce.checkout import shippingroutes
 from livecommerce.checkout.buy import BUY, Buy
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.checkout.purchases import PURCHASES, Purchases, SkuDirectory
+from livecommerce.checkout.receipts import Receipts
 from livecommerce.config import Settings
 from livecommerce.crosssite import cross_site_middleware
 from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.orders import OrderChanged
 from livecommerce.events.stock import SkuFeatured
-from livecommerce.events.streams import LineupChanged, StreamEnded
+from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
 from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import SoldOutBoard
+from livecommerce.live.follows import LIVE_NOW, LiveNow
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import StreamKeys
 from livecommerce.live.transport import (
+    figureroutes,
+    followroutes,
     invitationroutes,
     roomroutes,
     socketioseam,
@@ -45,8 +54,11 @@ from livecommerce.live.transport.setup import live_rooms
 from livecommerce.live.transport.socketioserver import MAX_FRAME_BYTES
 from livecommerce.media import signal as media_routes
 from livecommerce.media.setup import media_relays
+from livecommerce.orders import fulfillmentroutes, shoproutes
 from livecommerce.orders import routes as order_routes
 from livecommerce.orders.expiry import Reaper
+from livecommerce.orders.shops import SHOP_TERMS, ShopTermsCache
+from livecommerce.payments import returnroutes
 from livecommerce.payments import routes as payment_routes
 from livecommerce.payments.cards import CARDS, Cards
 from livecommerce.payments.embedded_stripe import (
@@ -60,11 +72,15 @@ from livecommerce.payments.webhooks import WEBHOOKS, Webhooks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
+from livecommerce.platform.mail import MAILER, Mailer, SmtpServer
 from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.redispool import warm_pool
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
 from livecommerce.securityheaders import install_security_headers
+from livecommerce.support import routes as support_routes
+from livecommerce.support.conversations import CustomerService
+from livecommerce.support.notices import Notices
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +106,16 @@ def api_routes() -> RouteTable:
     table.add(*checkout_routes.OPERATIONS)
     table.add(*order_routes.OPERATIONS)
     table.add(*payment_routes.OPERATIONS)
+    table.add(*addressroutes.OPERATIONS)
+    table.add(*shoproutes.OPERATIONS)
+    table.add(*shippingroutes.OPERATIONS)
+    table.add(*followroutes.OPERATIONS)
+    table.add(*fulfillmentroutes.OPERATIONS)
+    table.add(*returnroutes.OPERATIONS)
     table.add(*pages.OPERATIONS)
     table.add(*media_routes.OPERATIONS)
+    table.add(*figureroutes.OPERATIONS)
+    table.add(*support_routes.OPERATIONS)
     return table
 
 
@@ -174,6 +198,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         events_channel=app[EVENTS].channel,
     )
     await reservations.preload_scripts()
+    app[SHOP_TERMS] = shop_terms = ShopTermsCache(engine)
     payments = Payments(engine, reservations, gateway, app[EVENTS])
     app[RESERVATIONS] = reservations
     purchases = Purchases(
@@ -188,6 +213,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
             # a retry's key lives this long (see Purchases), so these buyers may still retry
             functools.partial(buyers_of, engine, within_s=settings.hold_ttl_s * 2 + 3600),
         ),
+        terms=shop_terms,
     )
     app[PURCHASES] = purchases
     purchases.sold_out.subscribe()  # on every process: each refuses the crowd itself
@@ -200,6 +226,9 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[CARDS] = Cards(payments)
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
+    # The receipt goes from the process where the payment landed (claimed once per order).
+    receipts = Receipts(engine, app[MAILER], _public_url(settings))
+    app[EVENTS].subscribe(OrderChanged, receipts.order_changed, local_only=True)
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
     app[LIFECYCLE].spawn(payments.stock.run(), "stock sync after payments")
@@ -214,17 +243,63 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+def _public_url(settings: Settings) -> str:
+    """Where links in emails point: PUBLIC_URL, else this server on loopback."""
+    return settings.public_url or f"http://127.0.0.1:{settings.port}"
+
+
 async def _live(app: web.Application) -> AsyncIterator[None]:
     # The token cache forgets revoked tokens before the sockets holding them are ended.
     app[EVENTS].subscribe(TokensRevoked, app[TOKENS].revoked)
+    # Every process hears a show go on air; the claim rows make each email go once.
+    app[LIVE_NOW] = live_now = LiveNow(app[ENGINE], app[MAILER], _public_url(app[SETTINGS]))
+    app[EVENTS].subscribe(StreamOnAir, live_now.stream_on_air)
     async with live_rooms(app, product_cards=product_card):
         yield
+
+
+async def _support(app: web.Application) -> AsyncIterator[None]:
+    """Customer service; a conversation's blocked words are its stream's live-chat list."""
+    settings = app[SETTINGS]
+    rooms = app[ROOMS]
+
+    async def blocked_words(stream_id: int) -> list[str]:
+        return (await rooms.state.chat_settings(stream_id))[1]
+
+    app[support_routes.SUPPORT] = CustomerService(
+        app[ENGINE],
+        app[MAILER],
+        blocked_words,
+        Notices(settings.public_url or f"http://127.0.0.1:{settings.port}"),
+        timedelta(seconds=settings.support_answer_s),
+    )
+    yield
 
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """WebRTC relays (WHIP in, WHEP out); their on-air changes go to the live rooms."""
     async with media_relays(app, stream_gate=StreamKeys):
         yield
+
+
+async def _mail(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    smtp = None
+    if settings.smtp_host:
+        smtp = SmtpServer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_tls,
+        )
+    else:
+        log.info("no SMTP_HOST: emails are written under DATA_DIR/outbox")
+    app[MAILER] = mailer = Mailer(
+        settings.mail_from, smtp=smtp, outbox=settings.data_dir / "outbox"
+    )
+    yield
+    await mailer.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -243,17 +318,24 @@ async def _drain(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the whole application; nothing is started until the app runs."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, cross_site_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            pages.html_not_found,
+            cross_site_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
     app[SETTINGS] = settings
     install_security_headers(app)
     install_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_mail)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)
     app.cleanup_ctx.append(_live)
+    app.cleanup_ctx.append(_support)
     socketioserver.add_routes(app)
     app.cleanup_ctx.append(_media)
     app.on_shutdown.append(_drain)

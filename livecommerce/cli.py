@@ -68,9 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("database is at the newest schema")
         return 0
     if args.command == "demo" or getattr(args, "demo", False):
+        from livecommerce.app import create_app
         from livecommerce.demo import seed_demo
 
-        print(asyncio.run(seed_demo(settings)))
+        print(asyncio.run(seed_demo(settings, create_app)))
         if args.command == "demo":
             return 0
     from livecommerce.platform.workers import cpu_count

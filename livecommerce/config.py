@@ -78,6 +78,16 @@ class Settings:
     media_origins: tuple[str, ...] = ()
     workers: int | None = None
     worker_media_port: int = 0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"
+    mail_from: str = "livecommerce <no-reply@localhost>"
+    # customer service: a case waiting longer than this for the seller's answer is late
+    support_answer_s: float = 48 * 3600.0
+    # show figures: one viewer-count sample per stream this often, across processes
+    figures_sample_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -163,6 +173,16 @@ class Settings:
         if not self.redis_namespace.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("REDIS_NAMESPACE may hold only letters, digits, - and _")
         self._check_security()
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError("SMTP_PORT must be between 1 and 65535")
+        if self.smtp_tls not in ("starttls", "implicit", "none"):
+            raise ConfigError("SMTP_TLS must be starttls, implicit or none")
+        if "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n"):
+            raise ConfigError("MAIL_FROM must be an email address, optionally with a name")
+        if not 1 <= self.support_answer_s <= 90 * 86400:
+            raise ConfigError("SUPPORT_ANSWER_SECONDS must be between 1 and 7776000 (90 days)")
+        if not 0.1 <= self.figures_sample_s <= 3600:
+            raise ConfigError("FIGURES_SAMPLE_SECONDS must be between 0.1 and 3600")
 
     def _check_security(self) -> None:
         for name, value in (
@@ -237,6 +257,10 @@ def _level(raw: str) -> str:
     return raw.strip().upper()
 
 
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
 _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("HOST", "host", str),
     ("PORT", "port", int),
@@ -289,4 +313,12 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("MEDIA_ORIGINS", "media_origins", _csv),
     ("WEB_CONCURRENCY", "workers", int),
     ("WORKER_MEDIA_PORT", "worker_media_port", int),
+    ("SMTP_HOST", "smtp_host", str),
+    ("SMTP_PORT", "smtp_port", int),
+    ("SMTP_USERNAME", "smtp_username", str),
+    ("SMTP_PASSWORD", "smtp_password", str),
+    ("SMTP_TLS", "smtp_tls", _lower),
+    ("MAIL_FROM", "mail_from", str),
+    ("SUPPORT_ANSWER_SECONDS", "support_answer_s", float),
+    ("FIGURES_SAMPLE_SECONDS", "figures_sample_s", float),
 )

@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     MEDIA_AT_CAPACITY = "media_at_capacity"
     SHUTTING_DOWN = "shutting_down"
     STORE_UNAVAILABLE = "store_unavailable"
+    ADDRESS_REQUIRED = "address_required"
     INTERNAL = "internal_error"
 
 
@@ -87,6 +88,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.PAYMENT_UNAVAILABLE: 503,
     ErrorCode.SHUTTING_DOWN: 503,
     ErrorCode.STORE_UNAVAILABLE: 503,
+    ErrorCode.ADDRESS_REQUIRED: 409,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -7,25 +7,40 @@ production and from the embedded emulator otherwise.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from livecommerce.errors import ErrorCode, LiveCommerceError
+from livecommerce.live.streams import get_stream
+from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
+from livecommerce.platform.payload import MAX_ID
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = {
     "/": "index.html",
     "/login": "login.html",
+}
+SHOW_PAGES = {  # pages of one show: an unknown show is a 404 page, not a page that never loads
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
     "/account": "account.html",
     "/orders": "orders.html",
     r"/orders/{id:\d+}": "orders.html",
+    "/inbox": "inbox.html",
+    r"/orders/{id:\d+}/messages": "messages.html",
+    r"/studio/{id:\d+}/figures": "figures.html",
+    "/orderdesk": "orderdesk.html",
+    r"/orders/{id:\d+}/return": "returns.html",
 }
+NOT_FOUND_PAGE = "404.html"
+NO_SUCH_SHOW = "This show does not exist"
+NO_SUCH_PAGE = "Page not found"
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,61 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     return page
 
 
+def _show_page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    path = WEB_DIR / name
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        raw = request.match_info["id"]
+        if len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+            return not_found_page(NO_SUCH_SHOW)
+        async with request.app[ENGINE].connect() as conn:
+            try:
+                await get_stream(conn, int(raw))
+            except LiveCommerceError as exc:
+                if exc.code is not ErrorCode.NOT_FOUND:
+                    raise
+                return not_found_page(NO_SUCH_SHOW)
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+def not_found_page(heading: str) -> web.Response:
+    """The HTML 404 page, headed ``heading`` (one of this module's fixed sentences)."""
+    text = (WEB_DIR / NOT_FOUND_PAGE).read_text(encoding="utf-8")
+    return web.Response(
+        text=text.replace("{{heading}}", html.escape(heading)),
+        status=404,
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser asking for a page: not the API, and ``text/html`` accepted before JSON."""
+    if request.path.startswith("/api/") or request.path == "/api":
+        return False
+    accept = request.headers.get("Accept", "").lower()
+    if "text/html" not in accept:
+        return False
+    json_at = accept.find("application/json")
+    return json_at < 0 or accept.find("text/html") < json_at
+
+
+@web.middleware
+async def html_not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown paths answer browsers with the HTML 404 page; API clients keep the JSON error
+    (the error middleware, outside this one, writes it)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if wants_html(request) and (WEB_DIR / NOT_FOUND_PAGE).is_file():
+            return not_found_page(NO_SUCH_PAGE)
+        raise
+
+
 async def get_config(request: web.Request) -> web.Response:
     return web.json_response(request.app[BROWSER_CONFIG].to_dict())
 
@@ -73,4 +143,6 @@ def add_pages(app: web.Application) -> None:
         return
     for route, name in PAGES.items():
         app.router.add_get(route, _page(name))
+    for route, name in SHOW_PAGES.items():
+        app.router.add_get(route, _show_page(name))
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)

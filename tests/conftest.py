@@ -24,7 +24,11 @@ from livecommerce.config import Settings
 from livecommerce.platform.db.engine import create_engine, migrate
 from tests.liveclient import Viewer
 
-pytest_plugins = ["tests.mediapeers"]  # the media fixtures: loopback_only, peers
+pytest_plugins = [
+    "tests.mediapeers",
+    "tests.mailbox",
+    "tests.browsing",
+]  # media peers, SMTP, browser
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"

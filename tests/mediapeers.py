@@ -23,17 +23,17 @@ from aiortc import (
     AudioStreamTrack,
     MediaStreamTrack,
     RTCCertificate,
+    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpCodecParameters,
     RTCRtpSender,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 from av.video.codeccontext import VideoCodecContext
-from av.video.frame import PictureType
 
+from bench.numberedcamera import HEIGHT, WIDTH, NumberedCamera, numbered_frame, read_number
 from livecommerce.media.rtc import aiortcseam
 from livecommerce.media.rtc.encodedframe import EncodedFrame
 from livecommerce.media.rtc.iceconfig import IceConfig
@@ -45,82 +45,11 @@ from livecommerce.media.rtc.sessions import (
     accept_viewer,
 )
 
-WIDTH, HEIGHT = 320, 240
-BLOCK = 40  # 16 blocks of 40x40: two rows of eight, one bit each
 LOOPBACK = IceConfig(hosts=("127.0.0.1",))
 CONFIG = LOOPBACK.rtc_configuration()
 
 
 # --- a synthetic camera and microphone ---------------------------------------------------------
-
-
-def numbered_frame(number: int) -> VideoFrame:
-    frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
-    luma = frame.planes[0]
-    rows = []
-    for block_row in range(2):
-        row = bytearray()
-        for column in range(8):
-            bit = number >> (block_row * 8 + column) & 1
-            row += bytes([235 if bit else 16]) * BLOCK
-        rows.append(bytes(row).ljust(luma.line_size, b"\x80"))
-    # Below the blocks, a bar that moves, so that the picture changes beyond the number.
-    moving = (b"\x80" * ((number * 4) % (WIDTH - 40)) + b"\xff" * 40).ljust(luma.line_size, b"\x80")
-    data = rows[0] * BLOCK + rows[1] * BLOCK + moving * (HEIGHT - 2 * BLOCK)
-    luma.update(data)
-    for chroma in frame.planes[1:]:
-        chroma.update(b"\x80" * chroma.buffer_size)
-    return frame
-
-
-def read_number(frame: VideoFrame) -> int:
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
-    luma = frame.planes[0]
-    data = bytes(luma)
-    number = 0
-    for bit in range(16):
-        top = (bit // 8) * BLOCK + BLOCK // 2 - 4
-        left = (bit % 8) * BLOCK + BLOCK // 2 - 4
-        total = sum(
-            sum(data[row * luma.line_size + left : row * luma.line_size + left + 8])
-            for row in range(top, top + 8)
-        )
-        if total / 64 > 128:
-            number |= 1 << bit
-    return number
-
-
-class NumberedCamera(VideoStreamTrack):
-    """30 fps frames numbered from ``start``; a keyframe every ``keyframe_every`` frames if set,
-    and on :meth:`keyframe_request` unless ``ignore_requests`` (like OBS)."""
-
-    def __init__(self, start: int = 0, keyframe_every: int = 0, ignore_requests: bool = False):
-        super().__init__()
-        self.number = start
-        self.keyframe_every = keyframe_every
-        self.ignore_requests = ignore_requests
-        self.requests = 0
-        self.request_times: list[float] = []
-        self._keyframe_wanted = False
-
-    def keyframe_request(self) -> None:
-        self.requests += 1
-        self.request_times.append(asyncio.get_running_loop().time())
-        if not self.ignore_requests:
-            self._keyframe_wanted = True
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = numbered_frame(self.number)
-        frame.pts, frame.time_base = pts, time_base
-        periodic = self.keyframe_every and self.number % self.keyframe_every == 0
-        if periodic or self._keyframe_wanted:
-            # aiortc's VP8 encoder keeps a frame's picture type: I forces a keyframe.
-            frame.pict_type = PictureType.I
-            self._keyframe_wanted = False
-        self.number += 1
-        return frame
 
 
 class Tone(AudioStreamTrack):
@@ -203,8 +132,12 @@ class Viewer:
     With ``certificate`` its DTLS uses that one (e.g. an RSA one), through the seam.
     """
 
-    def __init__(self, certificate: RTCCertificate | None = None) -> None:
-        self.pc = RTCPeerConnection(CONFIG)
+    def __init__(
+        self,
+        certificate: RTCCertificate | None = None,
+        configuration: RTCConfiguration | None = None,
+    ) -> None:
+        self.pc = RTCPeerConnection(configuration or CONFIG)
         if certificate is not None:
             aiortcseam.use_dtls_certificate(self.pc, certificate)
         self.numbers: list[int] = []

@@ -13,180 +13,20 @@ Chromium is allowed loopback candidates without mDNS names. No ICE server is con
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-import stripe
 
 from bench.processes import ServerProcess
+from tests.browsing import DESKTOP, PHONE, Shop
+from tests.browsing import open_page as _page
+from tests.browsing import screenshot as _shot
 from tests.conftest import hoodie
-from tests.test_checkout import DECLINED_CARD, OK_CARD, THREE_DS_CARD
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_FOUND = Path(CHROMIUM).exists()
-REQUIRE_BROWSER = os.environ.get("LC_REQUIRE_BROWSER") == "1"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 860}
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    # Nothing but this machine: any other host name fails to resolve.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-
-
-class Shop:
-    """A running server and the people of one show, made over the REST API."""
-
-    def __init__(
-        self, server: ServerProcess, session: aiohttp.ClientSession, stripe_url: str
-    ) -> None:
-        self.server = server
-        self.stripe_url = stripe_url
-        self.url = server.url
-        self.session = session
-        self.tokens: dict[str, str] = {}
-        self.emails: dict[str, str] = {}
-
-    async def call(self, who: str | None, method: str, path: str, json: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        async with self.session.request(
-            method, f"{self.url}{path}", json=json, headers=headers
-        ) as response:
-            body = await response.json()
-            assert response.status < 300, body
-            return body
-
-    async def save_card(self, who: str, number: str) -> None:
-        """Give ``who`` a saved card, as after a first checkout."""
-        client = stripe.StripeClient(
-            "sk_test_livecommerce",
-            base_addresses={"api": self.stripe_url},
-            http_client=stripe.HTTPXClient(),
-        )
-        pm = await client.v1.payment_methods.create_async(
-            params={
-                "type": "card",
-                "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-            }
-        )
-        await self.call(who, "POST", "/api/cards", {"payment_method_id": pm.id})
-
-    async def person(self, who: str) -> int:
-        email = f"{who}-{uuid.uuid4().hex[:6]}@example.com"
-        body = await self.call(
-            None,
-            "POST",
-            "/api/accounts",
-            {"email": email, "password": "correct horse", "display_name": who.title()},
-        )
-        self.session.cookie_jar.clear()
-        self.tokens[who], self.emails[who] = body["token"], email
-        return int(body["user"]["id"])
-
-
-@pytest.fixture
-async def shop(
-    redis_url: str, localstripe_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[Shop, int, int, int]]:
-    server = ServerProcess(
-        {
-            "DATA_DIR": str(tmp_path),
-            "REDIS_URL": redis_url,
-            "REDIS_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
-            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
-            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
-            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
-            "STRIPE_API_BASE": localstripe_url,
-            "ICE_HOSTS": "127.0.0.1",
-        },
-        tmp_path / "server.log",
-    )
-    try:
-        server.wait_ready()
-        async with aiohttp.ClientSession() as session:
-            shop = Shop(server, session, localstripe_url)
-            await shop.person("creator")
-            moderator = await shop.person("moderator")
-            await shop.person("buyer")
-            await shop.person("watcher")
-            draft = {**hoodie("E2E-HOODIE", 12), "image_url": f"{shop.url}/static/img/product.svg"}
-            product = (await shop.call("creator", "POST", "/api/products", draft))["product"]
-            stream = (
-                await shop.call(
-                    "creator",
-                    "POST",
-                    "/api/streams",
-                    {"title": "Friday drop", "lineup": [product["id"]]},
-                )
-            )["stream"]
-            await shop.call(
-                "creator",
-                "POST",
-                f"/api/streams/{stream['id']}/moderators",
-                {"user_id": moderator},
-            )
-            (invitation,) = (await shop.call("moderator", "GET", "/api/invitations"))["invitations"]
-            await shop.call("moderator", "POST", f"/api/invitations/{invitation['id']}/accept")
-            # The buyer has a saved card (as after a first checkout): Buy is one tap.
-            await shop.save_card("buyer", OK_CARD)
-            yield shop, stream["id"], product["id"], product["variants"][0]["id"]
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM_FOUND:
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if REQUIRE_BROWSER:
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-async def _page(browser: Any, shop: Shop, who: str | None, viewport: dict[str, int]) -> Any:
-    context = await browser.new_context(viewport=viewport, base_url=shop.url)
-    if who is not None:
-        response = await context.request.post(
-            "/api/sessions", data={"email": shop.emails[who], "password": "correct horse"}
-        )
-        assert response.ok, await response.text()
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    # Whatever the Content-Security-Policy refuses is an error too: the pages must fit it.
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    page.errors = errors
-    return page
-
-
-async def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
+from tests.mailbox import body_text
+from tests.shopping import DECLINED_CARD, OK_CARD, THREE_DS_CARD
 
 FRAMES = (
     "() => { const v = document.getElementById('video');"
@@ -353,7 +193,7 @@ async def test_declined_card_3d_secure_sold_out_and_offline_states(
     await declined.wait_for_selector("#overlay:not(.hidden)")
     # "Loading the show…" first, until the room's state arrives: then it says offline.
     await declined.wait_for_function(
-        "document.querySelector('#overlay').textContent.includes('offline')", timeout=15000
+        "() => document.querySelector('#overlay').textContent.includes('offline')", timeout=15000
     )
     assert "offline" in (await declined.text_content("#overlay") or "")
     await declined.wait_for_selector("#product:not(.hidden)")
@@ -723,3 +563,132 @@ async def test_account_page_lists_replaces_and_removes_cards_in_chromium(
     assert (await store.call("carded", "GET", "/api/cards"))["card"] is None
     await _shot(page, "55-account-no-card")
     assert page.errors == [], page.errors
+
+
+async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a_receipt(
+    redis_url: str,
+    localstripe_url: str,
+    tmp_path: Path,
+    browser: Any,
+    smtp_server: tuple[int, Any],
+) -> None:
+    smtp_port, mailbox = smtp_server
+    server = ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_TLS": "none",
+            "PUBLIC_URL": "https://shop.example.test",
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            store = Shop(server, session, localstripe_url)
+            await store.person("creator")
+            await store.person("shopper")
+            draft = {
+                **hoodie("E2E-SHIPS", 3),
+                "image_url": f"{store.url}/static/img/product.svg",
+                "ships": True,
+            }
+            product = (await store.call("creator", "POST", "/api/products", draft))["product"]
+            stream = (
+                await store.call(
+                    "creator",
+                    "POST",
+                    "/api/streams",
+                    {"title": "Parcel", "lineup": [product["id"]]},
+                )
+            )["stream"]
+            await store.call(
+                "creator", "POST", f"/api/streams/{stream['id']}/pin", {"product_id": product["id"]}
+            )
+
+            # The creator sets shipping and tax from the studio's settings form (on a phone).
+            studio = await _page(browser, store, "creator", PHONE)
+            await studio.goto(f"/studio/{stream['id']}")
+            await studio.wait_for_selector("#shop-shipping_flat_minor")
+            await studio.fill("#shop-shipping_flat_minor", "5.00")
+            await studio.select_option("#shop-tax_mode", "added")
+            await studio.fill("#shop-tax_rate_bp", "10")
+            await studio.click("#shop-save")
+            await studio.wait_for_function(
+                "() => document.getElementById('shop-status').textContent === 'Saved.'"
+            )
+            await studio.locator("#shop-settings").scroll_into_view_if_needed()
+            await _shot(studio, "29-studio-shop-settings")
+            saved = (await store.call("creator", "GET", "/api/shop/settings"))["settings"]
+            assert saved["shipping_flat_minor"] == 500 and saved["tax_rate_bp"] == 1000
+            assert saved["tax_mode"] == "added"
+
+            shopper = await _page(browser, store, "shopper", PHONE)
+            await shopper.goto(f"/watch/{stream['id']}")
+            await shopper.wait_for_selector("#product:not(.hidden)")
+            await shopper.click("#buy")
+            await shopper.wait_for_selector("#confirm-buy")
+            # Before anything is held or paid: goods, shipping, tax and total.
+            sheet = await shopper.text_content("#sheet-body") or ""
+            assert "$49.00" in sheet and "$5.00" in sheet and "$4.90" in sheet, sheet
+            assert "$58.90" in sheet and "shipping address in the next step" in sheet, sheet
+            await _shot(shopper, "30-new-shopper-price")
+            await shopper.click("#confirm-buy")
+            await shopper.wait_for_selector("#addr-name", timeout=10000)
+            for field, value in (
+                ("name", "Ana Lima"),
+                ("line1", "1 Harbour Street"),
+                ("city", "Bristol"),
+                ("postal_code", "BS1 5TR"),
+                ("country", "GB"),
+            ):
+                await shopper.fill(f"#addr-{field}", value)
+            await _shot(shopper, "31-new-shopper-address")
+            await shopper.click("#save-address")
+            await shopper.wait_for_selector("#card-form input[placeholder=number]", timeout=10000)
+            sheet = await shopper.text_content("#sheet-body") or ""
+            assert "$58.90" in sheet and "1 Harbour Street" in sheet, sheet
+            assert "$58.90" in (await shopper.text_content("#pay-card") or "")
+            for field, value in (
+                ("number", OK_CARD),
+                ("exp_month", "12"),
+                ("exp_year", "34"),
+                ("cvc", "123"),
+                ("postal_code", "10001"),
+            ):
+                await shopper.fill(f"#card-form input[placeholder={field}]", value)
+            await _shot(shopper, "32-new-shopper-card")
+            await shopper.click("#pay-card")
+            await shopper.wait_for_function(
+                "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
+                timeout=15000,
+            )
+            assert "$58.90" in (await shopper.text_content("#sheet-body") or "")
+            await _shot(shopper, "33-new-shopper-paid")
+            (order,) = (await store.call("shopper", "GET", "/api/orders"))["orders"]
+            assert order["amount"]["amount"] == 5890 and order["status"] == "paid"
+            assert order["shipping_address"]["city"] == "Bristol"
+            receipt = await mailbox.wait_for(
+                store.emails["shopper"], f"Your order #{order['id']}", timeout_s=15
+            )
+            text = body_text(receipt)
+            assert "58.90 USD" in text and "1 Harbour Street" in text
+            assert f"https://shop.example.test/orders/{order['id']}" in text
+            # Follow the creator from the watch page.
+            await shopper.click("#sheet-actions button")
+            await shopper.click("#follow button.follow")
+            await shopper.wait_for_selector("#follow button.follow[aria-pressed=true]")
+            following = await store.call("shopper", "GET", "/api/following")
+            assert following["creators"] == [product["owner_id"]]
+            for page in (studio, shopper):
+                assert page.errors == [], page.errors
+    finally:
+        server.stop()

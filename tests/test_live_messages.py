@@ -32,6 +32,7 @@ DOCUMENTED_KEYS: dict[str, set[str]] = {
     "room:state": {
         "stream_id",
         "status",
+        "phase",
         "title",
         "role",
         "pinned",
@@ -47,12 +48,13 @@ DOCUMENTED_KEYS: dict[str, set[str]] = {
     "product:unpinned": {"stream_id"},
     "sale:started": {"stream_id", "sale", "server_time"},
     "sale:ended": {"stream_id", "sale_id", "ended_at"},
-    "stream:status": {"stream_id", "status", "on_air"},
+    "stream:status": {"stream_id", "status", "on_air", "phase"},
     "stock:changed": {"stream_id", "sku_id", "available"},
     "purchase:feed": {"stream_id", "sku_id", "qty", "at"},  # never who bought
     "chat:message": {"id", "stream_id", "user", "text", "at"},
     "chat:deleted": {"stream_id", "id"},
-    "chat:muted": {"stream_id", "user_id", "until"},
+    "chat:muted": {"stream_id", "user_id", "display_name", "until"},
+    "chat:unmuted": {"stream_id", "user_id", "display_name"},
     "chat:slowmode": {"stream_id", "seconds"},
     "reactions": {"stream_id", "counts"},
     "viewers": {"stream_id", "count"},
@@ -107,6 +109,7 @@ SAMPLES: dict[str, Any] = {
     "room:state": {
         "stream_id": 1,
         "status": "live",
+        "phase": "on_air",
         "title": "Drop",
         "role": "viewer",
         "pinned": pinned_card(CARD),
@@ -122,12 +125,13 @@ SAMPLES: dict[str, Any] = {
     "product:unpinned": {"stream_id": 1},
     "sale:started": {"stream_id": 1, "sale": sale_view(SALE), "server_time": 1},
     "sale:ended": {"stream_id": 1, "sale_id": "ab12", "ended_at": 1},
-    "stream:status": {"stream_id": 1, "status": "live", "on_air": True},
+    "stream:status": {"stream_id": 1, "status": "live", "on_air": True, "phase": "on_air"},
     "stock:changed": {"stream_id": 1, "sku_id": 7, "available": 18},
     "purchase:feed": {"stream_id": 1, "sku_id": 7, "qty": 2, "at": 1},
     "chat:message": MESSAGE,
     "chat:deleted": {"stream_id": 1, "id": "c0ffee"},
-    "chat:muted": {"stream_id": 1, "user_id": 2, "until": 1},
+    "chat:muted": {"stream_id": 1, "user_id": 2, "display_name": "fan", "until": 1},
+    "chat:unmuted": {"stream_id": 1, "user_id": 2, "display_name": "fan"},
     "chat:slowmode": {"stream_id": 1, "seconds": 5},
     "reactions": {"stream_id": 1, "counts": {"heart": 3}},
     "viewers": {"stream_id": 1, "count": 4},
@@ -226,6 +230,7 @@ async def test_what_the_clients_hear_has_exactly_the_typed_keys(
     assert (await fan.call("reaction:send", {**room, "kind": "heart"}))["ok"]
     assert (await mod.call("chat:delete", {**room, "message_id": said["id"]}))["ok"]
     assert (await mod.call("chat:mute", {**room, "user_id": buyer.id, "seconds": 60}))["ok"]
+    assert (await mod.call("chat:unmute", {**room, "user_id": buyer.id}))["lifted"] is True
     assert (await mod.call("chat:slowmode", {**room, "seconds": 5}))["ok"]
     assert (await mod.call("sale:stop", {**room, "sale_id": sale_id}))["ok"]
     assert (await mod.call("unpin", room))["ok"]
@@ -239,6 +244,7 @@ async def test_what_the_clients_hear_has_exactly_the_typed_keys(
         "reactions",
         "chat:deleted",
         "chat:muted",
+        "chat:unmuted",
         "chat:slowmode",
         "sale:ended",
         "product:unpinned",
@@ -247,7 +253,7 @@ async def test_what_the_clients_hear_has_exactly_the_typed_keys(
         await mod.wait_for(event)
     await fan.wait_for("order:update")
     heard = mod.events + fan.events
-    assert len({name for name, _ in heard}) >= 14
+    assert len({name for name, _ in heard}) >= 15
     for name, data in heard:
         assert name in SERVER_EVENTS, name
         assert set(data) == _typed_keys(SERVER_EVENTS[name]), name

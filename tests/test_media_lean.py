@@ -160,3 +160,44 @@ async def test_a_frame_for_many_viewers_is_sent_in_slices_the_event_loop_runs_be
     assert statistics.median(gaps) < 0.015
     fanout.close()
     await fanout.wait_closed()
+
+
+async def test_viewers_get_sender_reports_from_the_relay_and_their_rtt_is_known(
+    peers: Peers,
+) -> None:
+    """The relay sends each viewer's RTCP sender reports itself (not aiortc's task per sender):
+    the viewer's receiver hears them (packets and bytes sent so far), and the viewer's receiver
+    reports, answering them, give the relay the round-trip time."""
+    relay = StreamRelay()
+    await peers.publish(relay, keyframe_every=30)
+    viewer = await peers.view(relay)
+    await viewer.wait_frames(10)
+    (video,) = [v for v in relay.viewers("video") if isinstance(v, LeanViewer)]
+    assert video._sender is not None
+    assert "run_rtcp" in video._sender._run_rtcp.__qualname__  # the relay's stand-in runs
+
+    async def heard() -> list[object]:
+        stats = await viewer.video.receiver.getStats()
+        return [s for s in stats.values() if s.type == "remote-outbound-rtp"]
+
+    deadline = time.monotonic() + 10
+    while not await heard():
+        assert time.monotonic() < deadline, "no sender report reached the viewer"
+        await asyncio.sleep(0.1)
+    (report,) = await heard()
+    assert 0 < report.packetsSent <= video.sent_packets  # type: ignore[attr-defined]
+    assert report.bytesSent > 1000  # type: ignore[attr-defined]
+
+    async def rtt() -> list[float]:
+        stats = await video._sender.getStats()  # type: ignore[union-attr]
+        return [
+            s.roundTripTime
+            for s in stats.values()
+            if s.type == "remote-inbound-rtp" and s.roundTripTime is not None
+        ]
+
+    deadline = time.monotonic() + 10
+    while not await rtt():
+        assert time.monotonic() < deadline, "no round-trip time from the viewer's reports"
+        await asyncio.sleep(0.2)
+    assert 0 <= (await rtt())[0] < 1.0

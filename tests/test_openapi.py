@@ -135,6 +135,8 @@ def _tested(report: str) -> int:
 _ENDS_SESSION = ("delete_session", "post_password")
 
 
+# As long as schemathesis itself may take (its subprocess timeout): each operation is fuzzed.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("who", ["anonymous", "logged_in"])
 def test_schemathesis_finds_no_server_error(served: Any, who: str) -> None:
     base, _process = served

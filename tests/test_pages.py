@@ -16,12 +16,14 @@ from tests.test_checkout import OK_CARD, card
 
 
 async def test_pages_and_their_scripts_are_served(client: TestClient[Any, Any]) -> None:
+    creator = await sign_up(client, "creator")
+    show = (await creator.call("POST", "/api/streams", {"title": "Drop"}, status=201))["stream"]
     for path, marker in (
         ("/", "home.js"),
         ("/login", "login.js"),
-        ("/watch/1", "viewer.js"),
-        ("/studio/1", "studio.js"),
-        ("/console/1", "console.js"),
+        (f"/watch/{show['id']}", "viewer.js"),
+        (f"/studio/{show['id']}", "studio.js"),
+        (f"/console/{show['id']}", "console.js"),
     ):
         response = await client.get(path)
         assert response.status == 200, path

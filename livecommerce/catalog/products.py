@@ -60,6 +60,7 @@ class Product:
     active: bool
     created_at: datetime
     variants: tuple[Variant, ...] = field(default=())
+    ships: bool = False  # a physical good: orders need a shipping address before payment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class Product:
             "description": self.description,
             "image_url": self.image_url,
             "active": self.active,
+            "ships": self.ships,
             "created_at": self.created_at.isoformat(),
             "variants": [v.to_dict() for v in self.variants],
         }
@@ -120,6 +122,7 @@ def _product(row: sa.Row[Any], variants: list[Variant]) -> Product:
         active=m["active"],
         created_at=m["created_at"],
         variants=tuple(variants),
+        ships=m["ships"],
     )
 
 
@@ -159,6 +162,7 @@ async def create_product(
     description: str,
     image_url: str | None,
     variants: list[VariantDraft],
+    ships: bool = False,
 ) -> Product:
     """Create a product with at least one SKU; SKU codes are unique across the catalog."""
     if not variants:
@@ -174,6 +178,7 @@ async def create_product(
                         description=description,
                         image_url=image_url,
                         active=True,
+                        ships=ships,
                         created_at=utcnow(),
                     )
                     .returning(products.c.id)
@@ -215,7 +220,7 @@ async def update_product(
     changes: dict[str, Any],
     variants: list[VariantDraft] | None = None,
 ) -> tuple[Product, list[tuple[Variant, int]]]:
-    """Apply ``changes`` (title, description, image_url, active) and upsert ``variants``.
+    """Apply ``changes`` (title, description, image_url, active, ships) and upsert ``variants``.
 
     Only the owner may edit. Returns the product and each existing variant that changed with
     its change in stock on hand, so the caller can bring the live counters in line.

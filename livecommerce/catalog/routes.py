@@ -56,6 +56,7 @@ class NewProduct(Payload):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     image_url: AnyHttpUrl | None = None
+    ships: bool = Field(default=False, description="a physical good: orders need an address")
     variants: list[NewVariant] = Field(min_length=1, max_length=100)
 
 
@@ -64,6 +65,7 @@ class ProductChange(Payload):
     description: str | None = Field(default=None, max_length=5000)
     image_url: AnyHttpUrl | None = None
     active: bool | None = None
+    ships: bool | None = None
     variants: list[VariantChange] | None = Field(default=None, max_length=100)
 
 
@@ -100,6 +102,7 @@ async def post_product(request: web.Request) -> web.Response:
         description=body.description,
         image_url=str(body.image_url) if body.image_url else None,
         variants=[_draft(v) for v in body.variants],
+        ships=body.ships,
     )
     return web.json_response({"product": product.to_dict()}, status=201)
 
@@ -121,7 +124,7 @@ async def patch_product(request: web.Request) -> web.Response:
     changes = body.model_dump(exclude_unset=True, exclude={"variants"})
     if "image_url" in changes:
         changes["image_url"] = str(body.image_url) if body.image_url else None
-    for key in ("title", "description", "active"):
+    for key in ("title", "description", "active", "ships"):
         if key in changes and changes[key] is None:
             del changes[key]
     variants = [_draft(v) for v in body.variants] if body.variants else None

@@ -16,7 +16,7 @@ from livecommerce.checkout.purchases import MAX_QTY, Purchases
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import Purchased
-from livecommerce.orders.orders import Order
+from livecommerce.orders.orders import Order, OrderStatus
 from livecommerce.payments.payments import Payments, describe
 from livecommerce.payments.stripe_gateway import IntentState
 from livecommerce.platform.lifecycle import Lifecycle
@@ -34,11 +34,14 @@ class Bought:
     payment: IntentState | None
     available_after: int | None  # units left on sale right after this hold (None: a retry)
     stock_lagging: bool  # the hold's commit or release waits for Redis
+    address_required: bool = False  # goods that ship, no address yet: no charge until one
 
     def to_dict(self) -> dict[str, Any]:
-        """The answer on every transport: ``{"order", "note"?, "payment"?, "replayed"}``."""
+        """The answer on every transport: ``{"order", "note"?, "payment"?, "replayed",
+        "address_required"}``."""
         body = describe(self.order, self.payment, lagging=self.stock_lagging)
         body["replayed"] = self.replayed
+        body["address_required"] = self.address_required
         return body
 
 
@@ -84,10 +87,12 @@ class Buy:
             stream_id=stream_id,
         )
         order, state = purchase.order, None
+        # Goods that ship wait for an address before any charge (the sheet asks for one).
+        needs_address = order.shipping_address is None and await self.ships(order)
         if not purchase.replayed:
             # The room hears of the hold at once; the buyer does not wait for it.
             self._events.publish_soon(_purchased(order))
-            if pay_with_saved_card:
+            if pay_with_saved_card and not needs_address:
                 wallet = await self._payments.saved_card(buyer.id)  # the one read of this tap
                 if wallet.payment_method_id is not None:
                     order, state = await self._payments.pay(
@@ -99,7 +104,12 @@ class Buy:
             payment=state,
             available_after=purchase.available_after,
             stock_lagging=self._payments.stock.lagging(order.hold_id),
+            address_required=needs_address and order.status is OrderStatus.RESERVED,
         )
+
+    async def ships(self, order: Order) -> bool:
+        """Whether the order's goods ship (and so need an address before payment)."""
+        return (await self._purchases.directory.facts(order.sku_id)).ships
 
     async def close(self) -> None:
         """Safe to call twice. The notices of buys are the event bus's to finish sending."""

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.accounts.addresses import default_address
 from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
@@ -27,6 +28,8 @@ from livecommerce.inventory.reservations import Hold, NotLoaded, Reservations, U
 from livecommerce.inventory.soldout import SoldOutBoard
 from livecommerce.orders.orders import MAX_QTY, Order, find_order
 from livecommerce.orders.orderwriter import OrderWriter
+from livecommerce.orders.pricing import goods_before, price
+from livecommerce.orders.shops import ShopTerms, ShopTermsCache
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.db.tables import products, skus
 from livecommerce.platform.sharedcalls import SharedCalls
@@ -48,6 +51,7 @@ class SkuFacts:
     product_id: int
     currency: str
     active: bool
+    ships: bool = False  # a physical good: its orders need a shipping address
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,11 @@ class SkuDirectory:
             row = (
                 await conn.execute(
                     sa.select(
-                        products.c.owner_id, products.c.active, skus.c.currency, skus.c.product_id
+                        products.c.owner_id,
+                        products.c.active,
+                        products.c.ships,
+                        skus.c.currency,
+                        skus.c.product_id,
                     )
                     .join(products, products.c.id == skus.c.product_id)
                     .where(skus.c.id == sku_id)
@@ -109,6 +117,7 @@ class SkuDirectory:
             product_id=row.product_id,
             currency=row.currency,
             active=row.active,
+            ships=row.ships,
         )
         if forgets != self._forgets:
             return facts
@@ -138,9 +147,10 @@ class Purchases:
         streams: StreamDirectory | None = None,
         bounds: UnpaidBounds | None = None,
         sold_out: SoldOutBoard | None = None,
+        terms: ShopTermsCache | None = None,
     ) -> None:
         """``sold_out``, if given, refuses the crowd after the last unit without calling Redis
-        (``inventory.soldout``)."""
+        (``inventory.soldout``); ``terms``: the sellers' shipping and tax (``orders.pricing``)."""
         self._engine = engine
         self.sold_out = sold_out or SoldOutBoard(None)
         self._writer = OrderWriter(engine)
@@ -151,6 +161,7 @@ class Purchases:
         self._hold_ttl_s = hold_ttl_s
         self.streams = streams or StreamDirectory(engine)
         self._bounds = bounds or UnpaidBounds()
+        self.terms = terms or ShopTermsCache(engine)
         self.cold_loads = 0  # buys that found the SKU's counters not in Redis (see ``warm``)
 
     async def close(self) -> None:
@@ -225,6 +236,7 @@ class Purchases:
             now_ms=now_ms,
             per_sku_bound=self._bounds.per_sku,
         )
+        terms, before, ship_to = await self._order_facts(buyer_id, facts, stream_id)
         deadline_ms = now_ms + self._hold_ttl_s * 1000
         hold_args = {
             "sku_id": sku_id,
@@ -249,6 +261,13 @@ class Purchases:
         self.sold_out.held(sku_id, buyer_id)
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
+        figures = price(
+            unit_price=hold.unit_price,
+            qty=qty,
+            currency=facts.currency,
+            terms=terms,
+            goods_before=before,
+        )
         values = {
             "buyer_id": buyer_id,
             "seller_id": facts.seller_id,
@@ -256,7 +275,10 @@ class Purchases:
             "stream_id": stream_id,
             "qty": qty,
             "unit_price_minor": hold.unit_price,
-            "amount_minor": hold.unit_price * qty,
+            "amount_minor": figures.total,  # what is charged: goods, shipping, added tax
+            "shipping_minor": figures.shipping,
+            "tax_minor": figures.tax,
+            "shipping_address": ship_to,
             "currency": facts.currency,
             "sale_id": hold.sale_id,
             "hold_id": hold.hold_id,
@@ -294,6 +316,32 @@ class Purchases:
             await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
             raise
         return Purchase(order=order, replayed=False, available_after=hold.available_after)
+
+    async def _order_facts(
+        self, buyer_id: int, facts: SkuFacts, stream_id: int | None
+    ) -> tuple[ShopTerms, int, dict[str, str] | None]:
+        """What the order's price and address need, read before the hold is taken: the
+        seller's terms, the buyer's goods so far in this show (only if the shop ships free
+        over a threshold), and a copy of the buyer's default address (only for goods that
+        ship)."""
+        terms = await self.terms.get(facts.seller_id)
+        before, ship_to = 0, None
+        counts = stream_id is not None and terms.free_shipping_over_minor is not None
+        if counts or facts.ships:
+            async with self._engine.connect() as conn:
+                if counts:
+                    assert stream_id is not None
+                    before = await goods_before(
+                        conn,
+                        buyer_id=buyer_id,
+                        seller_id=facts.seller_id,
+                        stream_id=stream_id,
+                        currency=facts.currency,
+                    )
+                if facts.ships:
+                    address = await default_address(conn, buyer_id)
+                    ship_to = address.snapshot() if address is not None else None
+        return terms, before, ship_to
 
     def _release_if_failed(
         self, written: asyncio.Future[Order], sku_id: int, buyer_id: int, hold_id: str, key: str

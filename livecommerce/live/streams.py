@@ -31,6 +31,28 @@ class StreamStatus(StrEnum):
     ENDED = "ended"
 
 
+class ShowPhase(StrEnum):
+    """What a show is doing now, as every page and client shows it: the stored status joined
+    with the media's on-air signal. ``paused``: the show is live (not ended) but its publisher
+    is gone (a closed browser, a lost connection, OBS stopped); it may come back on air."""
+
+    SCHEDULED = "scheduled"
+    ON_AIR = "on_air"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+def show_phase(status: StreamStatus, on_air: bool) -> ShowPhase:
+    """The one place a show's phase is decided. An ended show is ended even while its last
+    frames are still being cut off; a scheduled show whose publisher is on air is becoming
+    live (the status follows within the same notice)."""
+    if status is StreamStatus.ENDED:
+        return ShowPhase.ENDED
+    if on_air:
+        return ShowPhase.ON_AIR
+    return ShowPhase.PAUSED if status is StreamStatus.LIVE else ShowPhase.SCHEDULED
+
+
 _NEXT: dict[StreamStatus, set[StreamStatus]] = {
     StreamStatus.SCHEDULED: {StreamStatus.LIVE, StreamStatus.ENDED},
     StreamStatus.LIVE: {StreamStatus.ENDED},
@@ -62,7 +84,10 @@ class Shopstream:
     lineup: tuple[int, ...]
     moderators: tuple[tuple[int, str], ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, on_air: bool) -> dict[str, Any]:
+        """The API's view; ``on_air`` is the media's signal (``RoomState.on_air``), which
+        with ``status`` makes ``phase`` (``show_phase``)."""
+
         def iso(t: datetime | None) -> str | None:
             return t.isoformat() if t else None
 
@@ -71,6 +96,8 @@ class Shopstream:
             "title": self.title,
             "description": self.description,
             "status": self.status.value,
+            "on_air": on_air and self.status is not StreamStatus.ENDED,
+            "phase": show_phase(self.status, on_air).value,
             "creator": {"id": self.creator_id, "display_name": self.creator_name},
             "scheduled_at": iso(self.scheduled_at),
             "started_at": iso(self.started_at),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
+from livecommerce.orders.carriers import carrier_name, tracking_url
 from livecommerce.platform.db.tables import orders, products, skus, utcnow
 
 MAX_QTY = 10  # the most units one order may take
@@ -23,9 +24,11 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     FULFILLED = "fulfilled"
+    PACKED = "packed"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
     RETURN_REQUESTED = "return_requested"
+    RETURN_APPROVED = "return_approved"
     REFUNDED = "refunded"
 
 
@@ -34,11 +37,15 @@ S = OrderStatus
 # Where each status may go next. Anything else is refused with ``invalid_transition``.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.RESERVED: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
-    S.PAID: frozenset({S.FULFILLED, S.RETURN_REQUESTED, S.REFUNDED}),
+    S.PAID: frozenset({S.PACKED, S.FULFILLED, S.RETURN_REQUESTED, S.REFUNDED}),
+    S.PACKED: frozenset({S.SHIPPED, S.REFUNDED}),
     S.FULFILLED: frozenset({S.SHIPPED, S.RETURN_REQUESTED, S.REFUNDED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.RETURN_REQUESTED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.RETURN_REQUESTED, S.REFUNDED}),
-    S.RETURN_REQUESTED: frozenset({S.REFUNDED, S.DELIVERED}),
+    # A return: approved or refused (back to delivered); once received, refunded (all of it)
+    # or delivered again (some units; the rest may still come back within the window).
+    S.RETURN_REQUESTED: frozenset({S.RETURN_APPROVED, S.REFUNDED, S.DELIVERED}),
+    S.RETURN_APPROVED: frozenset({S.REFUNDED, S.DELIVERED}),
     S.FAILED: frozenset(),
     S.EXPIRED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -48,7 +55,17 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 # The statuses in which the order's units are held (not yet sold, not yet back on the shelf).
 HOLDING = frozenset({S.RESERVED})
 # The statuses in which the units are sold.
-SOLD = frozenset({S.PAID, S.FULFILLED, S.SHIPPED, S.DELIVERED, S.RETURN_REQUESTED})
+SOLD = frozenset(
+    {
+        S.PAID,
+        S.PACKED,
+        S.FULFILLED,
+        S.SHIPPED,
+        S.DELIVERED,
+        S.RETURN_REQUESTED,
+        S.RETURN_APPROVED,
+    }
+)
 
 
 def check_transition(current: OrderStatus, target: OrderStatus) -> None:
@@ -84,6 +101,18 @@ class Order:
     created_at: datetime
     expires_at: datetime
     paid_at: datetime | None
+    shipping_address: dict[str, Any] | None = None
+    shipping_minor: int = 0
+    tax_minor: int = 0
+    parcel_id: int | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def goods_minor(self) -> int:
+        return self.unit_price_minor * self.qty
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +134,19 @@ class Order:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "paid_at": self.paid_at.isoformat() if self.paid_at else None,
+            "goods": {"amount": self.goods_minor, "currency": self.currency},
+            "shipping": {"amount": self.shipping_minor, "currency": self.currency},
+            "tax": {"amount": self.tax_minor, "currency": self.currency},
+            # Tax inside the goods' prices (shown, not added) unless the amount adds it.
+            "tax_included": self.amount_minor == self.goods_minor + self.shipping_minor,
+            "shipping_address": self.shipping_address,
+            "parcel_id": self.parcel_id,
+            "carrier": self.carrier,
+            "carrier_name": carrier_name(self.carrier),
+            "tracking": self.tracking_number,
+            "tracking_url": tracking_url(self.carrier, self.tracking_number),
+            "shipped_at": self.shipped_at.isoformat() if self.shipped_at else None,
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
         }
 
 
@@ -113,6 +155,11 @@ def _order(row: sa.Row[Any]) -> Order:
     m.pop("updated_at", None)
     m["status"] = OrderStatus(m["status"])
     return Order(**m)
+
+
+def order_from_row(row: sa.Row[Any]) -> Order:
+    """An ``Order`` from a row of ``orders`` read by another module of this package."""
+    return _order(row)
 
 
 async def insert_order(conn: AsyncConnection, **values: Any) -> Order:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +27,7 @@ from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move
 from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.payments.stripe_gateway import IntentState, StripeGateway
 from livecommerce.payments.wallets import Wallet, Wallets
-from livecommerce.platform.db.tables import orders, utcnow
+from livecommerce.platform.db.tables import orders, products, skus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,12 @@ class Payments:
             raise LiveCommerceError(
                 ErrorCode.INVALID_TRANSITION, f"this order is {order.status.value}"
             )
+        if order.shipping_address is None and await self._ships(order.sku_id):
+            raise LiveCommerceError(
+                ErrorCode.ADDRESS_REQUIRED,
+                "this order ships: give it a shipping address before paying",
+                order_id=order.id,
+            )
         try:
             state = await self._charge(
                 order,
@@ -182,6 +189,17 @@ class Payments:
                 decline_code=state.failure_code,
             )
         return current, state
+
+    async def _ships(self, sku_id: int) -> bool:
+        async with self._engine.connect() as conn:
+            ships = (
+                await conn.execute(
+                    sa.select(products.c.ships)
+                    .join(skus, skus.c.product_id == products.c.id)
+                    .where(skus.c.id == sku_id)
+                )
+            ).scalar_one_or_none()
+        return bool(ships)
 
     async def _charge(
         self,

@@ -44,6 +44,11 @@ class BackgroundTasks:
         if not task.cancelled() and task.exception() is not None and self._log_failures:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
+    async def join(self) -> None:
+        """Wait until every task started so far (and any they start) has ended."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def close(self) -> None:
         """Cancel every running task and wait for it to end; safe to call twice."""
         self._closed = True

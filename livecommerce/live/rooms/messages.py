@@ -67,7 +67,8 @@ class RoomStateMessage(TypedDict):
     """``room:state``: everything a late joiner needs to draw the room."""
 
     stream_id: int
-    status: str
+    status: str  # scheduled, live, ended: the stored status
+    phase: str  # scheduled, on_air, paused, ended: what to show (``streams.show_phase``)
     title: str
     role: str
     pinned: PinnedCard | None
@@ -106,6 +107,7 @@ class StreamStatusMessage(TypedDict):
     stream_id: int
     status: str
     on_air: bool
+    phase: str  # scheduled, on_air, paused, ended (``streams.show_phase``)
 
 
 class ChatDeleted(TypedDict):
@@ -116,7 +118,14 @@ class ChatDeleted(TypedDict):
 class ChatMuted(TypedDict):
     stream_id: int
     user_id: int
+    display_name: str
     until: int  # epoch ms
+
+
+class ChatUnmuted(TypedDict):
+    stream_id: int
+    user_id: int
+    display_name: str
 
 
 class ChatSlowMode(TypedDict):
@@ -174,6 +183,7 @@ SERVER_EVENTS: dict[str, type[Any]] = {
     "chat:message": ChatMessage,
     "chat:deleted": ChatDeleted,
     "chat:muted": ChatMuted,
+    "chat:unmuted": ChatUnmuted,
     "chat:slowmode": ChatSlowMode,
     "reactions": Reactions,
     "viewers": Viewers,
@@ -267,6 +277,10 @@ class Emit(Protocol):
     ) -> None: ...
     @overload
     async def __call__(self, event: Literal["chat:muted"], data: ChatMuted, room: str) -> None: ...
+    @overload
+    async def __call__(
+        self, event: Literal["chat:unmuted"], data: ChatUnmuted, room: str
+    ) -> None: ...
     @overload
     async def __call__(
         self, event: Literal["chat:slowmode"], data: ChatSlowMode, room: str

@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, require_role, role_in_stream
-from livecommerce.accounts.users import User
+from livecommerce.accounts.users import User, get_user
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
@@ -38,9 +38,14 @@ from livecommerce.live.rooms.messages import (
     sale_view,
 )
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
-from livecommerce.live.streams import StreamStatus, get_stream, set_status
+from livecommerce.live.streams import StreamStatus, get_stream, set_status, show_phase
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
+from livecommerce.platform.messagetext import (
+    check_blocked,
+    clean_blocked_words,
+    message_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,6 @@ ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
 SKU is not of the product; raises ``NotFound`` for no such product. Given at composition, so
 the rooms never import the catalog."""
 
-MAX_CHAT = 300
 CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
 STOCK_PUSH_MS = 250  # at most four stock:changed per product per second, however fast it sells
 REACTION_BURST_S = 0.5
@@ -138,15 +142,17 @@ class LiveRooms:
         stock = {}
         for sku in {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}:
             stock[str(sku)] = await self._available(sku)
+        on_air = await self.state.on_air(stream_id)
         return {
             "stream_id": stream_id,
             "status": stream.status.value,
+            "phase": show_phase(stream.status, on_air).value,
             "title": stream.title,
             "role": role.value,
             "pinned": pinned_card(pinned) if pinned else None,
             "sale": self._sale_view(sale),
             "stock": stock,
-            "on_air": await self.state.on_air(stream_id),
+            "on_air": on_air and stream.status is not StreamStatus.ENDED,
             "viewers": await self.state.viewers(stream_id),
             "chat": await self.state.recent_chat(stream_id),
             # the word list is the moderators' business; viewers only meet its refusals
@@ -270,23 +276,27 @@ class LiveRooms:
                 if exc.code is not ErrorCode.INVALID_TRANSITION:
                     raise
                 status = StreamStatus.ENDED  # the creator ended the show meanwhile
-        await self.emit(
-            "stream:status",
-            {"stream_id": stream_id, "status": status.value, "on_air": on_air},
-            stream_room(stream_id),
-        )
+        await self._tell_status(stream_id, status, on_air)
 
     async def stream_status_changed(self, stream_id: int, status: StreamStatus) -> None:
         """The creator moved the show (e.g. ended it): the room hears ``stream:status``."""
+        await self._tell_status(stream_id, status, await self.state.on_air(stream_id))
+
+    async def _tell_status(self, stream_id: int, status: StreamStatus, on_air: bool) -> None:
         await self.emit(
             "stream:status",
             {
                 "stream_id": stream_id,
                 "status": status.value,
-                "on_air": await self.state.on_air(stream_id),
+                "on_air": on_air and status is not StreamStatus.ENDED,
+                "phase": show_phase(status, on_air).value,
             },
             stream_room(stream_id),
         )
+
+    async def on_air_among(self, stream_ids: list[int]) -> set[int]:
+        """Which of these shows are on air (for listings: ``Shopstream.to_dict``)."""
+        return await self.state.on_air_among(stream_ids)
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -294,11 +304,7 @@ class LiveRooms:
         """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
         if user is None:
             raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
-        text = text.strip()
-        if not 1 <= len(text) <= MAX_CHAT:
-            raise LiveCommerceError(
-                ErrorCode.INVALID_INPUT, f"a message has 1 to {MAX_CHAT} characters"
-            )
+        text = message_text(text)
         role = await self._role(stream_id, user.id)
         if not role.can_moderate:
             until = await self.state.muted_until(stream_id, user.id)
@@ -307,9 +313,7 @@ class LiveRooms:
                     ErrorCode.FORBIDDEN, "you are muted in this room", until=until
                 )
             slow_s, blocked = await self.state.chat_settings(stream_id)
-            lowered = text.casefold()
-            if any(word in lowered for word in blocked):
-                raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that message is not allowed here")
+            check_blocked(text, blocked)
             every = max(slow_s * 1000, CHAT_EVERY_MS)
             if not await self.state.take_turn(stream_id, user.id, "chat", every):
                 raise LiveCommerceError(
@@ -336,18 +340,42 @@ class LiveRooms:
             "chat:deleted", {"stream_id": stream_id, "id": message_id}, stream_room(stream_id)
         )
 
+    async def _display_name(self, user_id: int) -> str:
+        async with self._engine.connect() as conn:
+            target = await get_user(conn, user_id)
+        if target is None:
+            raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such user")
+        return target.display_name
+
     async def mute(self, stream_id: int, user: User | None, target_id: int, seconds: int) -> int:
+        """Keep ``target_id`` (a viewer) out of the chat for ``seconds``; returns until when
+        (epoch ms). The room hears ``chat:muted`` with their display name."""
         await self._moderator(stream_id, user)
         if await self._role(stream_id, target_id) is not Role.VIEWER:
             raise LiveCommerceError(ErrorCode.FORBIDDEN, "the stream's team cannot be muted")
+        name = await self._display_name(target_id)
         await self.state.mute(stream_id, target_id, seconds)
         until = now_ms() + seconds * 1000
         await self.emit(
             "chat:muted",
-            {"stream_id": stream_id, "user_id": target_id, "until": until},
+            {"stream_id": stream_id, "user_id": target_id, "display_name": name, "until": until},
             stream_room(stream_id),
         )
         return until
+
+    async def unmute(self, stream_id: int, user: User | None, target_id: int) -> bool:
+        """Let ``target_id`` chat again at once; harmless if they were not muted (the room
+        hears ``chat:unmuted`` either way, so every console drops its notice). True if a mute
+        was lifted."""
+        await self._moderator(stream_id, user)
+        name = await self._display_name(target_id)
+        lifted = await self.state.unmute(stream_id, target_id)
+        await self.emit(
+            "chat:unmuted",
+            {"stream_id": stream_id, "user_id": target_id, "display_name": name},
+            stream_room(stream_id),
+        )
+        return lifted
 
     async def slow_mode(self, stream_id: int, user: User | None, seconds: int) -> None:
         await self._moderator(stream_id, user)
@@ -359,7 +387,7 @@ class LiveRooms:
     async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> list[str]:
         """Replace the list; matching is case-insensitive, inside words too. Returns the list."""
         await self._moderator(stream_id, user)
-        cleaned = sorted({w.strip().casefold() for w in words} - {""})
+        cleaned = clean_blocked_words(words)
         await self.state.set_blocked_words(stream_id, cleaned)
         return cleaned
 

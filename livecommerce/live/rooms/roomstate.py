@@ -184,6 +184,16 @@ class RoomState:
     async def on_air(self, stream_id: int) -> bool:
         return bool(await self._redis.exists(self._key(stream_id, "onair")))
 
+    async def on_air_among(self, stream_ids: list[int]) -> set[int]:
+        """Which of ``stream_ids`` are on air, in one round trip (a listing of shows)."""
+        if not stream_ids:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream_id in stream_ids:
+                pipe.exists(self._key(stream_id, "onair"))
+            found = await pipe.execute()
+        return {sid for sid, here in zip(stream_ids, found, strict=True) if here}
+
     async def viewers_still_here(self, watching: dict[int, list[str]]) -> dict[int, int]:
         """Heartbeat: push back the expiry of sockets still connected to this process.
 
@@ -211,6 +221,10 @@ class RoomState:
 
     async def mute(self, stream_id: int, user_id: int, seconds: int) -> None:
         await self._redis.set(self._key(stream_id, f"mute:{user_id}"), "1", ex=seconds)
+
+    async def unmute(self, stream_id: int, user_id: int) -> bool:
+        """Lift a mute; True if there was one."""
+        return bool(await self._redis.delete(self._key(stream_id, f"mute:{user_id}")))
 
     async def set_slow_mode(self, stream_id: int, seconds: int) -> None:
         await self._redis.hset(self._key(stream_id, "room"), "slow", seconds)

@@ -15,6 +15,7 @@ from livecommerce.live.invitations import (
     pending_for_user,
     revoke,
 )
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import MAX_ID, Payload, path_id, read_json
@@ -74,7 +75,8 @@ async def get_my_invitations(request: web.Request) -> web.Response:
 async def post_accept(request: web.Request) -> web.Response:
     user = await current_user(request)
     stream = await accept(request.app[ENGINE], _invitation_id(request), user)
-    return web.json_response({"stream": stream.to_dict(), "role": "moderator"})
+    on_air = await request.app[ROOMS].state.on_air(stream.id)
+    return web.json_response({"stream": stream.to_dict(on_air=on_air), "role": "moderator"})
 
 
 async def post_decline(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
+from livecommerce.accounts.roles import Role
 from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.checkout.buy import Buy
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
@@ -32,6 +33,7 @@ from livecommerce.live.transport.schemas import (
     ChatDelete,
     ChatMute,
     ChatSend,
+    ChatUnmute,
     InStream,
     Join,
     Pin,
@@ -96,6 +98,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._sessions: dict[str, LiveSession] = {}
         self._per_address: dict[str, int] = {}
         self._watching: dict[str, int] = {}
+        self._counted: set[str] = set()  # watching sockets that count as viewers (not the team)
         self._pushes = BackgroundTasks("viewer counts")
         self._counting: set[int] = set()  # streams with a viewer-count push pending here
         self._presence = PresenceBatch(rooms.state)
@@ -168,6 +171,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if stream_id is not None:
                 await self._left(sid, stream_id)
         finally:
+            self._counted.discard(sid)
             self._forget(sid)  # the address's slot is free even if Redis is not
 
     async def tokens_revoked(self, event: TokensRevoked) -> None:
@@ -271,7 +275,13 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 await self.leave_room(sid, room)
             raise
         self._watching[sid] = body.stream_id
-        state["viewers"] = await self._presence.joined(body.stream_id, self._viewer(sid))
+        if user is not None and state["role"] != Role.VIEWER.value:
+            # The creator and moderators watch their own show: they are not its audience.
+            self._counted.discard(sid)
+            state["viewers"] = await self._rooms.state.viewers(body.stream_id)
+        else:
+            self._counted.add(sid)
+            state["viewers"] = await self._presence.joined(body.stream_id, self._viewer(sid))
         state["server_time"] = now_ms()
         # this process's socket: no need to tell the others through Redis
         await self.emit("room:state", state, to=sid, ignore_queue=True)
@@ -279,9 +289,15 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"state": state}
 
     async def _left(self, sid: str, stream_id: int) -> None:
+        if sid not in self._counted:
+            return  # the team is not counted, so its leaving changes no count
+        self._counted.discard(sid)
         viewer = self._viewer(sid)
         if not any(
-            other != sid and watched == stream_id and self._viewer(other) == viewer
+            other != sid
+            and watched == stream_id
+            and other in self._counted
+            and self._viewer(other) == viewer
             for other, watched in self._watching.items()
         ):
             await self._rooms.state.viewer_left(stream_id, viewer)
@@ -329,6 +345,8 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await asyncio.sleep(every_s)
             viewers: dict[int, set[str]] = {}
             for sid, stream_id in self._watching.items():
+                if sid not in self._counted:
+                    continue
                 viewers.setdefault(stream_id, set()).add(self._viewer(sid))
             watching = {stream_id: sorted(ids) for stream_id, ids in viewers.items()}
             if not watching:
@@ -402,6 +420,12 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         until = await self._rooms.mute(body.stream_id, self._user(sid), body.user_id, body.seconds)
         return {"until": until}
 
+    async def _chat_unmute(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{"stream_id", "user_id"}`` (the team) → ``{"lifted": bool}``; the room hears
+        ``chat:unmuted``."""
+        body = validate(ChatUnmute, data)
+        return {"lifted": await self._rooms.unmute(body.stream_id, self._user(sid), body.user_id)}
+
     async def _slow_mode(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(SlowMode, data)
         await self._rooms.slow_mode(body.stream_id, self._user(sid), body.seconds)
@@ -430,6 +454,7 @@ _HANDLERS = {
     "chat:send": LiveNamespace._chat,
     "chat:delete": LiveNamespace._chat_delete,
     "chat:mute": LiveNamespace._chat_mute,
+    "chat:unmute": LiveNamespace._chat_unmute,
     "chat:slowmode": LiveNamespace._slow_mode,
     "chat:blocklist": LiveNamespace._blocked_words,
     "reaction:send": LiveNamespace._reaction,

@@ -76,6 +76,14 @@ async def post_mute(request: web.Request) -> web.Response:
     return web.json_response({"user_id": body.user_id, "until": until}, status=201)
 
 
+async def delete_mute(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    target_id = path_id(request, "user_id", what="user")
+    user = await current_user(request)
+    lifted = await request.app[ROOMS].unmute(stream_id, user, target_id)
+    return web.json_response({"user_id": target_id, "lifted": lifted})
+
+
 async def put_slow_mode(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
@@ -154,6 +162,14 @@ OPERATIONS = (
         body=MuteTerms,
         auth=True,
         status=201,
+    ),
+    Operation(
+        "DELETE",
+        rf"/api/streams/{_ID}/mutes/{{user_id:\d+}}",
+        delete_mute,
+        "Unmute a viewer in the chat at once (moderators)",
+        "live",
+        auth=True,
     ),
     Operation(
         "PUT",

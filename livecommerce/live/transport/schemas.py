@@ -79,6 +79,11 @@ class ChatMute(MuteTerms):
     stream_id: StreamId
 
 
+class ChatUnmute(Payload):
+    stream_id: StreamId
+    user_id: int = Field(ge=1, le=MAX_ID)
+
+
 class SlowModeTerms(Payload):
     seconds: int = Field(ge=0, le=600)
 

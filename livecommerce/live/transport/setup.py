@@ -20,6 +20,7 @@ from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.inventory.reservations import RESERVATIONS
+from livecommerce.live.rooms.figures import FIGURES, ShowFigures, ShowRecorder
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.rooms import ROOMS, LiveRooms, ShownProduct
 from livecommerce.live.rooms.roomstate import RoomState
@@ -52,8 +53,12 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
     state = RoomState(app[REDIS], settings.redis_namespace, viewer_ttl_ms)
     sales = FlashSales(app[ENGINE], app[RESERVATIONS], state, app[EVENTS])
 
-    emit = socketioserver.RoomEmitter(server)
+    # The rooms' broadcasts also note what the show's figures are drawn from (see figures.py).
+    emit = ShowRecorder(
+        socketioserver.RoomEmitter(server), app[ENGINE], state, settings.figures_sample_s
+    )
     read_card = functools.partial(product_cards, app[ENGINE])
+    app[FIGURES] = ShowFigures(app[ENGINE], read_card)
     rooms = LiveRooms(
         app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card, events=app[EVENTS]
     )

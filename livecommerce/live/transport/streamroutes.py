@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import AwareDatetime, Field
@@ -11,8 +11,10 @@ from livecommerce.accounts.roles import role_in_stream
 from livecommerce.accounts.routes import current_user, optional_user
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamKeyRotated
+from livecommerce.live.follows import LIVE_NOW
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.streams import (
+    Shopstream,
     StreamStatus,
     create_stream,
     get_stream,
@@ -51,6 +53,11 @@ class StreamQuery(Payload):
     offset: int = Field(default=0, ge=0, le=10**6)
 
 
+async def _view(request: web.Request, stream: Shopstream) -> dict[str, Any]:
+    """The stream as the API shows it, with its phase (on air or not, from the live rooms)."""
+    return stream.to_dict(on_air=await request.app[ROOMS].state.on_air(stream.id))
+
+
 async def get_streams(request: web.Request) -> web.Response:
     q = query(request, StreamQuery)
     async with request.app[ENGINE].connect() as conn:
@@ -61,7 +68,8 @@ async def get_streams(request: web.Request) -> web.Response:
             limit=q.limit,
             offset=q.offset,
         )
-    return web.json_response({"streams": [s.to_dict() for s in found]})
+    on_air = await request.app[ROOMS].on_air_among([s.id for s in found])
+    return web.json_response({"streams": [s.to_dict(on_air=s.id in on_air) for s in found]})
 
 
 async def post_stream(request: web.Request) -> web.Response:
@@ -76,7 +84,8 @@ async def post_stream(request: web.Request) -> web.Response:
         lineup=body.lineup,
     )
     return web.json_response(
-        {"stream": stream.to_dict(), "stream_key": key, "role": "creator"}, status=201
+        {"stream": stream.to_dict(on_air=False), "stream_key": key, "role": "creator"},
+        status=201,
     )
 
 
@@ -86,7 +95,7 @@ async def get_one_stream(request: web.Request) -> web.Response:
     async with request.app[ENGINE].connect() as conn:
         role = await role_in_stream(conn, stream_id, user.id if user else None)
         stream = await get_stream(conn, stream_id)
-    return web.json_response({"stream": stream.to_dict(), "role": role.value})
+    return web.json_response({"stream": await _view(request, stream), "role": role.value})
 
 
 async def patch_stream(request: web.Request) -> web.Response:
@@ -111,7 +120,10 @@ async def patch_stream(request: web.Request) -> web.Response:
         await request.app[EVENTS].publish(StreamEnded(stream_id=stream.id))
     if "status" in changes:
         await request.app[ROOMS].stream_status_changed(stream.id, stream.status)
-    return web.json_response({"stream": stream.to_dict()})
+    if changes.get("status") == StreamStatus.LIVE and stream.status is StreamStatus.LIVE:
+        # Gone live by hand (no media yet): followers hear of it now, once (claimed per user).
+        await request.app[LIVE_NOW].announce(stream.id)
+    return web.json_response({"stream": await _view(request, stream)})
 
 
 async def delete_moderator(request: web.Request) -> web.Response:
@@ -119,7 +131,7 @@ async def delete_moderator(request: web.Request) -> web.Response:
     moderator_id = path_id(request, "user_id", what="moderator")
     user = await current_user(request)
     stream = await remove_moderator(request.app[ENGINE], stream_id, user.id, moderator_id)
-    return web.json_response({"stream": stream.to_dict()})
+    return web.json_response({"stream": await _view(request, stream)})
 
 
 async def get_key(request: web.Request) -> web.Response:

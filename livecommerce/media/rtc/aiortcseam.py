@@ -22,7 +22,8 @@ that on the receiving side, so this module uses these seams, all checked by :fun
   each frame once and sends it to every viewer itself. :func:`send_path` reads what a connected
   sender's packets need (its SSRCs, RTX payload type, MID, header extension map, the DTLS
   transport's outbound SRTP session and the nominated ICE pair's socket and address);
-  :func:`record_sent` keeps the sender's RTCP sender reports true; :func:`on_retransmit` and
+  :func:`take_sender_reports` stops aiortc's per-sender report task so that the relay sends the
+  reports itself (:func:`report_sent` keeps RTT from receiver reports); :func:`on_retransmit` and
   :func:`on_bitrate_estimate` hear a viewer's NACKs and REMB in place of aiortc's own handling.
 
 And one for ICE: aioice gathers host candidates from the module function
@@ -43,6 +44,8 @@ Verified against aiortc 1.16.0 and aioice 0.13.0 only: :data:`AIORTC_VERSIONS` i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import inspect
 import ipaddress
@@ -51,6 +54,7 @@ import os
 import queue
 import socket
 import sys
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +67,7 @@ import aiortc.codecs.vpx
 import aiortc.jitterbuffer
 import aiortc.rtcrtpreceiver
 import aiortc.rtp
+import pylibsrtp
 from aiortc import (
     RTCCertificate,
     RTCDtlsTransport,
@@ -73,6 +78,7 @@ from aiortc import (
     RTCRtpSender,
 )
 from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtp import RtcpByePacket
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -432,12 +438,13 @@ def set_vp8_start_bitrate(bitrate: int) -> None:
 _MID = "_RTCRtpSender__mid"
 _RTX_PAYLOAD_TYPE = "_RTCRtpSender__rtx_payload_type"
 _EXTENSIONS_MAP = "_RTCRtpSender__rtp_header_extensions_map"
-_NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
-_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
-_PACKET_COUNT = "_RTCRtpSender__packet_count"
-_OCTET_COUNT = "_RTCRtpSender__octet_count"
 _ENCODER = "_RTCRtpSender__encoder"
 _SENDER_STARTED = "_RTCRtpSender__started"
+_CNAME = "_RTCRtpSender__cname"
+_RTCP_STARTED = "_RTCRtpSender__rtcp_started"
+_RTCP_EXITED = "_RTCRtpSender__rtcp_exited"
+_LSR = "_RTCRtpSender__lsr"
+_LSR_TIME = "_RTCRtpSender__lsr_time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +461,8 @@ class SendPath:
     mid: str | None
     extensions: aiortc.rtp.HeaderExtensionsMap
     protect: Callable[[bytes], bytes]
+    protect_rtcp: Callable[[bytes], bytes]
+    cname: str | None
     sock: socket.socket
     address: tuple[Any, ...]
 
@@ -479,18 +488,38 @@ def send_path(sender: RTCRtpSender) -> SendPath | None:
         mid=getattr(sender, _MID),
         extensions=getattr(sender, _EXTENSIONS_MAP),
         protect=srtp.protect,
+        protect_rtcp=srtp.protect_rtcp,
+        cname=getattr(sender, _CNAME),
         sock=sock,
         address=tuple(pair.remote_addr),
     )
 
 
-def record_sent(sender: RTCRtpSender, ntp: int, timestamp: int, packets: int, octets: int) -> None:
-    """Tell ``sender``'s RTCP sender reports about RTP sent past it: the NTP time and RTP
-    timestamp of the last packet, and how many packets and payload octets in all."""
-    setattr(sender, _NTP_TIMESTAMP, ntp)
-    setattr(sender, _RTP_TIMESTAMP, timestamp)
-    setattr(sender, _PACKET_COUNT, packets)
-    setattr(sender, _OCTET_COUNT, octets)
+def take_sender_reports(sender: RTCRtpSender) -> None:
+    """The caller sends ``sender``'s RTCP sender reports itself (see :func:`report_sent`).
+
+    aiortc runs a task per sender that wakes about once a second to send an SR and SDES through
+    asyncio; for hundreds of viewers one loop over them all, on each viewer's own socket, costs a
+    fraction of that. Call before the sender starts. The stand-in keeps what ``stop()`` waits
+    for, and still says goodbye (RTCP BYE) when the sender stops.
+    """
+
+    async def run_rtcp() -> None:
+        getattr(sender, _RTCP_STARTED).set()
+        # Until stop() cancels it; then, as aiortc's own loop does, the BYE still goes out.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.get_running_loop().create_future()
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        getattr(sender, _RTCP_EXITED).set()
+
+    setattr(sender, "_run_rtcp", run_rtcp)  # noqa: B010 - instance attribute, on purpose
+
+
+def report_sent(sender: RTCRtpSender, ntp: int) -> None:
+    """A sender report with NTP time ``ntp`` went out for ``sender``: its receiver reports'
+    LSR/DLSR then give the round-trip time, as for aiortc's own reports."""
+    setattr(sender, _LSR, (ntp >> 16) & 0xFFFFFFFF)
+    setattr(sender, _LSR_TIME, time.time())
 
 
 def on_retransmit(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
@@ -537,15 +566,22 @@ def _lean_checks() -> list[tuple[bool, str]]:
     return [
         (
             _uses(sender, "__init__", _MID, _RTX_PAYLOAD_TYPE, _EXTENSIONS_MAP, _ENCODER)
-            and _uses(sender, "__init__", _NTP_TIMESTAMP, _RTP_TIMESTAMP, _PACKET_COUNT)
-            and _uses(sender, "__init__", _OCTET_COUNT, _SENDER_STARTED, "_ssrc", "_rtx_ssrc")
+            and _uses(sender, "__init__", _SENDER_STARTED, "_ssrc", "_rtx_ssrc")
             and _uses(sender, "send", _MID, _RTX_PAYLOAD_TYPE, _EXTENSIONS_MAP, _SENDER_STARTED),
             "RTCRtpSender.send records __mid, __rtx_payload_type, __rtp_header_extensions_map",
         ),
         (
-            _uses(sender, "_run_rtcp", _NTP_TIMESTAMP, _RTP_TIMESTAMP, _PACKET_COUNT, _OCTET_COUNT),
-            "RTCRtpSender._run_rtcp reports __ntp_timestamp, __rtp_timestamp, __packet_count, "
-            "__octet_count",
+            _uses(sender, "send", "_run_rtcp", _CNAME)
+            and _uses(sender, "_run_rtcp", _RTCP_STARTED, _RTCP_EXITED, _LSR, _LSR_TIME)
+            and _uses(sender, "stop", _RTCP_STARTED, _RTCP_EXITED)
+            and _uses(sender, "_handle_rtcp_packet", _LSR, _LSR_TIME)
+            and _signature(sender, "_send_rtcp", "self", "packets"),
+            "RTCRtpSender.send starts self._run_rtcp() (__rtcp_started/__rtcp_exited, __lsr, "
+            "__cname) and _send_rtcp(packets) sends RTCP",
+        ),
+        (
+            _uses(dtls, "_setup_srtp", "_tx_srtp") and hasattr(pylibsrtp.Session, "protect_rtcp"),
+            "RTCDtlsTransport._tx_srtp.protect_rtcp protects outgoing RTCP",
         ),
         (
             _uses(sender, "_handle_rtcp_packet", "_retransmit", _ENCODER, "target_bitrate")

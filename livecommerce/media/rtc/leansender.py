@@ -9,8 +9,9 @@ origin, payload type), SRTP protection and one ``sendmsg`` per frame: with UDP G
 (``UDP_SEGMENT``) where the kernel takes it, every run of equal-sized packets (all of a VP8
 frame's but its last are) goes down in one system call.
 
-What aiortc's sender did that viewers need is kept: its RTCP loop still sends sender reports
-(told what was sent here), a viewer's NACK is answered from the packets it was sent (RTX when
+What aiortc's sender did that viewers need is kept: sender reports (SR and SDES, about once a
+second, sent for every viewer by one task on each viewer's own socket instead of a task per
+sender in aiortc), a viewer's NACK is answered from the packets it was sent (RTX when
 negotiated), PLI/FIR reach the relay's merged keyframe requests, and a viewer whose REMB stays
 far below the stream's bit rate gets keyframes only until it recovers.
 
@@ -36,7 +37,7 @@ from aiortc import MediaStreamTrack, RTCRtpCodecParameters, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtcpSdesPacket, RtcpSourceInfo
 
 from livecommerce.media.rtc import aiortcseam
 
@@ -53,8 +54,10 @@ GSO_MAX_BYTES = 60_000
 _GSO_UNSUPPORTED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
 _CONGESTED = (errno.EAGAIN, errno.ENOBUFS, errno.EWOULDBLOCK)
 
-REPORT_EVERY = 15
-"""Frames between updates of what a viewer's RTCP sender reports tell (sent every ~1 s)."""
+REPORT_INTERVAL_S = 1.0
+"""How often each viewer gets an RTCP sender report (as aiortc's sender, on average)."""
+_SENDER_REPORT = struct.Struct("!BBHIIIIII")  # RFC 3550 6.4.1, no report blocks
+_RTCP_SR = 200
 HISTORY_FRAMES = 128
 """Frames a viewer can still have retransmitted (NACK): about 4 s of 30 fps video."""
 CATCH_UP_FRAMES = 60
@@ -229,6 +232,9 @@ class LeanViewer:
         self._address: tuple[Any, ...] = ()
         self._path: aiortcseam.SendPath | None = None
         self._layout: HeaderLayout | None = None
+        self._sdes = b""
+        self._last_sent: tuple[int, int] | None = None
+        """(NTP time, RTP timestamp) of the last frame sent: what a sender report maps."""
 
     @property
     def live(self) -> bool:
@@ -239,6 +245,7 @@ class LeanViewer:
         """Send through ``sender``'s connection; its NACKs, PLIs and REMBs come here."""
         self._sender = sender
         sender.replaceTrack(self.track)
+        aiortcseam.take_sender_reports(sender)
         aiortcseam.on_retransmit(sender, self.retransmit)
         if self.kind == "video":
             aiortcseam.on_keyframe_request(sender, self._fanout.request_keyframe)
@@ -266,6 +273,9 @@ class LeanViewer:
         self._ssrc = path.ssrc
         self._address = path.address
         self._layout = self._fanout.layout(path.extensions, path.mid)
+        if path.cname is not None:
+            chunk = RtcpSourceInfo(ssrc=path.ssrc, items=[(1, path.cname.encode())])
+            self._sdes = bytes(RtcpSdesPacket(chunks=[chunk]))
         self._live = True
         self._fanout.started(self)
 
@@ -312,15 +322,31 @@ class LeanViewer:
         self.sent_frames += 1
         self.sent_packets += last + 1
         self._octets += frame.octets
-        if not self.sent_frames % REPORT_EVERY or self.sent_frames == 1:
-            # Any recent (NTP time, RTP timestamp) pair of one frame maps the clocks.
-            aiortcseam.record_sent(
-                self._sender,  # type: ignore[arg-type]  # attached before it went live
-                frame.ntp,
-                timestamp,
-                self.sent_packets,
-                self._octets,
-            )
+        self._last_sent = (frame.ntp, timestamp)
+
+    def report(self) -> None:
+        """Send an RTCP sender report (and SDES CNAME): the last frame's NTP time and RTP
+        timestamp (any recent pair of one frame maps the clocks), packets and octets so far."""
+        path, last = self._path, self._last_sent
+        if not self._live or path is None or last is None or self._sock is None:
+            return
+        ntp, timestamp = last
+        report = _SENDER_REPORT.pack(
+            0x80,
+            _RTCP_SR,
+            6,
+            path.ssrc,
+            ntp >> 32,
+            ntp & 0xFFFFFFFF,
+            timestamp,
+            self.sent_packets & 0xFFFFFFFF,
+            self._octets & 0xFFFFFFFF,
+        )
+        try:
+            self._sock.sendto(path.protect_rtcp(report + self._sdes), path.address)
+        except OSError:
+            return  # the next one may go; RTP sending notices a dead socket
+        aiortcseam.report_sent(self._sender, ntp)  # type: ignore[arg-type]  # attached
 
     def _transmit(self, out: list[bytes], runs: list[tuple[int, int]]) -> bool:
         global _gso
@@ -439,6 +465,7 @@ class FanOut:
         self._serial = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self._video_bytes = 0.0
         self._video_rate = 0.0
         self._rate_since = time.monotonic()
@@ -465,6 +492,10 @@ class FanOut:
 
     def started(self, viewer: LeanViewer) -> None:
         """``viewer`` connected: start it on the last keyframe if recent, else on the next."""
+        if self._reporter is None and not self._closed:
+            self._reporter = asyncio.get_running_loop().create_task(
+                self._report(), name="sender reports"
+            )
         if viewer.kind != "video":
             viewer.catch_up(list(self._recent_audio))
             return
@@ -525,12 +556,13 @@ class FanOut:
         for kind in self._viewers:
             self.end(kind)
         self._outbox.clear()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._reporter):
+            if task is not None:
+                task.cancel()
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [task for task in (self._task, self._reporter) if task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _measure(self, size: int) -> None:
         self._video_bytes += size
@@ -563,6 +595,14 @@ class FanOut:
             viewer.restart()
         if newest_key < 0:
             self.request_keyframe()
+
+    async def _report(self) -> None:
+        """Every viewer's sender reports, about once a second, all in one pass."""
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S * (0.75 + random.random() / 2))
+            for viewers in self._viewers.values():
+                for viewer in viewers:
+                    viewer.report()
 
     async def _pump(self) -> None:
         perf_counter, outbox, load = time.perf_counter, self._outbox, self.load

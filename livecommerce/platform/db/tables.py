@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -92,6 +93,8 @@ products = Table(
     Column("image_url", String(2000)),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # A physical good: its orders ship, so they need an address before they are paid.
+    Column("ships", Boolean, nullable=False, default=False, server_default=text("false")),
     Index("ix_products_owner_id", "owner_id"),
 )
 
@@ -189,6 +192,18 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime),
+    # Where it ships (a copy of the buyer's address when the order was placed), and what the
+    # buyer pays on top of the goods. amount_minor is what is charged: goods + shipping + tax
+    # added on top (tax included in prices is inside the goods).
+    Column("shipping_address", JSON),
+    Column("shipping_minor", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("tax_minor", BigInteger, nullable=False, default=0, server_default="0"),
+    # Fulfillment: the parcel it travels in (see ``parcels``) and, once shipped, how.
+    Column("parcel_id", Integer),
+    Column("carrier", String(40)),
+    Column("tracking_number", String(60)),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
     CheckConstraint("qty > 0", name="qty_positive"),
     CheckConstraint(
         "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
@@ -198,6 +213,7 @@ orders = Table(
     Index("ix_orders_status_expires_at", "status", "expires_at"),
     Index("ix_orders_buyer_id", "buyer_id"),
     Index("ix_orders_sku_id_status", "sku_id", "status"),
+    Index("ix_orders_parcel_id", "parcel_id"),
 )
 
 refunds = Table(
@@ -220,4 +236,189 @@ webhook_events = Table(
     Column("id", String(100), primary_key=True),
     Column("type", String(100), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+)
+
+# Shops: a seller's settings for what a buyer pays on top of the price and what happens after.
+shop_settings = Table(
+    "shop_settings",
+    metadata,
+    Column("seller_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("shipping_flat_minor", BigInteger, nullable=False, default=0),
+    # Orders (per buyer and show) at or above this ship free; NULL: never free.
+    Column("free_shipping_over_minor", BigInteger),
+    # "included": prices include tax (shown, not added); "added": tax_rate_bp added on top.
+    Column("tax_mode", String(10), nullable=False, default="included"),
+    Column("tax_rate_bp", Integer, nullable=False, default=0),
+    Column("ship_by_days", Integer, nullable=False, default=3),
+    Column("return_window_days", Integer, nullable=False, default=30),
+    Column("free_returns", Boolean, nullable=False, default=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("shipping_flat_minor >= 0", name="shipping_not_negative"),
+    CheckConstraint("tax_mode IN ('included', 'added')", name="tax_mode_known"),
+    CheckConstraint("tax_rate_bp >= 0 AND tax_rate_bp <= 10000", name="tax_rate_range"),
+    CheckConstraint("ship_by_days >= 0 AND ship_by_days <= 365", name="ship_by_range"),
+    CheckConstraint(
+        "return_window_days >= 0 AND return_window_days <= 365", name="return_window_range"
+    ),
+)
+
+# Addresses: a buyer's saved shipping addresses; an order keeps a copy of the one it ships to.
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("line1", String(200), nullable=False),
+    Column("line2", String(200), nullable=False, default=""),
+    Column("city", String(100), nullable=False),
+    Column("region", String(100), nullable=False, default=""),
+    Column("postal_code", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("phone", String(30), nullable=False, default=""),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_addresses_user_id", "user_id"),
+)
+
+# Following: a user follows a creator, or asks to be reminded when one scheduled show goes live;
+# each notice sent is claimed by one unique row, so several processes never send it twice.
+follows = Table(
+    "follows",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("creator_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("user_id <> creator_id", name="not_self"),
+    Index("ix_follows_creator_id", "creator_id"),
+)
+
+show_reminders = Table(
+    "show_reminders",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_show_reminders_stream_id", "stream_id"),
+)
+
+sent_notices = Table(
+    "sent_notices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # "receipt" (subject: an order) or "live_now" (subject: a stream)
+    Column("kind", String(20), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "subject_id", "user_id", name="uq_sent_notices_once"),
+)
+
+# Customer service: a conversation per order between its buyer and the seller's team, and the
+# cases a buyer opens about a problem (not received, damaged, wrong item) that the seller answers.
+support_cases = Table(
+    "support_cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("problem", String(20), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("waiting_since", UTCDateTime),  # set while the buyer waits for the seller's answer
+    Column("answered_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("problem IN ('not_received', 'damaged', 'wrong_item')", name="problem_known"),
+    CheckConstraint("state IN ('open', 'answered', 'resolved', 'closed')", name="state_known"),
+    Index("ix_support_cases_order_id", "order_id"),
+    Index("ix_support_cases_seller_state", "seller_id", "state"),
+)
+
+support_messages = Table(
+    "support_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("author_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("side", String(6), nullable=False),  # buyer | seller (the seller or their team)
+    Column("case_id", Integer, ForeignKey("support_cases.id", ondelete="SET NULL")),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("side IN ('buyer', 'seller')", name="side_known"),
+    Index("ix_support_messages_order_id", "order_id", "id"),
+    Index("ix_support_messages_seller_id", "seller_id", "id"),
+)
+
+# Show figures: what a stream's timeline is drawn from. One row per viewer-count sample
+# (kind 'viewers', every FIGURES_SAMPLE_SECONDS per stream) and per pin or flash-sale moment.
+stream_moments = Table(
+    "stream_moments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),  # server epoch ms
+    Column("kind", String(10), nullable=False),
+    Column("viewers", Integer),
+    Column("product_id", Integer),
+    Column("sku_id", Integer),
+    Column("label", String(200), nullable=False, default=""),
+    CheckConstraint("kind IN ('viewers', 'pin', 'unpin', 'sale', 'sale_end')", name="kind_known"),
+    Index("ix_stream_moments_stream_at", "stream_id", "at_ms"),
+)
+
+# Fulfillment and returns: a parcel carries one buyer's paid orders of one show to one address;
+# a return takes some or all units of a delivered order back (RMA), then refunds them.
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("buyer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("stream_id", Integer, ForeignKey("streams.id")),
+    Column("shipping_address", JSON),
+    Column("status", String(20), nullable=False),
+    Column("carrier", String(40)),
+    Column("tracking_number", String(60)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    CheckConstraint("status IN ('packed', 'shipped', 'delivered')", name="status_known"),
+    Index("ix_parcels_seller_id_status", "seller_id", "status"),
+)
+
+order_returns = Table(
+    "order_returns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False),
+    Column("buyer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("seller_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("rma", String(20), unique=True),
+    Column("instructions", Text),
+    Column("free_returns", Boolean),
+    Column("refusal_reason", String(500)),
+    Column("resellable_qty", Integer),
+    Column("refund_minor", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("received_at", UTCDateTime),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint(
+        "status IN ('requested', 'approved', 'refused', 'receiving', 'received')",
+        name="status_known",
+    ),
+    CheckConstraint(
+        "resellable_qty IS NULL OR (resellable_qty >= 0 AND resellable_qty <= qty)",
+        name="resellable_within_qty",
+    ),
+    Index("ix_order_returns_order_id", "order_id"),
+    Index("ix_order_returns_seller_id_status", "seller_id", "status"),
 )

@@ -4,7 +4,7 @@
 import { api, el } from "/static/js/api.js";
 
 let stripePromise;
-function loadStripe() {
+export function loadStripe() {
   if (!stripePromise) {
     stripePromise = (async () => {
       const { stripe } = await api("GET", "/api/config");

@@ -28,9 +28,42 @@ function line(message) {
   return el("div", { class: "msg", "data-id": message.id },
     el("span", {}, el("b", { class: team ? "mod" : "" }, message.user.display_name), " ", message.text),
     el("button", { type: "button", "aria-label": `Delete message from ${message.user.display_name}`, onclick: () => act("chat:delete", { stream_id: streamId, message_id: message.id }) }, "Delete"),
-    team ? null : el("button", { type: "button", "aria-label": `Mute ${message.user.display_name} for 10 minutes`, onclick: () => act("chat:mute", { stream_id: streamId, user_id: message.user.id, seconds: 600 }) }, "Mute 10 min"),
+    team ? null : muteButton(message.user),
   );
 }
+
+// -- mutes: a neutral notice per muted person, with Unmute --------------------------------------
+
+const muted = new Map(); // user id -> {display_name, until}
+
+function muteButton(user) {
+  const isMuted = muted.has(user.id);
+  return el("button", {
+    type: "button",
+    "data-mute": user.id,
+    "aria-label": isMuted ? `Unmute ${user.display_name}` : `Mute ${user.display_name} for 10 minutes`,
+    onclick: () => isMuted
+      ? act("chat:unmute", { stream_id: streamId, user_id: user.id })
+      : act("chat:mute", { stream_id: streamId, user_id: user.id, seconds: 600 }),
+  }, isMuted ? "Unmute" : "Mute 10 min");
+}
+
+function renderMutes() {
+  const now = Date.now();
+  for (const [id, mute] of muted) if (mute.until <= now) muted.delete(id);
+  $("mutes").replaceChildren(...[...muted].map(([id, mute]) =>
+    el("div", { class: "notice", "data-muted": id },
+      el("span", {}, `${mute.display_name} is muted until ${new Date(mute.until).toLocaleTimeString()}.`),
+      el("button", { type: "button", "aria-label": `Unmute ${mute.display_name}`, onclick: () => act("chat:unmute", { stream_id: streamId, user_id: id }) }, "Unmute"))));
+  for (const button of $("chat").querySelectorAll("button[data-mute]")) {
+    const line = button.closest(".msg");
+    const name = line.querySelector("b").textContent;
+    button.replaceWith(muteButton({ id: Number(button.dataset.mute), display_name: name }));
+  }
+}
+setInterval(() => {
+  if ([...muted.values()].some((m) => m.until <= Date.now())) renderMutes();
+}, 5000);
 
 function addLine(message) {
   const chat = $("chat");
@@ -63,7 +96,14 @@ async function main() {
     .on("chat:message", addLine)
     .on("chat:deleted", ({ id }) => $("chat").querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove())
     .on("chat:slowmode", ({ seconds }) => ($("slow").value = String(seconds)))
-    .on("chat:muted", ({ user_id: userId, until }) => chatError(`User ${userId} is muted until ${new Date(until).toLocaleTimeString()}.`))
+    .on("chat:muted", ({ user_id: userId, display_name: name, until }) => {
+      muted.set(userId, { display_name: name, until });
+      renderMutes();
+    })
+    .on("chat:unmuted", ({ user_id: userId }) => {
+      muted.delete(userId);
+      renderMutes();
+    })
     .on("stream:status", (s) => showStatus(s));
   await panel.load(stream);
   $("chat-form").addEventListener("submit", async (event) => {

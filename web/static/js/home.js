@@ -1,22 +1,32 @@
 // Home: shows live now and coming up; a creator's own shows with their studio and console links.
 import { api, el, siteHeader } from "/static/js/api.js";
+import { followControls } from "/static/js/follow.js";
+import { paintBadge, phaseOf } from "/static/js/showstatus.js";
 
+/** When a scheduled show starts, if it says; nothing for the others (their badge says it). */
 function when(stream) {
-  if (stream.status === "live") return "Live now";
-  if (!stream.scheduled_at) return "Soon";
+  if (phaseOf(stream) !== "scheduled" || !stream.scheduled_at) return null;
   return new Date(stream.scheduled_at).toLocaleString(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit", month: "short", day: "numeric" });
+}
+
+function badge(stream) {
+  const node = el("span", {});
+  paintBadge(node, phaseOf(stream));
+  return node;
 }
 
 function streamCard(stream, user) {
   const team = user && (stream.creator.id === user.id || stream.moderators.some((m) => m.id === user.id));
   return el("article", { class: "card" },
     el("a", { class: "stream-card", href: `/watch/${stream.id}` },
-      el("span", { class: `badge ${stream.status}` }, stream.status === "live" ? "LIVE" : when(stream)),
+      badge(stream),
+      when(stream) ? el("span", { class: "muted when" }, ` ${when(stream)}`) : null,
       el("h3", {}, stream.title),
       el("p", { class: "muted" }, `with ${stream.creator.display_name}`)),
     team && stream.creator.id === user.id ? el("a", { href: `/studio/${stream.id}` }, "Studio") : null,
     team ? " " : null,
     team ? el("a", { href: `/console/${stream.id}` }, "Moderator console") : null,
+    stream.status !== "ended" ? followControls(stream, user) : null,
   );
 }
 
@@ -51,8 +61,9 @@ async function load() {
   const upcoming = document.getElementById("upcoming");
   try {
     const { streams } = await api("GET", "/api/streams?limit=100");
-    const now = streams.filter((s) => s.status === "live");
-    const soon = streams.filter((s) => s.status === "scheduled");
+    // Live now: on air, and paused (live, its host away for a moment); the badge tells which.
+    const now = streams.filter((s) => ["on_air", "paused"].includes(phaseOf(s)));
+    const soon = streams.filter((s) => phaseOf(s) === "scheduled");
     live.replaceChildren(...(now.length ? now.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nobody is live right now.")]));
     upcoming.replaceChildren(...(soon.length ? soon.map((s) => streamCard(s, user)) : [el("p", { class: "muted" }, "Nothing planned yet.")]));
     if (user) {

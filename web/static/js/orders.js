@@ -12,6 +12,7 @@ const STATUS = {
   shipped: ["Shipped", "Your order is on its way."],
   delivered: ["Delivered", "Your order was delivered."],
   return_requested: ["Return requested", "The seller has your return request."],
+  return_approved: ["Return approved", "Send the item back as the seller's instructions say."],
   refunded: ["Refunded", "Your money was sent back."],
   failed: ["Payment failed", "Nothing was charged; the item went back on sale."],
   expired: ["Hold expired", "It was not paid in time; the item went back on sale."],
@@ -64,12 +65,12 @@ export function orderSummary(order) {
 }
 
 function shipping(order) {
-  // Whatever fulfilment records: a shipment object, or carrier and tracking on the order itself.
-  const shipment = order.shipment || order.shipping || order;
-  const carrier = shipment.carrier;
-  const tracking = shipment.tracking_number || shipment.tracking;
+  // What fulfilment records on the order: carrier (and its name), tracking number and link.
+  const source = order.shipment && typeof order.shipment === "object" ? order.shipment : order;
+  const carrier = source.carrier_name || source.carrier;
+  const tracking = source.tracking_number || source.tracking;
   if (!carrier && !tracking) return null;
-  const url = shipment.tracking_url;
+  const url = source.tracking_url;
   const number = typeof tracking === "string" || typeof tracking === "number" ? String(tracking) : "";
   return el("p", { class: "shipping" },
     carrier ? `Carrier: ${carrier}` : null,

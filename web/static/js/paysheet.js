@@ -31,15 +31,16 @@ function hideSheet() {
 /**
  * The sheet for a reserved order: card form, Pay, Cancel order, Close. `done(order|null)` is
  * called when the sheet closes (null: closed with the order still held, to finish later).
- * `viewOrder(order)`, if given, is offered on the confirmation.
+ * `viewOrder(order)`, if given, is offered on the confirmation; `summary`, nodes describing the
+ * order (the default: quantity, item and amount).
  */
-export async function payReservedOrder(order, { done = () => {}, viewOrder, note } = {}) {
+export async function payReservedOrder(order, { done = () => {}, viewOrder, note, summary } = {}) {
   const amount = money(order.amount.amount, order.amount.currency);
   const pay = el("button", { type: "button", class: "primary", id: "pay-card" }, `Pay ${amount}`);
   const cancel = el("button", { type: "button", id: "cancel-order" }, "Cancel order");
   const close = el("button", { type: "button", id: "close-sheet" }, "Close");
   openSheet("Finish paying", [
-    orderSummary(order),
+    summary || orderSummary(order), // the page's own (price lines, address), if it has one
     el("p", { class: "muted" }, "Your item is held for you for ", holdCountdown(order), ". ",
       note || "Close this and come back to it from Buy or your orders, or cancel it to put it back on sale."),
     el("p", { class: "muted small" }, `Order #${order.id}. The card is kept for one-tap buys once it has paid.`),

@@ -3,6 +3,7 @@
 import { api, el, money, streamIdFromPath } from "/static/js/api.js";
 import { LiveRoom } from "/static/js/live.js";
 import { publish } from "/static/js/media.js";
+import { PHASES } from "/static/js/showstatus.js";
 import { TeamMembers, TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
 
 const $ = (id) => document.getElementById(id);
@@ -10,7 +11,19 @@ const streamId = streamIdFromPath();
 let media = null;
 let session = null;
 let streamKey = null;
-let state = { status: "scheduled", on_air: false };
+let state = { status: "scheduled", on_air: false, phase: "scheduled" };
+let phase = "scheduled";
+
+/** The buttons follow the show, not this tab: End works whenever the show is not over (paused
+ * after a closed browser included); Go live whenever the camera is ready and nothing is sent. */
+function showPhase(next) {
+  phase = next;
+  const ended = phase === "ended";
+  $("end").disabled = ended || $("end").dataset.busy === "1";
+  $("go-live").disabled = ended || !media || Boolean(session) || $("go-live").dataset.busy === "1";
+  if (ended) $("on-air").textContent = "The show has ended. Thank you!";
+  else if (phase === "paused" && !session) $("on-air").textContent = `${PHASES.paused.label}: your video is not reaching viewers. Go live again to resume, or end the show.`;
+}
 
 async function startCamera() {
   const camera = $("camera").value;
@@ -27,8 +40,8 @@ async function startCamera() {
   }
   $("preview").srcObject = media;
   await listDevices();
-  $("go-live").disabled = Boolean(session) || state.status === "ended";
   $("on-air").textContent = session ? "You are live." : "Camera ready. You are not live yet.";
+  showPhase(phase);
 }
 
 async function listDevices() {
@@ -40,6 +53,7 @@ async function listDevices() {
 }
 
 async function goLive() {
+  $("go-live").dataset.busy = "1";
   $("go-live").disabled = true;
   $("on-air").textContent = "Going live…";
   try {
@@ -48,29 +62,33 @@ async function goLive() {
       if (session && session.pc.connectionState === "failed") {
         $("on-air").textContent = "The connection to the server was lost. Go live again.";
         session = null;
-        $("go-live").disabled = false;
-        $("end").disabled = true;
+        showPhase(phase);
       }
     });
-    $("end").disabled = false;
     $("on-air").textContent = "You are live.";
   } catch (err) {
-    $("go-live").disabled = false;
     $("on-air").textContent = `Could not go live: ${err.message}`;
   }
+  $("go-live").dataset.busy = "";
+  showPhase(phase);
 }
 
 async function end() {
+  $("end").dataset.busy = "1";
   $("end").disabled = true;
   if (session) await session.close(streamKey);
   session = null;
   try {
-    await api("PATCH", `/api/streams/${streamId}`, { status: "ended" });
-    $("on-air").textContent = "The show has ended. Thank you!";
+    const { stream } = await api("PATCH", `/api/streams/${streamId}`, { status: "ended" });
+    state = { ...state, ...stream };
+    showStatus(state);
     if (media) for (const track of media.getTracks()) track.stop();
+    $("end").dataset.busy = "";
+    showPhase("ended");
   } catch (err) {
-    $("go-live").disabled = !media;
-    $("on-air").textContent = `The show is off air (${err.message}).`;
+    $("end").dataset.busy = "";
+    showPhase(phase);
+    $("on-air").textContent = `The show is not ended (${err.message}). Try again.`;
   }
 }
 
@@ -90,6 +108,7 @@ async function main() {
   const opened = await openTeamPage(streamId, "Studio");
   if (!opened) return;
   const { stream } = opened;
+  showPhase(showStatus(stream));
   $("console-link").href = `/console/${streamId}`;
   $("watch-link").href = `/watch/${streamId}`;
   $("whip-url").textContent = `${location.origin}/whip/${streamId}`;
@@ -104,7 +123,7 @@ async function main() {
   const room = new LiveRoom(streamId, {
     onState: (s) => {
       state = s;
-      showStatus(s);
+      showPhase(showStatus(s));
       $("fig-viewers").textContent = s.viewers;
       panel.applyState(s);
     },
@@ -116,7 +135,7 @@ async function main() {
     .on("purchase:feed", refreshFigures)
     .on("stream:status", (s) => {
       state = { ...state, ...s };
-      showStatus(state);
+      showPhase(showStatus(state));
     });
   await panel.load(stream);
   refreshFigures();

@@ -2,6 +2,7 @@
 // the flash-sale form with its countdown. Every action goes over the socket and comes back to
 // everyone (this page included) as a room event.
 import { api, el, money, siteHeader } from "/static/js/api.js";
+import { paintBadge, phaseOf } from "/static/js/showstatus.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -172,11 +173,11 @@ export class TeamPanel {
   }
 }
 
+/** The show's badge, in the words every page uses (showstatus.js); returns the phase. */
 export function showStatus(state) {
-  const badge = $("status");
-  const onAir = Boolean(state.on_air);
-  badge.textContent = onAir ? "LIVE" : state.status === "ended" ? "Ended" : "Off air";
-  badge.className = "badge " + (onAir ? "live" : state.status === "ended" ? "ended" : "scheduled");
+  const phase = phaseOf(state);
+  paintBadge($("status"), phase);
+  return phase;
 }
 
 export function pageError(message) {

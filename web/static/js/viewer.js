@@ -1,11 +1,14 @@
 // The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
 // chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
-import { finish, savedCard } from "/static/js/checkout.js";
-import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary } from "/static/js/orders.js";
+import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo } from "/static/js/address.js";
+import { mountFollow } from "/static/js/follow.js";
+import { finish, payWithSavedCard, savedCard } from "/static/js/checkout.js";
+import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine } from "/static/js/orders.js";
 import { openSheet, payReservedOrder, sheetError, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
+import { PHASES, paintBadge, phaseOf } from "/static/js/showstatus.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
@@ -28,22 +31,33 @@ function show(node, visible) {
 
 // -- the stream -------------------------------------------------------------------------------
 
-function setStatus(status, onAir) {
-  const badge = $("status");
-  badge.textContent = onAir ? "LIVE" : status === "ended" ? "Ended" : status === "live" ? "Paused" : "Soon";
-  badge.className = "badge " + (onAir ? "live" : status === "ended" ? "ended" : "scheduled");
-  if (onAir) {
+function setPhase(phase) {
+  view.onAir = phase === "on_air";
+  paintBadge($("status"), phase);
+  if (view.onAir) {
     show($("overlay"), false);
     startVideo();
   } else {
     stopVideo();
-    $("overlay").replaceChildren(
-      el("p", {}, status === "ended"
-        ? "This show has ended. Thanks for watching!"
-        : "The stream is offline right now. It starts here as soon as the host goes live."),
-    );
+    $("overlay").replaceChildren(el("p", {}, PHASES[phase].note));
     show($("overlay"), true);
   }
+}
+
+/** An unknown show (deleted, or a mistyped link the server could not catch): say so. */
+function showMissing() {
+  $("stage").setAttribute("aria-busy", "false");
+  $("title").textContent = "This show does not exist";
+  document.title = "This show does not exist · livecommerce";
+  $("status").classList.add("hidden");
+  $("overlay").replaceChildren(
+    el("h2", {}, "This show does not exist"),
+    el("p", {}, el("a", { href: "/" }, "See the shows that are live and coming up")),
+  );
+  show($("overlay"), true);
+  show($("product"), false);
+  show($("chat-form"), false);
+  show($("reactions"), false);
 }
 
 async function startVideo() {
@@ -112,6 +126,7 @@ function tick() {
   if (!sale || !view.pinned || sale.sku_id !== view.pinned.sku_id) {
     show(countdown, view.saleEnded);
     countdown.textContent = view.saleEnded ? "Sale ended" : "";
+    saleClock("");
     return;
   }
   const left = Math.max(0, sale.ends_at - room.serverNow());
@@ -119,6 +134,16 @@ function tick() {
   countdown.textContent = `Flash sale ends in ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
   countdown.setAttribute("aria-label", `Flash sale ends in ${seconds} seconds`);
   show(countdown, true);
+  saleClock(countdown.textContent);
+}
+
+// The card's countdown sits under the payment sheet while it is open: the same clock shows
+// above the sheet then, so a buyer paying sees how long the price holds.
+function saleClock(text) {
+  const clock = $("sale-clock");
+  const visible = Boolean(text) && !$("sheet").classList.contains("hidden");
+  clock.textContent = visible ? text : "";
+  show(clock, visible);
 }
 setInterval(tick, 250);
 
@@ -157,18 +182,31 @@ $("buy").addEventListener("click", async () => {
     ]);
     return;
   }
-  const [saved, held] = await Promise.all([savedCard().catch(() => null), heldOrder(card.sku_id)]);
+  const held = await heldOrder(card.sku_id);
   if (held) return offerHeld(held);
   const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
   const price = sale ? sale.sale_price : card.price;
-  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, `Pay ${money(price, card.currency)}`);
+  const [saved, figures] = await Promise.all([
+    savedCard().catch(() => null),
+    quote(card.sku_id, streamId, 1, sale ? sale.sale_price : undefined).catch(() => null),
+  ]);
+  const address = figures && figures.ships ? await defaultAddress().catch(() => null) : null;
+  // Without the figures (the quote failed), the item is held first and its exact figures
+  // shown before any charge.
+  const exact = Boolean(figures);
+  const oneTap = exact && saved && (!figures.ships || address);
+  const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
+  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
   const another = saved ? el("button", { type: "button", id: "use-another-card" }, "Use another card") : null;
   openSheet(`Buy ${card.title}?`, [
     el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
-    el("p", { class: "muted" }, saved ? `Pay with ${saved.label} in one tap` : "You will add a card in the next step."),
+    exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
+    figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
+    // Never "Paid" before the payment went through: the card is offered, not charged yet.
+    el("p", { class: "muted" }, saved ? `Pay with ${saved.label}${oneTap ? " in one tap" : ""}` : "You will add a card in the next step."),
   ], [closeButton(), another, confirm].filter(Boolean));
-  confirm.addEventListener("click", () => buy(card, Boolean(saved)), { once: true });
-  if (another) another.addEventListener("click", () => buy(card, false), { once: true });
+  confirm.addEventListener("click", () => buy(card, saved, !oneTap), { once: true });
+  if (another) another.addEventListener("click", () => buy(card, null, true), { once: true });
 });
 
 /** The buyer already holds this item unpaid: finish paying it (same order, same hold) or cancel. */
@@ -177,7 +215,7 @@ function offerHeld(order) {
   const finishing = el("button", { type: "button", class: "primary", id: "finish-paying" }, "Finish paying");
   openSheet("Finish paying?", [
     el("p", {}, "You already hold this item, waiting for your payment."),
-    orderSummary(order),
+    orderLine(order),
     el("p", { class: "muted" }, "Held for you for ", holdCountdown(order), "."),
   ], [closeButton(), cancel, finishing]);
   finishing.addEventListener("click", () => finishPaying(order), { once: true });
@@ -193,27 +231,33 @@ function offerHeld(order) {
   });
 }
 
+/** Pay a held order with a card chosen now (kept for one tap once it has paid). */
 function finishPaying(order) {
   view.buying = true;
   renderProduct();
-  payReservedOrder(order, { done: released, viewOrder: (o) => drawer.open(o) });
+  payReservedOrder(order, { done: released, viewOrder: (o) => drawer.open(o), summary: [orderLine(order), ...orderSummary(order)] });
 }
 
-async function buy(card, oneTap) {
+/** `saved`: the one-tap card to charge (null: pay with a card chosen now). */
+async function buy(card, saved, reviewFirst) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
-    const result = await room.call("buy", {
-      sku_id: card.sku_id,
-      qty: 1,
-      idempotency_key: idempotencyKey(),
-      stream_id: streamId,
-      pay_with_saved_card: oneTap,
-    });
+    const terms = { sku_id: card.sku_id, qty: 1, stream_id: streamId };
+    // Reviewing first (or paying with another card): hold the item without charging, then pay.
+    const result = reviewFirst || !saved
+      ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
+      : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
     const bank = result.payment && result.payment.status === "requires_action";
-    if (result.order.status === "reserved" && !bank) finishPaying(result.order);
-    else await settle(result, card);
+    if (result.order.status === "reserved" && !bank) {
+      let order = result.order;
+      if (result.address_required) order = await askAddress(order);
+      if (!saved) finishPaying(order);
+      else await reviewAndPay(order, card);
+    } else {
+      await settle(result, card);
+    }
   } catch (err) {
     const messages = {
       sold_out: "Sold out: someone was faster this time.",
@@ -231,9 +275,38 @@ async function buy(card, oneTap) {
     }
     const actions = [closeButton()];
     if (err.code === "card_unusable" || err.code === "payment_failed") {
-      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, false) }, "Use another card"));
+      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, null, true) }, "Use another card"));
     }
     openSheet("Not bought", el("p", {}, messages[err.code] || err.message), actions);
+  }
+}
+
+async function askAddress(order) {
+  const submit = el("button", { type: "button", class: "primary", id: "save-address" }, "Ship here");
+  openSheet("Shipping address", el("p", { class: "muted" }, "Your item is held for you. Where should it go?"), [closeButton(), submit]);
+  const address = await addAddress($("card-form"), submit, sheetError);
+  return shipOrderTo(order.id, address.id);
+}
+
+function orderSummary(order) {
+  return [
+    priceLines(order),
+    order.shipping_address ? el("p", { class: "muted", id: "ship-to" }, `Ships to ${addressText(order.shipping_address)}`) : null,
+  ];
+}
+
+async function reviewAndPay(order, card) {
+  const pay = el("button", { type: "button", class: "primary", id: "confirm-pay" }, `Pay ${money(order.amount.amount, order.amount.currency)}`);
+  const another = el("button", { type: "button", id: "use-another-card" }, "Use another card");
+  openSheet("Review and pay", orderSummary(order), [closeButton(), another, pay]);
+  another.addEventListener("click", () => finishPaying(order), { once: true });
+  await new Promise((resolve) => pay.addEventListener("click", resolve, { once: true }));
+  openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
+  try {
+    await settle(await payWithSavedCard(order.id), card);
+  } catch (err) {
+    const retry = el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, null, true) }, "Use another card");
+    openSheet("Payment failed", el("p", {}, err.message), [closeButton(), retry]);
   }
 }
 
@@ -242,7 +315,7 @@ async function settle(result, card) {
   if (needsBank) openSheet("Confirm with your bank", el("p", { class: "muted" }, "Your bank asks you to confirm this payment (3-D Secure)."), []);
   const final = needsBank ? await finish(result) : result;
   if (final.order.status === "reserved") return finishPaying(final.order);
-  showResult(final.order, { done: released, viewOrder: (o) => drawer.open(o), retry: () => buy(card, false) });
+  showResult(final.order, { done: released, viewOrder: (o) => drawer.open(o), retry: () => buy(card, null, true) });
 }
 
 // -- chat, reactions, feed -------------------------------------------------------------------
@@ -303,6 +376,7 @@ function toast(text) {
 function applyState(state) {
   $("stage").setAttribute("aria-busy", "false");
   $("title").textContent = state.title;
+  if (!$("follow").hasChildNodes()) mountFollow($("follow"), streamId).catch(() => {});
   document.title = `${state.title} · livecommerce`;
   $("viewers").textContent = `👁 ${state.viewers}`;
   view.pinned = state.pinned;
@@ -310,14 +384,18 @@ function applyState(state) {
   view.saleEnded = false;
   for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
   $("chat").replaceChildren(...state.chat.map(chatLine));
-  view.onAir = Boolean(state.on_air);
-  setStatus(state.status, view.onAir);
+  setPhase(phaseOf(state));
   renderProduct();
 }
 
 const room = new LiveRoom(streamId, {
   onState: applyState,
-  onConnection: (status) => {
+  onConnection: (status, err) => {
+    if (status === "error" && err && err.code === "not_found") {
+      room.close();
+      showMissing();
+      return;
+    }
     show($("banner"), status === "reconnecting");
     $("banner").textContent = "Reconnecting…";
   },
@@ -358,10 +436,7 @@ room
   })
   .on("reactions", ({ counts }) => burst(counts))
   .on("purchase:feed", ({ qty }) => toast(`🛍 Someone just bought ${qty} × ${view.pinned ? view.pinned.title : "an item"}`))
-  .on("stream:status", ({ status, on_air: onAir }) => {
-    view.onAir = onAir;
-    setStatus(status, onAir);
-  })
+  .on("stream:status", (change) => setPhase(phaseOf(change)))
   .on("order:update", ({ order }) => {
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;

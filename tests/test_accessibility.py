@@ -1,0 +1,48 @@
+"""Every page passes axe-core (no serious or critical violation) and every control on it takes
+the keyboard focus, on a desktop and on a 390x844 phone, in Debian's Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.accessibility import assert_accessible, assert_keyboard_reachable
+from tests.browsing import DESKTOP, PHONE, Shop, open_page, screenshot
+
+# (page, who opens it, what shows once the page has loaded)
+PAGES = [
+    ("/", None, "#upcoming"),
+    ("/login", None, "#login"),
+    ("/watch/{stream}", None, "#status"),
+    ("/watch/{stream}", "buyer", "#product:not(.hidden)"),
+    ("/studio/{stream}", "creator", "#go-live"),
+    ("/console/{stream}", "moderator", "#lineup button"),
+]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_every_page_is_accessible_and_keyboard_reachable(
+    shop: tuple[Shop, int, int, int], browser: Any, viewport: dict[str, int]
+) -> None:
+    store, stream_id, product_id, sku_id = shop
+    # A pinned product, so the watch page shows its card and Buy.
+    await store.call(
+        "creator",
+        "POST",
+        f"/api/streams/{stream_id}/pin",
+        {"product_id": product_id, "sku_id": sku_id},
+    )
+    size = "phone" if viewport is PHONE else "desktop"
+    for path, who, ready in PAGES:
+        page = await open_page(browser, store, who, viewport)
+        await page.goto(path.format(stream=stream_id))
+        await page.wait_for_selector(ready)
+        await page.wait_for_function("() => !document.querySelector('[aria-busy=true]')")
+        label = f"{path} as {who or 'a visitor'} ({size})"
+        await assert_accessible(page, label)
+        await assert_keyboard_reachable(page, label)
+        name = path.strip("/").split("/")[0] or "home"
+        await screenshot(page, f"a11y-{name}-{who or 'visitor'}-{size}")
+        assert not page.errors, page.errors
+        await page.context.close()
