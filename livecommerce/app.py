@@ -3,6 +3,7 @@ and with its own cleanup_ctx, and wires them together; the logic lives in the pa
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -16,8 +17,11 @@ from livecommerce.accounts import addressroutes
 from livecommerce.accounts import routes as account_routes
 from livecommerce.accounts.attemptlimits import ATTEMPTS, AttemptLimiter
 from livecommerce.accounts.users import TOKENS, TokenCache
+from livecommerce.catalog import photoroutes, stockroutes
 from livecommerce.catalog import routes as catalog_routes
+from livecommerce.catalog.lowstockmail import LowStockMail
 from livecommerce.catalog.productcard import product_card
+from livecommerce.catalog.productphotos import THUMBNAIL_SLOTS, THUMBNAILERS
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout import shippingroutes
 from livecommerce.checkout.buy import BUY, Buy
@@ -30,11 +34,12 @@ from livecommerce.errors import error_middleware
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.catalog import ProductChanged
-from livecommerce.events.orders import OrderChanged
+from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.stock import SkuFeatured
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
 from livecommerce.health import install_metrics, metrics_middleware
+from livecommerce.inventory.lowstock import LOW_STOCK, LowStockWatcher
 from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import SoldOutBoard
@@ -73,6 +78,13 @@ from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
 from livecommerce.platform.mail import MAILER, Mailer, SmtpServer
+from livecommerce.platform.objectstore import (
+    OBJECTS,
+    LocalObjectStore,
+    ObjectStore,
+    S3Location,
+    S3ObjectStore,
+)
 from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.redispool import warm_pool
@@ -100,6 +112,8 @@ def api_routes() -> RouteTable:
     table.add(*HEALTH_OPERATIONS)
     table.add(*account_routes.OPERATIONS)
     table.add(*catalog_routes.OPERATIONS)
+    table.add(*photoroutes.OPERATIONS)
+    table.add(*stockroutes.OPERATIONS)
     table.add(*stream_routes.OPERATIONS)
     table.add(*invitationroutes.OPERATIONS)
     table.add(*roomroutes.OPERATIONS)
@@ -229,6 +243,14 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     # The receipt goes from the process where the payment landed (claimed once per order).
     receipts = Receipts(engine, app[MAILER], _public_url(settings))
     app[EVENTS].subscribe(OrderChanged, receipts.order_changed, local_only=True)
+    base = settings.public_url or f"http://127.0.0.1:{settings.port}"
+    app[LOW_STOCK] = low_stock = LowStockWatcher(
+        engine, reservations, LowStockMail(engine, app[MAILER], base)
+    )
+    # On the process where the order moved: the watcher's check is shared through SQL.
+    app[EVENTS].subscribe(Purchased, low_stock.purchased, local_only=True)
+    app[EVENTS].subscribe(OrderChanged, low_stock.order_changed, local_only=True)
+    app[LIFECYCLE].spawn(low_stock.run(), "low-stock alerts")
     reaper = Reaper(engine, reservations, payments, settings.redis_namespace)
     app[LIFECYCLE].spawn(reaper.run(settings.reaper_interval_s), "reaper")
     app[LIFECYCLE].spawn(payments.stock.run(), "stock sync after payments")
@@ -302,6 +324,31 @@ async def _mail(app: web.Application) -> AsyncIterator[None]:
     await mailer.close()
 
 
+async def _objects(app: web.Application) -> AsyncIterator[None]:
+    """Where photos' thumbnails live: an S3-compatible bucket if one is set, else DATA_DIR."""
+    settings = app[SETTINGS]
+    store: ObjectStore
+    if settings.object_storage_bucket:
+        s3 = S3ObjectStore(
+            S3Location(
+                bucket=settings.object_storage_bucket,
+                endpoint_url=settings.object_storage_url,
+                region=settings.object_storage_region,
+                key_id=settings.object_storage_key_id,
+                secret=settings.object_storage_secret,
+                public_url=settings.object_storage_public_url,
+            )
+        )
+        await s3.check()
+        store = s3
+    else:
+        store = LocalObjectStore(settings.data_dir / "objects")
+    app[OBJECTS] = store
+    app[THUMBNAIL_SLOTS] = asyncio.Semaphore(THUMBNAILERS)
+    yield
+    await store.close()
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     lifecycle = Lifecycle()
     app[LIFECYCLE] = lifecycle
@@ -331,6 +378,7 @@ def create_app(settings: Settings) -> web.Application:
     install_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_mail)
+    app.cleanup_ctx.append(_objects)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_checkout)

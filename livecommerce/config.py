@@ -88,6 +88,12 @@ class Settings:
     support_answer_s: float = 48 * 3600.0
     # show figures: one viewer-count sample per stream this often, across processes
     figures_sample_s: float = 10.0
+    object_storage_bucket: str = ""
+    object_storage_url: str = ""
+    object_storage_region: str = "us-east-1"
+    object_storage_key_id: str = ""
+    object_storage_secret: str = ""
+    object_storage_public_url: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -183,6 +189,23 @@ class Settings:
             raise ConfigError("SUPPORT_ANSWER_SECONDS must be between 1 and 7776000 (90 days)")
         if not 0.1 <= self.figures_sample_s <= 3600:
             raise ConfigError("FIGURES_SAMPLE_SECONDS must be between 0.1 and 3600")
+        self._check_object_storage()
+
+    def _check_object_storage(self) -> None:
+        for name, url in (
+            ("OBJECT_STORAGE_URL", self.object_storage_url),
+            ("OBJECT_STORAGE_PUBLIC_URL", self.object_storage_public_url),
+        ):
+            parts = urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
+        bucket = self.object_storage_bucket
+        if bucket and not (
+            3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum()
+        ):
+            raise ConfigError("OBJECT_STORAGE_BUCKET must be a bucket name (3-63 a-z 0-9 . -)")
+        if (self.object_storage_url or self.object_storage_key_id) and not bucket:
+            raise ConfigError("OBJECT_STORAGE_URL and keys need OBJECT_STORAGE_BUCKET")
 
     def _check_security(self) -> None:
         for name, value in (
@@ -321,4 +344,10 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("MAIL_FROM", "mail_from", str),
     ("SUPPORT_ANSWER_SECONDS", "support_answer_s", float),
     ("FIGURES_SAMPLE_SECONDS", "figures_sample_s", float),
+    ("OBJECT_STORAGE_BUCKET", "object_storage_bucket", str),
+    ("OBJECT_STORAGE_URL", "object_storage_url", str),
+    ("OBJECT_STORAGE_REGION", "object_storage_region", str),
+    ("OBJECT_STORAGE_KEY_ID", "object_storage_key_id", str),
+    ("OBJECT_STORAGE_SECRET", "object_storage_secret", str),
+    ("OBJECT_STORAGE_PUBLIC_URL", "object_storage_public_url", str),
 )

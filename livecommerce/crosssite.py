@@ -6,7 +6,9 @@ from elsewhere: ``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``
 than ours (``PUBLIC_URL``'s, or the request's own scheme and host). ``same-site`` is
 refused too: another port or subdomain is another origin. Such a request may not use the form
 and ``text/plain`` types that need no CORS preflight (415): JSON bodies say
-``application/json`` (``read_json`` insists), and body-less POSTs send no type at all.
+``application/json`` (``read_json`` insists), and body-less POSTs send no type at all. A
+``multipart/form-data`` upload (a product photo) is taken with an ``X-Requested-With`` header:
+a page elsewhere cannot add that header without the preflight this API never grants.
 
 Log-in and sign-up are checked even without a cookie (log-in CSRF would sign a victim into the
 attacker's account). Bearer-token calls cannot be forged by a page (the header would need a
@@ -88,6 +90,8 @@ def check_cross_site(request: web.Request) -> None:
             ErrorCode.CSRF_REFUSED, "this request came from another origin; refused"
         )
     if "Content-Type" in request.headers and request.content_type in _NO_PREFLIGHT_TYPES:
+        if request.content_type == "multipart/form-data" and "X-Requested-With" in request.headers:
+            return
         raise LiveCommerceError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json, or no body"
         )

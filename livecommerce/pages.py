@@ -37,6 +37,9 @@ SHOW_PAGES = {  # pages of one show: an unknown show is a 404 page, not a page t
     r"/studio/{id:\d+}/figures": "figures.html",
     "/orderdesk": "orderdesk.html",
     r"/orders/{id:\d+}/return": "returns.html",
+    "/studio/catalog": "catalog.html",
+    "/studio/shows": "shows.html",
+    r"/invitations/{id:[A-Za-z0-9_-]+}": "invitation.html",
 }
 NOT_FOUND_PAGE = "404.html"
 NO_SUCH_SHOW = "This show does not exist"

@@ -28,7 +28,8 @@ pytest_plugins = [
     "tests.mediapeers",
     "tests.mailbox",
     "tests.browsing",
-]  # media peers, SMTP, browser
+    "tests.objectstorage",
+]  # media peers; SMTP; browser; S3
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("LC_REQUIRE_POSTGRES") == "1"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.errors import ErrorCode, Forbidden, LiveCommerceError, NotFound
 from livecommerce.inventory import onhand
-from livecommerce.platform.db.tables import products, skus, utcnow
+from livecommerce.platform.db.tables import product_photos, products, skus, utcnow
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,32 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Photo:
+    """An uploaded photo; its thumbnails are served at ``/api/photos/{id}/{side}``."""
+
+    id: int
+    width: int
+    height: int
+
+    @property
+    def url(self) -> str:
+        return photo_url(self.id, 800)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "thumbnail_url": photo_url(self.id, 200),
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def photo_url(photo_id: int, side: int) -> str:
+    return f"/api/photos/{photo_id}/{side}"
+
+
+@dataclass(frozen=True)
 class Product:
     id: int
     owner_id: int
@@ -61,6 +87,7 @@ class Product:
     created_at: datetime
     variants: tuple[Variant, ...] = field(default=())
     ships: bool = False  # a physical good: orders need a shipping address before payment
+    photos: tuple[Photo, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +100,7 @@ class Product:
             "ships": self.ships,
             "created_at": self.created_at.isoformat(),
             "variants": [v.to_dict() for v in self.variants],
+            "photos": [p.to_dict() for p in self.photos],
         }
 
 
@@ -111,7 +139,21 @@ async def _load_variants(conn: AsyncConnection, product_ids: list[int]) -> dict[
     return found
 
 
-def _product(row: sa.Row[Any], variants: list[Variant]) -> Product:
+async def _load_photos(conn: AsyncConnection, product_ids: list[int]) -> dict[int, list[Photo]]:
+    found: dict[int, list[Photo]] = {pid: [] for pid in product_ids}
+    if not product_ids:
+        return found
+    rows = await conn.execute(
+        sa.select(product_photos)
+        .where(product_photos.c.product_id.in_(product_ids))
+        .order_by(product_photos.c.position, product_photos.c.id)
+    )
+    for m in (row._mapping for row in rows):
+        found[m["product_id"]].append(Photo(id=m["id"], width=m["width"], height=m["height"]))
+    return found
+
+
+def _product(row: sa.Row[Any], variants: list[Variant], photos: list[Photo]) -> Product:
     m = row._mapping
     return Product(
         id=m["id"],
@@ -123,6 +165,7 @@ def _product(row: sa.Row[Any], variants: list[Variant]) -> Product:
         created_at=m["created_at"],
         variants=tuple(variants),
         ships=m["ships"],
+        photos=tuple(photos),
     )
 
 
@@ -130,7 +173,8 @@ async def get_product(conn: AsyncConnection, product_id: int) -> Product:
     row = (await conn.execute(sa.select(products).where(products.c.id == product_id))).one_or_none()
     if row is None:
         raise NotFound("product")
-    return _product(row, (await _load_variants(conn, [product_id]))[product_id])
+    variants = (await _load_variants(conn, [product_id]))[product_id]
+    return _product(row, variants, (await _load_photos(conn, [product_id]))[product_id])
 
 
 async def list_products(
@@ -150,8 +194,10 @@ async def list_products(
     if not include_inactive:
         query = query.where(products.c.active.is_(True))
     rows = (await conn.execute(query)).all()
-    variants = await _load_variants(conn, [r._mapping["id"] for r in rows])
-    return [_product(r, variants[r._mapping["id"]]) for r in rows]
+    ids_found = [r._mapping["id"] for r in rows]
+    variants = await _load_variants(conn, ids_found)
+    photos = await _load_photos(conn, ids_found)
+    return [_product(r, variants[i], photos[i]) for r, i in zip(rows, ids_found, strict=True)]
 
 
 async def create_product(

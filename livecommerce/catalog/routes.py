@@ -18,6 +18,7 @@ from livecommerce.catalog.products import (
 from livecommerce.errors import NotFound
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.inventory.adjustments import record_count
 from livecommerce.inventory.onhand import follow_on_hand
 from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.engine import ENGINE
@@ -139,6 +140,8 @@ async def patch_product(request: web.Request) -> web.Response:
         await follow_on_hand(
             request.app[ENGINE], request.app[RESERVATIONS], variant.id, delta, variant.price.amount
         )
+        # Kept in the SKU's audit log beside the adjustments (a refused one raised above).
+        await record_count(request.app[ENGINE], variant.id, user.id, delta, variant.stock_on_hand)
     return web.json_response({"product": product.to_dict()})
 
 

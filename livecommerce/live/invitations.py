@@ -52,6 +52,17 @@ class Invitation:
         return {"id": self.id, **who, "created_at": self.created_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class NewInvitation:
+    """An invitation just made: what its email needs (the address, the secret id for the link)."""
+
+    id: str
+    email: str
+    stream_id: int
+    stream_title: str
+    creator_name: str
+
+
 async def invite(
     engine: AsyncEngine,
     stream_id: int,
@@ -59,18 +70,21 @@ async def invite(
     *,
     user_id: int | None = None,
     email: str | None = None,
-) -> None:
-    """Invite one person to moderate. Creator only; inviting again is harmless."""
+) -> NewInvitation | None:
+    """Invite one person to moderate. Creator only; inviting again is harmless (None: that
+    invitation was pending already, so no second email goes out)."""
     async with engine.begin() as conn:
         await require_role(conn, stream_id, creator_id, Role.CREATOR)
         creator = await get_user(conn, creator_id)
         assert creator is not None
         if user_id is not None:
-            if await get_user(conn, user_id) is None:
+            invitee = await get_user(conn, user_id)
+            if invitee is None:
                 raise NotFound("user")
             if user_id == creator_id:
                 raise InvalidInput("the creator already moderates their own stream")
             values: dict[str, Any] = {"user_id": user_id}
+            address = invitee.email
         else:
             address = normalise_email(email or "")
             if address == creator.email:
@@ -83,7 +97,7 @@ async def invite(
             )
         )
         if existing.scalar_one_or_none() is not None:
-            return
+            return None
         pending = (
             await conn.execute(
                 sa.select(sa.func.count())
@@ -96,18 +110,27 @@ async def invite(
                 ErrorCode.CONFLICT,
                 f"{MAX_PENDING_PER_STREAM} invitations are pending; revoke some first",
             )
+        invitation_id = secrets.token_urlsafe(16)
         try:
             async with conn.begin_nested():
                 await conn.execute(
                     stream_invitations.insert().values(
-                        id=secrets.token_urlsafe(16),
+                        id=invitation_id,
                         stream_id=stream_id,
                         created_at=utcnow(),
                         **values,
                     )
                 )
         except IntegrityError:
-            pass  # the same invitation, sent twice at once
+            return None  # the same invitation, sent twice at once
+        stream = await get_stream(conn, stream_id)
+        return NewInvitation(
+            id=invitation_id,
+            email=address,
+            stream_id=stream_id,
+            stream_title=stream.title,
+            creator_name=creator.display_name,
+        )
 
 
 async def pending_for_stream(
@@ -215,6 +238,14 @@ async def accept(engine: AsyncEngine, invitation_id: str, user: User) -> Shopstr
                 )
             )
         return await get_stream(conn, stream_id)
+
+
+async def invitation_for(conn: AsyncConnection, invitation_id: str, user: User) -> dict[str, Any]:
+    """One invitation waiting for ``user`` (the accept page shows it); 404 if it is not theirs."""
+    for pending in await pending_for_user(conn, user):
+        if pending["id"] == invitation_id:
+            return pending
+    raise NotFound("invitation")
 
 
 async def decline(engine: AsyncEngine, invitation_id: str, user: User) -> None:

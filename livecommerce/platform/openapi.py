@@ -36,6 +36,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     headers: tuple[tuple[str, bool, str], ...] = ()
     raw_body: str | None = None
+    raw_body_schema: dict[str, Any] | None = None
     response_type: str = "application/json"
 
     @property
@@ -176,7 +177,7 @@ def build_document(
         elif op.raw_body is not None:
             entry["requestBody"] = {
                 "required": True,
-                "content": {op.raw_body: {"schema": {"type": "string"}}},
+                "content": {op.raw_body: {"schema": op.raw_body_schema or {"type": "string"}}},
             }
         responses: dict[str, Any] = {
             str(op.status): {

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import html
+
 from aiohttp import web
 from pydantic import EmailStr, Field, model_validator
 
 from livecommerce.accounts.routes import current_user
 from livecommerce.errors import NotFound
 from livecommerce.live.invitations import (
+    NewInvitation,
     accept,
     decline,
+    invitation_for,
     invite,
     pending_for_stream,
     pending_for_user,
@@ -17,8 +21,10 @@ from livecommerce.live.invitations import (
 )
 from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.platform.db.engine import ENGINE
+from livecommerce.platform.mail import MAILER, Email
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import MAX_ID, Payload, path_id, read_json
+from livecommerce.platform.resources import SETTINGS
 
 _INVITATION = r"{invitation_id:[A-Za-z0-9_-]+}"
 
@@ -41,12 +47,47 @@ class NewModerator(Payload):
         return self
 
 
+def invitation_email(invitation: NewInvitation, base_url: str) -> Email:
+    """The invitation as an email: who invites, to which show, and the link that accepts it."""
+    link = f"{base_url.rstrip('/')}/invitations/{invitation.id}"
+    who, show = invitation.creator_name, invitation.stream_title
+    text = (
+        f"{who} invites you to moderate their live show \u201c{show}\u201d on livecommerce: "
+        "pin products, run flash sales and keep the chat friendly.\n\n"
+        f"Accept the invitation: {link}\n\n"
+        f"Sign in, or sign up, with this email address ({invitation.email}) to accept it. "
+        "If you did not expect this, ignore this email.\n"
+    )
+    page = (
+        f"<p>{html.escape(who)} invites you to moderate their live show "
+        f"<b>{html.escape(show)}</b> on livecommerce.</p>"
+        f'<p><a href="{html.escape(link)}">Accept the invitation</a></p>'
+        f"<p>Sign in, or sign up, with this email address ({html.escape(invitation.email)}) "
+        "to accept it. If you did not expect this, ignore this email.</p>"
+    )
+    subject = f"{who} invites you to moderate \u201c{show}\u201d"
+    if len(subject) > 200:
+        subject = "You are invited to moderate a live show"
+    return Email(invitation.email, subject, text, html=page)
+
+
 async def post_moderator(request: web.Request) -> web.Response:
-    """Invite a moderator: 202 ``{"invited": true}`` whether or not the email has an account."""
+    """Invite a moderator: 202 ``{"invited": true}`` whether or not the email has an account.
+
+    A new invitation is emailed to the address (or the invited account's) with its accept link;
+    inviting again while it is pending sends nothing.
+    """
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
     body = await read_json(request, NewModerator)
-    await invite(request.app[ENGINE], stream_id, user.id, user_id=body.user_id, email=body.email)
+    made = await invite(
+        request.app[ENGINE], stream_id, user.id, user_id=body.user_id, email=body.email
+    )
+    if made is not None:
+        # From settings, never the request's Host header (which would let a link point anywhere).
+        settings = request.app[SETTINGS]
+        base = settings.public_url or f"http://127.0.0.1:{settings.port}"
+        request.app[MAILER].send_soon(invitation_email(made, base))
     return web.json_response({"invited": True}, status=202)
 
 
@@ -70,6 +111,13 @@ async def get_my_invitations(request: web.Request) -> web.Response:
     async with request.app[ENGINE].connect() as conn:
         pending = await pending_for_user(conn, user)
     return web.json_response({"invitations": pending})
+
+
+async def get_invitation(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    async with request.app[ENGINE].connect() as conn:
+        found = await invitation_for(conn, _invitation_id(request), user)
+    return web.json_response({"invitation": found})
 
 
 async def post_accept(request: web.Request) -> web.Response:
@@ -119,6 +167,14 @@ OPERATIONS = (
         "/api/invitations",
         get_my_invitations,
         "Invitations waiting for you",
+        "streams",
+        auth=True,
+    ),
+    Operation(
+        "GET",
+        f"/api/invitations/{_INVITATION}",
+        get_invitation,
+        "One invitation waiting for you (the accept page); someone else's is a 404",
         "streams",
         auth=True,
     ),

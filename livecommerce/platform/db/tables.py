@@ -422,3 +422,48 @@ order_returns = Table(
     Index("ix_order_returns_order_id", "order_id"),
     Index("ix_order_returns_seller_id_status", "seller_id", "status"),
 )
+
+# Catalog back office: a product's photos (their thumbnails live in object storage under
+# ``storage_key``), stock adjustments as an audit trail, and per-SKU low-stock thresholds.
+product_photos = Table(
+    "product_photos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("product_id", Integer, ForeignKey("products.id", ondelete="CASCADE"), nullable=False),
+    # A random prefix per photo: object names are never reused, even after the row is gone.
+    Column("storage_key", String(100), nullable=False, unique=True),
+    Column("position", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_product_photos_product_id", "product_id"),
+)
+
+stock_adjustments = Table(
+    "stock_adjustments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku_id", Integer, ForeignKey("skus.id", ondelete="CASCADE"), nullable=False),
+    Column("actor_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("reason", String(20), nullable=False),
+    Column("note", String(200), nullable=False, default=""),
+    Column("on_hand_after", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("delta <> 0", name="delta_not_zero"),
+    CheckConstraint(
+        "reason IN ('received', 'damaged', 'lost', 'count_correction', 'returned', 'other')",
+        name="reason_known",
+    ),
+    Index("ix_stock_adjustments_sku_id", "sku_id"),
+)
+
+stock_alerts = Table(
+    "stock_alerts",
+    metadata,
+    Column("sku_id", Integer, ForeignKey("skus.id", ondelete="CASCADE"), primary_key=True),
+    Column("threshold", Integer, nullable=False),
+    # When the seller was told the SKU ran low; cleared once it is above the threshold again.
+    Column("alerted_at", UTCDateTime),
+    CheckConstraint("threshold >= 0", name="threshold_not_negative"),
+)
