@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 
 export function openSheet(title, body, actions) {
   $("sheet-title").textContent = title;
-  $("sheet-body").replaceChildren(...[body].flat().filter(Boolean));
+  $("sheet-body").replaceChildren(...[body].flat(Infinity).filter(Boolean));
   $("card-form").replaceChildren();
   $("card-form").classList.remove("card-fields");
   $("sheet-actions").replaceChildren(...actions);
@@ -114,7 +114,7 @@ export function showResult(order, { done = () => {}, viewOrder, retry } = {}) {
       el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
       el("p", {}, `Order #${order.id}: ${order.qty} × ${itemTitle(order)}.`),
       el("p", { class: "muted" }, "We will let you know when it ships; follow it in your orders."),
-    ], [view, closeButton].filter(Boolean));
+    ], [closeButton, view].filter(Boolean));
   } else if (order.status === "failed") {
     const reason = order.failure ? order.failure.message : "The payment did not go through.";
     const other = retry ? el("button", { type: "button", class: "primary", id: "use-another-card", onclick: retry }, "Use another card") : null;
@@ -122,6 +122,6 @@ export function showResult(order, { done = () => {}, viewOrder, retry } = {}) {
   } else if (order.status === "reserved") {
     openSheet("Waiting for the payment", el("p", { class: "muted" }, "Your item is held. This updates by itself."), [closeButton]);
   } else {
-    openSheet(`Order #${order.id}`, el("p", {}, `Order #${order.id} is ${order.status}.`), [view, closeButton].filter(Boolean));
+    openSheet(`Order #${order.id}`, el("p", {}, `Order #${order.id} is ${order.status}.`), [closeButton, view].filter(Boolean));
   }
 }
