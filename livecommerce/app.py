@@ -22,6 +22,8 @@ from livecommerce.catalog import routes as catalog_routes
 from livecommerce.catalog.lowstockmail import LowStockMail
 from livecommerce.catalog.productcard import product_card
 from livecommerce.catalog.productphotos import THUMBNAIL_SLOTS, THUMBNAILERS
+from livecommerce.catalog.products import item_name
+from livecommerce.checkout import bag as bag_routes
 from livecommerce.checkout import routes as checkout_routes
 from livecommerce.checkout import shippingroutes
 from livecommerce.checkout.buy import BUY, Buy
@@ -118,6 +120,7 @@ def api_routes() -> RouteTable:
     table.add(*invitationroutes.OPERATIONS)
     table.add(*roomroutes.OPERATIONS)
     table.add(*checkout_routes.OPERATIONS)
+    table.add(*bag_routes.OPERATIONS)
     table.add(*order_routes.OPERATIONS)
     table.add(*payment_routes.OPERATIONS)
     table.add(*addressroutes.OPERATIONS)
@@ -218,7 +221,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     purchases = Purchases(
         engine,
         reservations,
-        SkuDirectory(engine),
+        SkuDirectory(engine, item_name=item_name),
         settings.hold_ttl_s,
         StreamDirectory(engine),
         UnpaidBounds(settings.max_unpaid_per_sku, settings.max_unpaid_per_buyer),

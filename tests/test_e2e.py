@@ -118,10 +118,12 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     await _shot(buyer, "07-viewer-paid")
     await buyer.click("#sheet-actions button")
 
-    # The second viewer sees the stock drop.
+    # The second viewer sees the sale's own units drop (5 on sale; the SKU has 11 left).
     await watcher.wait_for_function(
-        "() => document.getElementById('stock').textContent === '11 left'", timeout=5000
+        "() => document.getElementById('stock').textContent === '4 left'", timeout=5000
     )
+    sale_line = "document.getElementById('sale-countdown').textContent"
+    await console.wait_for_function(f"() => {sale_line}.endsWith('4 of 5 units left')")
     await _shot(watcher, "08-second-viewer-stock")
 
     # The second viewer has no card yet: a first checkout through Stripe.js (the emulator's
@@ -147,7 +149,7 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     )
     await _shot(watcher, "10-first-checkout-paid")
     await buyer.wait_for_function(
-        "() => document.getElementById('stock').textContent === '10 left'", timeout=5000
+        "() => document.getElementById('stock').textContent === '3 left'", timeout=5000
     )
 
     # The sale ends on time, and Buy is disabled.
@@ -692,3 +694,182 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
                 assert page.errors == [], page.errors
     finally:
         server.stop()
+
+
+TIMES = "\u00d7"  # the multiplication sign the pages write: "2 x Glow Serum"
+
+
+def _text_is(selector: str, text: str) -> str:
+    return f"() => document.querySelector({selector!r})?.textContent === {text!r}"
+
+
+async def test_sale_units_sold_out_variants_quantity_and_the_bag_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    tag = uuid.uuid4().hex[:6]
+    hoodie_draft = {
+        "title": "Everyday Hoodie",
+        "description": "Heavyweight cotton, relaxed fit.",
+        "image_url": f"{store.url}/static/img/product.svg",
+        "variants": [
+            {
+                "sku": f"HOOD-{size}-{tag}",
+                "price_minor": 4900,
+                "currency": "USD",
+                "stock_on_hand": units,
+                "attributes": {"size": size},
+            }
+            for size, units in (("S", 5), ("M", 40), ("L", 3))
+        ],
+    }
+    serum_draft = {
+        "title": "Glow Serum",
+        "description": "Vitamin C serum.",
+        "variants": [
+            {
+                "sku": f"SERUM-{tag}",
+                "price_minor": 2900,
+                "currency": "USD",
+                "stock_on_hand": 6,
+                "attributes": {"volume": "30 ml"},
+            }
+        ],
+    }
+    hoodie_product = (await store.call("creator", "POST", "/api/products", hoodie_draft))["product"]
+    serum = (await store.call("creator", "POST", "/api/products", serum_draft))["product"]
+    small, medium, _large = (v["id"] for v in hoodie_product["variants"])
+    stream = (
+        await store.call(
+            "creator",
+            "POST",
+            "/api/streams",
+            {"title": "Hoodie drop", "lineup": [hoodie_product["id"], serum["id"]]},
+        )
+    )["stream"]
+    stream_id = stream["id"]
+    await store.call(
+        "creator",
+        "POST",
+        f"/api/streams/{stream_id}/pin",
+        {"product_id": hoodie_product["id"], "sku_id": medium},
+    )
+    await store.save_card("watcher", OK_CARD)
+
+    phone = await _page(browser, store, "buyer", PHONE)
+    desktop = await _page(browser, store, "watcher", DESKTOP)
+    for page in (phone, desktop):
+        await page.goto(f"/watch/{stream_id}")
+        await page.wait_for_selector("#product:not(.hidden)")
+        # The pinned variant is named on the card, not just the product.
+        await page.wait_for_function(_text_is("#product-title", "Everyday Hoodie (M)"))
+        await page.wait_for_function(_text_is("#stock", "40 left"))
+    await _shot(phone, "40-card-variant-named-phone")
+
+    # A flash sale of 2 units on M: every viewer sees the sale's 2 left, not the 40 in stock.
+    await store.call(
+        "creator",
+        "POST",
+        f"/api/streams/{stream_id}/sales",
+        {
+            "sku_id": medium,
+            "sale_price": 2900,
+            "quantity": 2,
+            "duration_s": 120,
+            "per_buyer_limit": 2,
+        },
+    )
+    for page in (phone, desktop):
+        await page.wait_for_function(_text_is("#stock", "2 left"), timeout=5000)
+    await _shot(desktop, "41-sale-units-left-desktop")
+
+    # The phone takes both: quantity 2 (its per-buyer limit), named with its variant.
+    await phone.select_option("#qty", "2")
+    await phone.click("#buy")
+    await phone.wait_for_selector("#confirm-buy")
+    assert await phone.text_content("#confirm-line") == f"2 {TIMES} Everyday Hoodie (M) for $58.00"
+    await _shot(phone, "42-confirm-variant-and-quantity-phone")
+    await phone.click("#confirm-buy")
+    await phone.wait_for_function(_text_is("#sheet-title", "Order confirmed"), timeout=15000)
+    assert await phone.text_content("#order-item") == f"2 {TIMES} Everyday Hoodie (M)"
+    await _shot(phone, "43-order-confirmed-variant-phone")
+    await phone.click("#sheet-actions button")
+
+    # The other viewer never tapped: its card turns to Sold out, Buy off, by itself.
+    await desktop.wait_for_function(
+        "() => document.getElementById('buy').disabled"
+        " && document.getElementById('buy').textContent === 'Sold out'"
+        " && document.getElementById('stock').textContent === 'Sold out'",
+        timeout=5000,
+    )
+    assert await desktop.text_content("#countdown") == "Flash sale sold out"
+    await _shot(desktop, "44-sale-sold-out-second-viewer-desktop")
+
+    # It picks size S instead (list price, 5 in stock) and three of them.
+    await desktop.click(f"label[for='variant-{small}']")
+    await desktop.wait_for_function(_text_is("#product-title", "Everyday Hoodie (S)"))
+    await desktop.wait_for_function(_text_is("#stock", "5 left"))
+    assert "$49.00" in (await desktop.text_content("#product-price") or "")
+    assert not await desktop.is_disabled("#buy")
+    await desktop.select_option("#qty", "3")
+    await desktop.click("#buy")
+    await desktop.wait_for_selector("#confirm-buy")
+    confirm_line = await desktop.text_content("#confirm-line")
+    assert confirm_line == f"3 {TIMES} Everyday Hoodie (S) for $147.00"
+    await desktop.click("#confirm-buy")
+    await desktop.wait_for_function(_text_is("#sheet-title", "Order confirmed"), timeout=15000)
+    assert await desktop.text_content("#order-item") == f"3 {TIMES} Everyday Hoodie (S)"
+    await desktop.click("#sheet-actions button")
+    await desktop.wait_for_function(_text_is("#stock", "2 left"), timeout=5000)
+
+    # The bag, from the keyboard on the phone: every product of the show, bought in place.
+    await phone.focus("#bag-open")
+    await phone.keyboard.press("Enter")
+    await phone.wait_for_selector("#bag[aria-busy='false']")
+    assert await phone.evaluate("document.activeElement.classList.contains('bag-close')")
+    items = await phone.locator(".bag-item h3").all_text_contents()
+    assert items == ["Everyday Hoodie", "Glow Serum"]
+    serum_item = f".bag-item[data-product='{serum['id']}']"
+    placeholder = await phone.get_attribute(f"{serum_item} img", "src")
+    assert placeholder == "/static/img/product.svg"
+    assert "Vitamin C serum." in (await phone.text_content(serum_item) or "")
+    assert "6 left" in (await phone.text_content(serum_item) or "")
+    await _shot(phone, "45-bag-phone")
+    await phone.select_option(f"#bag-qty-{serum['id']}", "2")
+    await phone.focus(f"{serum_item} button.primary")
+    await phone.keyboard.press("Enter")
+    await phone.wait_for_selector("#confirm-buy")
+    assert await phone.text_content("#confirm-line") == f"2 {TIMES} Glow Serum (30 ml) for $58.00"
+    await phone.click("#confirm-buy")
+    await phone.wait_for_function(_text_is("#sheet-title", "Order confirmed"), timeout=15000)
+    assert await phone.text_content("#order-item") == f"2 {TIMES} Glow Serum (30 ml)"
+    await _shot(phone, "46-bag-paid-phone")
+    await phone.click("#sheet-actions button")
+    # Still in the stream, with the bag open and its stock brought down live.
+    assert await phone.is_visible("#bag")
+    assert await phone.is_visible("#video")
+    await phone.wait_for_function(
+        f"() => document.querySelector(\"{serum_item} .stock\").textContent === '4 left'",
+        timeout=5000,
+    )
+    await phone.keyboard.press("Escape")
+    await phone.wait_for_selector("#bag", state="hidden")
+    assert await phone.evaluate("document.activeElement.id") == "bag-open"
+
+    # The bag on a desktop: the same products, the sale SKU marked sold out.
+    await desktop.click("#bag-open")
+    hoodie_item = f".bag-item[data-product='{hoodie_product['id']}']"
+    await desktop.wait_for_selector("#bag[aria-busy='false']")
+    await desktop.select_option(f"#bag-variant-{hoodie_product['id']}", str(medium))
+    await desktop.wait_for_function(
+        f"() => document.querySelector(\"{hoodie_item} button.primary\").textContent === 'Sold out'"
+    )
+    await _shot(desktop, "47-bag-desktop")
+
+    orders = (await store.call("buyer", "GET", "/api/orders"))["orders"]
+    assert sorted(o["item_name"] for o in orders) == [
+        "Everyday Hoodie (M)",
+        "Glow Serum (30 ml)",
+    ]
+    for page in (phone, desktop):
+        assert page.errors == [], page.errors

@@ -14,13 +14,14 @@ from aiohttp.test_utils import TestClient
 from livecommerce.config import Settings
 from livecommerce.live.rooms.messages import (
     SERVER_EVENTS,
+    CardVariant,
     ChatMessage,
     PinnedCard,
     SaleView,
     pinned_card,
     sale_view,
 )
-from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct
+from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, PinnedVariant
 from tests.conftest import accept_invitation, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.shopping import OK_CARD, card
@@ -38,18 +39,20 @@ DOCUMENTED_KEYS: dict[str, set[str]] = {
         "pinned",
         "sale",
         "stock",
+        "sale_left",
+        "sale_mine",
         "on_air",
         "viewers",
         "chat",
         "chat_settings",
         "server_time",
     },
-    "product:pinned": {"stream_id", "product", "stock"},
+    "product:pinned": {"stream_id", "product", "stock", "stock_by_sku"},
     "product:unpinned": {"stream_id"},
-    "sale:started": {"stream_id", "sale", "server_time"},
+    "sale:started": {"stream_id", "sale", "stock", "server_time"},
     "sale:ended": {"stream_id", "sale_id", "ended_at"},
     "stream:status": {"stream_id", "status", "on_air", "phase"},
-    "stock:changed": {"stream_id", "sku_id", "available"},
+    "stock:changed": {"stream_id", "sku_id", "available", "sale_left"},
     "purchase:feed": {"stream_id", "sku_id", "qty", "at"},  # never who bought
     "chat:message": {"id", "stream_id", "user", "text", "at"},
     "chat:deleted": {"stream_id", "id"},
@@ -61,7 +64,18 @@ DOCUMENTED_KEYS: dict[str, set[str]] = {
     "order:update": {"order"},
     "session:ended": {"code", "message"},
 }
-CARD_KEYS = {"product_id", "sku_id", "title", "image_url", "price", "currency", "pinned_at"}
+CARD_KEYS = {
+    "product_id",
+    "sku_id",
+    "title",
+    "image_url",
+    "price",
+    "currency",
+    "pinned_at",
+    "variant",
+    "variants",
+}
+VARIANT_KEYS = {"sku_id", "label", "attributes", "price", "currency"}
 SALE_KEYS = {
     "sale_id",
     "stream_id",
@@ -84,6 +98,11 @@ CARD = PinnedProduct(
     price=4900,
     currency="USD",
     pinned_at=1_700_000_000_000,
+    variant="M",
+    variants=(
+        PinnedVariant(sku_id=7, label="M", attributes={"size": "M"}, price=4900, currency="USD"),
+        PinnedVariant(sku_id=8, label="L", attributes={"size": "L"}, price=4900, currency="USD"),
+    ),
 )
 SALE = FlashSale(
     sale_id="ab12",
@@ -114,19 +133,26 @@ SAMPLES: dict[str, Any] = {
         "role": "viewer",
         "pinned": pinned_card(CARD),
         "sale": sale_view(SALE),
-        "stock": {"7": 20},
+        "stock": {"7": 20, "8": 3},
+        "sale_left": 2,
+        "sale_mine": 1,
         "on_air": True,
         "viewers": 4,
         "chat": [MESSAGE],
         "chat_settings": {"slow_mode_s": 0, "blocked_words": None},
         "server_time": 1_700_000_000_000,
     },
-    "product:pinned": {"stream_id": 1, "product": pinned_card(CARD), "stock": 20},
+    "product:pinned": {
+        "stream_id": 1,
+        "product": pinned_card(CARD),
+        "stock": 20,
+        "stock_by_sku": {"7": 20, "8": 3},
+    },
     "product:unpinned": {"stream_id": 1},
-    "sale:started": {"stream_id": 1, "sale": sale_view(SALE), "server_time": 1},
+    "sale:started": {"stream_id": 1, "sale": sale_view(SALE), "stock": 20, "server_time": 1},
     "sale:ended": {"stream_id": 1, "sale_id": "ab12", "ended_at": 1},
     "stream:status": {"stream_id": 1, "status": "live", "on_air": True, "phase": "on_air"},
-    "stock:changed": {"stream_id": 1, "sku_id": 7, "available": 18},
+    "stock:changed": {"stream_id": 1, "sku_id": 7, "available": 18, "sale_left": 1},
     "purchase:feed": {"stream_id": 1, "sku_id": 7, "qty": 2, "at": 1},
     "chat:message": MESSAGE,
     "chat:deleted": {"stream_id": 1, "id": "c0ffee"},
@@ -175,6 +201,7 @@ def test_a_sample_of_each_serialises_to_exactly_the_documented_keys() -> None:
         wire = json.loads(json.dumps(SAMPLES[event]))
         assert set(wire) == DOCUMENTED_KEYS[event] == _typed_keys(payload), event
     assert _typed_keys(PinnedCard) == CARD_KEYS
+    assert _typed_keys(CardVariant) == VARIANT_KEYS
     assert _typed_keys(SaleView) == SALE_KEYS
     assert "buyer_id" not in _typed_keys(SERVER_EVENTS["purchase:feed"])
 
@@ -263,6 +290,7 @@ async def test_what_the_clients_hear_has_exactly_the_typed_keys(
             assert set(data["sale"]) == SALE_KEYS
         if name == "product:pinned":
             assert set(data["product"]) == CARD_KEYS
+            assert all(set(v) == VARIANT_KEYS for v in data["product"]["variants"])
         if name == "sale:started":
             assert set(data["sale"]) == SALE_KEYS
         if name == "chat:message":

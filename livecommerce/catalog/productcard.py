@@ -1,4 +1,5 @@
-"""A product's card: what another domain may show of one SKU (title, picture, price).
+"""A product's card: what another domain may show of one SKU (title, variant, picture, price),
+with the product's other variants a buyer may choose instead.
 
 The live rooms pin it over the video; they get this reader at composition and never see the
 catalog's own records.
@@ -14,6 +15,17 @@ from livecommerce.catalog.products import get_product
 
 
 @dataclass(frozen=True)
+class CardVariant:
+    """One SKU of the product as a buyer chooses it: "M", "M / Black" (``label``)."""
+
+    sku_id: int
+    label: str
+    attributes: dict[str, str]
+    price: int  # minor units of ``currency``
+    currency: str
+
+
+@dataclass(frozen=True)
 class ProductCard:
     product_id: int
     sku_id: int
@@ -21,6 +33,8 @@ class ProductCard:
     image_url: str | None
     price: int  # minor units of ``currency``
     currency: str
+    variant: str  # the label of ``sku_id`` (empty: the SKU has no attributes)
+    variants: tuple[CardVariant, ...]  # every SKU of the product, ``sku_id`` among them
 
 
 async def product_card(
@@ -40,4 +54,15 @@ async def product_card(
         image_url=product.image_url,
         price=variant.price.amount,
         currency=variant.price.currency,
+        variant=variant.label,
+        variants=tuple(
+            CardVariant(
+                sku_id=v.id,
+                label=v.label,
+                attributes=dict(v.attributes),
+                price=v.price.amount,
+                currency=v.price.currency,
+            )
+            for v in product.variants
+        ),
     )

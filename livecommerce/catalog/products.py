@@ -32,6 +32,18 @@ class Money:
         return {"amount": self.amount, "currency": self.currency}
 
 
+def variant_label(attributes: dict[str, str]) -> str:
+    """What names a variant to a buyer: its attribute values in order ("M", "M / Black"),
+    empty for a SKU without attributes."""
+    return " / ".join(v.strip() for v in attributes.values() if v.strip())
+
+
+def item_name(title: str, attributes: dict[str, str]) -> str:
+    """A product and its variant as one line: "Everyday Hoodie (M)", or the title alone."""
+    label = variant_label(attributes)
+    return f"{title} ({label})" if label else title
+
+
 @dataclass(frozen=True)
 class Variant:
     id: int
@@ -40,10 +52,15 @@ class Variant:
     price: Money
     stock_on_hand: int
 
+    @property
+    def label(self) -> str:
+        return variant_label(self.attributes)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "sku": self.code,
+            "label": self.label,
             "attributes": self.attributes,
             "price": self.price.to_dict(),
             "stock_on_hand": self.stock_on_hand,

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +38,9 @@ from livecommerce.platform.sharedcalls import SharedCalls
 log = logging.getLogger(__name__)
 
 
+ITEM_NAME_MAX = 320  # orders.item_name
+NameItem = Callable[[str, dict[str, str]], str]
+"""``(product title, SKU attributes)`` -> what the order calls the item."""
 # A cached entry in the last part of its life is renewed in the background while still served.
 RENEW_AHEAD = 0.3
 
@@ -52,6 +56,7 @@ class SkuFacts:
     currency: str
     active: bool
     ships: bool = False  # a physical good: its orders need a shipping address
+    item_name: str = ""  # the product with its variant, "Everyday Hoodie (M)"
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,13 @@ class SkuDirectory:
     Redis (the bus delivers at most once).
     """
 
-    def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, ttl_s: float = 5.0, item_name: NameItem | None = None
+    ) -> None:
+        """``item_name`` is the catalog's way of naming a SKU ("Hoodie (M)"), handed in at
+        composition (the title alone without it)."""
         self._engine = engine
+        self._item_name = item_name or (lambda title, _attributes: title)
         self._ttl = ttl_s
         # Bumped by every forget: a lookup that overlapped one does not cache what it read,
         # which may predate the change.
@@ -103,8 +113,10 @@ class SkuDirectory:
                         products.c.owner_id,
                         products.c.active,
                         products.c.ships,
+                        products.c.title,
                         skus.c.currency,
                         skus.c.product_id,
+                        skus.c.attributes,
                     )
                     .join(products, products.c.id == skus.c.product_id)
                     .where(skus.c.id == sku_id)
@@ -118,6 +130,8 @@ class SkuDirectory:
             currency=row.currency,
             active=row.active,
             ships=row.ships,
+            # as long as the order's column allows (ten long attributes could pass it)
+            item_name=self._item_name(row.title, dict(row.attributes))[:ITEM_NAME_MAX],
         )
         if forgets != self._forgets:
             return facts
@@ -280,6 +294,7 @@ class Purchases:
             "tax_minor": figures.tax,
             "shipping_address": ship_to,
             "currency": facts.currency,
+            "item_name": facts.item_name or None,
             "sale_id": hold.sale_id,
             "hold_id": hold.hold_id,
             "idempotency_key": idempotency_key,

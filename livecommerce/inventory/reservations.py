@@ -106,6 +106,14 @@ class SaleWindow:
     per_buyer_limit: int
     stream_id: int | None = None  # its price is for purchases in this stream (None: any)
 
+    def left_for(self, stream_id: int, now_ms: int) -> int | None:
+        """Units a purchase in ``stream_id`` may still take from this sale at ``now_ms`` (held
+        and paid units count as taken, as in the reserve script); None unless it runs there."""
+        running = self.starts_ms <= now_ms < self.ends_ms
+        if not running or self.stream_id not in (None, stream_id):
+            return None
+        return max(self.cap - self.sold, 0)
+
 
 class NotLoaded(Exception):
     """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
@@ -392,6 +400,21 @@ class Reservations:
             return None
         return StockLevel(int(avail), int(held or 0), int(sold or 0))
 
+    async def sale_units_of(self, sku_id: int, buyer_id: int) -> int:
+        """Units ``buyer_id`` holds or bought in the SKU's current flash sale (what its
+        per-buyer limit counts); 0 without a sale."""
+        return int(await self._redis.hget(self._keys(sku_id)["buyers"], str(buyer_id)) or 0)
+
+    async def levels(self, sku_ids: list[int]) -> dict[int, StockLevel | None]:
+        """``level`` of many SKUs in one round trip (a show's whole lineup)."""
+        if not sku_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sku_id in sku_ids:
+                pipe.hmget(self._keys(sku_id)["stock"], ["avail", "held", "sold"])
+            found = await pipe.execute()
+        return {sku_id: _level(*counters) for sku_id, counters in zip(sku_ids, found, strict=True)}
+
     async def hold(self, sku_id: int, hold_id: str) -> LiveHold | None:
         k = self._keys(sku_id)
         data = await self._redis.hget(k["data"], hold_id)
@@ -470,19 +493,36 @@ class Reservations:
 
     async def sale(self, sku_id: int) -> SaleWindow | None:
         found: dict[Any, Any] = await self._redis.hgetall(self._keys(sku_id)["sale"])
-        if not found:
-            return None
-        raw = {_text(k): _text(v) for k, v in found.items()}
-        return SaleWindow(
-            sale_id=raw["id"],
-            price=int(raw["price"]),
-            cap=int(raw["cap"]),
-            sold=int(raw["sold"]),
-            starts_ms=int(raw["starts"]),
-            ends_ms=int(raw["ends"]),
-            per_buyer_limit=int(raw["limit"]),
-            stream_id=int(raw["stream"]) if raw.get("stream") else None,
-        )
+        return _sale_window(found)
+
+    async def offer(self, sku_id: int) -> tuple[StockLevel | None, SaleWindow | None]:
+        """``level`` and ``sale`` read together in one round trip: what a live card shows."""
+        k = self._keys(sku_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(k["stock"], ["avail", "held", "sold"])
+            pipe.hgetall(k["sale"])
+            counters, found = await pipe.execute()
+        return _level(*counters), _sale_window(found)
+
+
+def _level(avail: Any, held: Any, sold: Any) -> StockLevel | None:
+    return None if avail is None else StockLevel(int(avail), int(held or 0), int(sold or 0))
+
+
+def _sale_window(found: dict[Any, Any]) -> SaleWindow | None:
+    if not found:
+        return None
+    raw = {_text(k): _text(v) for k, v in found.items()}
+    return SaleWindow(
+        sale_id=raw["id"],
+        price=int(raw["price"]),
+        cap=int(raw["cap"]),
+        sold=int(raw["sold"]),
+        starts_ms=int(raw["starts"]),
+        ends_ms=int(raw["ends"]),
+        per_buyer_limit=int(raw["limit"]),
+        stream_id=int(raw["stream"]) if raw.get("stream") else None,
+    )
 
 
 def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:

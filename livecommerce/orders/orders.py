@@ -114,11 +114,14 @@ class Order:
     def goods_minor(self) -> int:
         return self.unit_price_minor * self.qty
 
+    item_name: str | None = None  # the product and its variant when bought ("Hoodie (M)")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status.value,
             "sku_id": self.sku_id,
+            "item_name": self.item_name,
             "buyer_id": self.buyer_id,
             "stream_id": self.stream_id,
             "qty": self.qty,

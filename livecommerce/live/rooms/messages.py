@@ -14,8 +14,19 @@ from typing import Any, Literal, Protocol, TypedDict, overload
 from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct
 
 
+class CardVariant(TypedDict):
+    """A variant (SKU) of the pinned product, as the viewer chooses among them."""
+
+    sku_id: int
+    label: str
+    attributes: dict[str, str]
+    price: int
+    currency: str
+
+
 class PinnedCard(TypedDict):
-    """The product card over the video (``PinnedProduct`` on the wire)."""
+    """The product card over the video (``PinnedProduct`` on the wire): ``title`` is the
+    product's, ``variant`` the pinned SKU's label ("M"; empty without attributes)."""
 
     product_id: int
     sku_id: int
@@ -24,6 +35,8 @@ class PinnedCard(TypedDict):
     price: int
     currency: str
     pinned_at: int
+    variant: str
+    variants: list[CardVariant]
 
 
 class SaleView(TypedDict):
@@ -74,6 +87,8 @@ class RoomStateMessage(TypedDict):
     pinned: PinnedCard | None
     sale: SaleView | None
     stock: dict[str, int]  # units left by SKU id (as a string: a JSON key)
+    sale_left: int | None  # units left in the running sale (None: no sale running)
+    sale_mine: int  # units the joiner holds or bought in it (its per-buyer limit counts them)
     on_air: bool
     viewers: int
     chat: list[ChatMessage]
@@ -84,7 +99,8 @@ class RoomStateMessage(TypedDict):
 class ProductPinned(TypedDict):
     stream_id: int
     product: PinnedCard
-    stock: int
+    stock: int  # units left of the pinned SKU
+    stock_by_sku: dict[str, int]  # units left of each of the product's variants
 
 
 class ProductUnpinned(TypedDict):
@@ -94,6 +110,7 @@ class ProductUnpinned(TypedDict):
 class SaleStarted(TypedDict):
     stream_id: int
     sale: SaleView
+    stock: int  # units of the SKU left at all (the sale's own are ``sale.quantity``)
     server_time: int
 
 
@@ -142,6 +159,7 @@ class StockChanged(TypedDict):
     stream_id: int
     sku_id: int
     available: int
+    sale_left: int | None  # units left in this room's running sale of the SKU (None: none)
 
 
 class PurchaseFeed(TypedDict):
@@ -202,6 +220,17 @@ def pinned_card(card: PinnedProduct) -> PinnedCard:
         "price": card.price,
         "currency": card.currency,
         "pinned_at": card.pinned_at,
+        "variant": card.variant,
+        "variants": [
+            {
+                "sku_id": v.sku_id,
+                "label": v.label,
+                "attributes": v.attributes,
+                "price": v.price,
+                "currency": v.currency,
+            }
+            for v in card.variants
+        ],
     }
 
 

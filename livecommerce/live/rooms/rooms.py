@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -37,7 +37,13 @@ from livecommerce.live.rooms.messages import (
     pinned_card,
     sale_view,
 )
-from livecommerce.live.rooms.roomstate import FlashSale, PinnedProduct, RoomState, now_ms
+from livecommerce.live.rooms.roomstate import (
+    FlashSale,
+    PinnedProduct,
+    PinnedVariant,
+    RoomState,
+    now_ms,
+)
 from livecommerce.live.streams import StreamStatus, get_stream, set_status, show_phase
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
@@ -50,8 +56,23 @@ from livecommerce.platform.messagetext import (
 log = logging.getLogger(__name__)
 
 
+class ShownVariant(Protocol):
+    """One SKU of the shown product, as a viewer chooses it."""
+
+    @property
+    def sku_id(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def attributes(self) -> dict[str, str]: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+
+
 class ShownProduct(Protocol):
-    """What a pin shows of one SKU of a catalog product."""
+    """What a pin shows of one SKU of a catalog product, and the product's other SKUs."""
 
     @property
     def product_id(self) -> int: ...
@@ -65,6 +86,10 @@ class ShownProduct(Protocol):
     def price(self) -> int: ...  # minor units of ``currency``
     @property
     def currency(self) -> str: ...
+    @property
+    def variant(self) -> str: ...  # the SKU's label: "M", "M / Black" (empty: no attributes)
+    @property
+    def variants(self) -> Sequence[ShownVariant]: ...
 
 
 ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
@@ -139,9 +164,9 @@ class LiveRooms:
         pinned = await self.state.pinned(stream_id)
         sale = await self.state.sale(stream_id)
         slow_s, blocked = await self.state.chat_settings(stream_id)
-        stock = {}
-        for sku in {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}:
-            stock[str(sku)] = await self._available(sku)
+        shown = {v.sku_id for v in pinned.variants} if pinned else set()
+        shown |= {s for s in (pinned and pinned.sku_id, sale and sale.sku_id) if s}
+        stock = await self._available_by_sku(sorted(shown))
         on_air = await self.state.on_air(stream_id)
         return {
             "stream_id": stream_id,
@@ -152,6 +177,8 @@ class LiveRooms:
             "pinned": pinned_card(pinned) if pinned else None,
             "sale": self._sale_view(sale),
             "stock": stock,
+            "sale_left": await self._sale_left(sale),
+            "sale_mine": await self._sale_mine(sale, user),
             "on_air": on_air and stream.status is not StreamStatus.ENDED,
             "viewers": await self.state.viewers(stream_id),
             "chat": await self.state.recent_chat(stream_id),
@@ -171,6 +198,32 @@ class LiveRooms:
             await load_sku(self._engine, self._reservations, sku_id)
             level = await self._reservations.level(sku_id)
         return level.available if level else 0
+
+    async def _available_by_sku(self, sku_ids: list[int]) -> dict[str, int]:
+        """``_available`` of many SKUs (a product's variants), keyed by id as a string; those
+        already in Redis are read in one round trip."""
+        levels = await self._reservations.levels(sku_ids)
+        return {
+            str(sku): level.available if level else await self._available(sku)
+            for sku, level in levels.items()
+        }
+
+    async def _sale_mine(self, sale: FlashSale | None, user: User | None) -> int:
+        if sale is None or user is None:
+            return 0
+        window = await self._reservations.sale(sale.sku_id)
+        if window is None or window.sale_id != sale.sale_id:
+            return 0
+        return await self._reservations.sale_units_of(sale.sku_id, user.id)
+
+    async def _sale_left(self, sale: FlashSale | None) -> int | None:
+        """Units the room's running sale has left (held and paid ones are gone); None if none."""
+        if sale is None:
+            return None
+        window = await self._reservations.sale(sale.sku_id)
+        if window is None or window.sale_id != sale.sale_id:
+            return None
+        return window.left_for(sale.stream_id, now_ms())
 
     @staticmethod
     def _sale_view(sale: FlashSale | None) -> SaleView | None:
@@ -199,14 +252,28 @@ class LiveRooms:
             price=shown.price,
             currency=shown.currency,
             pinned_at=now_ms(),
+            variant=shown.variant,
+            variants=tuple(
+                PinnedVariant(
+                    sku_id=v.sku_id,
+                    label=v.label,
+                    attributes=dict(v.attributes),
+                    price=v.price,
+                    currency=v.currency,
+                )
+                for v in shown.variants
+            ),
         )
         version = await self.state.pin(stream_id, card)
+        stock_by_sku = await self._available_by_sku([v.sku_id for v in card.variants])
+        stock = stock_by_sku.get(str(card.sku_id))
         await self.emit(
             "product:pinned",
             {
                 "stream_id": stream_id,
                 "product": pinned_card(card),
-                "stock": await self._available(card.sku_id),
+                "stock": await self._available(card.sku_id) if stock is None else stock,
+                "stock_by_sku": stock_by_sku,
             },
             stream_room(stream_id),
             version=version,
@@ -230,7 +297,12 @@ class LiveRooms:
         sale = await self.sales.start(stream_id, **terms)
         await self.emit(
             "sale:started",
-            {"stream_id": stream_id, "sale": sale_view(sale), "server_time": now_ms()},
+            {
+                "stream_id": stream_id,
+                "sale": sale_view(sale),
+                "stock": await self._available(sale.sku_id),
+                "server_time": now_ms(),
+            },
             stream_room(stream_id),
         )
         await self._featured(sale.sku_id, stream_id)
@@ -444,12 +516,19 @@ class LiveRooms:
         await asyncio.sleep(STOCK_PUSH_MS / 1000)  # trailing edge: the latest figure wins
         # From here on a new change starts a new push: this one may have read too early.
         self._stock_pushes.pop((stream_id, sku_id), None)
-        level = await self._reservations.level(sku_id)
+        level, window = await self._reservations.offer(sku_id)
         if level is None:
             return
         await self.emit(
             "stock:changed",
-            {"stream_id": stream_id, "sku_id": sku_id, "available": level.available},
+            {
+                "stream_id": stream_id,
+                "sku_id": sku_id,
+                "available": level.available,
+                # The sale's own units run out first: the card shows them, and "sold out"
+                # once they are gone even while the SKU has units left at its list price.
+                "sale_left": window.left_for(stream_id, now_ms()) if window else None,
+            },
             stream_room(stream_id),
         )
 

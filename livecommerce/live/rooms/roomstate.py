@@ -24,8 +24,24 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True)
+class PinnedVariant:
+    """A variant (SKU) of the pinned product a viewer may choose instead of the pinned one."""
+
+    sku_id: int
+    label: str  # "M", "M / Black"; empty for a SKU without attributes
+    attributes: dict[str, str]
+    price: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if self.price < 0:
+            raise ValueError("a price is never negative")
+
+
+@dataclass(frozen=True)
 class PinnedProduct:
-    """The product card shown over the video."""
+    """The product card shown over the video: the pinned SKU, named with its variant, and the
+    product's variants (every SKU of it, the pinned one among them)."""
 
     product_id: int
     sku_id: int
@@ -34,10 +50,19 @@ class PinnedProduct:
     price: int
     currency: str
     pinned_at: int
+    variant: str = ""  # the pinned SKU's label
+    variants: tuple[PinnedVariant, ...] = ()
 
     def __post_init__(self) -> None:
         if self.price < 0:
             raise ValueError("a price is never negative")
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> PinnedProduct:
+        """As ``RoomState.pin`` stored it (a pin stored before variants were kept has none)."""
+        data = json.loads(raw)
+        data["variants"] = tuple(PinnedVariant(**v) for v in data.get("variants", ()))
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -98,7 +123,7 @@ class RoomState:
 
     async def pinned(self, stream_id: int) -> PinnedProduct | None:
         raw = await self._redis.hget(self._key(stream_id, "room"), "pinned")
-        return PinnedProduct(**json.loads(raw)) if raw else None
+        return PinnedProduct.from_json(raw) if raw else None
 
     async def set_sale(self, sale: FlashSale) -> None:
         await self._redis.hset(self._key(sale.stream_id, "room"), "sale", json.dumps(asdict(sale)))

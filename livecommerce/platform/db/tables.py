@@ -204,6 +204,8 @@ orders = Table(
     Column("tracking_number", String(60)),
     Column("shipped_at", UTCDateTime),
     Column("delivered_at", UTCDateTime),
+    # What was bought, as the buyer saw it then: the product with its variant ("Hoodie (M)").
+    Column("item_name", String(320)),
     CheckConstraint("qty > 0", name="qty_positive"),
     CheckConstraint(
         "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"

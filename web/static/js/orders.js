@@ -57,7 +57,7 @@ export function holdCountdown(order) {
 }
 
 export function itemTitle(order) {
-  return order.item ? order.item.title : `Item ${order.sku_id}`;
+  return order.item_name || (order.item ? order.item.title : `Item ${order.sku_id}`);
 }
 
 export function orderSummary(order) {

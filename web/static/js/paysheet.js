@@ -112,7 +112,8 @@ export function showResult(order, { done = () => {}, viewOrder, retry } = {}) {
   if (order.status === "paid") {
     openSheet("Order confirmed", [
       el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
-      el("p", {}, `Order #${order.id}: ${order.qty} × ${itemTitle(order)}.`),
+      el("p", { id: "order-item" }, `${order.qty} × ${itemTitle(order)}`),
+      el("p", {}, `Order #${order.id}.`),
       el("p", { class: "muted" }, "We will let you know when it ships; follow it in your orders."),
     ], [closeButton, view].filter(Boolean));
   } else if (order.status === "failed") {

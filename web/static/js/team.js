@@ -6,9 +6,10 @@ import { paintBadge, phaseOf } from "/static/js/showstatus.js";
 
 const $ = (id) => document.getElementById(id);
 
+// "Everyday Hoodie (M)": the variant is named whenever the SKU has one, as viewers see it.
 function variantLabel(product, variant) {
-  const attrs = Object.values(variant.attributes || {}).join(" / ");
-  return product.variants.length > 1 && attrs ? `${product.title} (${attrs})` : product.title;
+  const label = variant.label ?? Object.values(variant.attributes || {}).join(" / ");
+  return label ? `${product.title} (${label})` : product.title;
 }
 
 /** The flash-sale form, the same in the studio and the console. */
@@ -54,6 +55,7 @@ export class TeamPanel {
     this.products = [];
     this.pinned = null;
     this.sale = null;
+    this.saleLeft = null; // the running sale's own units left
     this.stock = {};
     $("sale-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -62,8 +64,9 @@ export class TeamPanel {
     $("stop-sale").addEventListener("click", () => this.stopSale());
     setInterval(() => this.tick(), 250);
     room
-      .on("product:pinned", ({ product, stock }) => {
+      .on("product:pinned", ({ product, stock, stock_by_sku: bySku }) => {
         this.pinned = product;
+        Object.assign(this.stock, bySku || {});
         if (stock !== null && stock !== undefined) this.stock[product.sku_id] = stock;
         this.render();
       })
@@ -73,14 +76,16 @@ export class TeamPanel {
       })
       .on("sale:started", ({ sale }) => {
         this.sale = sale;
+        this.saleLeft = sale.quantity;
         this.render();
       })
       .on("sale:ended", () => {
         this.sale = null;
         this.render();
       })
-      .on("stock:changed", ({ sku_id: sku, available }) => {
+      .on("stock:changed", ({ sku_id: sku, available, sale_left: saleLeft }) => {
         this.stock[sku] = available;
+        if (this.sale && this.sale.sku_id === sku && saleLeft !== null && saleLeft !== undefined) this.saleLeft = saleLeft;
         this.render();
       });
   }
@@ -105,6 +110,7 @@ export class TeamPanel {
   applyState(state) {
     this.pinned = state.pinned;
     this.sale = state.sale;
+    this.saleLeft = state.sale_left ?? null;
     Object.assign(this.stock, state.stock || {});
     this.render();
   }
@@ -142,7 +148,8 @@ export class TeamPanel {
       return;
     }
     const seconds = Math.ceil(Math.max(0, this.sale.ends_at - this.room.serverNow()) / 1000);
-    countdown.textContent = `Sale running: ${seconds} s left`;
+    const units = this.saleLeft === null || this.saleLeft === undefined ? "" : this.saleLeft === 0 ? " · sold out" : ` · ${this.saleLeft} of ${this.sale.quantity} units left`;
+    countdown.textContent = `Sale running: ${seconds} s left${units}`;
   }
 
   async act(event, data) {

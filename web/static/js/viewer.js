@@ -1,11 +1,13 @@
-// The viewer page: the video, the pinned product with its flash-sale countdown, one-tap Buy,
-// chat, reactions, viewer count and the purchase feed.
+// The viewer page: the video, the pinned product with its flash-sale countdown, its variants and
+// quantity, one-tap Buy, the show's bag, chat, reactions, viewer count and the purchase feed.
 import { api, currentUser, el, money, streamIdFromPath } from "/static/js/api.js";
 import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo } from "/static/js/address.js";
 import { mountFollow } from "/static/js/follow.js";
+import { Bag } from "/static/js/bag.js";
+import { DEFAULT_MAX_QTY, VariantChooser, fillQuantity, itemName, offerOf } from "/static/js/card.js";
 import { finish, payWithSavedCard, savedCard } from "/static/js/checkout.js";
 import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine } from "/static/js/orders.js";
-import { openSheet, payReservedOrder, sheetError, showResult } from "/static/js/paysheet.js";
+import { payReservedOrder, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
 import { PHASES, paintBadge, phaseOf } from "/static/js/showstatus.js";
@@ -18,12 +20,17 @@ const view = {
   user: null,
   pinned: null, // PinnedProduct
   sale: null, // FlashSale while running
-  saleEnded: false, // the offer on the card is over: Buy stays off until the next pin or sale
+  saleEnded: false, // the SKU whose sale on the card is over: its Buy stays off until the next pin or sale
   stock: {}, // sku_id -> units available
+  saleLeft: null, // the running sale's own units left (null: no sale, or not known yet)
+  mine: {}, // sale_id -> units this buyer took in it (its per-buyer limit counts them)
+  picked: null, // the variant (sku_id) the viewer chose on the card; the pinned one at first
+  maxQty: DEFAULT_MAX_QTY,
   onAir: false,
   player: null,
   buying: false,
 };
+let bag = null; // the show's bag (below)
 
 function show(node, visible) {
   node.classList.toggle("hidden", !visible);
@@ -96,37 +103,71 @@ $("unmute").addEventListener("click", () => {
 
 // -- the product card, the sale and its countdown ----------------------------------------------
 
+/** The variant on the card: the viewer's pick among the pinned product's SKUs. */
+function pickedVariant() {
+  const card = view.pinned;
+  const pinned = { sku_id: card.sku_id, label: card.variant || "", price: card.price, currency: card.currency };
+  return (card.variants || []).find((v) => v.sku_id === view.picked) || pinned;
+}
+
+/** What the viewer may take of `sku` now (the sale's own units while it runs on that SKU). */
+function offerFor(sku) {
+  const sale = view.sale;
+  return offerOf({ sku, stock: view.stock, sale, saleLeft: view.saleLeft, maxQty: view.maxQty, mine: sale ? view.mine[sale.sale_id] || 0 : 0 });
+}
+
+const chooser = new VariantChooser($("variants"), (sku) => {
+  view.picked = sku;
+  renderProduct();
+});
+
 function renderProduct() {
   const card = view.pinned;
   show($("product"), Boolean(card));
+  if (bag) bag.refresh();
+  holdConfirm();
   if (!card) return;
+  const variant = pickedVariant();
   $("product-image").src = card.image_url || "/static/img/product.svg";
   $("product-image").alt = card.title;
-  $("product-title").textContent = card.title;
-  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
+  $("product-title").replaceChildren(card.title, variant.label ? el("span", { class: "variant" }, ` (${variant.label})`) : "");
+  const sale = view.sale && view.sale.sku_id === variant.sku_id ? view.sale : null;
   $("product-price").replaceChildren(
     sale
-      ? el("span", {}, el("span", { class: "sale-price" }, money(sale.sale_price, card.currency)), el("s", {}, money(card.price, card.currency)))
-      : el("span", {}, money(card.price, card.currency)),
+      ? el("span", {}, el("span", { class: "sale-price" }, money(sale.sale_price, variant.currency)), el("s", {}, money(variant.price, variant.currency)))
+      : el("span", {}, money(variant.price, variant.currency)),
   );
-  const left = view.stock[card.sku_id];
+  const offer = offerFor(variant.sku_id);
+  const left = offer.left;
   const stock = $("stock");
-  const soldOut = left === 0;
-  stock.textContent = left === undefined || left === null ? "" : soldOut ? "Sold out" : `${left} left`;
-  stock.classList.toggle("low", left !== undefined && left !== null && left <= 5);
+  const soldOut = offer.soldOut;
+  stock.textContent = left === null ? "" : soldOut ? "Sold out" : `${left} left`;
+  stock.classList.toggle("low", left !== null && left <= 5);
+  chooser.render(card, variant.sku_id, (sku) => offerFor(sku).soldOut);
+  fillQuantity($("qty"), offer.max);
   const buy = $("buy");
-  buy.disabled = soldOut || view.saleEnded || view.buying;
-  buy.textContent = soldOut ? "Sold out" : view.saleEnded ? "Sale ended" : view.buying ? "Buying…" : "Buy";
+  const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
+  buy.disabled = soldOut || offer.max < 1 || ended || view.buying;
+  buy.textContent = soldOut ? "Sold out" : ended ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
   tick();
 }
 
 function tick() {
   const countdown = $("countdown");
   const sale = view.sale;
-  if (!sale || !view.pinned || sale.sku_id !== view.pinned.sku_id) {
-    show(countdown, view.saleEnded);
-    countdown.textContent = view.saleEnded ? "Sale ended" : "";
+  if (!sale || !view.pinned || sale.sku_id !== pickedVariant().sku_id) {
+    const ended = Boolean(view.pinned) && view.saleEnded === pickedVariant().sku_id;
+    show(countdown, ended);
+    countdown.textContent = ended ? "Sale ended" : "";
     saleClock("");
+    return;
+  }
+  if (offerFor(sale.sku_id).soldOut) {
+    // Nothing left to count down to: the sale's units (or the SKU's) are gone.
+    countdown.textContent = "Flash sale sold out";
+    countdown.removeAttribute("aria-label");
+    show(countdown, true);
+    saleClock(countdown.textContent);
     return;
   }
   const left = Math.max(0, sale.ends_at - room.serverNow());
@@ -149,18 +190,38 @@ setInterval(tick, 250);
 
 // -- buying --------------------------------------------------------------------------------------
 
-function closeSheet() {
-  show($("sheet"), false);
-  released();
+function openSheet(title, body, actions) {
+  $("sheet-title").textContent = title;
+  $("sheet-body").replaceChildren(...[body].flat().filter(Boolean));
+  $("card-form").replaceChildren();
+  $("sheet-actions").replaceChildren(...actions);
+  show($("sheet-error"), false);
+  show($("sheet"), true);
+  const first = $("sheet-actions").querySelector("button:not([disabled])");
+  if (first) first.focus();
 }
 
-// The sheet has closed (or moved on to a state with nothing left to do): Buy is on again.
+function closeSheet() {
+  show($("sheet"), false);
+  view.buying = false;
+  renderProduct();
+  // Back where the buy started: the bag if it is open, else the card.
+  const back = bag && bag.isOpen ? $("bag").querySelector(".bag-close") : $("buy");
+  if (back && !back.disabled) back.focus();
+}
+
+function sheetError(message) {
+  $("sheet-error").textContent = message;
+  show($("sheet-error"), true);
+}
+
+const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
+
+// The payment sheet moved on or closed by itself: Buy is on again.
 function released() {
   view.buying = false;
   renderProduct();
 }
-
-const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
 
 /** The buyer's own unpaid order of this SKU, if they hold one (to finish paying it). */
 async function heldOrder(skuId) {
@@ -171,43 +232,6 @@ async function heldOrder(skuId) {
     return null;
   }
 }
-
-$("buy").addEventListener("click", async () => {
-  const card = view.pinned;
-  if (!card) return;
-  if (!view.user) {
-    openSheet("Log in to buy", el("p", {}, "You need an account to buy during the show."), [
-      closeButton(),
-      el("a", { href: `/login?next=${encodeURIComponent(location.pathname)}`, class: "primary" }, el("button", { type: "button", class: "primary" }, "Log in")),
-    ]);
-    return;
-  }
-  const held = await heldOrder(card.sku_id);
-  if (held) return offerHeld(held);
-  const sale = view.sale && view.sale.sku_id === card.sku_id ? view.sale : null;
-  const price = sale ? sale.sale_price : card.price;
-  const [saved, figures] = await Promise.all([
-    savedCard().catch(() => null),
-    quote(card.sku_id, streamId, 1, sale ? sale.sale_price : undefined).catch(() => null),
-  ]);
-  const address = figures && figures.ships ? await defaultAddress().catch(() => null) : null;
-  // Without the figures (the quote failed), the item is held first and its exact figures
-  // shown before any charge.
-  const exact = Boolean(figures);
-  const oneTap = exact && saved && (!figures.ships || address);
-  const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
-  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
-  const another = saved ? el("button", { type: "button", id: "use-another-card" }, "Use another card") : null;
-  openSheet(`Buy ${card.title}?`, [
-    el("p", {}, `1 × ${card.title} for ${money(price, card.currency)}`),
-    exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
-    figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
-    // Never "Paid" before the payment went through: the card is offered, not charged yet.
-    el("p", { class: "muted" }, saved ? `Pay with ${saved.label}${oneTap ? " in one tap" : ""}` : "You will add a card in the next step."),
-  ], [closeButton(), another, confirm].filter(Boolean));
-  confirm.addEventListener("click", () => buy(card, saved, !oneTap), { once: true });
-  if (another) another.addEventListener("click", () => buy(card, null, true), { once: true });
-});
 
 /** The buyer already holds this item unpaid: finish paying it (same order, same hold) or cancel. */
 function offerHeld(order) {
@@ -238,25 +262,83 @@ function finishPaying(order) {
   payReservedOrder(order, { done: released, viewOrder: (o) => drawer.open(o), summary: [orderLine(order), ...orderSummary(order)] });
 }
 
+$("buy").addEventListener("click", () => {
+  const card = view.pinned;
+  if (!card) return;
+  const variant = pickedVariant();
+  confirmBuy({ sku_id: variant.sku_id, qty: Number($("qty").value) || 1, title: card.title, label: variant.label, price: variant.price, currency: variant.currency });
+});
+
+/** Confirm, then buy `item` ({sku_id, qty, title, label, price, currency}): the card's or the bag's. */
+async function confirmBuy(item) {
+  if (!view.user) {
+    openSheet("Log in to buy", el("p", {}, "You need an account to buy during the show."), [
+      closeButton(),
+      el("a", { href: `/login?next=${encodeURIComponent(location.pathname)}`, class: "primary" }, el("button", { type: "button", class: "primary" }, "Log in")),
+    ]);
+    return;
+  }
+  const held = await heldOrder(item.sku_id);
+  if (held) return offerHeld(held);
+  // A flash-sale price is for the sale's own SKU only, whether bought on the card or in the bag.
+  const sale = view.sale && view.sale.sku_id === item.sku_id ? view.sale : null;
+  const price = sale ? sale.sale_price : item.price;
+  const name = itemName(item.title, item.label);
+  const [saved, figures] = await Promise.all([
+    savedCard().catch(() => null),
+    quote(item.sku_id, streamId, item.qty, sale ? sale.sale_price : undefined).catch(() => null),
+  ]);
+  const address = figures && figures.ships ? await defaultAddress().catch(() => null) : null;
+  // Without the figures (the quote failed), the item is held first and its exact figures
+  // shown before any charge.
+  const exact = Boolean(figures);
+  const oneTap = exact && saved && (!figures.ships || address);
+  const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
+  const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
+  const another = saved ? el("button", { type: "button", id: "use-another-card" }, "Use another card") : null;
+  openSheet(`Buy ${name}?`, [
+    el("p", { id: "confirm-line" }, `${item.qty} × ${name} for ${money(price * item.qty, item.currency)}`),
+    exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
+    figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
+    // Never "Paid" before the payment went through: the card is offered, not charged yet.
+    el("p", { class: "muted" }, saved ? `Pay with ${saved.label}${oneTap ? " in one tap" : ""}` : "You will add a card in the next step."),
+  ], [closeButton(), another, confirm].filter(Boolean));
+  confirm.addEventListener("click", () => buy(item, saved, !oneTap), { once: true });
+  if (another) another.addEventListener("click", () => buy(item, null, true), { once: true });
+  confirm.dataset.sku = item.sku_id;
+  holdConfirm();
+}
+
+/** A confirmation left open while the units run out cannot be paid: it says so at once. */
+function holdConfirm() {
+  const confirm = $("confirm-buy");
+  if (!confirm || $("sheet").classList.contains("hidden")) return;
+  if (offerFor(Number(confirm.dataset.sku)).soldOut) {
+    confirm.disabled = true;
+    confirm.textContent = "Sold out";
+  }
+}
+
 /** `saved`: the one-tap card to charge (null: pay with a card chosen now). */
-async function buy(card, saved, reviewFirst) {
+async function buy(item, saved, reviewFirst) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
-    const terms = { sku_id: card.sku_id, qty: 1, stream_id: streamId };
-    // Reviewing first (or paying with another card): hold the item without charging, then pay.
+    const terms = { sku_id: item.sku_id, qty: item.qty, stream_id: streamId };
+    // Reviewing first (or paying with a card chosen now): hold the item without charging.
     const result = reviewFirst || !saved
       ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
       : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
-    const bank = result.payment && result.payment.status === "requires_action";
-    if (result.order.status === "reserved" && !bank) {
+    const sale = result.order.flash_sale;
+    if (sale && !result.replayed) view.mine[sale] = (view.mine[sale] || 0) + result.order.qty;
+    if (result.order.status === "reserved" && (reviewFirst || result.address_required || !saved)) {
       let order = result.order;
       if (result.address_required) order = await askAddress(order);
       if (!saved) finishPaying(order);
-      else await reviewAndPay(order, card);
+      else await reviewAndPay(order, item);
     } else {
-      await settle(result, card);
+      await settle(result, item);
     }
   } catch (err) {
     const messages = {
@@ -270,12 +352,12 @@ async function buy(card, saved, reviewFirst) {
       not_authenticated: "Your session ended. Log in again to buy.",
     };
     if (["limit_exceeded", "too_many_unpaid"].includes(err.code)) {
-      const held = await heldOrder(card.sku_id);
+      const held = await heldOrder(item.sku_id);
       if (held) return offerHeld(held);
     }
     const actions = [closeButton()];
     if (err.code === "card_unusable" || err.code === "payment_failed") {
-      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, null, true) }, "Use another card"));
+      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card"));
     }
     openSheet("Not bought", el("p", {}, messages[err.code] || err.message), actions);
   }
@@ -295,7 +377,7 @@ function orderSummary(order) {
   ];
 }
 
-async function reviewAndPay(order, card) {
+async function reviewAndPay(order, item) {
   const pay = el("button", { type: "button", class: "primary", id: "confirm-pay" }, `Pay ${money(order.amount.amount, order.amount.currency)}`);
   const another = el("button", { type: "button", id: "use-another-card" }, "Use another card");
   openSheet("Review and pay", orderSummary(order), [closeButton(), another, pay]);
@@ -303,19 +385,25 @@ async function reviewAndPay(order, card) {
   await new Promise((resolve) => pay.addEventListener("click", resolve, { once: true }));
   openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
   try {
-    await settle(await payWithSavedCard(order.id), card);
+    await settle(await payWithSavedCard(order.id), item);
   } catch (err) {
-    const retry = el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(card, null, true) }, "Use another card");
+    const retry = el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card");
     openSheet("Payment failed", el("p", {}, err.message), [closeButton(), retry]);
   }
 }
 
-async function settle(result, card) {
+async function settle(result, item) {
   const needsBank = result.payment && result.payment.status === "requires_action";
   if (needsBank) openSheet("Confirm with your bank", el("p", { class: "muted" }, "Your bank asks you to confirm this payment (3-D Secure)."), []);
   const final = needsBank ? await finish(result) : result;
   if (final.order.status === "reserved") return finishPaying(final.order);
-  showResult(final.order, { done: released, viewOrder: (o) => drawer.open(o), retry: () => buy(card, null, true) });
+  showOrder(final.order, item);
+}
+
+/** The end of a payment (the confirmation, a decline with "Use another card", ...). */
+function showOrder(order, item) {
+  const retry = item ? () => buy(item, null, true) : undefined;
+  showResult(order, { done: released, viewOrder: (o) => drawer.open(o), retry });
 }
 
 // -- chat, reactions, feed -------------------------------------------------------------------
@@ -379,8 +467,11 @@ function applyState(state) {
   if (!$("follow").hasChildNodes()) mountFollow($("follow"), streamId).catch(() => {});
   document.title = `${state.title} · livecommerce`;
   $("viewers").textContent = `👁 ${state.viewers}`;
+  if (!state.pinned || !view.pinned || state.pinned.pinned_at !== view.pinned.pinned_at) view.picked = state.pinned ? state.pinned.sku_id : null;
   view.pinned = state.pinned;
   view.sale = state.sale;
+  view.saleLeft = state.sale_left ?? null;
+  if (state.sale) view.mine[state.sale.sale_id] = state.sale_mine || 0;
   view.saleEnded = false;
   for (const [sku, left] of Object.entries(state.stock || {})) view.stock[sku] = left;
   $("chat").replaceChildren(...state.chat.map(chatLine));
@@ -402,9 +493,11 @@ const room = new LiveRoom(streamId, {
 });
 
 room
-  .on("product:pinned", ({ product, stock }) => {
+  .on("product:pinned", ({ product, stock, stock_by_sku: bySku }) => {
     view.pinned = product;
+    view.picked = product.sku_id;
     view.saleEnded = false;
+    Object.assign(view.stock, bySku || {});
     if (stock !== null && stock !== undefined) view.stock[product.sku_id] = stock;
     renderProduct();
   })
@@ -412,20 +505,27 @@ room
     view.pinned = null;
     renderProduct();
   })
-  .on("sale:started", ({ sale }) => {
+  .on("sale:started", ({ sale, stock }) => {
     view.sale = sale;
+    view.saleLeft = sale.quantity;
+    if (stock !== null && stock !== undefined) view.stock[sale.sku_id] = stock;
     view.saleEnded = false;
     renderProduct();
   })
   .on("sale:ended", ({ sale_id: saleId }) => {
     if (view.sale && view.sale.sale_id === saleId) {
-      view.saleEnded = Boolean(view.pinned && view.pinned.sku_id === view.sale.sku_id);
+      const sku = view.sale.sku_id;
+      const onCard = view.pinned && (view.pinned.sku_id === sku || (view.pinned.variants || []).some((v) => v.sku_id === sku));
+      view.saleEnded = onCard ? sku : false;
       view.sale = null;
+      view.saleLeft = null;
       renderProduct();
     }
   })
-  .on("stock:changed", ({ sku_id: sku, available }) => {
+  .on("stock:changed", ({ sku_id: sku, available, sale_left: saleLeft }) => {
     view.stock[sku] = available;
+    // The sale's own units: "Sold out" for everyone the moment they are gone.
+    if (view.sale && view.sale.sku_id === sku && saleLeft !== null && saleLeft !== undefined) view.saleLeft = saleLeft;
     renderProduct();
   })
   .on("viewers", ({ count }) => ($("viewers").textContent = `👁 ${count}`))
@@ -435,15 +535,42 @@ room
     if (node) node.remove();
   })
   .on("reactions", ({ counts }) => burst(counts))
-  .on("purchase:feed", ({ qty }) => toast(`🛍 Someone just bought ${qty} × ${view.pinned ? view.pinned.title : "an item"}`))
-  .on("stream:status", (change) => setPhase(phaseOf(change)))
+  .on("purchase:feed", ({ sku_id: sku, qty }) => toast(`🛍 Someone just bought ${qty} × ${soldName(sku)}`))
+  .on("stream:status", (change) => {
+    view.onAir = change.on_air;
+    setPhase(phaseOf(change));
+  })
   .on("order:update", ({ order }) => {
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
-      showResult(order, { done: released, viewOrder: (o) => drawer.open(o) });
+      showOrder(order);
     }
   });
 
-const drawer = mountOrdersDrawer({ room, onFinishPaying: finishPaying });
+/** What the feed calls a SKU: the pinned product's variant, a bag item, or "an item". */
+function soldName(sku) {
+  const variant = view.pinned && (view.pinned.variants || []).find((v) => v.sku_id === sku);
+  if (variant) return itemName(view.pinned.title, variant.label);
+  for (const product of bag.products) {
+    const found = product.variants.find((v) => v.sku_id === sku);
+    if (found) return itemName(product.title, found.label);
+  }
+  return "an item";
+}
+
+bag = new Bag(streamId, {
+  panel: $("bag"),
+  opener: $("bag-open"),
+  offer: () => ({ stock: view.stock, sale: view.sale, saleLeft: view.saleLeft, mine: view.sale ? view.mine[view.sale.sale_id] || 0 : 0 }),
+  onBuy: confirmBuy,
+});
+// The bag is read once up front: the feed names what sold, and the card's quantity picker
+// follows the server's bound on one purchase (the bag says it).
+bag.load().then(() => {
+  view.maxQty = bag.maxQty;
+  renderProduct();
+});
 
 currentUser().then((user) => (view.user = user));
+
+const drawer = mountOrdersDrawer({ room, onFinishPaying: finishPaying });
