@@ -16,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
 const REACTION_EMOJI = { heart: "❤️", fire: "🔥", clap: "👏", laugh: "😂", wow: "😮" };
 
+const heldSkus = new Set(); // SKUs the buyer holds unpaid: Buy offers to finish paying them
 const view = {
   user: null,
   pinned: null, // PinnedProduct
@@ -147,8 +148,10 @@ function renderProduct() {
   fillQuantity($("qty"), offer.max);
   const buy = $("buy");
   const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
-  buy.disabled = soldOut || offer.max < 1 || ended || view.buying;
-  buy.textContent = soldOut ? "Sold out" : ended ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
+  // The buyer's own unpaid hold of this SKU is theirs to finish, whatever the limits say.
+  const held = heldSkus.has(variant.sku_id);
+  buy.disabled = (!held && (soldOut || offer.max < 1 || ended)) || view.buying;
+  buy.textContent = view.buying ? "Buying…" : held ? "Finish paying" : soldOut ? "Sold out" : ended ? "Sale ended" : offer.limited ? "Limit reached" : "Buy";
   tick();
 }
 
@@ -221,12 +224,18 @@ const closeButton = () => el("button", { type: "button", onclick: closeSheet }, 
 function released() {
   view.buying = false;
   renderProduct();
+  if (!$("sheet").classList.contains("hidden")) return;
+  // Back where the buy started: the bag if it is open, else the card.
+  const back = bag && bag.isOpen ? $("bag").querySelector(".bag-close") : $("buy");
+  if (back && !back.disabled) back.focus();
 }
 
 /** The buyer's own unpaid order of this SKU, if they hold one (to finish paying it). */
 async function heldOrder(skuId) {
   try {
     const { orders } = await myOrders({ status: "reserved", skuId, limit: 1 });
+    if (orders[0]) heldSkus.add(skuId);
+    else heldSkus.delete(skuId);
     return orders[0] || null;
   } catch (err) {
     return null;
@@ -330,6 +339,7 @@ async function buy(item, saved, reviewFirst) {
     const result = reviewFirst || !saved
       ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
       : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
+    if (result.order.status === "reserved") heldSkus.add(result.order.sku_id);
     const sale = result.order.flash_sale;
     if (sale && !result.replayed) view.mine[sale] = (view.mine[sale] || 0) + result.order.qty;
     if (result.order.status === "reserved" && (reviewFirst || result.address_required || !saved)) {
@@ -541,6 +551,14 @@ room
     setPhase(phaseOf(change));
   })
   .on("order:update", ({ order }) => {
+    if (order.status === "reserved") heldSkus.add(order.sku_id);
+    else if (heldSkus.delete(order.sku_id)) renderProduct();
+    const sale = order.flash_sale;
+    if (sale && view.mine[sale] && ["cancelled", "expired", "failed"].includes(order.status)) {
+      // A hold given back no longer counts toward the sale's limit per buyer.
+      view.mine[sale] = Math.max(0, view.mine[sale] - order.qty);
+      renderProduct();
+    }
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
       showOrder(order);
@@ -571,6 +589,13 @@ bag.load().then(() => {
   renderProduct();
 });
 
-currentUser().then((user) => (view.user = user));
+currentUser().then(async (user) => {
+  view.user = user;
+  if (!user) return;
+  // Holds from before this page opened (another tab, a reload) can be finished from Buy too.
+  const { orders } = await myOrders({ status: "reserved", limit: 50 }).catch(() => ({ orders: [] }));
+  for (const order of orders) heldSkus.add(order.sku_id);
+  if (orders.length) renderProduct();
+});
 
 const drawer = mountOrdersDrawer({ room, onFinishPaying: finishPaying });
