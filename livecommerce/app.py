@@ -67,6 +67,7 @@ from livecommerce.orders.expiry import Reaper
 from livecommerce.orders.shops import SHOP_TERMS, ShopTermsCache
 from livecommerce.payments import returnroutes
 from livecommerce.payments import routes as payment_routes
+from livecommerce.payments.cards import CARDS, Cards
 from livecommerce.payments.embedded_stripe import (
     EMBEDDED_PUBLISHABLE_KEY,
     EMBEDDED_SECRET_KEY,
@@ -239,6 +240,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS].subscribe(StreamEnded, purchases.streams.stream_changed)
     app[EVENTS].subscribe(SkuFeatured, purchases.warm)
     app[PAYMENTS] = payments
+    app[CARDS] = Cards(payments)
     app[BUY] = buy = Buy(purchases, payments, app[EVENTS], app[LIFECYCLE])
     app[WEBHOOKS] = Webhooks(engine, payments)
     # The receipt goes from the process where the payment landed (claimed once per order).

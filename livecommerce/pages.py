@@ -24,6 +24,9 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = {
     "/": "index.html",
     "/login": "login.html",
+    "/account": "account.html",
+    "/orders": "orders.html",
+    r"/orders/{id:\d+}": "orders.html",  # the page says so if the order is not the caller's
 }
 SHOW_PAGES = {  # pages of one show: an unknown show is a 404 page, not a page that never loads
     r"/watch/{id:\d+}": "watch.html",

@@ -18,6 +18,8 @@ PAGES = [
     ("/watch/{stream}", "buyer", "#product:not(.hidden)"),
     ("/studio/{stream}", "creator", "#go-live"),
     ("/console/{stream}", "moderator", "#lineup button"),
+    ("/orders", "buyer", "#orders-page p, #orders-list li"),
+    ("/account", "buyer", "#cards li[data-card]"),
 ]
 
 

@@ -127,7 +127,7 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     await _shot(watcher, "08-second-viewer-stock")
 
     # The second viewer has no card yet: a first checkout through Stripe.js (the emulator's
-    # stand-in card field here; the Payment Element in production) saves one and pays.
+    # stand-in card field here; the Payment Element in production) pays, and keeps the card.
     await watcher.click("#buy")
     await watcher.wait_for_selector("#confirm-buy")
     assert "add a card" in (await watcher.text_content("#sheet-body") or "")
@@ -142,7 +142,7 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
     ):
         await watcher.fill(f"#card-form input[placeholder={field}]", value)
     await _shot(watcher, "09-first-checkout-card")
-    await watcher.click("#save-card")
+    await watcher.click("#pay-card")
     await watcher.wait_for_function(
         "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
         timeout=15000,
@@ -304,6 +304,269 @@ async def test_log_in_goes_only_to_this_site_and_an_invited_moderator_joins(
         assert page.errors == [], page.errors
 
 
+async def _fill_card(page: Any, number: str, month: str = "12", year: str = "34") -> None:
+    """Type a card into the card form (the emulator's stand-in card field)."""
+    await page.wait_for_selector("#card-number", timeout=10000)
+    for field, value in (
+        ("number", number),
+        ("exp_month", month),
+        ("exp_year", year),
+        ("cvc", "123"),
+        ("postal_code", "10001"),
+    ):
+        await page.fill(f"#card-{field}", value)
+
+
+async def _show_with_one_product(store: Shop, title: str, stock: int) -> tuple[int, int]:
+    """A stream (not on air) with one product pinned; returns (stream id, sku id)."""
+    code = f"E2E-{uuid.uuid4().hex[:6]}"
+    draft = {**hoodie(code, stock), "image_url": f"{store.url}/static/img/product.svg"}
+    product = (await store.call("creator", "POST", "/api/products", draft))["product"]
+    stream = (
+        await store.call(
+            "creator", "POST", "/api/streams", {"title": title, "lineup": [product["id"]]}
+        )
+    )["stream"]
+    await store.call(
+        "creator", "POST", f"/api/streams/{stream['id']}/pin", {"product_id": product["id"]}
+    )
+    return stream["id"], product["variants"][0]["id"]
+
+
+async def _sheet_title(page: Any, title: str) -> None:
+    await page.wait_for_function(
+        f"() => document.getElementById('sheet-title').textContent === {title!r}", timeout=15000
+    )
+
+
+async def test_first_card_typed_wrong_then_declined_then_paid_and_kept_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    await store.person("first")
+    stream_id, _sku = await _show_with_one_product(store, "First card", 3)
+    page = await _page(browser, store, "first", PHONE)
+    await page.goto(f"/watch/{stream_id}")
+    await page.wait_for_selector("#product:not(.hidden)")
+    await page.click("#buy")
+    await page.wait_for_selector("#confirm-buy")
+    assert "Paid" not in (await page.text_content("#sheet-body") or "")
+    await page.click("#confirm-buy")
+    await _sheet_title(page, "Finish paying")
+
+    # A mistyped number: said beside the field, nothing called a decline, the form kept.
+    await _fill_card(page, "4242 4242 4242 424")
+    await page.click("#pay-card")
+    await page.wait_for_selector("#card-number-error:not(.hidden)")
+    assert "incomplete" in (await page.text_content("#card-number-error") or "")
+    assert await page.get_attribute("#card-number", "aria-invalid") == "true"
+    assert await page.input_value("#card-number") == "4242 4242 4242 424"
+    assert await page.input_value("#card-cvc") == "123"
+    assert await page.is_hidden("#sheet-error")
+    await _shot(page, "40-card-number-incomplete")
+    # A wrong number, an impossible month, a short CVC: each beside its field.
+    await page.fill("#card-number", "4242424242424241")
+    await page.fill("#card-exp_month", "13")
+    await page.fill("#card-cvc", "12")
+    await page.click("#pay-card")
+    await page.wait_for_selector("#card-cvc-error:not(.hidden)")
+    assert "invalid" in (await page.text_content("#card-number-error") or "")
+    assert "month" in (await page.text_content("#card-exp_month-error") or "")
+    assert "incomplete" in (await page.text_content("#card-cvc-error") or "")
+    assert "declined" not in (await page.text_content("#sheet") or "").lower()
+    await _shot(page, "41-card-fields-invalid")
+
+    # A real decline says so; the order stays held for another card, and nothing is kept.
+    order_id = (await store.call("first", "GET", "/api/orders"))["orders"][0]["id"]
+    await _fill_card(page, DECLINED_CARD)
+    await page.click("#pay-card")
+    await page.wait_for_selector("#sheet-error:not(.hidden)", timeout=15000)
+    assert "declined" in (await page.text_content("#sheet-error") or "").lower()
+    assert await page.text_content("#sheet-title") == "Finish paying"
+    assert await page.input_value("#card-number") == DECLINED_CARD
+    assert (await store.call("first", "GET", "/api/cards"))["card"] is None
+    assert (await store.call("first", "GET", f"/api/orders/{order_id}"))["order"][
+        "status"
+    ] == "reserved"
+    await _shot(page, "42-card-declined-kept-form")
+
+    # Another card pays the same order, and becomes the one-tap card.
+    await page.fill("#card-number", OK_CARD)
+    await page.click("#pay-card")
+    await _sheet_title(page, "Order confirmed")
+    assert f"Order #{order_id}" in (await page.text_content("#sheet-body") or "")
+    await _shot(page, "43-order-confirmed")
+    assert (await store.call("first", "GET", "/api/cards"))["card"]["label"] == "Visa •••• 4242"
+    await page.click("#sheet-actions button:has-text('Close')")
+
+    # The next Buy offers the saved card (not "Paid" before paying) or another card.
+    await page.click("#buy")
+    await page.wait_for_selector("#confirm-buy")
+    body = await page.text_content("#sheet-body") or ""
+    assert "Pay with Visa •••• 4242" in body and "Paid" not in body
+    assert await page.is_visible("#use-another-card")
+    await _shot(page, "44-one-tap-offer")
+    assert page.errors == [], page.errors
+
+
+async def test_one_tap_declined_then_another_card_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    await store.person("unlucky")
+    await store.save_card("unlucky", DECLINED_CARD)
+    stream_id, _sku = await _show_with_one_product(store, "Declined one tap", 2)
+    page = await _page(browser, store, "unlucky", PHONE)
+    await page.goto(f"/watch/{stream_id}")
+    await page.wait_for_selector("#product:not(.hidden)")
+    await page.click("#buy")
+    await page.wait_for_selector("#confirm-buy")
+    assert "Pay with Visa •••• 0341" in (await page.text_content("#sheet-body") or "")
+    await page.click("#confirm-buy")
+    await _sheet_title(page, "Payment declined")
+    await _shot(page, "45-one-tap-declined")
+    await page.click("#use-another-card")
+    await _sheet_title(page, "Finish paying")
+    await _fill_card(page, OK_CARD)
+    await page.click("#pay-card")
+    await _sheet_title(page, "Order confirmed")
+    assert (await store.call("unlucky", "GET", "/api/cards"))["card"]["label"].endswith("4242")
+    assert page.errors == [], page.errors
+
+
+async def test_a_held_order_is_resumed_followed_and_cancelled_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    await store.person("closer")
+    await store.person("nosy")
+    stream_id, sku = await _show_with_one_product(store, "Held", 3)
+    await store.call(
+        "creator",
+        "POST",
+        f"/api/streams/{stream_id}/sales",
+        {
+            "sku_id": sku,
+            "sale_price": 2900,
+            "quantity": 3,
+            "duration_s": 300,
+            "per_buyer_limit": 1,
+        },
+    )
+    page = await _page(browser, store, "closer", PHONE)
+    await page.goto(f"/watch/{stream_id}")
+    await page.wait_for_selector("#product:not(.hidden)")
+    await page.click("#buy")
+    await page.click("#confirm-buy")
+    await _sheet_title(page, "Finish paying")
+    await page.wait_for_selector("#card-number")
+    await page.click("#close-sheet")
+    await page.wait_for_function("() => document.getElementById('stock').textContent === '2 left'")
+    (held,) = (await store.call("closer", "GET", "/api/orders"))["orders"]
+
+    # Buy again: not "limit per buyer" but the held order, with its hold's countdown.
+    await page.click("#buy")
+    await _sheet_title(page, "Finish paying?")
+    countdown = await page.text_content("#sheet-body .hold-countdown") or ""
+    assert countdown.startswith(("9:", "10:00")), countdown
+    await _shot(page, "46-held-order-offered")
+    await page.click("#finish-paying")
+    await _sheet_title(page, "Finish paying")
+    assert f"Order #{held['id']}" in (await page.text_content("#sheet-body") or "")
+    (same,) = (await store.call("closer", "GET", "/api/orders"))["orders"]
+    assert (same["id"], same["expires_at"]) == (held["id"], held["expires_at"])  # same hold
+    await page.click("#close-sheet")
+
+    # The orders drawer, over the show: the order, its countdown, cancel.
+    await page.click("#orders-open")
+    await page.wait_for_selector(f"#orders-drawer li[data-order='{held['id']}']")
+    assert "Waiting for payment" in (await page.text_content("#orders-drawer") or "")
+    await page.click(f"#orders-drawer li[data-order='{held['id']}'] .order-link")
+    await page.wait_for_selector("#orders-drawer .order-detail .hold-countdown")
+    shown = await page.text_content("#orders-drawer .hold-countdown")
+    await page.wait_for_function(  # it ticks
+        f"() => document.querySelector('#orders-drawer .hold-countdown').textContent !== {shown!r}",
+        timeout=3000,
+    )
+    await _shot(page, "47-orders-drawer-held")
+    await page.click("#orders-drawer .cancel-order")
+    await page.wait_for_selector("#orders-drawer .order-detail[data-status='cancelled']")
+    await page.wait_for_function("() => document.getElementById('stock').textContent === '3 left'")
+    await _shot(page, "48-orders-drawer-cancelled")
+    await page.click("#orders-close")
+
+    # A second hold, paid from the order page; the drawer follows it live.
+    await page.click("#buy")
+    await page.click("#confirm-buy")
+    await _sheet_title(page, "Finish paying")
+    await page.click("#close-sheet")
+    second = (await store.call("closer", "GET", "/api/orders?status=reserved"))["orders"][0]
+    await page.click("#orders-open")
+    await page.click(f"#orders-drawer li[data-order='{second['id']}'] .order-link")
+    await page.wait_for_selector("#orders-drawer .order-detail[data-status='reserved']")
+    order_page = await _page(browser, store, "closer", PHONE)
+    await order_page.goto(f"/orders/{second['id']}")
+    await order_page.wait_for_selector(".order-detail[data-status='reserved'] .hold-countdown")
+    await _shot(order_page, "49-order-page-reserved")
+    await order_page.click(".finish-paying")
+    await _fill_card(order_page, OK_CARD)
+    await order_page.click("#pay-card")
+    await _sheet_title(order_page, "Order confirmed")
+    await order_page.click("#sheet-actions button:has-text('Close')")
+    await order_page.wait_for_selector(".order-detail[data-status='paid']")
+    await page.wait_for_selector("#orders-drawer .order-detail[data-status='paid']", timeout=5000)
+    await _shot(page, "50-orders-drawer-paid-live")
+    await _shot(order_page, "51-order-page-paid")
+
+    # Later states (set by fulfilment) show as they come; nobody else sees the order.
+    history = await _page(browser, store, "closer", PHONE)
+    await history.goto("/orders")
+    await history.wait_for_selector(f"#orders-list li[data-order='{second['id']}']")
+    assert await history.is_visible("header.site nav a[href='/account']")
+    await _shot(history, "52-order-history")
+    nosy = await _page(browser, store, "nosy", PHONE)
+    await nosy.goto(f"/orders/{second['id']}")
+    await nosy.wait_for_function("() => document.body.textContent.includes('not found')")
+    for each in (page, order_page, history, nosy):
+        assert each.errors == [], each.errors
+
+
+async def test_account_page_lists_replaces_and_removes_cards_in_chromium(
+    shop: tuple[Shop, int, int, int], browser: Any
+) -> None:
+    store = shop[0]
+    await store.person("carded")
+    await store.save_card("carded", OK_CARD)
+    page = await _page(browser, store, "carded", PHONE)
+    await page.goto("/")
+    await page.click("header.site nav a[href='/account']")
+    await page.wait_for_selector("#cards li[data-card]")
+    assert "Visa •••• 4242" in (await page.text_content("#cards") or "")
+    assert "One tap" in (await page.text_content("#cards") or "")
+    await _shot(page, "53-account-cards")
+    await page.click("#cards .replace-card")
+    await _fill_card(page, "4242424242424241")
+    await page.click("#card-save")
+    await page.wait_for_selector("#card-number-error:not(.hidden)")
+    await page.fill("#card-number", THREE_DS_CARD)
+    await page.click("#card-save")
+    await page.wait_for_selector("text=Complete authentication", timeout=10000)
+    await page.click("text=Complete authentication")
+    await page.wait_for_function(
+        "() => document.getElementById('cards').textContent.includes('3184')", timeout=10000
+    )
+    assert "4242" not in (await page.text_content("#cards") or "")
+    assert (await store.call("carded", "GET", "/api/cards"))["card"]["label"].endswith("3184")
+    await _shot(page, "54-account-card-replaced")
+    await page.click("#cards .remove-card")
+    await page.wait_for_function(
+        "() => document.getElementById('cards').textContent.includes('No saved card')"
+    )
+    assert (await store.call("carded", "GET", "/api/cards"))["card"] is None
+    await _shot(page, "55-account-no-card")
+    assert page.errors == [], page.errors
+
+
 async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a_receipt(
     redis_url: str,
     localstripe_url: str,
@@ -395,7 +658,7 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             await shopper.wait_for_selector("#card-form input[placeholder=number]", timeout=10000)
             sheet = await shopper.text_content("#sheet-body") or ""
             assert "$58.90" in sheet and "1 Harbour Street" in sheet, sheet
-            assert "$58.90" in (await shopper.text_content("#save-card") or "")
+            assert "$58.90" in (await shopper.text_content("#pay-card") or "")
             for field, value in (
                 ("number", OK_CARD),
                 ("exp_month", "12"),
@@ -405,7 +668,7 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             ):
                 await shopper.fill(f"#card-form input[placeholder={field}]", value)
             await _shot(shopper, "32-new-shopper-card")
-            await shopper.click("#save-card")
+            await shopper.click("#pay-card")
             await shopper.wait_for_function(
                 "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
                 timeout=15000,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.orders.carriers import carrier_name, tracking_url
-from livecommerce.platform.db.tables import orders, utcnow
+from livecommerce.platform.db.tables import orders, products, skus, utcnow
 
 MAX_QTY = 10  # the most units one order may take
 
@@ -264,10 +264,16 @@ async def list_orders(
     buyer_id: int | None = None,
     seller_id: int | None = None,
     stream_id: int | None = None,
+    status: OrderStatus | None = None,
+    sku_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[Order]:
     query = sa.select(orders).order_by(orders.c.id.desc()).limit(limit).offset(offset)
+    if status is not None:
+        query = query.where(orders.c.status == status.value)
+    if sku_id is not None:
+        query = query.where(orders.c.sku_id == sku_id)
     if buyer_id is not None:
         query = query.where(orders.c.buyer_id == buyer_id)
     if seller_id is not None:
@@ -275,6 +281,32 @@ async def list_orders(
     if stream_id is not None:
         query = query.where(orders.c.stream_id == stream_id)
     return [_order(r) for r in await conn.execute(query)]
+
+
+async def items(conn: AsyncConnection, sku_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """What each SKU is, for showing orders: product id, title, image and variant attributes."""
+    if not sku_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(
+            skus.c.id,
+            skus.c.product_id,
+            skus.c.attributes,
+            products.c.title,
+            products.c.image_url,
+        )
+        .join(products, products.c.id == skus.c.product_id)
+        .where(skus.c.id.in_(sku_ids))
+    )
+    return {
+        row.id: {
+            "product_id": row.product_id,
+            "title": row.title,
+            "image_url": row.image_url,
+            "attributes": row.attributes,
+        }
+        for row in rows
+    }
 
 
 async def move(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +26,8 @@ from livecommerce.inventory.stocksync import StockSync
 from livecommerce.orders.orders import SOLD, Order, OrderStatus, get_order, move, set_payment
 from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.payments.stripe_gateway import IntentState, StripeGateway
-from livecommerce.platform.db.tables import orders, products, skus, users, utcnow
+from livecommerce.payments.wallets import Wallet, Wallets
+from livecommerce.platform.db.tables import orders, products, skus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,6 @@ def check_intent(order: Order, state: IntentState) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Wallet:
-    """What a buyer has on file with Stripe: the customer, and the saved card (if any)."""
-
-    customer_id: str | None
-    payment_method_id: str | None
-    card_label: str | None
-
-
 def order_changed(order: Order) -> OrderChanged:
     return OrderChanged(
         order_id=order.id,
@@ -95,6 +87,7 @@ class Payments:
         self._engine = engine
         self._reservations = reservations
         self.gateway = gateway
+        self.wallets = Wallets(engine, gateway)
         self.stock = StockSync(reservations)
         self._events = events
 
@@ -111,57 +104,13 @@ class Payments:
         await self.announce((order,))
 
     async def saved_card(self, user_id: int) -> Wallet:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(
-                        users.c.stripe_customer_id,
-                        users.c.default_payment_method_id,
-                        users.c.card_label,
-                    ).where(users.c.id == user_id)
-                )
-            ).one()
-        return Wallet(row.stripe_customer_id, row.default_payment_method_id, row.card_label)
-
-    async def _customer(self, user: User, wallet: Wallet | None = None) -> str:
-        """The buyer's Stripe customer, made now if they have none (``wallet``: as read)."""
-        if wallet is None:
-            wallet = await self.saved_card(user.id)
-        if wallet.customer_id:
-            return wallet.customer_id
-        customer_id = await self.gateway.ensure_customer(None, user.email, user.id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                users.update().where(users.c.id == user.id).values(stripe_customer_id=customer_id)
-            )
-        return customer_id
+        return await self.wallets.saved_card(user_id)
 
     async def card_setup(self, user: User) -> str:
-        """The client secret with which the buyer's browser sets up a card to save."""
-        customer_id = await self._customer(user)
-        try:
-            return await self.gateway.card_setup(customer_id)
-        except LiveCommerceError as exc:
-            if not await self._customer_gone(exc, user.id, customer_id):
-                raise
-        return await self.gateway.card_setup(await self._customer(user))
+        return await self.wallets.card_setup(user)
 
     async def save_card(self, user: User, payment_method_id: str) -> str:
-        """Keep a card for one-tap buys; returns its label (brand and last four digits)."""
-        customer_id = await self._customer(user)
-        try:
-            card = await self.gateway.save_card(customer_id, payment_method_id)
-        except LiveCommerceError as exc:
-            if not await self._customer_gone(exc, user.id, customer_id):
-                raise
-            card = await self.gateway.save_card(await self._customer(user), payment_method_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                users.update()
-                .where(users.c.id == user.id)
-                .values(default_payment_method_id=card.payment_method_id, card_label=card.label)
-            )
-        return card.label
+        return await self.wallets.save_card(user, payment_method_id)
 
     async def pay(
         self,
@@ -220,14 +169,25 @@ class Payments:
                 failed = await self.mark_failed(order, exc.code.value, exc.message)
             data = {**exc.data, "order_id": order.id, "order_status": failed.status.value}
             raise LiveCommerceError(exc.code, exc.message, **data) from None
-        if save_card and payment_method_id and state.succeeded and not use_saved_card:
-            try:
-                await self.save_card(buyer, payment_method_id)
-            except LiveCommerceError:
-                log.warning("could not save the card after paying", extra={"order_id": order.id})
+        if use_saved_card:
+            state = replace(state, one_tap=True)  # a decline ends the order
+        elif save_card and payment_method_id:
+            state = replace(state, save_card=True, payment_method_id=payment_method_id)
         current = await self.apply(order.id, state)
         if state.intent_id and current.payment_intent_id != state.intent_id:
             return current, None  # a duplicate payment, given back: the order's own one counts
+        if payment_method_id and not use_saved_card and _declined(state):
+            # A card chosen now was declined: the order stays reserved (same hold) for another
+            # card, and the declined card is not kept on the customer.
+            await self.wallets.drop_unpaid_card(buyer.id, payment_method_id)
+            raise LiveCommerceError(
+                ErrorCode.PAYMENT_FAILED,
+                state.failure_message or "the card was declined",
+                order_id=order.id,
+                order_status=current.status.value,
+                declined=True,
+                decline_code=state.failure_code,
+            )
         return current, state
 
     async def _ships(self, sku_id: int) -> bool:
@@ -254,7 +214,7 @@ class Payments:
         check_chargeable(order.amount_minor, order.currency)
         if wallet is None:
             wallet = await self.saved_card(buyer.id)
-        customer_id = await self._customer(buyer, wallet)
+        customer_id = await self.wallets.customer(buyer, wallet)
         off_session = False
         if use_saved_card:
             if wallet.payment_method_id is None:
@@ -262,7 +222,7 @@ class Payments:
             payment_method_id, off_session = wallet.payment_method_id, True
         try:
             if order.payment_intent_id and payment_method_id:
-                return await self._confirm(order.payment_intent_id, payment_method_id)
+                return await self._confirm(order.payment_intent_id, payment_method_id, save)
             if order.payment_intent_id:
                 return await self.gateway.retrieve(order.payment_intent_id)
             return await self.gateway.charge(
@@ -277,22 +237,12 @@ class Payments:
             )
         except LiveCommerceError as exc:
             if exc.code is ErrorCode.CARD_UNUSABLE:
-                await self._forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
+                await self.wallets.forget_gone(buyer.id, customer_id, forget_card=use_saved_card)
             raise
 
-    async def _customer_gone(self, exc: LiveCommerceError, user_id: int, customer_id: str) -> bool:
-        """After a refusal: if Stripe no longer knows the customer, forget it (a new one is made
-        next time) and say so."""
-        if exc.code not in (ErrorCode.CARD_UNUSABLE, ErrorCode.INVALID_INPUT):
-            return False
-        if await self.gateway.customer_exists(customer_id):
-            return False
-        await self._forget_gone(user_id, customer_id, forget_card=True)
-        return True
-
-    async def _confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+    async def _confirm(self, intent_id: str, payment_method_id: str, save: bool) -> IntentState:
         try:
-            return await self.gateway.confirm(intent_id, payment_method_id)
+            return await self.gateway.confirm(intent_id, payment_method_id, save_card=save)
         except LiveCommerceError as exc:
             if exc.code is not ErrorCode.PAYMENT_FAILED:
                 raise
@@ -302,18 +252,6 @@ class Payments:
             if current.succeeded or current.status == "processing":
                 return current
             raise
-
-    async def _forget_gone(self, user_id: int, customer_id: str, *, forget_card: bool) -> None:
-        """Stripe no longer knows the saved card or the customer: stop offering them."""
-        values: dict[str, Any] = {}
-        if forget_card:
-            values.update(default_payment_method_id=None, card_label=None)
-        if not await self.gateway.customer_exists(customer_id):
-            values.update(stripe_customer_id=None, default_payment_method_id=None, card_label=None)
-        if values:
-            log.warning("forgetting a card Stripe no longer knows", extra={"user_id": user_id})
-            async with self._engine.begin() as conn:
-                await conn.execute(users.update().where(users.c.id == user_id).values(**values))
 
     async def sync(self, order: Order) -> Order:
         """Bring the order in line with its PaymentIntent as Stripe has it now."""
@@ -338,7 +276,10 @@ class Payments:
             return await self.mark_paid(order, state)
         if state.status == "canceled":
             return await self.mark_failed(order, "payment_canceled", "the payment was cancelled")
-        if state.failure_code and state.status == "requires_payment_method":
+        if _declined(state) and state.one_tap:
+            # A one-tap charge declined ends the order; a card chosen now leaves it reserved
+            # (same hold, until it expires) for the buyer to try another card.
+            assert state.failure_code is not None
             return await self.mark_failed(
                 order, state.failure_code, state.failure_message or "the card was declined"
             )
@@ -387,6 +328,10 @@ class Payments:
         if current.status is OrderStatus.PAID and order.status is OrderStatus.RESERVED:
             # The money has moved: a Redis outage from here on must not make the answer lie.
             await self.stock.commit(order.sku_id, order.hold_id)
+            if state.save_card and state.payment_method_id and not state.one_tap:
+                # Only a card that has paid becomes the one-tap card (here, after 3-D Secure
+                # or from the webhook alike).
+                await self.wallets.remember_card(order.buyer_id, state.payment_method_id)
             await self._notify(current)
         elif current.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED):
             # The money arrived after the units went back on the shelf: give it back.
@@ -492,6 +437,10 @@ class Payments:
     def describe(self, order: Order, state: IntentState | None) -> dict[str, Any]:
         """The answer to a payment: the order, its payment, and a note if stock lags."""
         return describe(order, state, lagging=self.stock.lagging(order.hold_id))
+
+
+def _declined(state: IntentState) -> bool:
+    return bool(state.failure_code) and state.status == "requires_payment_method"
 
 
 _BROWSER_STEPS = ("requires_action", "requires_payment_method", "requires_confirmation")

@@ -10,12 +10,13 @@ from pydantic import Field, StringConstraints
 from livecommerce.accounts.routes import current_user
 from livecommerce.orders.orders import MAX_QTY, get_order
 from livecommerce.orders.routes import ORDER_ID, visible_order
+from livecommerce.payments.cards import CARDS
 from livecommerce.payments.payments import PAYMENTS
 from livecommerce.payments.refunds import refund_order
 from livecommerce.payments.webhooks import WEBHOOKS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation
-from livecommerce.platform.payload import Payload, path_id, read_json
+from livecommerce.platform.payload import Payload, path_id, query, read_json
 
 PaymentMethodId = Annotated[
     str, StringConstraints(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_]+$")
@@ -30,6 +31,10 @@ class PayOrder(Payload):
 
 class NewCard(Payload):
     payment_method_id: PaymentMethodId
+
+
+class CardQuery(Payload):
+    list: Annotated[str, StringConstraints(pattern="^[01]$")] = "0"
 
 
 class NewRefund(Payload):
@@ -93,7 +98,26 @@ async def get_card(request: web.Request) -> web.Response:
     user = await current_user(request)
     wallet = await request.app[PAYMENTS].saved_card(user.id)
     label = wallet.card_label
-    return web.json_response({"card": {"label": label} if wallet.payment_method_id else None})
+    one_tap = {"id": wallet.payment_method_id, "label": label} if wallet.payment_method_id else None
+    body: dict[str, object] = {"card": one_tap}
+    if query(request, CardQuery).list == "1":
+        body["cards"] = await request.app[CARDS].list(user)
+    return web.json_response(body)
+
+
+async def delete_card(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    cards = request.app[CARDS]
+    await cards.remove(user, request.match_info["card_id"])
+    return web.json_response({"cards": await cards.list(user)})
+
+
+async def put_card(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await read_json(request, NewCard)
+    cards = request.app[CARDS]
+    label = await cards.replace(user, request.match_info["card_id"], body.payment_method_id)
+    return web.json_response({"card": {"label": label}, "cards": await cards.list(user)})
 
 
 async def post_card(request: web.Request) -> web.Response:
@@ -155,7 +179,35 @@ OPERATIONS = (
         status=201,
         errors=(409, 503),
     ),
-    Operation("GET", "/api/cards", get_card, "Your saved card", "checkout", auth=True),
+    Operation(
+        "GET",
+        "/api/cards",
+        get_card,
+        "Your one-tap card (`card`); with `?list=1` every saved card too (`cards`)",
+        "checkout",
+        query=CardQuery,
+        auth=True,
+        errors=(503,),
+    ),
+    Operation(
+        "DELETE",
+        "/api/cards/{card_id}",
+        delete_card,
+        "Remove one of your saved cards (the one-tap card too: the next Buy asks for a card)",
+        "checkout",
+        auth=True,
+        errors=(404, 503),
+    ),
+    Operation(
+        "PUT",
+        "/api/cards/{card_id}",
+        put_card,
+        "Replace one of your saved cards with a new one, which becomes the one-tap card",
+        "checkout",
+        body=NewCard,
+        auth=True,
+        errors=(402, 404, 503),
+    ),
     Operation(
         "POST",
         "/api/cards/setup",

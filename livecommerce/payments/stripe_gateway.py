@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import stripe
@@ -47,6 +47,9 @@ class IntentState:
     failure_message: str | None = None
     order_id: int | None = None
     hold_id: str | None = None
+    payment_method_id: str | None = None
+    save_card: bool = False  # the buyer asked to keep this card for one tap, once it has paid
+    one_tap: bool = False  # charged off-session on the saved card (a decline ends the order)
 
     @property
     def succeeded(self) -> bool:
@@ -61,6 +64,26 @@ class IntentState:
 class SavedCard:
     payment_method_id: str
     label: str
+    brand: str = "card"
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+def _card(pm: Any) -> SavedCard:
+    data = _plain(pm)
+    card = _plain(data.get("card"))
+    brand = str(card.get("brand") or "card")
+    last4 = str(card.get("last4") or "????")
+    month, year = card.get("exp_month"), card.get("exp_year")
+    return SavedCard(
+        payment_method_id=str(data["id"]),
+        label=f"{brand.title()} •••• {last4}",
+        brand=brand,
+        last4=last4,
+        exp_month=int(month) if month else None,
+        exp_year=int(year) if year else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,9 @@ def _intent(obj: Any) -> IntentState:
     metadata = pi.get("metadata") or {}
     order_id = metadata.get("order_id")
     hold_id = metadata.get("hold_id")
+    method = pi.get("payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
     return IntentState(
         intent_id=pi["id"],
         status=pi["status"],
@@ -117,6 +143,9 @@ def _intent(obj: Any) -> IntentState:
         failure_message=error.get("message") if error else None,
         order_id=int(order_id) if order_id and str(order_id).isdigit() else None,
         hold_id=str(hold_id) if hold_id else None,
+        payment_method_id=str(method) if method else None,
+        save_card=metadata.get("save_card") == "1",
+        one_tap=metadata.get("one_tap") == "1",
     )
 
 
@@ -261,11 +290,7 @@ class StripeGateway:
             )
         except stripe.InvalidRequestError as exc:
             raise _refused(exc) from None
-        card = pm.card
-        brand = card.brand if card is not None else "card"
-        last4 = card.last4 if card is not None else "????"
-        label = f"{brand.title()} •••• {last4}"
-        return SavedCard(payment_method_id=str(pm["id"]), label=label)
+        return _card(pm)
 
     async def charge(
         self,
@@ -302,8 +327,11 @@ class StripeGateway:
             params["confirm"] = True
             if off_session:
                 params["off_session"] = True
+                params["metadata"]["one_tap"] = "1"
         if save_card and customer_id and not off_session:
-            params["setup_future_usage"] = "off_session"
+            # Kept once it has paid (``Payments.mark_paid``), never before: a card that is
+            # declined must not become the one-tap card. The browser set it up off-session.
+            params["metadata"]["save_card"] = "1"
         key = f"order-{hold_id}-{payment_method_id or 'element'}"
         try:
             pi = await self._call(
@@ -330,17 +358,8 @@ class StripeGateway:
             else (exc.code or "card_declined")
         )
         if intent is not None:
-            state = _intent(intent)
-            return IntentState(
-                intent_id=state.intent_id,
-                status=state.status,
-                client_secret=state.client_secret,
-                amount=state.amount,
-                currency=state.currency,
-                failure_code=code,
-                failure_message=exc.user_message or str(exc),
-                order_id=state.order_id,
-                hold_id=state.hold_id,
+            return replace(
+                _intent(intent), failure_code=code, failure_message=exc.user_message or str(exc)
             )
         return IntentState(
             intent_id="",
@@ -352,12 +371,19 @@ class StripeGateway:
             failure_message=exc.user_message or "the card was declined",
         )
 
-    async def confirm(self, intent_id: str, payment_method_id: str) -> IntentState:
+    async def confirm(
+        self, intent_id: str, payment_method_id: str, *, save_card: bool = False
+    ) -> IntentState:
         # Set the card first, then confirm: the two-step form works on Stripe and its emulators.
+        params: dict[str, Any] = {
+            "payment_method": payment_method_id,
+            "metadata": {"save_card": "1" if save_card else ""},
+        }
         try:
             await self._call(
                 lambda: self._client.v1.payment_intents.update_async(
-                    intent_id, params={"payment_method": payment_method_id}
+                    intent_id,
+                    params=params,  # type: ignore[arg-type]
                 )
             )
             pi = await self._call(lambda: self._client.v1.payment_intents.confirm_async(intent_id))
@@ -368,6 +394,41 @@ class StripeGateway:
         except stripe.IdempotencyError:
             raise _paying_already() from None
         return _intent(pi)
+
+    async def cards(self, customer_id: str) -> list[SavedCard]:
+        """The cards kept on the customer, newest first."""
+        try:
+            found = await self._call(
+                lambda: self._client.v1.payment_methods.list_async(
+                    params={"customer": customer_id, "type": "card", "limit": 20}
+                )
+            )
+        except stripe.InvalidRequestError as exc:
+            raise _refused(exc) from None
+        return [_card(pm) for pm in _plain(found).get("data") or []]
+
+    async def card_of(self, payment_method_id: str) -> tuple[SavedCard, str | None] | None:
+        """A card and the customer it is kept on (None: not kept); None if Stripe has none."""
+        try:
+            pm = await self._call(
+                lambda: self._client.v1.payment_methods.retrieve_async(payment_method_id)
+            )
+        except stripe.InvalidRequestError:
+            return None
+        customer = _plain(pm).get("customer")
+        if isinstance(customer, dict):
+            customer = customer.get("id")
+        return _card(pm), str(customer) if customer else None
+
+    async def forget_card(self, payment_method_id: str) -> None:
+        """Detach a card from its customer: it can no longer be charged off-session."""
+        try:
+            await self._call(
+                lambda: self._client.v1.payment_methods.detach_async(payment_method_id)
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 404:
+                raise _refused(exc) from None
 
     async def retrieve(self, intent_id: str) -> IntentState:
         try:

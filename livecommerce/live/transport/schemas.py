@@ -57,6 +57,7 @@ class BuyTerms(Payload):
     qty: int = Field(default=1, ge=1, le=MAX_QTY)
     idempotency_key: Key
     stream_id: StreamId | None = None
+    pay_with_saved_card: bool = True  # false: hold only, the buyer pays with another card
 
 
 class ChatSend(Payload):

@@ -1,10 +1,11 @@
 // The JSON API, with the session cookie. Errors arrive as ApiError carrying the server's code.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details; // the error's other fields (order_id, declined, ...)
   }
 }
 
@@ -23,7 +24,8 @@ export async function api(method, path, body, headers = {}) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = data.error || {};
-    throw new ApiError(response.status, error.code || "http_" + response.status, error.message || response.statusText);
+    const { code, message, ...details } = error;
+    throw new ApiError(response.status, code || "http_" + response.status, message || response.statusText, details);
   }
   return data;
 }
@@ -67,6 +69,8 @@ export async function siteHeader() {
   if (!nav) return user;
   nav.replaceChildren(
     el("a", { href: "/" }, "Live now"),
+    user ? el("a", { href: "/orders" }, "Orders") : null,
+    user ? el("a", { href: "/account" }, "Account") : null,
     user
       ? el("span", {}, el("span", { class: "muted" }, user.display_name), " ",
           el("button", { type: "button", onclick: logout }, "Log out"))

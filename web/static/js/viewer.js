@@ -5,7 +5,9 @@ import { addAddress, addressText, defaultAddress, priceLines, quote, shipOrderTo
 import { mountFollow } from "/static/js/follow.js";
 import { Bag } from "/static/js/bag.js";
 import { DEFAULT_MAX_QTY, VariantChooser, fillQuantity, itemName, offerOf } from "/static/js/card.js";
-import { finish, payWithSavedCard, saveCard, savedCard } from "/static/js/checkout.js";
+import { finish, payWithSavedCard, savedCard } from "/static/js/checkout.js";
+import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine } from "/static/js/orders.js";
+import { payReservedOrder, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
 import { PHASES, paintBadge, phaseOf } from "/static/js/showstatus.js";
@@ -14,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const streamId = streamIdFromPath();
 const REACTION_EMOJI = { heart: "❤️", fire: "🔥", clap: "👏", laugh: "😂", wow: "😮" };
 
+const heldSkus = new Set(); // SKUs the buyer holds unpaid: Buy offers to finish paying them
 const view = {
   user: null,
   pinned: null, // PinnedProduct
@@ -145,8 +148,10 @@ function renderProduct() {
   fillQuantity($("qty"), offer.max);
   const buy = $("buy");
   const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
-  buy.disabled = soldOut || offer.max < 1 || ended || view.buying;
-  buy.textContent = soldOut ? "Sold out" : ended ? "Sale ended" : view.buying ? "Buying…" : offer.limited ? "Limit reached" : "Buy";
+  // The buyer's own unpaid hold of this SKU is theirs to finish, whatever the limits say.
+  const held = heldSkus.has(variant.sku_id);
+  buy.disabled = (!held && (soldOut || offer.max < 1 || ended)) || view.buying;
+  buy.textContent = view.buying ? "Buying…" : held ? "Finish paying" : soldOut ? "Sold out" : ended ? "Sale ended" : offer.limited ? "Limit reached" : "Buy";
   tick();
 }
 
@@ -215,6 +220,57 @@ function sheetError(message) {
 
 const closeButton = () => el("button", { type: "button", onclick: closeSheet }, "Close");
 
+// The payment sheet moved on or closed by itself: Buy is on again.
+function released() {
+  view.buying = false;
+  renderProduct();
+  if (!$("sheet").classList.contains("hidden")) return;
+  // Back where the buy started: the bag if it is open, else the card.
+  const back = bag && bag.isOpen ? $("bag").querySelector(".bag-close") : $("buy");
+  if (back && !back.disabled) back.focus();
+}
+
+/** The buyer's own unpaid order of this SKU, if they hold one (to finish paying it). */
+async function heldOrder(skuId) {
+  try {
+    const { orders } = await myOrders({ status: "reserved", skuId, limit: 1 });
+    if (orders[0]) heldSkus.add(skuId);
+    else heldSkus.delete(skuId);
+    return orders[0] || null;
+  } catch (err) {
+    return null;
+  }
+}
+
+/** The buyer already holds this item unpaid: finish paying it (same order, same hold) or cancel. */
+function offerHeld(order) {
+  const cancel = el("button", { type: "button", id: "cancel-held" }, "Cancel it");
+  const finishing = el("button", { type: "button", class: "primary", id: "finish-paying" }, "Finish paying");
+  openSheet("Finish paying?", [
+    el("p", {}, "You already hold this item, waiting for your payment."),
+    orderLine(order),
+    el("p", { class: "muted" }, "Held for you for ", holdCountdown(order), "."),
+  ], [closeButton(), cancel, finishing]);
+  finishing.addEventListener("click", () => finishPaying(order), { once: true });
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      await api("POST", `/api/orders/${order.id}/cancel`, {});
+      openSheet("Order cancelled", el("p", { role: "status" }, `Order #${order.id} is cancelled; the item went back on sale.`), [closeButton()]);
+    } catch (err) {
+      cancel.disabled = false;
+      sheetError(err.message);
+    }
+  });
+}
+
+/** Pay a held order with a card chosen now (kept for one tap once it has paid). */
+function finishPaying(order) {
+  view.buying = true;
+  renderProduct();
+  payReservedOrder(order, { done: released, viewOrder: (o) => drawer.open(o), summary: [orderLine(order), ...orderSummary(order)] });
+}
+
 $("buy").addEventListener("click", () => {
   const card = view.pinned;
   if (!card) return;
@@ -231,6 +287,8 @@ async function confirmBuy(item) {
     ]);
     return;
   }
+  const held = await heldOrder(item.sku_id);
+  if (held) return offerHeld(held);
   // A flash-sale price is for the sale's own SKU only, whether bought on the card or in the bag.
   const sale = view.sale && view.sale.sku_id === item.sku_id ? view.sale : null;
   const price = sale ? sale.sale_price : item.price;
@@ -246,13 +304,16 @@ async function confirmBuy(item) {
   const oneTap = exact && saved && (!figures.ships || address);
   const label = oneTap ? `Pay ${money(figures.total.amount, figures.total.currency)}` : "Continue";
   const confirm = el("button", { type: "button", class: "primary", id: "confirm-buy" }, label);
+  const another = saved ? el("button", { type: "button", id: "use-another-card" }, "Use another card") : null;
   openSheet(`Buy ${name}?`, [
     el("p", { id: "confirm-line" }, `${item.qty} × ${name} for ${money(price * item.qty, item.currency)}`),
     exact ? priceLines(figures) : el("p", { class: "muted" }, "Shipping and tax are shown before you pay."),
     figures && figures.ships ? el("p", { class: "muted", id: "ship-to" }, address ? `Ships to ${addressText(address)}` : "You will add a shipping address in the next step.") : null,
-    el("p", { class: "muted" }, saved ? `Paid with ${saved.label}` : "You will add a card in the next step."),
-  ], [closeButton(), confirm]);
+    // Never "Paid" before the payment went through: the card is offered, not charged yet.
+    el("p", { class: "muted" }, saved ? `Pay with ${saved.label}${oneTap ? " in one tap" : ""}` : "You will add a card in the next step."),
+  ], [closeButton(), another, confirm].filter(Boolean));
   confirm.addEventListener("click", () => buy(item, saved, !oneTap), { once: true });
+  if (another) another.addEventListener("click", () => buy(item, null, true), { once: true });
   confirm.dataset.sku = item.sku_id;
   holdConfirm();
 }
@@ -267,28 +328,27 @@ function holdConfirm() {
   }
 }
 
+/** `saved`: the one-tap card to charge (null: pay with a card chosen now). */
 async function buy(item, saved, reviewFirst) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
     const terms = { sku_id: item.sku_id, qty: item.qty, stream_id: streamId };
-    // Reviewing first: hold the item without charging, show its exact figures, then pay.
-    const result = reviewFirst
+    // Reviewing first (or paying with a card chosen now): hold the item without charging.
+    const result = reviewFirst || !saved
       ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
       : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
+    if (result.order.status === "reserved") heldSkus.add(result.order.sku_id);
     const sale = result.order.flash_sale;
     if (sale && !result.replayed) view.mine[sale] = (view.mine[sale] || 0) + result.order.qty;
     if (result.order.status === "reserved" && (reviewFirst || result.address_required || !saved)) {
       let order = result.order;
       if (result.address_required) order = await askAddress(order);
-      if (!saved) {
-        await addCardAndPay(order);
-      } else {
-        await reviewAndPay(order);
-      }
+      if (!saved) finishPaying(order);
+      else await reviewAndPay(order, item);
     } else {
-      await settle(result);
+      await settle(result, item);
     }
   } catch (err) {
     const messages = {
@@ -301,7 +361,15 @@ async function buy(item, saved, reviewFirst) {
       sale_ended: "The sale has ended.",
       not_authenticated: "Your session ended. Log in again to buy.",
     };
-    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), [closeButton()]);
+    if (["limit_exceeded", "too_many_unpaid"].includes(err.code)) {
+      const held = await heldOrder(item.sku_id);
+      if (held) return offerHeld(held);
+    }
+    const actions = [closeButton()];
+    if (err.code === "card_unusable" || err.code === "payment_failed") {
+      actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card"));
+    }
+    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), actions);
   }
 }
 
@@ -319,62 +387,33 @@ function orderSummary(order) {
   ];
 }
 
-async function reviewAndPay(order) {
+async function reviewAndPay(order, item) {
   const pay = el("button", { type: "button", class: "primary", id: "confirm-pay" }, `Pay ${money(order.amount.amount, order.amount.currency)}`);
-  openSheet("Review and pay", orderSummary(order), [closeButton(), pay]);
+  const another = el("button", { type: "button", id: "use-another-card" }, "Use another card");
+  openSheet("Review and pay", orderSummary(order), [closeButton(), another, pay]);
+  another.addEventListener("click", () => finishPaying(order), { once: true });
   await new Promise((resolve) => pay.addEventListener("click", resolve, { once: true }));
   openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
   try {
-    await settle(await payWithSavedCard(order.id));
+    await settle(await payWithSavedCard(order.id), item);
   } catch (err) {
-    openSheet("Payment failed", el("p", {}, err.message), [closeButton()]);
+    const retry = el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card");
+    openSheet("Payment failed", el("p", {}, err.message), [closeButton(), retry]);
   }
 }
 
-async function addCardAndPay(order) {
-  const submit = el("button", { type: "button", class: "primary", id: "save-card" }, `Save card and pay ${money(order.amount.amount, order.amount.currency)}`);
-  openSheet("Add a card", [...orderSummary(order), el("p", { class: "muted" }, "Your item is held for you while you pay. The card is saved for one-tap buys.")], [closeButton(), submit]);
-  const form = $("card-form");
-  form.replaceChildren(el("p", { class: "muted" }, "Loading the secure card form…"));
-  for (;;) {
-    try {
-      await saveCard(form, submit);
-      break;
-    } catch (err) {
-      sheetError(err.message);
-    }
-  }
-  openSheet("Paying…", el("p", { class: "muted" }, "Charging your card."), []);
-  try {
-    await settle(await payWithSavedCard(order.id));
-  } catch (err) {
-    openSheet("Payment failed", el("p", {}, err.message), [closeButton()]);
-  }
-}
-
-async function settle(result) {
+async function settle(result, item) {
   const needsBank = result.payment && result.payment.status === "requires_action";
   if (needsBank) openSheet("Confirm with your bank", el("p", { class: "muted" }, "Your bank asks you to confirm this payment (3-D Secure)."), []);
   const final = needsBank ? await finish(result) : result;
-  showOrder(final.order);
+  if (final.order.status === "reserved") return finishPaying(final.order);
+  showOrder(final.order, item);
 }
 
-function showOrder(order) {
-  if (order.status === "paid") {
-    openSheet("Order confirmed", [
-      el("p", { class: "status-ok", role: "status" }, `✓ Paid ${money(order.amount.amount, order.amount.currency)}`),
-      order.item_name ? el("p", { id: "order-item" }, `${order.qty} × ${order.item_name}`) : null,
-      el("p", { class: "muted" }, `Order #${order.id}. We will let you know when it ships.`),
-    ], [closeButton()]);
-  } else if (order.status === "failed") {
-    const reason = order.failure ? order.failure.message : "The payment did not go through.";
-    openSheet("Payment declined", [el("p", { class: "error" }, reason), el("p", { class: "muted" }, "Nothing was charged; the item went back on sale.")], [closeButton()]);
-  } else if (order.status === "reserved") {
-    openSheet("Waiting for the payment", el("p", { class: "muted" }, "Your item is held. This updates by itself."), [closeButton()]);
-    view.waitingFor = order.id;
-  } else {
-    openSheet(`Order ${order.status}`, el("p", {}, `Order #${order.id} is ${order.status}.`), [closeButton()]);
-  }
+/** The end of a payment (the confirmation, a decline with "Use another card", ...). */
+function showOrder(order, item) {
+  const retry = item ? () => buy(item, null, true) : undefined;
+  showResult(order, { done: released, viewOrder: (o) => drawer.open(o), retry });
 }
 
 // -- chat, reactions, feed -------------------------------------------------------------------
@@ -512,6 +551,14 @@ room
     setPhase(phaseOf(change));
   })
   .on("order:update", ({ order }) => {
+    if (order.status === "reserved") heldSkus.add(order.sku_id);
+    else if (heldSkus.delete(order.sku_id)) renderProduct();
+    const sale = order.flash_sale;
+    if (sale && view.mine[sale] && ["cancelled", "expired", "failed"].includes(order.status)) {
+      // A hold given back no longer counts toward the sale's limit per buyer.
+      view.mine[sale] = Math.max(0, view.mine[sale] - order.qty);
+      renderProduct();
+    }
     if (view.waitingFor === order.id && order.status !== "reserved") {
       view.waitingFor = null;
       showOrder(order);
@@ -542,4 +589,13 @@ bag.load().then(() => {
   renderProduct();
 });
 
-currentUser().then((user) => (view.user = user));
+currentUser().then(async (user) => {
+  view.user = user;
+  if (!user) return;
+  // Holds from before this page opened (another tab, a reload) can be finished from Buy too.
+  const { orders } = await myOrders({ status: "reserved", limit: 50 }).catch(() => ({ orders: [] }));
+  for (const order of orders) heldSkus.add(order.sku_id);
+  if (orders.length) renderProduct();
+});
+
+const drawer = mountOrdersDrawer({ room, onFinishPaying: finishPaying });
