@@ -27,19 +27,19 @@ PAGES = {
     "/account": "account.html",
     "/orders": "orders.html",
     r"/orders/{id:\d+}": "orders.html",  # the page says so if the order is not the caller's
+    r"/orders/{id:\d+}/messages": "messages.html",
+    r"/orders/{id:\d+}/return": "returns.html",
+    "/inbox": "inbox.html",
+    "/orderdesk": "orderdesk.html",
+    "/studio/catalog": "catalog.html",
+    "/studio/shows": "shows.html",
+    r"/invitations/{id:[A-Za-z0-9_-]+}": "invitation.html",
 }
 SHOW_PAGES = {  # pages of one show: an unknown show is a 404 page, not a page that never loads
     r"/watch/{id:\d+}": "watch.html",
     r"/studio/{id:\d+}": "studio.html",
     r"/console/{id:\d+}": "console.html",
-    "/inbox": "inbox.html",
-    r"/orders/{id:\d+}/messages": "messages.html",
     r"/studio/{id:\d+}/figures": "figures.html",
-    "/orderdesk": "orderdesk.html",
-    r"/orders/{id:\d+}/return": "returns.html",
-    "/studio/catalog": "catalog.html",
-    "/studio/shows": "shows.html",
-    r"/invitations/{id:[A-Za-z0-9_-]+}": "invitation.html",
 }
 NOT_FOUND_PAGE = "404.html"
 NO_SUCH_SHOW = "This show does not exist"

@@ -20,6 +20,16 @@ PAGES = [
     ("/console/{stream}", "moderator", "#lineup button"),
     ("/orders", "buyer", "#orders-page p, #orders-list li"),
     ("/account", "buyer", "#cards li[data-card]"),
+    # None: once the page has stopped loading (no request in flight)
+    ("/orders/{order}", "buyer", None),
+    ("/orders/{order}/messages", "buyer", None),
+    ("/orders/{order}/return", "buyer", None),
+    ("/inbox", "creator", None),
+    ("/orderdesk", "creator", None),
+    ("/studio/catalog", "creator", None),
+    ("/studio/shows", "creator", None),
+    ("/studio/{stream}/figures", "creator", None),
+    ("/no-such-page", None, "h1"),
 ]
 
 
@@ -35,16 +45,28 @@ async def test_every_page_is_accessible_and_keyboard_reachable(
         f"/api/streams/{stream_id}/pin",
         {"product_id": product_id, "sku_id": sku_id},
     )
+    # A paid order, for the buyer's order pages and the seller's back office.
+    async with store.session.post(
+        f"{store.url}/api/purchases",
+        json={"sku_id": sku_id, "qty": 1, "stream_id": stream_id},
+        headers={"Authorization": f"Bearer {store.tokens['buyer']}", "Idempotency-Key": "a11y-1"},
+    ) as response:
+        placed = await response.json()
+        assert response.status == 201, placed
+    order_id = placed["order"]["id"]
     size = "phone" if viewport is PHONE else "desktop"
     for path, who, ready in PAGES:
         page = await open_page(browser, store, who, viewport)
-        await page.goto(path.format(stream=stream_id))
-        await page.wait_for_selector(ready)
+        await page.goto(path.format(stream=stream_id, order=order_id))
+        if ready is None:
+            await page.wait_for_load_state("networkidle")
+        else:
+            await page.wait_for_selector(ready)
         await page.wait_for_function("() => !document.querySelector('[aria-busy=true]')")
         label = f"{path} as {who or 'a visitor'} ({size})"
         await assert_accessible(page, label)
         await assert_keyboard_reachable(page, label)
-        name = path.strip("/").split("/")[0] or "home"
+        name = "-".join(p for p in path.strip("/").split("/") if "{" not in p) or "home"
         await screenshot(page, f"a11y-{name}-{who or 'visitor'}-{size}")
         assert not page.errors, page.errors
         await page.context.close()
