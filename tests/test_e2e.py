@@ -567,7 +567,7 @@ async def test_account_page_lists_replaces_and_removes_cards_in_chromium(
     assert page.errors == [], page.errors
 
 
-async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a_receipt(
+async def test_new_shopper_picks_size_and_quantity_adds_an_address_pays_and_gets_a_receipt(
     redis_url: str,
     localstripe_url: str,
     tmp_path: Path,
@@ -603,7 +603,10 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
                 "image_url": f"{store.url}/static/img/product.svg",
                 "ships": True,
             }
+            large = {**draft["variants"][0], "sku": "E2E-SHIPS-L", "attributes": {"size": "L"}}
+            draft["variants"] = [*draft["variants"], large]
             product = (await store.call("creator", "POST", "/api/products", draft))["product"]
+            large_id = product["variants"][1]["id"]
             stream = (
                 await store.call(
                     "creator",
@@ -636,12 +639,16 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             shopper = await _page(browser, store, "shopper", PHONE)
             await shopper.goto(f"/watch/{stream['id']}")
             await shopper.wait_for_selector("#product:not(.hidden)")
+            # The whole path of a new shopper: size L (M is pinned), two of them.
+            await shopper.click(f"label[for='variant-{large_id}']")
+            await shopper.select_option("#qty", "2")
             await shopper.click("#buy")
             await shopper.wait_for_selector("#confirm-buy")
             # Before anything is held or paid: goods, shipping, tax and total.
             sheet = await shopper.text_content("#sheet-body") or ""
-            assert "$49.00" in sheet and "$5.00" in sheet and "$4.90" in sheet, sheet
-            assert "$58.90" in sheet and "shipping address in the next step" in sheet, sheet
+            assert "2 \u00d7 Hoodie (L)" in sheet, sheet
+            assert "$98.00" in sheet and "$5.00" in sheet and "$9.80" in sheet, sheet
+            assert "$112.80" in sheet and "shipping address in the next step" in sheet, sheet
             await _shot(shopper, "30-new-shopper-price")
             await shopper.click("#confirm-buy")
             await shopper.wait_for_selector("#addr-name", timeout=10000)
@@ -657,8 +664,8 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             await shopper.click("#save-address")
             await shopper.wait_for_selector("#card-form input[placeholder=number]", timeout=10000)
             sheet = await shopper.text_content("#sheet-body") or ""
-            assert "$58.90" in sheet and "1 Harbour Street" in sheet, sheet
-            assert "$58.90" in (await shopper.text_content("#pay-card") or "")
+            assert "$112.80" in sheet and "1 Harbour Street" in sheet, sheet
+            assert "$112.80" in (await shopper.text_content("#pay-card") or "")
             for field, value in (
                 ("number", OK_CARD),
                 ("exp_month", "12"),
@@ -673,16 +680,18 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
                 "() => document.getElementById('sheet-title').textContent === 'Order confirmed'",
                 timeout=15000,
             )
-            assert "$58.90" in (await shopper.text_content("#sheet-body") or "")
+            assert "$112.80" in (await shopper.text_content("#sheet-body") or "")
             await _shot(shopper, "33-new-shopper-paid")
             (order,) = (await store.call("shopper", "GET", "/api/orders"))["orders"]
-            assert order["amount"]["amount"] == 5890 and order["status"] == "paid"
+            assert order["amount"]["amount"] == 11280 and order["status"] == "paid"
+            assert order["sku_id"] == large_id and order["qty"] == 2
+            assert order["item_name"] == "Hoodie (L)"
             assert order["shipping_address"]["city"] == "Bristol"
             receipt = await mailbox.wait_for(
                 store.emails["shopper"], f"Your order #{order['id']}", timeout_s=15
             )
             text = body_text(receipt)
-            assert "58.90 USD" in text and "1 Harbour Street" in text
+            assert "112.80 USD" in text and "1 Harbour Street" in text
             assert f"https://shop.example.test/orders/{order['id']}" in text
             # Follow the creator from the watch page.
             await shopper.click("#sheet-actions button")
@@ -690,6 +699,13 @@ async def test_new_shopper_adds_an_address_sees_shipping_and_tax_pays_and_gets_a
             await shopper.wait_for_selector("#follow button.follow[aria-pressed=true]")
             following = await store.call("shopper", "GET", "/api/following")
             assert following["creators"] == [product["owner_id"]]
+            # The order's own page, as the receipt's link opens it.
+            await shopper.goto(f"/orders/{order['id']}")
+            await shopper.wait_for_function(
+                "() => document.body.innerText.includes('Hoodie (L)')"
+                " && /paid/i.test(document.body.innerText)"
+            )
+            await _shot(shopper, "34-new-shopper-order-page")
             for page in (studio, shopper):
                 assert page.errors == [], page.errors
     finally:
