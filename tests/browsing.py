@@ -1,6 +1,9 @@
 """Browser tests' shared parts: Debian's Chromium (headless, driven by Playwright), a running
-server with the people of one show (`shop`), pages opened as one of them, and screenshots under
-``test-artifacts/e2e/``."""
+server (`running_shop`) with the people of one show (`shop`, `people`), pages opened as one of
+them, and screenshots under ``test-artifacts/e2e/``.
+
+The server runs as ``livecommerce serve`` (SQLite in the test's directory, the shared Redis
+under a namespace of its own, localstripe); people and products are made over the REST API."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,13 @@ CHROMIUM_ARGS = [
 ]
 
 
+PASSWORD = "correct horse"
+VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
+
+
 class Shop:
-    """A running server and the people of one show, made over the REST API."""
+    """A running server and its people, made over the REST API; after `cast_show`, the show
+    (``stream_id``) and its product (``product_id``, ``sku_id``)."""
 
     def __init__(
         self, server: ServerProcess, session: aiohttp.ClientSession, stripe_url: str
@@ -49,9 +58,16 @@ class Shop:
         self.session = session
         self.tokens: dict[str, str] = {}
         self.emails: dict[str, str] = {}
+        self.ids: dict[str, int] = {}
+        self.stream_id = 0
+        self.product_id = 0
+        self.sku_id = 0
 
-    async def call(self, who: str | None, method: str, path: str, json: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+    async def call(
+        self, who: str | None, method: str, path: str, json: Any = None, **headers: str
+    ) -> Any:
+        if who:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
         async with self.session.request(
             method, f"{self.url}{path}", json=json, headers=headers
         ) as response:
@@ -59,7 +75,7 @@ class Shop:
             assert response.status < 300, body
             return body
 
-    async def save_card(self, who: str, number: str) -> None:
+    async def save_card(self, who: str, number: str = OK_CARD) -> None:
         """Give ``who`` a saved card, as after a first checkout."""
         client = stripe.StripeClient(
             "sk_test_livecommerce",
@@ -80,61 +96,87 @@ class Shop:
             None,
             "POST",
             "/api/accounts",
-            {"email": email, "password": "correct horse", "display_name": who.title()},
+            {"email": email, "password": PASSWORD, "display_name": who.title()},
         )
         self.session.cookie_jar.clear()
         self.tokens[who], self.emails[who] = body["token"], email
-        return int(body["user"]["id"])
+        self.ids[who] = int(body["user"]["id"])
+        return self.ids[who]
+
+
+@asynccontextmanager
+async def running_shop(
+    redis_url: str,
+    tmp_path: Path,
+    localstripe_url: str | None = None,
+    env: dict[str, str] | None = None,
+    namespace: str = "e2e",
+) -> AsyncIterator[Shop]:
+    """``livecommerce serve`` (SQLite in ``tmp_path``, the shared Redis under a namespace of its
+    own, localstripe when given, more settings in ``env``), with no one signed up yet."""
+    settings = {
+        "DATA_DIR": str(tmp_path),
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": f"{namespace}{uuid.uuid4().hex[:8]}",
+    }
+    if localstripe_url is not None:
+        settings |= {
+            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
+            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+            "STRIPE_API_BASE": localstripe_url,
+            "ICE_HOSTS": "127.0.0.1",
+        }
+    server = ServerProcess(settings | (env or {}), tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            yield Shop(server, session, localstripe_url or "")
+    finally:
+        server.stop()
+
+
+async def cast_show(shop: Shop, code: str, viewers: tuple[str, ...]) -> None:
+    """A creator's show with one product (SKU ``code``) in its lineup, a moderator who accepted
+    the invitation, and ``viewers``."""
+    await shop.person("creator")
+    moderator = await shop.person("moderator")
+    for viewer in viewers:
+        await shop.person(viewer)
+    draft = {**hoodie(code, 12), "image_url": f"{shop.url}/static/img/product.svg"}
+    product = (await shop.call("creator", "POST", "/api/products", draft))["product"]
+    stream = (
+        await shop.call(
+            "creator", "POST", "/api/streams", {"title": "Friday drop", "lineup": [product["id"]]}
+        )
+    )["stream"]
+    shop.stream_id, shop.product_id = stream["id"], product["id"]
+    shop.sku_id = product["variants"][0]["id"]
+    await shop.call(
+        "creator", "POST", f"/api/streams/{stream['id']}/moderators", {"user_id": moderator}
+    )
+    (invitation,) = (await shop.call("moderator", "GET", "/api/invitations"))["invitations"]
+    await shop.call("moderator", "POST", f"/api/invitations/{invitation['id']}/accept")
 
 
 @pytest.fixture
 async def shop(
     redis_url: str, localstripe_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Shop, int, int, int]]:
-    server = ServerProcess(
-        {
-            "DATA_DIR": str(tmp_path),
-            "REDIS_URL": redis_url,
-            "REDIS_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
-            "STRIPE_SECRET_KEY": "sk_test_livecommerce",
-            "STRIPE_PUBLISHABLE_KEY": "pk_test_livecommerce",
-            "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
-            "STRIPE_API_BASE": localstripe_url,
-            "ICE_HOSTS": "127.0.0.1",
-        },
-        tmp_path / "server.log",
-    )
-    try:
-        server.wait_ready()
-        async with aiohttp.ClientSession() as session:
-            shop = Shop(server, session, localstripe_url)
-            await shop.person("creator")
-            moderator = await shop.person("moderator")
-            await shop.person("buyer")
-            await shop.person("watcher")
-            draft = {**hoodie("E2E-HOODIE", 12), "image_url": f"{shop.url}/static/img/product.svg"}
-            product = (await shop.call("creator", "POST", "/api/products", draft))["product"]
-            stream = (
-                await shop.call(
-                    "creator",
-                    "POST",
-                    "/api/streams",
-                    {"title": "Friday drop", "lineup": [product["id"]]},
-                )
-            )["stream"]
-            await shop.call(
-                "creator",
-                "POST",
-                f"/api/streams/{stream['id']}/moderators",
-                {"user_id": moderator},
-            )
-            (invitation,) = (await shop.call("moderator", "GET", "/api/invitations"))["invitations"]
-            await shop.call("moderator", "POST", f"/api/invitations/{invitation['id']}/accept")
-            # The buyer has a saved card (as after a first checkout): Buy is one tap.
-            await shop.save_card("buyer", OK_CARD)
-            yield shop, stream["id"], product["id"], product["variants"][0]["id"]
-    finally:
-        server.stop()
+    """A server, a show (creator, moderator, buyer, watcher): (shop, stream, product, sku)."""
+    async with running_shop(redis_url, tmp_path, localstripe_url) as shop:
+        await cast_show(shop, "E2E-HOODIE", ("buyer", "watcher"))
+        # The buyer has a saved card (as after a first checkout): Buy is one tap.
+        await shop.save_card("buyer", OK_CARD)
+        yield shop, shop.stream_id, shop.product_id, shop.sku_id
+
+
+@pytest.fixture
+async def people(redis_url: str, localstripe_url: str, tmp_path: Path) -> AsyncIterator[Shop]:
+    """A server, a creator's show with one product in its lineup, a moderator and a viewer."""
+    async with running_shop(redis_url, tmp_path, localstripe_url) as shop:
+        await cast_show(shop, "E2E-STATUS", ("viewer",))
+        yield shop
 
 
 @pytest.fixture
@@ -153,10 +195,12 @@ async def browser() -> AsyncIterator[Any]:
 
 
 async def open_page(browser: Any, shop: Shop, who: str | None, viewport: dict[str, int]) -> Any:
+    """A page in a context of its own, logged in as ``who``; ``page.errors`` collects script
+    errors and whatever the Content-Security-Policy refused."""
     context = await browser.new_context(viewport=viewport, base_url=shop.url)
     if who is not None:
         response = await context.request.post(
-            "/api/sessions", data={"email": shop.emails[who], "password": "correct horse"}
+            "/api/sessions", data={"email": shop.emails[who], "password": PASSWORD}
         )
         assert response.ok, await response.text()
     page = await context.new_page()
@@ -173,6 +217,6 @@ async def open_page(browser: Any, shop: Shop, who: str | None, viewport: dict[st
     return page
 
 
-async def screenshot(page: Any, name: str) -> None:
+async def screenshot(page: Any, name: str, full_page: bool = False) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import EmailMessage
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from bench.processes import free_port
+from livecommerce.config import Settings
 
 
 class Mailbox:
@@ -64,3 +66,13 @@ def smtp_server() -> Iterator[tuple[int, Mailbox]]:
         yield port, mailbox
     finally:
         controller.stop()
+
+
+def smtp_env(port: int) -> dict[str, str]:
+    """A server process's environment pointed at the `smtp_server` on ``port``."""
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_TLS": "none"}
+
+
+def smtp_settings(settings: Settings, port: int, **more: Any) -> Settings:
+    """``settings`` pointed at the `smtp_server` on ``port`` (and changed by ``more``)."""
+    return replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none", **more)

@@ -8,118 +8,34 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import os
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from PIL import Image
 
-from bench.processes import ServerProcess
+from tests.browsing import VIEWPORTS, Shop, open_page, running_shop, screenshot
 from tests.conftest import hoodie
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "e2e"
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
-ARGS = ["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
-
-
-class Seller:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self.session = url, session
-        self.email = f"seller-{uuid.uuid4().hex[:6]}@example.com"
-        self.token = ""
-
-    async def call(self, method: str, path: str, json: Any = None) -> Any:
-        async with self.session.request(
-            method,
-            f"{self.url}{path}",
-            json=json,
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as response:
-            body = await response.json()
-            assert response.status < 300, body
-            return body
-
 
 @pytest.fixture
-async def seller(redis_url: str, tmp_path: Path) -> AsyncIterator[Seller]:
+async def seller(redis_url: str, tmp_path: Path) -> AsyncIterator[Shop]:
     """A server (emails into ``tmp_path/outbox``) and a signed-up seller."""
-    server = ServerProcess(
-        {
-            "DATA_DIR": str(tmp_path),
-            "REDIS_URL": redis_url,
-            "REDIS_NAMESPACE": f"bo{uuid.uuid4().hex[:8]}",
-        },
-        tmp_path / "server.log",
-    )
-    try:
-        server.wait_ready()
-        async with aiohttp.ClientSession() as session:
-            who = Seller(server.url, session)
-            body = await who.call(
-                "POST",
-                "/api/accounts",
-                {"email": who.email, "password": "correct horse", "display_name": "Sam"},
-            )
-            session.cookie_jar.clear()
-            who.token = body["token"]
-            yield who
-    finally:
-        server.stop()
-
-
-CHROMIUM_FOUND = Path(CHROMIUM).exists()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM_FOUND:
-        if os.environ.get("LC_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
-
-
-async def _page(browser: Any, seller: Seller, viewport: dict[str, int]) -> Any:
-    context = await browser.new_context(viewport=viewport, base_url=seller.url)
-    response = await context.request.post(
-        "/api/sessions", data={"email": seller.email, "password": "correct horse"}
-    )
-    assert response.ok, await response.text()
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.errors = errors
-    return page
-
-
-async def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    async with running_shop(redis_url, tmp_path, namespace="bo") as shop:
+        await shop.person("seller")
+        yield shop
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
 async def test_catalog_page_adds_a_product_with_a_variant_and_a_photo(
-    seller: Seller, browser: Any, tmp_path: Path, device: str
+    seller: Shop, browser: Any, tmp_path: Path, device: str
 ) -> None:
     photo = tmp_path / "tee.jpg"
     Image.new("RGB", (900, 1200), (220, 40, 90)).save(photo, "JPEG")
-    page = await _page(browser, seller, VIEWPORTS[device])
+    page = await open_page(browser, seller, "seller", VIEWPORTS[device])
     await page.goto("/studio/catalog")
     await page.wait_for_selector("#main[aria-busy='false']")
     code = f"TEE-{uuid.uuid4().hex[:5].upper()}"
@@ -153,22 +69,22 @@ async def test_catalog_page_adds_a_product_with_a_variant_and_a_photo(
     )
     await row.get_by_role("button", name="History").click()
     await row.locator("ol.audit li", has_text="damaged").wait_for()
-    await _shot(page, f"40-catalog-{device}")
-    products = (await seller.call("GET", "/api/inventory"))["skus"]
+    await screenshot(page, f"40-catalog-{device}", full_page=True)
+    products = (await seller.call("seller", "GET", "/api/inventory"))["skus"]
     assert [(s["sku"], s["on_hand"]) for s in products] == [(code, 6)]
     assert page.errors == [], page.errors
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
-async def test_lineup_builder_reorders_and_saves(seller: Seller, browser: Any, device: str) -> None:
+async def test_lineup_builder_reorders_and_saves(seller: Shop, browser: Any, device: str) -> None:
     ids = []
     for title in ("Alpha", "Bravo", "Charlie"):
         draft = {**hoodie(f"{title[:3].upper()}-{uuid.uuid4().hex[:5]}"), "title": title}
-        ids.append((await seller.call("POST", "/api/products", draft))["product"]["id"])
-    stream = (await seller.call("POST", "/api/streams", {"title": "Sunday show", "lineup": ids}))[
-        "stream"
-    ]
-    page = await _page(browser, seller, VIEWPORTS[device])
+        ids.append((await seller.call("seller", "POST", "/api/products", draft))["product"]["id"])
+    stream = (
+        await seller.call("seller", "POST", "/api/streams", {"title": "Sunday show", "lineup": ids})
+    )["stream"]
+    page = await open_page(browser, seller, "seller", VIEWPORTS[device])
     await page.goto(f"/studio/shows?show={stream['id']}")
     await page.wait_for_selector("#builder li[data-product]")
     if device == "desktop":
@@ -186,8 +102,8 @@ async def test_lineup_builder_reorders_and_saves(seller: Seller, browser: Any, d
     await page.wait_for_function(
         "() => document.getElementById('lineup-status').textContent === 'Lineup saved.'"
     )
-    await _shot(page, f"41-lineup-{device}")
-    saved = (await seller.call("GET", f"/api/streams/{stream['id']}"))["stream"]
+    await screenshot(page, f"41-lineup-{device}", full_page=True)
+    saved = (await seller.call("seller", "GET", f"/api/streams/{stream['id']}"))["stream"]
     assert saved["lineup"] == [ids[2], ids[0], ids[1]]
     assert page.errors == [], page.errors
 
@@ -218,10 +134,12 @@ async def _emailed_link(outbox: Path, to: str) -> str:
 
 
 async def test_an_invitation_sent_from_the_shows_page_is_accepted_from_its_email(
-    seller: Seller, browser: Any, tmp_path: Path
+    seller: Shop, browser: Any, tmp_path: Path
 ) -> None:
-    stream = (await seller.call("POST", "/api/streams", {"title": "Night market"}))["stream"]
-    page = await _page(browser, seller, VIEWPORTS["desktop"])
+    stream = (await seller.call("seller", "POST", "/api/streams", {"title": "Night market"}))[
+        "stream"
+    ]
+    page = await open_page(browser, seller, "seller", VIEWPORTS["desktop"])
     await page.goto(f"/studio/shows?show={stream['id']}")
     await page.wait_for_selector("#editor:not(.hidden)")
     invited = f"helper-{uuid.uuid4().hex[:6]}@example.com"
@@ -242,9 +160,9 @@ async def test_an_invitation_sent_from_the_shows_page_is_accepted_from_its_email
     await helper.wait_for_url(link)
     await helper.wait_for_selector("#inv-actions:not(.hidden)")
     assert "Night market" in (await helper.text_content("#inv-text") or "")
-    await _shot(helper, "42-invitation-phone")
+    await screenshot(helper, "42-invitation-phone", full_page=True)
     await helper.click("#inv-accept")
     await helper.wait_for_url(re.compile(rf".*/console/{stream['id']}$"))
-    saved = (await seller.call("GET", f"/api/streams/{stream['id']}"))["stream"]
+    saved = (await seller.call("seller", "GET", f"/api/streams/{stream['id']}"))["stream"]
     assert [m["display_name"] for m in saved["moderators"]] == ["Helper"]
     assert page.errors == [], page.errors

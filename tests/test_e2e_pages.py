@@ -19,9 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.browsershop import VIEWPORTS, ShowPeople, chromium, open_page, people, shot
-
-__all__ = ["chromium", "people"]  # the fixtures, used by name
+from tests.browsing import VIEWPORTS, Shop, open_page, screenshot
 
 SIZES = pytest.mark.parametrize("size", list(VIEWPORTS))
 
@@ -61,23 +59,23 @@ async def _badge_class(page: Any) -> str:
 
 @SIZES
 async def test_one_status_on_every_page_through_a_show(
-    people: ShowPeople, chromium: Any, size: str
+    people: Shop, browser: Any, size: str
 ) -> None:
     viewport = VIEWPORTS[size]
     sid = people.stream_id
 
     # Scheduled: home says so in the creator's list and under "Coming up"; so does the watch page.
-    home = await open_page(chromium, people, "creator", viewport)
+    home = await open_page(browser, people, "creator", viewport)
     await _home_shows(home, "my-streams", sid, "Scheduled")
     assert await _card_badge(home, "upcoming", sid) == "Scheduled"
-    watch = await open_page(chromium, people, "viewer", viewport)
+    watch = await open_page(browser, people, "viewer", viewport)
     await watch.goto(f"/watch/{sid}")
     await _badge_reads(watch, "Scheduled")
     assert "offline" in (await watch.text_content("#overlay") or "")
-    await shot(watch, f"status-{size}-1-watch-scheduled")
+    await screenshot(watch, f"status-{size}-1-watch-scheduled")
 
     # The creator goes live from the studio (Chromium's fake camera, real WHIP).
-    studio = await open_page(chromium, people, "creator", viewport)
+    studio = await open_page(browser, people, "creator", viewport)
     await studio.goto(f"/studio/{sid}")
     await studio.wait_for_function(
         "() => document.getElementById('on-air').textContent.includes('Camera ready')"
@@ -87,7 +85,7 @@ async def test_one_status_on_every_page_through_a_show(
     await studio.wait_for_function(
         "() => document.getElementById('on-air').textContent === 'You are live.'"
     )
-    console = await open_page(chromium, people, "moderator", viewport)
+    console = await open_page(browser, people, "moderator", viewport)
     await console.goto(f"/console/{sid}")
     for page in (watch, studio, console):
         await _badge_reads(page, "LIVE", within_ms=20000)
@@ -104,9 +102,9 @@ async def test_one_status_on_every_page_through_a_show(
         "() => { const v = document.getElementById('video'); return v && v.videoWidth > 0; }",
         timeout=20000,
     )
-    await shot(home, f"status-{size}-2-home-live")
-    await shot(watch, f"status-{size}-3-watch-live")
-    await shot(studio, f"status-{size}-4-studio-live")
+    await screenshot(home, f"status-{size}-2-home-live")
+    await screenshot(watch, f"status-{size}-3-watch-live")
+    await screenshot(studio, f"status-{size}-4-studio-live")
 
     # The creator's browser closes mid-show: paused everywhere, still under "Live now".
     await studio.context.close()
@@ -115,17 +113,17 @@ async def test_one_status_on_every_page_through_a_show(
     assert "not over" in (await watch.text_content("#overlay") or "")
     await _home_shows(home, "live", sid, "Paused")
     assert await _card_badge(home, "my-streams", sid) == "Paused"
-    studio = await open_page(chromium, people, "creator", viewport)
+    studio = await open_page(browser, people, "creator", viewport)
     await studio.goto(f"/studio/{sid}")
     await _badge_reads(studio, "Paused")
     await studio.wait_for_function("() => !document.getElementById('end').disabled")
     assert "Paused" in (await studio.text_content("#on-air") or "")
     classes = {await _badge_class(page) for page in (watch, studio, console)}
     assert classes == {"badge paused"}
-    await shot(home, f"status-{size}-5-home-paused")
-    await shot(watch, f"status-{size}-6-watch-paused")
-    await shot(studio, f"status-{size}-7-studio-paused")
-    await shot(console, f"status-{size}-8-console-paused")
+    await screenshot(home, f"status-{size}-5-home-paused")
+    await screenshot(watch, f"status-{size}-6-watch-paused")
+    await screenshot(studio, f"status-{size}-7-studio-paused")
+    await screenshot(console, f"status-{size}-8-console-paused")
 
     # The creator ends the paused show: ended everywhere; "Ended" in the creator's list.
     await studio.click("#end")
@@ -138,26 +136,26 @@ async def test_one_status_on_every_page_through_a_show(
     assert await _card_badge(home, "upcoming", sid) is None
     classes = {await _badge_class(page) for page in (watch, studio, console)}
     assert classes == {"badge ended"}
-    await shot(home, f"status-{size}-9-home-ended")
-    await shot(studio, f"status-{size}-10-studio-ended")
+    await screenshot(home, f"status-{size}-9-home-ended")
+    await screenshot(studio, f"status-{size}-10-studio-ended")
     for page in (home, watch, studio, console):
         assert page.errors == [], page.errors
 
 
 @SIZES
-async def test_unknown_shows_and_paths_say_so(people: ShowPeople, chromium: Any, size: str) -> None:
-    page = await open_page(chromium, people, "viewer", VIEWPORTS[size])
+async def test_unknown_shows_and_paths_say_so(people: Shop, browser: Any, size: str) -> None:
+    page = await open_page(browser, people, "viewer", VIEWPORTS[size])
     for path in ("/watch/999999", "/studio/999999", "/console/999999"):
         response = await page.goto(path)
         assert response.status == 404, path
         assert await page.text_content("h1") == "This show does not exist"
-    await shot(page, f"missing-{size}-1-show-404")
+    await screenshot(page, f"missing-{size}-1-show-404")
     response = await page.goto("/no/such/page")
     assert response.status == 404
     assert await page.text_content("h1") == "Page not found"
     await page.click("text=See the shows that are live and coming up")
     await page.wait_for_url(f"{people.url}/")
-    await shot(page, f"missing-{size}-2-home-after-404")
+    await screenshot(page, f"missing-{size}-2-home-after-404")
 
     # A watch page that meets an unknown show anyway (a page kept from before, a cached copy):
     # it says so instead of "Loading…" for ever.
@@ -173,22 +171,22 @@ async def test_unknown_shows_and_paths_say_so(people: ShowPeople, chromium: Any,
     )
     assert await page.text_content("#title") == "This show does not exist"
     assert await page.get_attribute("#stage", "aria-busy") == "false"
-    await shot(page, f"missing-{size}-3-watch-unknown-show")
+    await screenshot(page, f"missing-{size}-3-watch-unknown-show")
     assert page.errors == [], page.errors
 
 
 @SIZES
 async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
-    people: ShowPeople, chromium: Any, size: str
+    people: Shop, browser: Any, size: str
 ) -> None:
     viewport = VIEWPORTS[size]
     sid = people.stream_id
-    studio = await open_page(chromium, people, "creator", viewport)
+    studio = await open_page(browser, people, "creator", viewport)
     await studio.goto(f"/studio/{sid}")
-    console = await open_page(chromium, people, "moderator", viewport)
+    console = await open_page(browser, people, "moderator", viewport)
     await console.goto(f"/console/{sid}")
     await console.wait_for_selector("#main[aria-busy=false]")
-    watch = await open_page(chromium, people, "viewer", viewport)
+    watch = await open_page(browser, people, "viewer", viewport)
     await watch.goto(f"/watch/{sid}")
     await _badge_reads(watch, "Scheduled")
 
@@ -214,7 +212,7 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
     color = await notice.evaluate("n => getComputedStyle(n).color")
     assert color == "rgb(244, 244, 246)", color  # the page's text colour, not the error red
     assert await console.text_content("#chat button[data-mute]") == "Unmute"
-    await shot(console, f"mute-{size}-1-console-muted")
+    await screenshot(console, f"mute-{size}-1-console-muted")
 
     await watch.fill("#chat-text", "still here?")
     await watch.click("#chat-form button")
@@ -233,11 +231,11 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
             timeout=10000,
         )
     except Exception:
-        await shot(watch, f"mute-{size}-failed-watch")
-        await shot(console, f"mute-{size}-failed-console")
+        await screenshot(watch, f"mute-{size}-failed-watch")
+        await screenshot(console, f"mute-{size}-failed-console")
         raise AssertionError(await watch.text_content("#chat-error")) from None
-    await shot(console, f"mute-{size}-2-console-unmuted")
-    await shot(watch, f"mute-{size}-3-watch-count")
+    await screenshot(console, f"mute-{size}-2-console-unmuted")
+    await screenshot(watch, f"mute-{size}-3-watch-count")
     for page in (studio, console, watch):
         assert page.errors == [], page.errors
 
@@ -253,17 +251,17 @@ def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
 
 @SIZES
 async def test_the_watch_page_layout_shows_what_matters(
-    people: ShowPeople, chromium: Any, size: str
+    people: Shop, browser: Any, size: str
 ) -> None:
     viewport = VIEWPORTS[size]
     sid = people.stream_id
-    studio = await open_page(chromium, people, "creator", viewport)
+    studio = await open_page(browser, people, "creator", viewport)
     await studio.goto(f"/studio/{sid}")
     await studio.wait_for_function(
         "() => document.getElementById('on-air').textContent.includes('Camera ready')"
     )
     await studio.click("#go-live")
-    watch = await open_page(chromium, people, "viewer", viewport)
+    watch = await open_page(browser, people, "viewer", viewport)
     await watch.goto(f"/watch/{sid}")
     await _badge_reads(watch, "LIVE", within_ms=20000)
     await watch.wait_for_function(
@@ -306,7 +304,7 @@ async def test_the_watch_page_layout_shows_what_matters(
     assert toast is not None and title is not None and card is not None
     assert not _overlap(toast, title), (toast, title)
     assert not _overlap(toast, card), (toast, card)
-    await shot(
+    await screenshot(
         watch, f"phone-{size}-1-watch-live" if size == "phone" else f"layout-{size}-1-watch-live"
     )
 
@@ -334,7 +332,7 @@ async def test_the_watch_page_layout_shows_what_matters(
         [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
     )
     assert on_top == "sale-clock"
-    await shot(
+    await screenshot(
         watch,
         f"phone-{size}-2-sheet-countdown"
         if size == "phone"

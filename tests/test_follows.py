@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -20,7 +19,7 @@ from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.streams import StreamOnAir
 from livecommerce.platform.mail import MAILER
 from tests.conftest import sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_env, smtp_settings
 
 PUBLIC = "https://shop.example.test"
 
@@ -28,18 +27,11 @@ PUBLIC = "https://shop.example.test"
 @pytest.fixture
 def server_env(smtp_server: tuple[int, Mailbox]) -> dict[str, str]:
     port, _mailbox = smtp_server
-    return {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(port),
-        "SMTP_TLS": "none",
-        "PUBLIC_URL": PUBLIC,
-    }
+    return {**smtp_env(port), "PUBLIC_URL": PUBLIC}
 
 
 async def _mail_client(aiohttp_client: Any, settings: Settings, port: int) -> TestClient[Any, Any]:
-    app = create_app(
-        replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none", public_url=PUBLIC)
-    )
+    app = create_app(smtp_settings(settings, port, public_url=PUBLIC))
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import shop_settings, utcnow
 from tests.conftest import accept_invitation, sign_up
 from tests.liveclient import Viewer
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 from tests.orderdesk import HOME, OFFICE, open_show, set_order_times
 
 S = OrderStatus
@@ -131,7 +130,7 @@ async def test_pack_ship_deliver_and_the_buyer_hears_each_step(
     aiohttp_client: Any, settings: Settings, smtp_server: tuple[int, Mailbox]
 ) -> None:
     port, mailbox = smtp_server
-    app = create_app(replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"))
+    app = create_app(smtp_settings(settings, port))
     client = await aiohttp_client(app)
     show = await open_show(client, settings)
     first, second = await show.paid(), await show.paid()

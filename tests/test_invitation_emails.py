@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.platform.mail import MAILER
 from tests.conftest import Account, sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 
 
 async def test_an_invitation_is_emailed_and_accepted_from_its_link(
     aiohttp_client: Any, settings: Settings, smtp_server: tuple[int, Mailbox]
 ) -> None:
     port, mailbox = smtp_server
-    app = create_app(
-        replace(
-            settings,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            public_url="https://live.example.test",
-        )
-    )
+    app = create_app(smtp_settings(settings, port, public_url="https://live.example.test"))
     client = await aiohttp_client(app)
     creator = await sign_up(client, "creator")
     stream = (await creator.call("POST", "/api/streams", {"title": "Sneaker <drop>"}, status=201))[

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from livecommerce.app import create_app
 from livecommerce.config import ConfigError, Settings
 from livecommerce.platform.mail import MAILER, Email, Mailer, SmtpServer
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 
 
 async def test_smtp_delivery_with_text_and_html(smtp_server: tuple[int, Mailbox]) -> None:
@@ -81,15 +80,7 @@ async def test_the_app_sends_through_its_settings(
 ) -> None:
     port, mailbox = smtp_server
 
-    app = create_app(
-        replace(
-            settings,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            mail_from="Shop <shop@example.test>",
-        )
-    )
+    app = create_app(smtp_settings(settings, port, mail_from="Shop <shop@example.test>"))
     client = await aiohttp_client(app)
     app[MAILER].send_soon(Email("dee@example.test", "Ping", "pong"))
     assert body_text(await mailbox.wait_for("dee@example.test", "Ping")) == "pong\n"

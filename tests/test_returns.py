@@ -4,7 +4,6 @@ refunds through Stripe and restocks, once however many "received" calls race."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from livecommerce.config import Settings
 from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.platform.db.tables import refunds, utcnow
 from tests.conftest import sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 from tests.orderdesk import count_rows, open_show, set_order_times
 from tests.shopping import stock_on_hand
 
@@ -108,7 +107,7 @@ async def test_approve_receive_refunds_through_stripe_and_restocks(
     aiohttp_client: Any, settings: Settings, smtp_server: tuple[int, Mailbox]
 ) -> None:
     port, mailbox = smtp_server
-    app = create_app(replace(settings, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none"))
+    app = create_app(smtp_settings(settings, port))
     client = await aiohttp_client(app)
     show = await open_show(client, settings, stock=10)
     order = await show.delivered(qty=3)

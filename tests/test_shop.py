@@ -17,7 +17,7 @@ from livecommerce.orders.pricing import price
 from livecommerce.orders.shops import ShopTerms, TaxMode
 from livecommerce.platform.mail import MAILER as MAILER_KEY
 from tests.conftest import Account, hoodie, sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 from tests.shopping import OK_CARD, buy, card, stripe_client
 
 HOME = {
@@ -340,15 +340,7 @@ async def test_the_receipt_email_when_paid(
     aiohttp_client: Any, settings: Settings, smtp_server: tuple[int, Mailbox]
 ) -> None:
     port, mailbox = smtp_server
-    app = create_app(
-        replace(
-            settings,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            public_url="https://shop.example.test",
-        )
-    )
+    app = create_app(smtp_settings(settings, port, public_url="https://shop.example.test"))
     client = await aiohttp_client(app)
     _seller, buyer, _product, sku = await _shop(
         client, {"shipping_flat_minor": 599, "tax_mode": "added", "tax_rate_bp": 1000}

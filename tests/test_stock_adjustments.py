@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from livecommerce.config import Settings
 from livecommerce.inventory import forecast
 from livecommerce.platform.mail import MAILER
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 from tests.shopping import buy, open_shop, stock_on_hand
 
 
@@ -158,15 +157,7 @@ async def test_low_stock_email_once_per_crossing(
     aiohttp_client: Any, settings: Settings, smtp_server: tuple[int, Mailbox]
 ) -> None:
     port, mailbox = smtp_server
-    app = create_app(
-        replace(
-            settings,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            public_url="https://shop.example.test",
-        )
-    )
+    app = create_app(smtp_settings(settings, port, public_url="https://shop.example.test"))
     client = await aiohttp_client(app)
     seller = await sign_up(client, "seller")
     code = f"LOW-{uuid.uuid4().hex[:6]}"

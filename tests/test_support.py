@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.platform.messagetext import MAX_MESSAGE
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
-from tests.mailbox import Mailbox, body_text
+from tests.mailbox import Mailbox, body_text, smtp_settings
 from tests.shopping import OK_CARD, buy, card
 
 
@@ -25,11 +24,9 @@ async def shop(
 ) -> TestClient[Any, Any]:
     port, _mailbox = smtp_server
     app = create_app(
-        replace(
+        smtp_settings(
             settings,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
+            port,
             public_url="https://shop.example.test",
             support_answer_s=1.0,  # a case unanswered for a second is late
         )
