@@ -14,16 +14,19 @@ from tests.imagefiles import jpeg
 
 
 async def test_back_office_pages_are_served(client: TestClient[Any, Any]) -> None:
+    creator = await sign_up(client, "creator")
+    show = (await creator.call("POST", "/api/streams", {"title": "Pages"}, status=201))["stream"]
+    client.session.cookie_jar.clear()
     for path, marker in (
         ("/studio/catalog", "catalog.js"),
         ("/studio/shows", "shows.js"),
         ("/invitations/AbC_d-9", "invitation.js"),
-        ("/studio/1", "forecast.js"),
+        (f"/studio/{show['id']}", "forecast.js"),
     ):
         response = await client.get(path)
         assert response.status == 200, path
         assert marker in await response.text()
-    studio = await (await client.get("/studio/1")).text()
+    studio = await (await client.get(f"/studio/{show['id']}")).text()
     assert 'href="/studio/catalog"' in studio and 'href="/studio/shows"' in studio
     for script in ("catalog.js", "shows.js", "invitation.js", "forecast.js"):
         assert (await client.get(f"/static/js/{script}")).status == 200
