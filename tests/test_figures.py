@@ -128,3 +128,37 @@ async def test_figures_of_a_show_with_viewers_a_pin_a_sale_and_purchases(
     # (five beats a second here, each heard by four viewers).
     samples = await _moments(client, stream, "viewers")
     assert 2 <= samples <= elapsed / SAMPLE_S + 2
+
+
+async def test_a_burst_of_pins_is_noted_in_a_few_transactions(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """Fifty pins at once: every one is on the timeline, written by one writer in batches
+    rather than fifty transactions queueing for the database (SQLite's single write lock)."""
+    client = await aiohttp_client(create_app(settings))
+    creator = await sign_up(client, "creator")
+    ids = []
+    for name in ("a", "b"):
+        body = hoodie(f"{name.upper()}-{uuid.uuid4().hex[:6]}", 5)
+        ids.append((await creator.call("POST", "/api/products", body, status=201))["product"]["id"])
+    stream = (
+        await creator.call("POST", "/api/streams", {"title": "Burst", "lineup": ids}, status=201)
+    )["stream"]["id"]
+    engine = client.app[ENGINE]
+    commits: list[float] = []
+
+    def committed(_conn: Any) -> None:
+        commits.append(time.monotonic())
+
+    sa.event.listen(engine.sync_engine, "commit", committed)
+    try:
+        pins = [
+            creator.call("POST", f"/api/streams/{stream}/pin", {"product_id": ids[i % 2]})
+            for i in range(50)
+        ]
+        await asyncio.gather(*pins)
+    finally:
+        sa.event.remove(engine.sync_engine, "commit", committed)
+    assert await _moments(client, stream, "pin") == 50
+    # every other commit of the app meanwhile counts too: still far fewer than one per pin
+    assert len(commits) < 25, len(commits)

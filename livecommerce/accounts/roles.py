@@ -45,7 +45,11 @@ async def role_in_stream(conn: AsyncConnection, stream_id: int, user_id: int | N
 
 async def require_role(conn: AsyncConnection, stream_id: int, user_id: int, *allowed: Role) -> Role:
     """The caller's role, or a 403 naming who may do this."""
-    role = await role_in_stream(conn, stream_id, user_id)
+    return allow(await role_in_stream(conn, stream_id, user_id), *allowed)
+
+
+def allow(role: Role, *allowed: Role) -> Role:
+    """``role``, or a 403 naming who may do this."""
     if role not in allowed:
         who = " or ".join(r.value for r in allowed)
         raise Forbidden(f"only the stream's {who} may do this")

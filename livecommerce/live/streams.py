@@ -115,6 +115,33 @@ async def get_stream(conn: AsyncConnection, stream_id: int) -> Shopstream:
     return found[0]
 
 
+async def pin_check(
+    conn: AsyncConnection, stream_id: int, user_id: int, product_id: int
+) -> tuple[Role, bool]:
+    """The caller's role in a stream and whether ``product_id`` is in its lineup, in one query
+    (a pin asks both; a missing stream is a 404)."""
+    row = (
+        await conn.execute(
+            sa.select(
+                streams.c.creator_id,
+                sa.exists().where(
+                    stream_moderators.c.stream_id == stream_id,
+                    stream_moderators.c.user_id == user_id,
+                ),
+                sa.exists().where(
+                    stream_lineup.c.stream_id == stream_id,
+                    stream_lineup.c.product_id == product_id,
+                ),
+            ).where(streams.c.id == stream_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("stream")
+    creator_id, moderator, listed = row
+    role = Role.CREATOR if creator_id == user_id else Role.MODERATOR if moderator else Role.VIEWER
+    return role, bool(listed)
+
+
 async def list_streams(
     conn: AsyncConnection,
     *,

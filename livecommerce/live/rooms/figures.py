@@ -15,6 +15,7 @@ viewers, as the room's ``viewers`` event counts them); conversion is buyers / pe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -52,7 +53,12 @@ class Broadcast(Protocol):
 
 
 class ShowRecorder:
-    """An ``Emit`` that broadcasts, then records what the show's figures are drawn from."""
+    """An ``Emit`` that broadcasts, then records what the show's figures are drawn from.
+
+    The rows go to SQL through one writer per process: the moments noted while a batch is
+    being written go together in the next one (a burst of pins is one transaction, not fifty
+    writers queueing for SQLite's lock). A caller returns once its row is committed.
+    """
 
     def __init__(
         self, emit: Broadcast, engine: AsyncEngine, state: RoomState, sample_s: float
@@ -61,6 +67,9 @@ class ShowRecorder:
         self._engine = engine
         self._state = state
         self._sample_ms = int(sample_s * 1000)
+        self._rows: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def __call__(
         self, event: str, data: Mapping[str, Any], room: str, *, version: int | None = None
@@ -78,12 +87,7 @@ class ShowRecorder:
     async def _sample(self, stream_id: int, count: int) -> None:
         if not await self._state.first_to(f"figures:{{stream{stream_id}}}", self._sample_ms):
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.insert(stream_moments).values(
-                    stream_id=stream_id, at_ms=now_ms(), kind="viewers", viewers=count, label=""
-                )
-            )
+        await self._record(stream_id, "viewers", viewers=count)
 
     async def _moment(self, kind: str, data: Mapping[str, Any]) -> None:
         product_id = sku_id = None
@@ -95,17 +99,65 @@ class ShowRecorder:
             sale = data["sale"]
             product_id, sku_id = sale["product_id"], sale["sku_id"]
             label = f"{sale['quantity']} at {sale['sale_price']} {sale['currency']} (minor units)"
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.insert(stream_moments).values(
-                    stream_id=int(data["stream_id"]),
-                    at_ms=now_ms(),
-                    kind=kind,
-                    product_id=product_id,
-                    sku_id=sku_id,
-                    label=str(label)[:200],
-                )
-            )
+        await self._record(
+            int(data["stream_id"]), kind, product_id=product_id, sku_id=sku_id, label=str(label)
+        )
+
+    async def _record(
+        self,
+        stream_id: int,
+        kind: str,
+        *,
+        viewers: int | None = None,
+        product_id: int | None = None,
+        sku_id: int | None = None,
+        label: str = "",
+    ) -> None:
+        if self._closed:
+            return
+        row = {
+            "stream_id": stream_id,
+            "at_ms": now_ms(),
+            "kind": kind,
+            "viewers": viewers,
+            "product_id": product_id,
+            "sku_id": sku_id,
+            "label": label[:200],
+        }
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rows.append((row, written))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(), name="show figures: moments")
+        await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        try:
+            while self._rows:
+                batch, self._rows = self._rows, []
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(sa.insert(stream_moments), [row for row, _ in batch])
+                except BaseException as exc:
+                    told = exc if isinstance(exc, Exception) else RuntimeError("not written")
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_exception(told)
+                            written.exception()  # a caller that went away leaves no warning
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_result(None)
+        finally:
+            self._writer = None
+
+    async def close(self) -> None:
+        """Write what was noted; nothing more is recorded after."""
+        self._closed = True
+        writer = self._writer
+        if writer is not None:
+            await asyncio.gather(writer, return_exceptions=True)
 
 
 def _ms(value: Any) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.accounts.roles import Role, require_role, role_in_stream
+from livecommerce.accounts.roles import Role, allow, require_role, role_in_stream
 from livecommerce.accounts.users import User, get_user
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
@@ -44,7 +44,7 @@ from livecommerce.live.rooms.roomstate import (
     RoomState,
     now_ms,
 )
-from livecommerce.live.streams import StreamStatus, get_stream, set_status, show_phase
+from livecommerce.live.streams import StreamStatus, get_stream, pin_check, set_status, show_phase
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.messagetext import (
@@ -234,13 +234,15 @@ class LiveRooms:
     async def pin(
         self, stream_id: int, user: User | None, product_id: int, sku_id: int | None
     ) -> PinnedProduct:
-        await self._moderator(stream_id, user)
+        if user is None:
+            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
         async with self._engine.connect() as conn:
-            stream = await get_stream(conn, stream_id)
-            if product_id not in stream.lineup:
-                raise LiveCommerceError(
-                    ErrorCode.INVALID_INPUT, "only a product of the stream's lineup can be pinned"
-                )
+            role, listed = await pin_check(conn, stream_id, user.id, product_id)
+        allow(role, *MODERATORS)
+        if not listed:
+            raise LiveCommerceError(
+                ErrorCode.INVALID_INPUT, "only a product of the stream's lineup can be pinned"
+            )
         shown = await self._read_card(product_id, sku_id)
         if shown is None:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, "that SKU is not of this product")

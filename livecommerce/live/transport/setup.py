@@ -93,4 +93,5 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
     finally:
         await namespace.close()
         await rooms.close()
+        await emit.close()
         await server.shutdown()
