@@ -15,6 +15,11 @@
   frames written to the transport at once), its per-socket queue (``create_queue``) and the
   manager's ``_handle_emit`` / ``_publish``; it reads engine.io sockets' ``upgraded``,
   ``upgrading``, ``closing``, ``closed``, ``queue`` and ``server.eio.sockets``.
+- ``AsyncSocket.schedule_ping`` is replaced (the class's, once per process; other engine.io
+  servers keep engine.io's own): a ping wheel in ``Fanout`` sends the PINGs, reading and
+  writing the socket's ``last_ping`` as engine.io does, instead of a sleeping task per socket.
+- A websocket's environ is slimmed once connected (``KEPT_ENVIRON``): python-socketio keeps it
+  per socket, and nothing after a namespace's connect reads the rest.
 
 ``check()`` runs at start-up and refuses versions this was not checked against.
 """
@@ -24,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from enum import Enum
 from importlib.metadata import version
@@ -140,6 +147,8 @@ def install(server: socketio.AsyncServer) -> None:
         # a copy: the driver's table is shared by every engine.io server of the process
         server.eio._async = {**server.eio._async, "websocket": server.manager.fanout.websocket}
         server.eio.create_queue = SocketQueue
+        _PINGERS[server.eio] = server.manager.fanout
+        engineio.async_socket.AsyncSocket.schedule_ping = _schedule_ping
 
 
 def peer_address(environ: dict[str, Any]) -> str:
@@ -192,6 +201,12 @@ def _check_fanout() -> None:
         or not isinstance(getattr(server.eio, "sockets", None), dict)
     ):
         raise RuntimeError("engine.io's socket no longer has the fields LiveWebSocket reads")
+    socket.last_ping = time.time()
+    socket.schedule_ping()
+    if socket.last_ping is not None or not any(socket in due for due in fanout._pings.values()):
+        raise RuntimeError("engine.io's socket no longer schedules its pings through last_ping")
+    if not isinstance(getattr(server.eio, "ping_interval", None), int | float):
+        raise RuntimeError("engine.io's server no longer keeps its ping_interval")
     manager = socketio.AsyncRedisManager
     for name in ("_handle_emit", "_publish", "get_participants"):
         if not hasattr(manager, name):
@@ -203,6 +218,23 @@ def _check_fanout() -> None:
         raise RuntimeError(f"python-socketio encodes an event as {encoded!r}")
     if text_frame("4" + encoded)[:2] != bytes((0x81, len(encoded) + 1)):
         raise RuntimeError("websocket frame header")
+
+
+_PINGERS: weakref.WeakKeyDictionary[Any, Fanout] = weakref.WeakKeyDictionary()
+_ENGINEIO_SCHEDULE_PING = engineio.async_socket.AsyncSocket.schedule_ping
+PING_TICKS = 10  # the ping wheel's ticks per second
+
+
+def _schedule_ping(socket: Any) -> None:
+    """engine.io's ``AsyncSocket.schedule_ping`` (after the handshake and after each PONG):
+    engine.io starts a task per socket that sleeps ``ping_interval`` and sends a PING; ours puts
+    the socket on its ``Fanout``'s ping wheel (one timer for every socket, no task each)."""
+    fanout = _PINGERS.get(socket.server)
+    if fanout is None:
+        _ENGINEIO_SCHEDULE_PING(socket)
+    elif socket.last_ping:  # engine.io's rule: only once the previous ping was answered
+        socket.last_ping = None
+        fanout.ping_later(socket)
 
 
 # -- fan-out: one encoding per broadcast, one frame written to every local websocket ------------
@@ -314,6 +346,18 @@ class SocketQueue:
             await self._joined
 
 
+KEPT_ENVIRON = ("aiohttp.request", "REMOTE_ADDR", "HTTP_COOKIE", "HTTP_X_FORWARDED_FOR")
+
+
+def _slim(environ: dict[str, Any]) -> None:
+    """Forget what a connected socket's WSGI-style environ will not be asked again (a copy of
+    every request header, kept per socket by python-socketio and by the frames of engine.io's
+    handler for the whole connection): a namespace's connect reads only these."""
+    kept = {key: environ[key] for key in KEPT_ENVIRON if key in environ}
+    environ.clear()
+    environ.update(kept)
+
+
 class LiveWebSocket:
     """engine.io's aiohttp websocket driver (``engineio.async_drivers.aiohttp.WebSocket``), with
     permessage-deflate refused and frames written to the transport at once.
@@ -343,6 +387,7 @@ class LiveWebSocket:
         )
         await sock.prepare(request)
         self._sock, self._transport = sock, request.transport
+        _slim(environ)
         if self._transport is not None:
             # The kernel's share of the unsent bytes is bounded too (else it grows to tcp_wmem's
             # maximum, megabytes per stalled client).
@@ -446,6 +491,8 @@ class Fanout:
         self.watched: set[LiveWebSocket] = set()
         self.cut = 0  # sockets aborted for being stuck, since start-up
         self._generations: dict[str, int] = {}
+        # engine.io sockets due a PING, by the tick (1 / PING_TICKS s) they are due
+        self._pings: dict[int, list[Any]] = {}
 
     def generation(self, room: str) -> int:
         """How many broadcasts ``room`` heard here since someone first asked (then 0)."""
@@ -464,10 +511,29 @@ class Fanout:
         """engine.io's websocket factory (``server._async["websocket"]``)."""
         return LiveWebSocket(handler, server, self)
 
+    def ping_later(self, socket: Any) -> None:
+        """Send ``socket`` a PING once its server's ``ping_interval`` has passed."""
+        due = math.ceil((time.monotonic() + socket.server.ping_interval) * PING_TICKS)
+        self._pings.setdefault(due, []).append(socket)
+
+    def ping_due(self, now: float) -> None:
+        """PING the sockets that are due (engine.io's ``_send_ping``, for many at once)."""
+        tick = now * PING_TICKS
+        for due in [due for due in self._pings if due <= tick]:
+            for socket in self._pings.pop(due):
+                if socket.closing or socket.closed:
+                    continue
+                socket.last_ping = time.time()
+                # through the socket's queue: engine.io's writer ends a connection whose queue
+                # stays empty for ping_interval + ping_timeout (broadcasts do not go through it)
+                socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+
     def sweep(self) -> None:
         """Write what waited for the sockets that caught up; abort those behind for longer
-        than ``stuck_s`` or with more than 16 times ``buffer_bytes`` unsent."""
+        than ``stuck_s`` or with more than 16 times ``buffer_bytes`` unsent; send the PINGs
+        that are due."""
         now = time.monotonic()
+        self.ping_due(now)
         for ws in list(self.watched):
             buffered = ws.buffered()
             if buffered <= self.buffer_bytes:

@@ -1,0 +1,68 @@
+"""engine.io's heartbeat through the seam's ping wheel (one timer for every socket, no task
+each): a client that answers stays, one that does not is closed, as engine.io's own would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import engineio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from livecommerce.live.transport import socketioserver
+
+
+async def _app(aiohttp_client: Any, redis_url: str) -> tuple[TestClient[Any, Any], Any]:
+    server = socketioserver.build_server(redis_url, f"pings{uuid.uuid4().hex[:8]}:socketio")
+    server.eio.ping_interval, server.eio.ping_timeout = 1, 2
+    app = web.Application()
+    server.attach(app)
+    sweeping = asyncio.ensure_future(socketioserver.fanout(server).keep_sweeping(0.05))
+
+    async def stop(_app: web.Application) -> None:
+        sweeping.cancel()
+
+    app.on_cleanup.append(stop)
+    return await aiohttp_client(app), server
+
+
+async def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed(
+    aiohttp_client: Any, redis_url: str
+) -> None:
+    client, server = await _app(aiohttp_client, redis_url)
+    url = str(client.make_url("/")).rstrip("/")
+
+    answering = engineio.AsyncClient()
+    await answering.connect(url, transports=["websocket"], engineio_path="socket.io")
+
+    pings: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket")
+        opened = await ws.receive_str()
+        assert opened.startswith("0") and json.loads(opened[1:])["pingInterval"] == 1000
+        started = time.monotonic()
+        closed_after = None
+        while time.monotonic() - started < 8:
+            msg = await ws.receive(timeout=8)
+            if msg.type == aiohttp.WSMsgType.TEXT and msg.data == "2":
+                pings.append(time.monotonic() - started)  # never answered
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                closed_after = time.monotonic() - started
+                break
+        await ws.close()
+
+    # one PING after ping_interval (the wheel turns every 50 ms here), then, unanswered, the
+    # socket is closed within ping_timeout more (engine.io's rule, kept)
+    assert len(pings) == 1 and 0.95 <= pings[0] <= 1.5, pings
+    assert closed_after is not None and closed_after <= pings[0] + 2.5, closed_after
+    # the answering client is still connected: pinged and answering all along (engine.io's
+    # writer also ends a socket whose queue stays empty for ping_interval + ping_timeout, which
+    # the PINGs, sent through that queue, prevent)
+    assert answering.state == "connected"
+    assert not server.eio.sockets[answering.sid].closing
+    await answering.disconnect()
