@@ -1,6 +1,7 @@
 """Pin fan-out to N websocket viewers: livecommerce beside the reference Node socket.io server.
 
-    python -m bench.fanout [--viewers 10000] [--pins 30] [--swarms 4] [--burst 50] [--quick]
+    python -m bench.fanout [--viewers 10000] [--workers 1,2] [--storm 2000] [--pins 30]
+                           [--swarms 4] [--burst 50] [--quick]
 
 Viewers are the official ``socket.io-client`` in Node (``bench/fanout/viewers.mjs``), one
 websocket each, spread over ``--swarms`` Node processes; each joins the stream's room on
@@ -14,7 +15,13 @@ server (``bench/fanout/reference_server.mjs``, same swarm, same run):
 - delivered messages/s: ``--burst`` pins back to back, cards delivered to all viewers divided
   by the time until the last one arrived (median of ``--burst-rounds``);
 - RSS per idle viewer: the server's VmRSS with N idle joined viewers minus its VmRSS after a
-  warm-up with none, divided by N.
+  warm-up with none, divided by N (every process of the server, with workers);
+- a join storm: ``--storm`` more viewers arriving at once (every swarm opens all of its own
+  together) once the others have left, until the last has joined (a show's start).
+
+livecommerce is measured once per ``--workers`` count (``serve --workers N``: the viewers land
+on whichever worker the kernel gives them, the moderator on one; pins reach the others through
+Redis), each in a fresh server; the Node server once.
 
 All clocks are epoch milliseconds (``performance.timeOrigin + performance.now()`` in Node).
 The swarms' event-loop utilisation is reported so a saturated client side shows. Uses
@@ -163,6 +170,11 @@ class Target:
     products: list[int]
     stop: Callable[[], None]
     log: Path | None = None
+    pids: tuple[int, ...] = ()  # every process of the server (a master and its workers)
+
+    @property
+    def processes(self) -> list[int]:
+        return list(self.pids) or [self.pid]
 
 
 async def seed_livecommerce(url: str) -> tuple[str, int, list[int]]:
@@ -192,7 +204,9 @@ async def seed_livecommerce(url: str) -> tuple[str, int, list[int]]:
 
 
 @contextlib.asynccontextmanager
-async def livecommerce_server(work: Path, redis_url: str, keep_log: str | None) -> Any:
+async def livecommerce_server(
+    work: Path, redis_url: str, keep_log: str | None, workers: int = 1
+) -> Any:
     database_url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{work / 'f.db'}"
     engine = create_engine(Settings(database_url=database_url).database_url)  # its driver
     await migrate(engine)
@@ -210,19 +224,21 @@ async def livecommerce_server(work: Path, redis_url: str, keep_log: str | None) 
         "SOCKET_EVENTS_PER_SECOND": "1000",
         "SOCKET_EVENT_BURST": "1000",
     }
-    server = ServerProcess(env, work / "server.log")
+    server = ServerProcess(env, work / "server.log", workers=workers)
     try:
         await asyncio.to_thread(server.wait_ready)
         token, stream_id, products = await seed_livecommerce(server.url)
+        workers_pids = await asyncio.to_thread(worker_pids, server)
 
         def stop() -> None:
             server.kill()  # 10,000 graceful websocket closes would only slow the bench down
             server.stop()
 
         yield Target(
-            "livecommerce",
+            "livecommerce" if workers == 1 else f"livecommerce x{workers}",
             *(server.url, server.process.pid, token, stream_id, products, stop),
             log=server.log_path,
+            pids=(server.process.pid, *workers_pids) if workers > 1 else (),
         )
     finally:
         server.kill()
@@ -291,6 +307,9 @@ class Result:
     elu_burst: float = math.nan
     lag_p99_ms: float = math.nan
     swarm_cpu_burst: float = math.nan  # all swarms' CPU seconds / wall seconds
+    storm_s: float = math.nan  # --storm viewers arriving at once: until the last joined
+    storm_joined: int = 0
+    storm_cpu_ms: float = math.nan  # the server's CPU meanwhile
     disconnects: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -316,7 +335,7 @@ class Bench:
             await moderator.expect("connected", 30)
             await self.warm_up(target, moderator, common)
             await asyncio.sleep(2)
-            result.rss_base_kb = rss_kb(target.pid)
+            result.rss_base_kb = server_rss_kb(target)
 
             per = [
                 args.viewers // args.swarms + (i < args.viewers % args.swarms)
@@ -333,8 +352,10 @@ class Bench:
                 for i, n in enumerate(per)
                 if n
             ]
-            meter = Meter(target.pid, [moderator.process.pid, *(s.process.pid for s in swarms)])
-            readies = await self.ramp(swarms, started, target.pid, result)
+            meter = Meter(
+                target.processes, [moderator.process.pid, *(s.process.pid for s in swarms)]
+            )
+            readies = await self.ramp(swarms, started, target, result)
             result.ramp_s = time.monotonic() - started
             _wall, result.cpu_ramp, _helpers, result.other_ramp = meter.cores()
             joining = [await s.request("usage", 60, cmd="usage") for s in swarms]
@@ -349,7 +370,7 @@ class Bench:
             result.settle_s = time.monotonic() - settle_started
             result.ramp_events = sum(sum(u["events"].values()) for u in usage)
             await asyncio.sleep(2)
-            result.rss_idle_kb = rss_kb(target.pid)
+            result.rss_idle_kb = server_rss_kb(target)
             print(
                 f"  {target.name}: {result.viewers} viewers joined in {result.ramp_s:.1f} s "
                 f"(+{result.settle_s:.1f} s until quiet, {result.ramp_events} room events "
@@ -359,7 +380,8 @@ class Bench:
             )
             live = sum(u["live"] for u in usage)
 
-            spy = start_py_spy(target.pid, profile) if profile else None
+            # py-spy follows one process: the single server (a worker's share is half the picture)
+            spy = start_py_spy(target.pid, profile) if profile and not target.pids else None
             try:
                 await self.paced_pins(target, meter, moderator, swarms, live, result)
                 await self.bursts(target, meter, moderator, swarms, live, result)
@@ -371,6 +393,12 @@ class Bench:
             for u in final:
                 if u["disconnect_reasons"]:
                     result.notes.append(f"swarm{u['swarm']} lost: {u['disconnect_reasons']}")
+            if args.storm:
+                for swarm in swarms:
+                    await swarm.close()
+                swarms = []
+                await asyncio.sleep(3)  # the viewers' leaving is over
+                await self.storm(target, common, result)
         finally:
             target.stop()
             for node in (*swarms, moderator):
@@ -378,6 +406,40 @@ class Bench:
             if target.log is not None:
                 result.notes.extend(log_errors(target.log))
         return result
+
+    async def storm(self, target: Target, common: tuple[str, ...], result: Result) -> None:
+        """``--storm`` viewers arrive at once (a show's start): every swarm opens all of its
+        viewers together; the time until the last one has joined (its ``room:state`` and the
+        join's ack), as the swarms measure it from their start."""
+        args = self.args
+        per = [
+            args.storm // args.swarms + (i < args.storm % args.swarms) for i in range(args.swarms)
+        ]
+        crowd = [
+            await NodeProcess.start(
+                f"storm{i}",
+                "viewers.mjs",
+                *common,
+                *("--count", str(n), "--id", str(100 + i), "--batch", str(n)),
+            )
+            for i, n in enumerate(per)
+            if n
+        ]
+        meter = Meter(target.processes, [c.process.pid for c in crowd])
+        try:
+            readies = [await c.expect("ready", 300) for c in crowd]
+            wall, cores, _helpers, _other = meter.cores()
+            result.storm_s = max(r["ramp_ms"] for r in readies) / 1000
+            result.storm_joined = sum(r["joined"] for r in readies)
+            result.storm_cpu_ms = cores * wall * 1000
+            print(
+                f"  {target.name}: {result.storm_joined} of {args.storm} arriving at once "
+                f"joined in {result.storm_s:.2f} s",
+                file=sys.stderr,
+            )
+        finally:
+            for c in crowd:
+                await c.close()
 
     async def warm_up(
         self, target: Target, moderator: NodeProcess, common: tuple[str, ...]
@@ -395,7 +457,7 @@ class Bench:
             await warm.close()
 
     async def ramp(
-        self, swarms: list[NodeProcess], started: float, pid: int, result: Result
+        self, swarms: list[NodeProcess], started: float, target: Target, result: Result
     ) -> list[dict[str, Any]]:
         """Every swarm connects and joins, batch by batch; progress on stderr. Past
         ``--ramp-deadline`` the swarms stop opening viewers and the bench goes on with those
@@ -422,7 +484,8 @@ class Bench:
                 result.ramp_curve.append((elapsed, joined))
                 print(
                     f"    ... {joined} joined, {failed} failed after "
-                    f"{time.monotonic() - started:.0f} s; server RSS {rss_kb(pid) // 1024} MB",
+                    f"{time.monotonic() - started:.0f} s; "
+                    f"server RSS {server_rss_kb(target) // 1024} MB",
                     file=sys.stderr,
                 )
         return [w.result() for w in waiting.values()]
@@ -584,6 +647,24 @@ class Bench:
         result.swarm_cpu_burst = swarm_cpu / wall_total
 
 
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The server's worker processes (not the embedded services it started)."""
+    return [
+        pid
+        for pid in sorted(server.children())
+        if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def server_rss_kb(target: Target) -> int:
+    """Resident memory of every process of the server, in KB."""
+    total = 0
+    for pid in target.processes:
+        with contextlib.suppress(OSError, RuntimeError):  # a worker that just left
+            total += rss_kb(pid)
+    return total
+
+
 def log_errors(log: Path) -> list[str]:
     """The exceptions a server logged, most frequent first (the line that names each)."""
     lines = log.read_text(errors="replace").splitlines()
@@ -654,7 +735,9 @@ def stop_py_spy(spy: subprocess.Popen[bytes]) -> None:
 
 def report(args: argparse.Namespace, results: list[Result], background: float) -> None:
     ours = next((r for r in results if r.name == "livecommerce"), None)
-    node = next((r for r in results if r.name != "livecommerce"), None)
+    node = next((r for r in results if not r.name.startswith("livecommerce")), None)
+    more = [r for r in results if r.name.startswith("livecommerce x")]  # more workers
+    columns = [ours, node, *more]
     print(
         f"\nfan-out bench: {args.viewers} viewers in {args.swarms} Node swarms, "
         f"{args.pins} pins every {args.interval} s, bursts of {args.burst} x {args.burst_rounds}"
@@ -665,12 +748,12 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
         "before the start"
     )
 
-    table = FiguresTable(38, (14, 16))
+    table = FiguresTable(38, (14, 16, *(18 for _ in more)))
 
     def row(label: str, pick: Callable[[Result], float], fmt: str, ratio: bool = True) -> None:
-        table.row(label, [pick(r) if r else math.nan for r in (ours, node)], fmt, ratio)
+        table.row(label, [pick(r) if r else math.nan for r in columns], fmt, ratio)
 
-    table.header(("livecommerce", "node socket.io"), ratio="ours/node")
+    table.header(("livecommerce", "node socket.io", *(r.name for r in more)), ratio="ours/node")
     row("viewers joined", lambda r: r.viewers, ".0f", ratio=False)
     row("  failed to join", lambda r: r.failed, ".0f", ratio=False)
     row("ramp: connect + join, s", lambda r: r.ramp_s, ".1f")
@@ -702,6 +785,13 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
     row("busiest swarm event loop, bursts, %", lambda r: 100 * r.elu_burst, ".0f", ratio=False)
     row("all swarms' CPU, bursts, cores", lambda r: r.swarm_cpu_burst, ".2f", ratio=False)
     row("viewers lost during the run", lambda r: r.disconnects, ".0f", ratio=False)
+    row(f"{args.storm} arriving at once: joined in, s", lambda r: r.storm_s, ".2f")
+    row("  of them joined", lambda r: r.storm_joined, ".0f", ratio=False)
+    row(
+        "  server CPU per join, ms",
+        lambda r: r.storm_cpu_ms / r.storm_joined if r.storm_joined else math.nan,
+        ".2f",
+    )
     for r in results:
         if r.ramp_cut:
             r.notes.append(
@@ -747,6 +837,27 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
             f"    <= 30 KB per idle viewer             {goal_mark(ours.per_viewer_kb <= 30)} "
             f"({ours.per_viewer_kb:.1f} KB)"
         )
+        for label, mine, theirs in (
+            ("paced", ours.us_per_card_pins, node.us_per_card_pins if node else math.nan),
+            ("bursts", ours.us_per_card_burst, node.us_per_card_burst if node else math.nan),
+        ):
+            print(
+                f"    CPU per card <= node's, {label:<7}      {goal_mark(mine <= theirs)} "
+                f"({mine:.1f} vs {theirs:.1f} us)"
+            )
+        if args.storm:
+            print(
+                f"    {args.storm} arriving at once in <= 3 s     "
+                f"{goal_mark(ours.storm_s <= 3 and ours.storm_joined == args.storm)} "
+                f"({ours.storm_s:.2f} s)"
+            )
+        for other in more:
+            growth = other.us_per_card_burst / ours.us_per_card_burst
+            print(
+                f"    {other.name}: CPU per card <= 1.15x   {goal_mark(growth <= 1.15)} "
+                f"({growth:.2f}x in bursts, "
+                f"{other.us_per_card_pins / ours.us_per_card_pins:.2f}x paced)"
+            )
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
@@ -754,9 +865,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
     results = []
     profile = Path(args.profile) if args.profile else None
     if args.only in ("both", "livecommerce"):
-        with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
-            async with livecommerce_server(Path(tmp), redis_url, args.keep_log) as target:
-                results.append(await bench.measure(target, profile))
+        for workers in [int(n) for n in args.workers.split(",")]:
+            with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
+                async with livecommerce_server(
+                    Path(tmp), redis_url, args.keep_log, workers
+                ) as target:
+                    results.append(await bench.measure(target, profile))
     if args.only in ("both", "node"):
         async with node_server(args.node_viewer_counts) as target:
             results.append(await bench.measure(target, None))
@@ -782,6 +896,12 @@ def main() -> int:
     parser.add_argument("--ramp-timeout", type=float, default=3600.0)
     parser.add_argument("--only", choices=["both", "livecommerce", "node"], default="both")
     parser.add_argument(
+        "--workers", default="1,2", help="livecommerce worker counts to measure, e.g. 1,2"
+    )
+    parser.add_argument(
+        "--storm", type=int, default=2000, help="viewers arriving at once at the end (0: none)"
+    )
+    parser.add_argument(
         "--client-deflate",
         choices=["on", "off"],
         default="on",
@@ -798,6 +918,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.viewers, args.pins, args.burst, args.burst_rounds = 500, 10, 20, 2
+        args.workers, args.storm = "1", 500
     if shutil.which("node") is None:
         print("bench/fanout.py needs Node.js (node) and `npm ci` at the root", file=sys.stderr)
         return 2

@@ -54,8 +54,10 @@ class Meter:
     burnt meanwhile, so a figure taken beside a busy neighbour can be told apart.
     """
 
-    def __init__(self, server: int, helpers: list[int]) -> None:
-        self.server, self.helpers = server, [*helpers, os.getpid()]
+    def __init__(self, server: int | Sequence[int], helpers: list[int]) -> None:
+        """``server``: its pid, or the pids of its processes (a master and its workers)."""
+        self.servers = [server] if isinstance(server, int) else list(server)
+        self.helpers = [*helpers, os.getpid()]
         self._start = self._now()
 
     def _now(self) -> tuple[float, float, float, float]:
@@ -63,7 +65,11 @@ class Meter:
         for pid in self.helpers:
             with contextlib.suppress(OSError):
                 helpers += cpu_s(pid)
-        return time.monotonic(), cpu_s(self.server), helpers, busy_s()
+        server = 0.0
+        for pid in self.servers:
+            with contextlib.suppress(OSError):  # a worker that just left
+                server += cpu_s(pid)
+        return time.monotonic(), server, helpers, busy_s()
 
     def restart(self) -> None:
         self._start = self._now()
