@@ -3,7 +3,8 @@ trip, and joiners of one room within ``SHARE_S`` share one ``room:state`` snapsh
 
 A shared snapshot is never older than the room's last broadcast on this process: the joiner is
 in the room before the snapshot is read, and a snapshot during which the room heard a broadcast
-is read again (``generation``), so ``room:state`` can never undo a pin the joiner already saw.
+of something it shows is read again (``generation``; viewer counts, reactions and the purchase
+feed are not in it), so ``room:state`` can never undo a pin the joiner already saw.
 """
 
 from __future__ import annotations

@@ -483,8 +483,16 @@ class LiveWebSocket:
 class Fanout:
     """The local websockets by engine.io id, and the ones behind, swept by ``keep_sweeping``."""
 
-    def __init__(self, classify: Classify, buffer_bytes: int, stuck_s: float) -> None:
+    def __init__(
+        self,
+        classify: Classify,
+        buffer_bytes: int,
+        stuck_s: float,
+        unseen: frozenset[str] = frozenset(),
+    ) -> None:
+        """``unseen``: events no snapshot of a room shows (they start no new ``generation``)."""
         self.classify = classify
+        self.unseen = unseen
         self.buffer_bytes = buffer_bytes
         self.stuck_s = stuck_s
         self.sockets: dict[str, LiveWebSocket] = {}
@@ -705,7 +713,8 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         """Deliver at the loop's next turn, with whatever else was delivered meanwhile: the
         messages of one room that come together reach each socket in one write (one system
         call), as a burst of pins does while the loop is busy writing the previous one."""
-        self.fanout.heard(message.get("room"))
+        if message.get("event") not in self.fanout.unseen:
+            self.fanout.heard(message.get("room"))
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         self._corked.append(message)

@@ -35,6 +35,9 @@ NAMESPACE = "/live"
 # What a socket behind (its unsent bytes over the bound) gets of each server event: ephemeral
 # ones are skipped; of a room's state only the latest per group waits; anything else is sent.
 _EPHEMERAL = frozenset({"reactions", "viewers", "chat:message", "purchase:feed"})
+# Events a room's snapshot (``room:state``) does not draw from: a joiner's shared snapshot is
+# not read again for them (its viewer count is the joiner's own, counted after the read).
+_UNSEEN = frozenset({"reactions", "viewers", "purchase:feed"})
 _STATE_GROUPS = {
     "product:pinned": "pin",
     "product:unpinned": "pin",
@@ -87,7 +90,7 @@ def build_server(
     server = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=LiveRedisManager(
-            redis_url, channel, Fanout(delivery, buffer_bytes, stuck_s)
+            redis_url, channel, Fanout(delivery, buffer_bytes, stuck_s, _UNSEEN)
         ),
         serializer=socketioseam.LivePacket,
         max_http_buffer_size=MAX_FRAME_BYTES,

@@ -1,5 +1,7 @@
-"""engine.io's heartbeat through the seam's ping wheel (one timer for every socket, no task
-each): a client that answers stays, one that does not is closed, as engine.io's own would."""
+"""What the Socket.IO seam changes, against real clients and Redis: engine.io's heartbeat through
+the ping wheel (one timer for every socket, no task each): a client that answers stays, one that
+does not is closed, as engine.io's own would; which broadcasts make joiners read a room's
+snapshot again."""
 
 from __future__ import annotations
 
@@ -66,3 +68,24 @@ async def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed
     assert answering.state == "connected"
     assert not server.eio.sockets[answering.sid].closing
     await answering.disconnect()
+
+
+async def test_only_broadcasts_of_what_a_snapshot_shows_start_a_new_generation(
+    redis_url: str,
+) -> None:
+    server = socketioserver.build_server(redis_url, f"gen{uuid.uuid4().hex[:8]}:socketio")
+    manager = server.manager
+    room = "stream:1"
+    sid = await manager.connect("eio1", "/live")  # an engine.io socket that is not there
+    await manager.enter_room(sid, "/live", room)
+    fanout = socketioserver.fanout(server)
+    try:
+        assert fanout.generation(room) == 0
+        for event in ("viewers", "reactions", "purchase:feed"):
+            await manager.broadcast(event, {"stream_id": 1}, room, "/live")
+        assert fanout.generation(room) == 0  # a joiner's snapshot stays good
+        await manager.broadcast("chat:message", {"stream_id": 1}, room, "/live")
+        await manager.broadcast("product:pinned", {"stream_id": 1}, room, "/live", version=1)
+        assert fanout.generation(room) == 2
+    finally:
+        await server.shutdown()
