@@ -26,6 +26,7 @@ from bench.processes import ServerProcess
 from bench.processes import sign_up as sign_up_remote
 from livecommerce.app import create_app
 from livecommerce.config import Settings
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.platform.clientaddress import forwarded_client, networks
 from tests.conftest import hoodie, sign_up
 from tests.liveclient import Viewer
@@ -221,6 +222,45 @@ async def test_one_person_in_several_tabs_is_one_viewer(
     await tabs[2].sio.disconnect()
     await asyncio.sleep(0.2)
     assert (await creator.call("GET", f"/api/streams/{stream_id}/room"))["room"]["viewers"] == 2
+
+
+async def test_a_crowd_leaving_at_once_is_counted_out_in_batches(
+    aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
+) -> None:
+    """The end of a show: every viewer leaves in the same moment. Each leaving socket is
+    counted out without looking at every other socket, the leaves of a moment reach Redis
+    together, and the count ends at the one who stays."""
+    live_app = await aiohttp_client(create_app(replace(settings, sockets_per_address=1000)))
+    creator, stream_id = await _stream(live_app)
+    fan = await sign_up(live_app, "fan")
+    crowd = [Viewer() for _ in range(60)]
+    tabs = [Viewer() for _ in range(2)]
+    viewers += crowd + tabs
+    await asyncio.gather(*(v.connect(_url(live_app)) for v in crowd))
+    for viewer in tabs:
+        await viewer.connect(_url(live_app), fan.token)
+    for viewer in crowd + tabs:
+        assert (await viewer.call("join", {"stream_id": stream_id}))["ok"]
+    room = await creator.call("GET", f"/api/streams/{stream_id}/room")
+    assert room["room"]["viewers"] == 61  # the crowd, and the fan once
+
+    state = live_app.app[ROOMS].state
+    writes: list[int] = []
+    counted_out = state.viewers_left
+
+    async def viewers_left(stream: int, sids: list[str]) -> int:
+        writes.append(len(sids))
+        return await counted_out(stream, sids)
+
+    state.viewers_left = viewers_left  # counts the real writes, which go on to Redis
+    await asyncio.gather(*(v.sio.disconnect() for v in [*crowd, tabs[0]]))
+    for _ in range(50):
+        room = await creator.call("GET", f"/api/streams/{stream_id}/room")
+        if room["room"]["viewers"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert room["room"]["viewers"] == 1  # the fan's other tab still watches
+    assert sum(writes) == 60 and len(writes) < 20, writes
 
 
 @pytest.fixture

@@ -24,35 +24,48 @@ KEPT = 256  # past this many rooms' snapshots, the stale ones are dropped
 
 
 class PresenceBatch:
-    """``joined`` counts a viewer in a stream; the joins of ``window_s`` go to Redis at once."""
+    """``joined`` counts a viewer in a stream, ``left`` stops; the joins (and the leaves) of
+    ``window_s`` go to Redis at once (a crowd arriving, or leaving when the show ends)."""
 
     def __init__(self, state: RoomState, window_s: float = PRESENCE_WINDOW_S) -> None:
         self._state = state
         self._window_s = window_s
-        self._pending: dict[int, list[tuple[str, asyncio.Future[int]]]] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        # by (stream, joining): the viewers of the window, each with who waits for the count
+        self._pending: dict[tuple[int, bool], list[tuple[str, asyncio.Future[int]]]] = {}
+        self._timers: dict[tuple[int, bool], asyncio.TimerHandle] = {}
         self._flushes = BackgroundTasks("presence writes")
 
     async def joined(self, stream_id: int, viewer: str) -> int:
         """Count ``viewer`` as watching; returns the stream's viewer count after the batch."""
+        return await self._batched((stream_id, True), viewer)
+
+    async def left(self, stream_id: int, viewer: str) -> int:
+        """Stop counting ``viewer``; returns the stream's viewer count after the batch."""
+        return await self._batched((stream_id, False), viewer)
+
+    async def _batched(self, key: tuple[int, bool], viewer: str) -> int:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
-        batch = self._pending.get(stream_id)
+        batch = self._pending.get(key)
         if batch is None:
-            batch = self._pending[stream_id] = []
-            self._timers[stream_id] = loop.call_later(self._window_s, self._flush_soon, stream_id)
+            batch = self._pending[key] = []
+            self._timers[key] = loop.call_later(self._window_s, self._flush_soon, key)
         batch.append((viewer, done))
         return await asyncio.shield(done)
 
-    def _flush_soon(self, stream_id: int) -> None:
-        self._timers.pop(stream_id, None)
-        batch = self._pending.pop(stream_id, [])
-        if self._flushes.spawn(self._flush(stream_id, batch), "presence") is None:
+    def _flush_soon(self, key: tuple[int, bool]) -> None:
+        self._timers.pop(key, None)
+        batch = self._pending.pop(key, [])
+        if self._flushes.spawn(self._flush(key, batch), "presence") is None:
             self._fail(batch, RuntimeError("shutting down"))
 
-    async def _flush(self, stream_id: int, batch: list[tuple[str, asyncio.Future[int]]]) -> None:
+    async def _flush(
+        self, key: tuple[int, bool], batch: list[tuple[str, asyncio.Future[int]]]
+    ) -> None:
+        stream_id, joining = key
+        write = self._state.viewers_joined if joining else self._state.viewers_left
         try:
-            count = await self._state.viewers_joined(stream_id, [viewer for viewer, _ in batch])
+            count = await write(stream_id, [viewer for viewer, _ in batch])
         except BaseException as exc:
             self._fail(batch, exc)
             raise

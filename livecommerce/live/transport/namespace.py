@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -98,7 +99,10 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._sessions: dict[str, LiveSession] = {}
         self._per_address: dict[str, int] = {}
         self._watching: dict[str, int] = {}
-        self._counted: set[str] = set()  # watching sockets that count as viewers (not the team)
+        # watching sockets that count as viewers (not the team), with who they count as
+        self._counted: dict[str, str] = {}
+        # (stream, viewer) -> their counted sockets here: a person's tabs count once
+        self._tabs: Counter[tuple[int, str]] = Counter()
         self._pushes = BackgroundTasks("viewer counts")
         self._counting: set[int] = set()  # streams with a viewer-count push pending here
         self._presence = PresenceBatch(rooms.state)
@@ -171,7 +175,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if stream_id is not None:
                 await self._left(sid, stream_id)
         finally:
-            self._counted.discard(sid)
+            self._uncount(sid, stream_id)
             self._forget(sid)  # the address's slot is free even if Redis is not
 
     async def tokens_revoked(self, event: TokensRevoked) -> None:
@@ -277,10 +281,13 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._watching[sid] = body.stream_id
         if user is not None and state["role"] != Role.VIEWER.value:
             # The creator and moderators watch their own show: they are not its audience.
-            self._counted.discard(sid)
+            self._uncount(sid, body.stream_id)
             state["viewers"] = await self._rooms.state.viewers(body.stream_id)
         else:
-            self._counted.add(sid)
+            if sid not in self._counted:
+                viewer = self._viewer(sid)
+                self._counted[sid] = viewer
+                self._tabs[(body.stream_id, viewer)] += 1
             state["viewers"] = await self._presence.joined(body.stream_id, self._viewer(sid))
         state["server_time"] = now_ms()
         # this process's socket: no need to tell the others through Redis
@@ -291,17 +298,22 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _left(self, sid: str, stream_id: int) -> None:
         if sid not in self._counted:
             return  # the team is not counted, so its leaving changes no count
-        self._counted.discard(sid)
-        viewer = self._viewer(sid)
-        if not any(
-            other != sid
-            and watched == stream_id
-            and other in self._counted
-            and self._viewer(other) == viewer
-            for other, watched in self._watching.items()
-        ):
-            await self._rooms.state.viewer_left(stream_id, viewer)
+        viewer = self._counted[sid]
+        if self._uncount(sid, stream_id):
+            await self._presence.left(stream_id, viewer)
         self._count_soon(stream_id)
+
+    def _uncount(self, sid: str, stream_id: int | None) -> bool:
+        """Stop counting ``sid``; True if it was its viewer's last counted tab here."""
+        viewer = self._counted.pop(sid, None)
+        if viewer is None or stream_id is None:
+            return False
+        key = (stream_id, viewer)
+        self._tabs[key] -= 1
+        if self._tabs[key] > 0:
+            return False
+        del self._tabs[key]
+        return True
 
     def _count_soon(self, stream_id: int) -> None:
         """After joins and leaves the room hears the count at most once per ``VIEWER_PUSH_MS``
