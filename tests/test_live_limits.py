@@ -27,6 +27,7 @@ from bench.processes import sign_up as sign_up_remote
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.live.rooms.rooms import ROOMS
+from livecommerce.live.transport.socketioserver import SOCKETIO
 from livecommerce.platform.clientaddress import forwarded_client, networks
 from tests.conftest import hoodie, sign_up
 from tests.liveclient import Viewer
@@ -261,6 +262,11 @@ async def test_a_crowd_leaving_at_once_is_counted_out_in_batches(
         await asyncio.sleep(0.1)
     assert room["room"]["viewers"] == 1  # the fan's other tab still watches
     assert sum(writes) == 60 and len(writes) < 20, writes
+    # python-socketio's room table (kept with an index of each socket's rooms) holds only the
+    # one socket left, in each of its rooms
+    manager = live_app.app[SOCKETIO].manager
+    left = {sid for members in manager.rooms["/live"].values() for sid in members}
+    assert len(left) == 1 and len(manager._rooms_of) == 1
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@
 - The fan-out (``LiveRedisManager``, ``LiveWebSocket``, ``SocketQueue``, ``Fanout``) replaces
   engine.io's aiohttp websocket driver (``server._async["websocket"]``: no permessage-deflate,
   frames written to the transport at once), its per-socket queue (``create_queue``) and the
-  manager's ``_handle_emit`` / ``_publish``; it reads engine.io sockets' ``upgraded``,
+  manager's ``_handle_emit`` / ``_publish`` (and ``basic_disconnect``, which finds a socket's
+  rooms in an index kept by ``basic_enter_room`` / ``basic_leave_room``, and clears its
+  ``callbacks`` and ``pending_connect`` / ``pending_disconnect`` as python-socketio's does); it
+  reads engine.io sockets' ``upgraded``,
   ``upgrading``, ``closing``, ``closed``, ``queue`` and ``server.eio.sockets``.
 - ``AsyncSocket.schedule_ping`` is replaced (the class's, once per process; other engine.io
   servers keep engine.io's own): a ping wheel in ``Fanout`` sends the PINGs, reading and
@@ -208,9 +211,24 @@ def _check_fanout() -> None:
     if not isinstance(getattr(server.eio, "ping_interval", None), int | float):
         raise RuntimeError("engine.io's server no longer keeps its ping_interval")
     manager = socketio.AsyncRedisManager
-    for name in ("_handle_emit", "_publish", "get_participants"):
+    for name in (
+        "_handle_emit",
+        "_publish",
+        "get_participants",
+        "basic_enter_room",
+        "basic_leave_room",
+        "basic_disconnect",
+    ):
         if not hasattr(manager, name):
             raise RuntimeError(f"python-socketio's Redis manager has no {name}")
+    live = server.manager
+    assert isinstance(live, LiveRedisManager)
+    for room in (None, "s1", "r"):
+        live.basic_enter_room("s1", "/check", room, eio_sid="e1")
+    live.pending_disconnect["/check"] = ["s1"]
+    live.basic_disconnect("s1", "/check")
+    if live.rooms or live._rooms_of or live.pending_disconnect:
+        raise RuntimeError("python-socketio's manager no longer keeps rooms as LiveRedisManager")
     if not hasattr(socketio.AsyncServer, "_send_eio_packet"):
         raise RuntimeError("python-socketio's server has no _send_eio_packet")
     encoded = LivePacket(sio_packet.EVENT, namespace="/live", data=["e", {"a": 1}]).encode()
@@ -603,6 +621,38 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._sequences: dict[tuple[str, str], _Sequence] = {}
         self._corked: list[dict[str, Any]] = []
         self._publishing = asyncio.Lock()
+        # (namespace, sid) -> the rooms it is in, its own and None included
+        self._rooms_of: dict[tuple[str, str], set[Any]] = {}
+
+    # The rooms a socket is in, kept beside python-socketio's table: its ``basic_disconnect``
+    # finds them by scanning (and copying) every room of the namespace, each socket's own room
+    # among them, so a crowd leaving at the end of a show cost O(n^2).
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """python-socketio's, with the socket's rooms looked up rather than searched for."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
 
     async def broadcast(
         self, event: str, data: Any, room: str, namespace: str, version: int | None = None
