@@ -17,6 +17,7 @@ from livecommerce.checkout.lineups import LINEUP_TTL_S
 from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.config import Settings
 from livecommerce.events.bus import EVENTS
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import products, skus
 from tests.conftest import Account
@@ -144,3 +145,44 @@ async def test_a_lookup_overlapping_a_forget_is_not_cached(client: TestClient[An
             products.update().where(products.c.id == product_id).values(active=False)
         )
     assert not (await directory.facts(sku)).active
+
+
+async def test_a_pinned_card_is_read_once_and_an_edit_on_the_other_process_shows_at_once(
+    client: TestClient[Any, Any], other: TestClient[Any, Any]
+) -> None:
+    creator, _buyer, _sku = await open_shop(client, stock=20)
+    product_id = (await creator.call("GET", "/api/products", status=200))["products"][0]["id"]
+    stream = (
+        await creator.call(
+            "POST", "/api/streams", {"title": "Drop", "lineup": [product_id]}, status=201
+        )
+    )["stream"]["id"]
+    creator_there = _on(other, creator)
+    await _listening(client, other)
+    cards = other.app[ROOMS]._read_card
+
+    async def pin() -> dict[str, Any]:
+        pinned = await creator_there.call(
+            "POST", f"/api/streams/{stream}/pin", {"product_id": product_id}, status=201
+        )
+        return dict(pinned["pinned"])
+
+    # Pinned five times on the other process: the catalog is read once.
+    reads = cards.reads
+    for _ in range(5):
+        assert (await pin())["price"] == 4900
+    assert cards.reads == reads + 1
+
+    # Edited here: the other process's next pin shows the new price, long before the TTL.
+    cached_at = time.monotonic()
+    code = (await creator.call("GET", f"/api/products/{product_id}", status=200))["product"][
+        "variants"
+    ][0]["sku"]
+    change = {"variants": [{"sku": code, "price_minor": 3900, "currency": "USD"}]}
+    await creator.call("PATCH", f"/api/products/{product_id}", change, status=200)
+    card = await pin()
+    while card["price"] != 3900 and time.monotonic() - cached_at < 1.0:
+        await asyncio.sleep(0.05)
+        card = await pin()
+    assert card["price"] == 3900
+    assert time.monotonic() - cached_at < 5.0  # the event did it, not the TTL

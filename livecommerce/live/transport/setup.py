@@ -18,8 +18,10 @@ from livecommerce.accounts.users import TOKENS
 from livecommerce.checkout.buy import BUY
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.events.bus import EVENTS
+from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.inventory.reservations import RESERVATIONS
+from livecommerce.live.rooms.cardcache import CardCache
 from livecommerce.live.rooms.figures import FIGURES, ShowFigures, ShowRecorder
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.rooms import ROOMS, LiveRooms, ShownProduct
@@ -57,7 +59,8 @@ async def live_rooms(app: web.Application, product_cards: CardReader) -> AsyncIt
     emit = ShowRecorder(
         socketioserver.RoomEmitter(server), app[ENGINE], state, settings.figures_sample_s
     )
-    read_card = functools.partial(product_cards, app[ENGINE])
+    read_card = CardCache(functools.partial(product_cards, app[ENGINE]))
+    app[EVENTS].subscribe(ProductChanged, read_card.product_changed)
     app[FIGURES] = ShowFigures(app[ENGINE], read_card)
     rooms = LiveRooms(
         app[ENGINE], state, sales, app[RESERVATIONS], emit, read_card, events=app[EVENTS]
