@@ -13,10 +13,11 @@ from typing import Any
 
 import aiohttp
 import engineio
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from livecommerce.live.transport import socketioserver
+from livecommerce.live.transport import engineioseam, socketioseam, socketioserver
 
 
 async def _app(aiohttp_client: Any, redis_url: str) -> tuple[TestClient[Any, Any], Any]:
@@ -89,3 +90,19 @@ async def test_only_broadcasts_of_what_a_snapshot_shows_start_a_new_generation(
         assert fanout.generation(room) == 2
     finally:
         await server.shutdown()
+
+
+def test_the_seams_refuse_versions_they_were_not_checked_against(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    socketioseam.check()  # the installed python-socketio and python-engineio pass
+    monkeypatch.setattr(engineioseam, "CHECKED_VERSION", "9.9.")
+    with pytest.raises(
+        RuntimeError, match=r"engineioseam.py was checked with python-engineio 9\.9\.x"
+    ):
+        socketioseam.check()
+    monkeypatch.setattr(socketioseam, "CHECKED_VERSION", "9.9.")
+    with pytest.raises(
+        RuntimeError, match=r"socketioseam.py was checked with python-socketio 9\.9\.x"
+    ):
+        socketioseam.check()

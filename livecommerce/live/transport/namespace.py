@@ -26,6 +26,7 @@ from livecommerce.live.rooms.messages import SessionEnded, pinned_card, sale_vie
 from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
 from livecommerce.live.rooms.roomstate import now_ms
 from livecommerce.live.transport import socketioserver
+from livecommerce.live.transport.engineioseam import peer_address
 from livecommerce.live.transport.eventbudget import EventBudget, SocketLimits, Verdict
 from livecommerce.live.transport.joins import PresenceBatch, SharedSnapshots
 from livecommerce.live.transport.schemas import (
@@ -43,7 +44,7 @@ from livecommerce.live.transport.schemas import (
     SaleStop,
     SlowMode,
 )
-from livecommerce.live.transport.socketioseam import MAX_EVENT_BYTES, Unreadable, peer_address
+from livecommerce.live.transport.socketioseam import MAX_EVENT_BYTES, Unreadable
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.clientaddress import Network, forwarded_client
 from livecommerce.platform.payload import validate

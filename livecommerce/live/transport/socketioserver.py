@@ -23,7 +23,8 @@ import socketio
 from aiohttp import web
 
 from livecommerce.live.transport import socketioseam
-from livecommerce.live.transport.socketioseam import Delivery, Fanout, LiveRedisManager
+from livecommerce.live.transport.engineioseam import Delivery, Fanout
+from livecommerce.live.transport.socketioseam import LiveRedisManager
 
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
 PATH = "/socket.io/"
