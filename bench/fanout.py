@@ -647,6 +647,13 @@ class Bench:
         result.swarm_cpu_burst = swarm_cpu / wall_total
 
 
+def per_busy_core(result: Result) -> float:
+    """Delivered messages per second in bursts, per core the server kept busy meanwhile."""
+    if not result.rates or not result.cpu_burst:
+        return math.nan
+    return statistics.median(result.rates) / result.cpu_burst
+
+
 def worker_pids(server: ServerProcess) -> list[int]:
     """The server's worker processes (not the embedded services it started)."""
     return [
@@ -768,6 +775,7 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
     row("pin ack p50, ms", lambda r: statistics.median(r.ack_ms), ".1f")
     row("pins not seen by every viewer", lambda r: r.incomplete, ".0f", ratio=False)
     row("delivered msgs/s (burst, median)", lambda r: statistics.median(r.rates), ".0f")
+    row("  per busy server core", per_busy_core, ".0f")
     row(
         "  delivered / expected, %",
         lambda r: 100 * r.burst_delivered / r.burst_expected,
@@ -822,8 +830,8 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
             print(f"    {100 * share:5.1f} %  {name}")
     if ours:
         p99 = percentile(ours.latency_ms, 99)
-        rate = statistics.median(ours.rates) if ours.rates else math.nan
-        node_rate = statistics.median(node.rates) if node and node.rates else math.nan
+        rate = per_busy_core(ours)
+        node_rate = per_busy_core(node) if node else math.nan
         print("  goals (livecommerce):")
         print(
             f"    {args.viewers} viewers on one process      "
@@ -831,7 +839,7 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
         )
         print(f"    last-viewer p99 <= 150 ms            {goal_mark(p99 <= 150)} ({p99:.0f} ms)")
         print(
-            f"    msgs/s >= node                       {goal_mark(rate >= node_rate)} "
+            f"    msgs/s per busy core >= node's       {goal_mark(rate >= node_rate)} "
             f"({rate:.0f} vs {node_rate:.0f})"
         )
         print(
