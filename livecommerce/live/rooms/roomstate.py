@@ -189,11 +189,8 @@ class RoomState:
             result = await pipe.execute()
         return int(result[-1])
 
-    async def viewer_left(self, stream_id: int, sid: str) -> int:
-        return await self.viewers_left(stream_id, [sid])
-
     async def viewers_left(self, stream_id: int, sids: list[str]) -> int:
-        """``viewer_left`` for a crowd (a show's end), in one round trip."""
+        """Stop counting ``sids`` (one viewer, or a crowd at a show's end), in one round trip."""
         key = self._key(stream_id, "viewers")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(key, *sids)
