@@ -263,6 +263,7 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         await buy.close()
         await purchases.close()
         await buyer_holds.close()
+        await shop_terms.close()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()

@@ -203,8 +203,8 @@ class Purchases:
 
     async def warm(self, event: SkuFeatured) -> None:
         """Load what a buy of a SKU just pinned or put on sale reads (its counters in Redis, its
-        facts, the stream's lineup, the sold-out board's list of its buyers), so the first buyer
-        of the rush pays no cold load."""
+        facts, the stream's lineup, the seller's terms, the sold-out board's list of its
+        buyers), so the first buyer of the rush pays no cold load."""
         sku_id = event.sku_id
         self.sold_out.prepare(sku_id)
         try:
@@ -212,8 +212,9 @@ class Purchases:
                 await self._loads.run(
                     sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
                 )
-            await self.directory.facts(sku_id)
+            facts = await self.directory.facts(sku_id)
             await self.streams.facts(event.stream_id)
+            await self.terms.get(facts.seller_id)
         except LiveCommerceError:
             pass  # gone meanwhile: the buy will say so
 
@@ -292,7 +293,6 @@ class Purchases:
             now_ms=now_ms,
             per_sku_bound=self._bounds.per_sku,
         )
-        terms, before, ship_to = await self._order_facts(buyer_id, facts, stream_id)
         deadline_ms = now_ms + self._hold_ttl_s * 1000
         hold_args = {
             "sku_id": sku_id,
@@ -317,6 +317,12 @@ class Purchases:
         self.sold_out.held(sku_id, buyer_id)
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
+        try:
+            # Read once the units are held: the crowd refused by the script reads nothing.
+            terms, before, ship_to = await self._order_facts(buyer_id, facts, stream_id)
+        except BaseException:
+            await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
+            raise
         figures = price(
             unit_price=hold.unit_price,
             qty=qty,
@@ -377,7 +383,7 @@ class Purchases:
     async def _order_facts(
         self, buyer_id: int, facts: SkuFacts, stream_id: int | None
     ) -> tuple[ShopTerms, int, dict[str, str] | None]:
-        """What the order's price and address need, read before the hold is taken: the
+        """What the order's price and address need, read once the hold is taken: the
         seller's terms, the buyer's goods so far in this show (only if the shop ships free
         over a threshold), and a copy of the buyer's default address (only for goods that
         ship)."""

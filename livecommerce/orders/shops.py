@@ -17,7 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.platform.db.tables import shop_settings, utcnow
+from livecommerce.platform.sharedcalls import SharedCalls
 
+# An entry is renewed in the background once this share of its lifetime is left.
+RENEW_AHEAD = 0.3
 MAX_MINOR = 10**9  # 10 million in a currency with cents: far above any shipping fee
 
 
@@ -95,30 +98,53 @@ async def save_shop_terms(engine: AsyncEngine, seller_id: int, terms: ShopTerms)
 
 class ShopTermsCache:
     """A per-process cache of shop terms, so a buy costs no extra SQL read. A change is seen
-    here at once when saved through ``save``; other processes see it within ``ttl_s``."""
+    here at once when saved through ``save``; other processes see it within ``ttl_s``.
+
+    A crowd never waits for the read: an entry near its end is renewed in the background, and
+    the buyers who find it gone share one read."""
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
         self._engine = engine
         self._ttl = ttl_s
         self._cache: dict[int, tuple[float, ShopTerms]] = {}
+        self._reads = SharedCalls("shop terms")
+        self._saves = 0  # bumped by every save: a read that overlapped one is not kept
+        self.reads = 0  # SQL reads made (for tests)
 
     async def get(self, seller_id: int, *, fresh: bool = False) -> ShopTerms:
         """The seller's terms; ``fresh``: read SQL now (the seller's own settings page)."""
+        if fresh:
+            return await self._read(seller_id)
         cached = self._cache.get(seller_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now and not fresh:
-            return cached[1]
+        if cached is not None:
+            left = cached[0] - time.monotonic()
+            if left > 0:
+                if left < self._ttl * RENEW_AHEAD:
+                    self._reads.refresh(seller_id, lambda: self._read(seller_id))
+                return cached[1]
+        return await self._reads.run(seller_id, lambda: self._read(seller_id))
+
+    async def _read(self, seller_id: int) -> ShopTerms:
+        now, saves = time.monotonic(), self._saves
+        self.reads += 1
         async with self._engine.connect() as conn:
             terms = await shop_terms(conn, seller_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[seller_id] = (now + self._ttl, terms)
+        if saves == self._saves:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[seller_id] = (now + self._ttl, terms)
         return terms
 
     async def save(self, seller_id: int, terms: ShopTerms) -> ShopTerms:
+        self._saves += 1
         saved = await save_shop_terms(self._engine, seller_id, terms)
+        self._saves += 1
         self._cache.pop(seller_id, None)
         return saved
+
+    async def close(self) -> None:
+        """Stop the reads under way; safe to call twice."""
+        await self._reads.close()
 
 
 SHOP_TERMS = web.AppKey("shop_terms", ShopTermsCache)
