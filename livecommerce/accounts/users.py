@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -21,6 +23,12 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.platform.batchedlookups import BatchedLookups
 from livecommerce.platform.db.tables import auth_tokens, users, utcnow
+
+log = logging.getLogger(__name__)
+
+# A token in use is read again once this share of its time in the cache is left.
+RENEW_AHEAD = 0.3
+RENEW_BATCH = 500
 
 # Verifying against a real hash when the email is unknown keeps log-in time the same either way.
 _DUMMY_HASH = (
@@ -234,7 +242,9 @@ class TokenCache:
     Entries are keyed by the token's digest. A revoked token is forgotten at once on every
     process (``revoked`` hears ``TokensRevoked`` through the event bus); ``ttl_s`` only bounds
     how long a process that missed that event (cut off from Redis) could still believe it.
-    Misses that arrive together (a crowd of first-time buyers) are looked up in one query.
+    Misses that arrive together (a crowd of first-time buyers) are looked up in one query, and
+    an entry in use near its end is renewed in the background (the tokens renewed together in
+    one query), so a crowd that keeps tapping never waits for SQL at its tokens' expiry.
     """
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 15.0, size: int = 100_000) -> None:
@@ -247,10 +257,15 @@ class TokenCache:
         )
         # Bumped by every revocation: a lookup that overlapped one does not cache its answer.
         self._revocations = 0
+        self._renewals: set[str] = set()  # digests of live entries to read again
+        self._renewer: asyncio.Task[None] | None = None
+        self.renewed = 0  # entries renewed ahead of their end (for tests)
 
     async def close(self) -> None:
         """Finish the lookups under way; safe to call twice."""
         await self._lookups.close()
+        if self._renewer is not None:
+            await asyncio.gather(self._renewer, return_exceptions=True)
 
     async def user(self, token: str) -> User | None:
         if not token or len(token) > 200:
@@ -259,6 +274,7 @@ class TokenCache:
         digest = token_digest(token)
         entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
+            self._renew_if_due(digest, entry, now)
             return entry[1]
         revocations = self._revocations
         user, left_s = await self._lookups.lookup(digest)
@@ -279,10 +295,49 @@ class TokenCache:
         ``None`` (unknown here: ``user`` decides)."""
         if not token or len(token) > 200:
             return None
-        entry = self._entries.get(token_digest(token))
-        if entry is None or entry[0] <= time.monotonic():
+        digest = token_digest(token)
+        entry = self._entries.get(digest)
+        now = time.monotonic()
+        if entry is None or entry[0] <= now:
             return None
+        self._renew_if_due(digest, entry, now)
         return entry[1]
+
+    def _renew_if_due(self, digest: str, entry: tuple[float, User | None], now: float) -> None:
+        if entry[1] is None or entry[0] - now > self._ttl * RENEW_AHEAD:
+            return
+        if digest in self._renewals:
+            return
+        self._renewals.add(digest)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(
+                self._renew(), name="token renewals"
+            )
+
+    async def _renew(self) -> None:
+        """Read the tokens due for renewal again, a batch a query, and keep what SQL says: a
+        token revoked or expired meanwhile is forgotten here."""
+        while self._renewals:
+            digests = list(self._renewals)[:RENEW_BATCH]
+            now, revocations = time.monotonic(), self._revocations
+            try:
+                found = await _users_and_lifetimes(self._engine, digests)
+            except Exception:
+                log.warning("token renewal failed; the entries expire", exc_info=True)
+                self._renewals.difference_update(digests)
+                return
+            self._renewals.difference_update(digests)
+            if revocations != self._revocations:
+                continue  # a revocation overlapped the read: let these entries run out
+            for digest in digests:
+                if digest not in self._entries:
+                    continue  # forgotten meanwhile
+                user, left_s = found.get(digest, (None, 0.0))
+                if user is None:
+                    del self._entries[digest]
+                else:
+                    self._entries[digest] = (now + min(self._ttl, left_s), user)
+                    self.renewed += 1
 
     def forget(self, token: str) -> None:
         self._entries.pop(token_digest(token), None)
