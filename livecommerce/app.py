@@ -40,7 +40,7 @@ from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.stock import SkuFeatured
 from livecommerce.events.streams import LineupChanged, StreamEnded, StreamOnAir
 from livecommerce.health import OPERATIONS as HEALTH_OPERATIONS
-from livecommerce.health import install_metrics, metrics_middleware
+from livecommerce.health import install_metrics, metrics_middleware, observe_http
 from livecommerce.inventory.lowstock import LOW_STOCK, LowStockWatcher
 from livecommerce.inventory.rebuild import UnpaidHolds, buyers_of
 from livecommerce.inventory.reservations import RESERVATIONS, Reservations, UnpaidBounds
@@ -78,6 +78,7 @@ from livecommerce.payments.stripe_gateway import StripeGateway, stripe_js_url
 from livecommerce.payments.webhooks import WEBHOOKS, Webhooks
 from livecommerce.platform.db.engine import ENGINE, create_engine, migrate
 from livecommerce.platform.embedded_redis import EmbeddedRedis
+from livecommerce.platform.fastlane import FastLane
 from livecommerce.platform.lifecycle import LIFECYCLE, Lifecycle
 from livecommerce.platform.mail import MAILER, Mailer, SmtpServer
 from livecommerce.platform.objectstore import (
@@ -91,7 +92,7 @@ from livecommerce.platform.openapi import RouteTable
 from livecommerce.platform.pipelined import HOT_REDIS, PipelinedRedis
 from livecommerce.platform.redispool import warm_pool
 from livecommerce.platform.resources import REDIS, REDIS_URL, SETTINGS
-from livecommerce.securityheaders import install_security_headers
+from livecommerce.securityheaders import install_security_headers, response_headers
 from livecommerce.support import routes as support_routes
 from livecommerce.support.conversations import CustomerService
 from livecommerce.support.notices import Notices
@@ -364,6 +365,20 @@ async def _drain(app: web.Application) -> None:
     # on_shutdown runs before cleanup: stop taking new work and stop the background tasks
     # while the stores they use are still open.
     await app[LIFECYCLE].close()
+
+
+def fast_lane(app: web.Application) -> FastLane | None:
+    """The listener's fast lane for the crowd's taps on Buy (``platform.fastlane``), once the
+    app has started; ``None`` with ``FAST_LANE=0``."""
+    if not app[SETTINGS].fast_lane:
+        return None
+    return FastLane(
+        "POST",
+        "/api/purchases",
+        checkout_routes.quick_answer(app),
+        response_headers(app),
+        observe_http(app),
+    )
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -108,7 +108,7 @@ def _serve(settings: Settings) -> int:
     without a bound, and under uvloop a background task cancelled mid-start-up was seen never to
     finish, so the process hung instead of exiting.
     """
-    from livecommerce.app import create_app
+    from livecommerce.app import create_app, fast_lane
     from livecommerce.platform.headertimeout import with_head_timeout
     from livecommerce.platform.heap import settle_heap
 
@@ -138,7 +138,9 @@ def _serve(settings: Settings) -> int:
             assert runner.server is not None
             # Not web.TCPSite: the listener puts each connection under the header-read timeout.
             listener = await loop.create_server(
-                with_head_timeout(runner.server, settings.header_read_timeout_s),
+                with_head_timeout(
+                    runner.server, settings.header_read_timeout_s, fast_lane(runner.app)
+                ),
                 settings.host,
                 settings.port,
                 backlog=2048,
@@ -228,7 +230,7 @@ def _serve_workers(settings: Settings, workers: int) -> int:
     """Run ``workers`` worker processes on one port under a master (platform/workers.py);
     the shared services start first, in the master. 1 if start-up fails, with the reason
     logged."""
-    from livecommerce.app import create_app
+    from livecommerce.app import create_app, fast_lane
     from livecommerce.platform.workers import (
         Plan,
         bind_media_ports,
@@ -252,6 +254,6 @@ def _serve_workers(settings: Settings, workers: int) -> int:
         return 1
     log.info("starting %s workers", workers)
     try:
-        return run_workers(Plan(resolved, create_app, url, media), workers)
+        return run_workers(Plan(resolved, create_app, url, media, fast_lane), workers)
     finally:
         asyncio.run(shared.stop())

@@ -75,6 +75,8 @@ class Settings:
     metrics_token: str = ""
     header_read_timeout_s: float = 15.0
     body_read_timeout_s: float = 30.0
+    # The listener answers the crowd's sure "sold out" itself (platform/fastlane.py).
+    fast_lane: bool = True
     media_origins: tuple[str, ...] = ()
     workers: int | None = None
     worker_media_port: int = 0
@@ -333,6 +335,7 @@ _ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("METRICS_TOKEN", "metrics_token", str),
     ("HEADER_READ_TIMEOUT_SECONDS", "header_read_timeout_s", float),
     ("BODY_READ_TIMEOUT_SECONDS", "body_read_timeout_s", float),
+    ("FAST_LANE", "fast_lane", _bool),
     ("MEDIA_ORIGINS", "media_origins", _csv),
     ("WEB_CONCURRENCY", "workers", int),
     ("WORKER_MEDIA_PORT", "worker_media_port", int),

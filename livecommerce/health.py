@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import (
@@ -68,6 +69,11 @@ def install_metrics(app: web.Application) -> CollectorRegistry:
     app[METRICS] = registry
     app[_HTTP] = _HttpMetrics(registry)
     return registry
+
+
+def observe_http(app: web.Application) -> Callable[[str, str, int, float], None]:
+    """Counts a request answered outside aiohttp's handlers (method, route, status, seconds)."""
+    return app[_HTTP].observe
 
 
 @web.middleware

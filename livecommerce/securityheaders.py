@@ -69,12 +69,17 @@ async def _build_policy(app: web.Application) -> None:
     app[PAGE_CSP] = page_policy(js_url, app[SETTINGS].media_origins)
 
 
-async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in _EVERY_RESPONSE.items():
-        response.headers.setdefault(name, value)
+def response_headers(app: web.Application) -> list[tuple[str, str]]:
+    """The headers every response carries (unless a handler set its own)."""
     # The same policy on every response, not only on text/html: a 304 revalidating a page
     # carries no content type, and the browser then applies the 304's headers to the page.
-    response.headers.setdefault("Content-Security-Policy", request.app.get(PAGE_CSP, _LOCKED_CSP))
+    csp = app.get(PAGE_CSP, _LOCKED_CSP)
+    return [*_EVERY_RESPONSE.items(), ("Content-Security-Policy", csp)]
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in response_headers(request.app):
+        response.headers.setdefault(name, value)
 
 
 def install_security_headers(app: web.Application) -> None:

@@ -257,6 +257,8 @@ class TokenCache:
         )
         # Bumped by every revocation: a lookup that overlapped one does not cache its answer.
         self._revocations = 0
+        # The digests of the tokens seen on the short path (``known``), not hashed again.
+        self._digests: dict[str, str] = {}
         self._renewals: set[str] = set()  # digests of live entries to read again
         self._renewer: asyncio.Task[None] | None = None
         self.renewed = 0  # entries renewed ahead of their end (for tests)
@@ -295,7 +297,12 @@ class TokenCache:
         ``None`` (unknown here: ``user`` decides)."""
         if not token or len(token) > 200:
             return None
-        digest = token_digest(token)
+        digest = self._digests.get(token)
+        if digest is None:
+            digest = token_digest(token)
+            if len(self._digests) >= self._size:
+                self._digests.clear()
+            self._digests[token] = digest
         entry = self._entries.get(digest)
         now = time.monotonic()
         if entry is None or entry[0] <= now:

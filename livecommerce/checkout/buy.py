@@ -63,6 +63,10 @@ class Buy:
         self._events = events
         self._lifecycle = lifecycle
 
+    @property
+    def draining(self) -> bool:
+        return self._lifecycle.draining
+
     def refuse_if_draining(self) -> None:
         """``shutting_down`` while the process stops taking buys (transports call it first)."""
         if self._lifecycle.draining:

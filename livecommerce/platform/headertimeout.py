@@ -16,14 +16,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from livecommerce.platform import aiohttpseam
+from livecommerce.platform.fastlane import FastLane, Offer
+
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 
 
 class HeadTimeoutProtocol(asyncio.Protocol):
     """Forwards everything to ``inner``; closes the connection if no head completes in time."""
 
-    def __init__(self, inner: asyncio.Protocol, timeout_s: float) -> None:
+    def __init__(
+        self, inner: asyncio.Protocol, timeout_s: float, lane: FastLane | None = None
+    ) -> None:
         self._inner = inner
+        # Offered each chunk first while every chunk so far was whole requests (see fastlane).
+        self._lane = lane if lane is not None and aiohttpseam.is_request_handler(inner) else None
         self._timeout_s = timeout_s
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.BaseTransport | None = None
@@ -38,6 +45,12 @@ class HeadTimeoutProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._timer is not None:
             self._watch(data)
+        if self._lane is not None:
+            offer = self._lane.offer(self._inner, self._transport, data)
+            if offer is Offer.ANSWERED:
+                return
+            if offer is Offer.PARTIAL:
+                self._lane = None
         self._inner.data_received(data)
 
     def _watch(self, data: bytes) -> None:
@@ -79,12 +92,12 @@ class HeadTimeoutProtocol(asyncio.Protocol):
 
 
 def with_head_timeout(
-    factory: Callable[[], asyncio.Protocol], timeout_s: float
+    factory: Callable[[], asyncio.Protocol], timeout_s: float, lane: FastLane | None = None
 ) -> Callable[[], asyncio.Protocol]:
     """A protocol factory for ``loop.create_server`` that puts ``factory``'s protocols under
-    the header-read timeout."""
+    the header-read timeout (and offers their bytes to ``lane`` first)."""
 
     def make() -> asyncio.Protocol:
-        return HeadTimeoutProtocol(factory(), timeout_s)
+        return HeadTimeoutProtocol(factory(), timeout_s, lane)
 
     return make

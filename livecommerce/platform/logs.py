@@ -84,10 +84,20 @@ class AccessLogger(AbstractAccessLogger):
         version = f"{request.version.major}.{request.version.minor}"
         line = f"{request.method} {loggable_path(request)} HTTP/{version}"
         self.logger.info(
-            '%s "%s" %s %s %.6fs',
-            request.remote,
-            line,
-            response.status,
-            response.body_length,
-            time,
+            _ACCESS_LINE, request.remote, line, response.status, response.body_length, time
+        )
+
+
+_ACCESS_LINE = '%s "%s" %s %s %.6fs'
+_ACCESS = logging.getLogger("aiohttp.access")  # aiohttp's access logger, which AccessLogger gets
+
+
+def log_access(
+    remote: str, method: str, path: str, version: str, status: int, length: int, seconds: float
+) -> None:
+    """The access-log line of a request answered outside aiohttp (``fastlane``), as
+    ``AccessLogger`` writes it; ``path`` holds no query (so no secret)."""
+    if _ACCESS.isEnabledFor(logging.INFO):
+        _ACCESS.info(
+            _ACCESS_LINE, remote, f"{method} {path} HTTP/{version}", status, length, seconds
         )

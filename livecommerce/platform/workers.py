@@ -41,6 +41,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from livecommerce.config import Settings
+from livecommerce.platform.fastlane import FastLane
 from livecommerce.platform.headertimeout import with_head_timeout
 from livecommerce.platform.heap import settle_heap
 from livecommerce.platform.logs import AccessLogger, configure_logging
@@ -135,6 +136,8 @@ class Plan:
     factory: Callable[[Settings], web.Application]
     url: str
     media_sockets: tuple[socket.socket, ...] = ()
+    # The listener's fast lane of the started app (``fastlane``), if it has one.
+    lane: Callable[[web.Application], FastLane | None] = lambda app: None
 
     def media_socket(self, slot: int) -> socket.socket:
         """The media listening socket of ``slot``: the master's, or (past the slots it bound:
@@ -224,7 +227,9 @@ class Worker(GunicornUVLoopWebWorker):
         try:
             await runner.setup()
             assert runner.server is not None
-            protocol = with_head_timeout(runner.server, settings.header_read_timeout_s)
+            protocol = with_head_timeout(
+                runner.server, settings.header_read_timeout_s, plan.lane(runner.app)
+            )
             for listener in self.sockets:
                 listeners.append(
                     await loop.create_server(protocol, sock=listener.sock, backlog=BACKLOG)

@@ -1,0 +1,214 @@
+"""A fast lane for the one request a crowd sends thousands of times a second.
+
+After a flash sale's last unit, nearly every request the server gets is the same tap on Buy,
+and its answer, "sold out", is known in memory. Through aiohttp that answer costs about twice
+a ``GET /healthz`` (request and payload objects, four middlewares, a response object, the
+response signal); a crowd at half the ``/healthz`` rate then keeps one core busy and winners
+wait behind the refusals. Here the listener's protocol (``headertimeout``) offers each chunk
+of bytes to the lane before aiohttp sees it. The lane answers only a chunk that is exactly one
+complete request, ``POST`` to its path over HTTP/1.1, on a connection where aiohttp has
+nothing under way (``aiohttpseam.idle``) and every earlier chunk was whole requests too, and
+only when its ``answer`` is sure from memory; anything else goes to aiohttp unchanged, which
+answers it as always. The response carries the headers aiohttp's would (``Content-Type``,
+``Content-Length``, ``Date``, ``Server`` and the app's own), is counted in the same metrics
+and logged in the same access-log format.
+
+Strict by design: a header line with a control byte, a folded line, a repeated header the
+answer reads, ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``Connection`` other than
+``keep-alive``, a query string or a body that does not match ``Content-Length`` all go to
+aiohttp. A connection that once sent a chunk that was not whole requests never uses the lane
+again (its bytes could be the end of a request aiohttp is still reading).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import NamedTuple
+
+from aiohttp.http import SERVER_SOFTWARE
+
+from livecommerce.platform import aiohttpseam
+from livecommerce.platform.logs import log_access
+
+MAX_HEAD = 8190  # aiohttp's own limit on a request line or header
+
+
+class FastRequest(NamedTuple):
+    """What an answer may read of a request: the headers it names (``None`` when absent)."""
+
+    authorization: str | None
+    idempotency_key: str | None
+    content_type: str | None
+    body: bytes
+
+
+# (status, JSON body) to send, or None: aiohttp answers the request instead.
+Answer = Callable[[FastRequest], tuple[int, bytes] | None]
+# method, route, status, seconds: the app's HTTP metrics.
+Observe = Callable[[str, str, int, float], None]
+
+
+class Offer(enum.Enum):
+    ANSWERED = "answered"  # the lane wrote the response; aiohttp must not see the bytes
+    WHOLE = "whole"  # one or more whole requests, for aiohttp
+    PARTIAL = "partial"  # anything else: the connection leaves the lane for good
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed in values
+_READ = {
+    b"authorization": 0,
+    b"idempotency-key": 1,
+    b"content-type": 2,
+}
+_REFUSED = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+_HEAD_END = b"\r\n\r\n"
+
+
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,9})[ \t]*\r")
+_CHUNKED = b"\r\ntransfer-encoding:"
+
+
+def _whole(data: bytes) -> bool:
+    """Whether ``data`` is exactly one whole request (a head, and the body its
+    ``Content-Length`` names): after it, aiohttp waits for the next request's first byte."""
+    end = data.find(_HEAD_END)
+    if end == -1:
+        return False
+    head = data[: end + 2].lower()
+    if _CHUNKED in head:
+        return False
+    lengths = _LENGTH.findall(head)
+    if head.count(b"\r\ncontent-length:") != len(lengths) or len(lengths) > 1:
+        return False
+    return end + 4 + (int(lengths[0]) if lengths else 0) == len(data)
+
+
+class FastLane:
+    """Answers ``method path`` requests that ``answer`` is sure of, before aiohttp parses them."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        answer: Answer,
+        headers: list[tuple[str, str]],
+        observe: Observe,
+    ) -> None:
+        """``headers``: what the app adds to every response (security headers)."""
+        self._method = method
+        self._path = path
+        self._line = f"{method} {path} HTTP/1.1\r\n".encode()
+        self._answer = answer
+        self._observe = observe
+        self._extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
+        self._server = f"Server: {SERVER_SOFTWARE}\r\n".encode()
+        self._responses: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
+        self._date_at = 0
+        self._date = b""
+        self.answered = 0  # requests this lane answered (for tests and metrics)
+        aiohttpseam.check()
+
+    def offer(
+        self, handler: asyncio.Protocol, transport: asyncio.BaseTransport | None, data: bytes
+    ) -> Offer:
+        """Answer ``data`` if it is one request the lane takes, on an idle connection."""
+        if not data.startswith(self._line):
+            return Offer.WHOLE if _whole(data) else Offer.PARTIAL
+        started = time.perf_counter()
+        head_end = data.find(_HEAD_END)
+        if head_end == -1 or head_end > MAX_HEAD:
+            return Offer.PARTIAL
+        request = self._parse(data, head_end)
+        if request is None:
+            return Offer.PARTIAL  # not sure where this request ends: aiohttp decides
+        if not isinstance(request, FastRequest):
+            return Offer.WHOLE
+        if transport is None or transport.is_closing() or not aiohttpseam.idle(handler):
+            return Offer.WHOLE
+        answer = self._answer(request)
+        if answer is None:
+            return Offer.WHOLE
+        status, body = answer
+        transport.write(self._response(status, body))  # type: ignore[attr-defined]
+        aiohttpseam.used_now(handler)
+        self.answered += 1
+        seconds = time.perf_counter() - started
+        self._observe(self._method, self._path, status, seconds)
+        log_access(_peer(transport), self._method, self._path, "1.1", status, len(body), seconds)
+        return Offer.ANSWERED
+
+    def _parse(self, data: bytes, head_end: int) -> FastRequest | bool | None:
+        """The request if the lane may answer it; ``True`` if it is whole but not for the
+        lane; ``None`` if where it ends is not sure."""
+        lines = (
+            data[len(self._line) : head_end].split(b"\r\n") if head_end > len(self._line) else []
+        )
+        found: list[bytes | None] = [None, None, None]
+        length: int | None = None
+        lane = True
+        for line in lines:
+            colon = line.find(b":")
+            if colon <= 0 or _TOKEN.fullmatch(line, 0, colon) is None:
+                return None  # a folded or malformed line: aiohttp's parser decides
+            if _CTL.search(line) is not None:
+                return None
+            name = line[:colon].lower()
+            value = line[colon + 1 :].strip(b" \t")
+            if name == b"content-length":
+                if length is not None or not value.isdigit() or len(value) > 9:
+                    return None
+                length = int(value)
+            elif name in _REFUSED:
+                return None
+            elif name == b"connection":
+                lane = lane and value.lower() == b"keep-alive"
+            else:
+                slot = _READ.get(name)
+                if slot is not None:
+                    if found[slot] is not None:
+                        lane = False  # a repeated header: aiohttp's reading decides
+                    found[slot] = value
+        body = data[head_end + 4 :]
+        if length is None or len(body) != length:
+            return None
+        if not lane:
+            return True
+        try:
+            authorization, key, content_type = (
+                None if v is None else v.decode("ascii") for v in found
+            )
+        except UnicodeDecodeError:
+            return True
+        return FastRequest(authorization, key, content_type, body)
+
+    def _response(self, status: int, body: bytes) -> bytes:
+        now = int(time.time())
+        if now != self._date_at:
+            self._date_at = now
+            self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+        parts = self._responses.get((status, body))
+        if parts is None:
+            reason = HTTPStatus(status).phrase
+            head = (
+                f"HTTP/1.1 {status} {reason}\r\n"
+                "Content-Type: application/json; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\n"
+            ).encode()
+            parts = (head, self._server + self._extra + b"\r\n" + body)
+            if len(self._responses) < 64:
+                self._responses[(status, body)] = parts
+        return parts[0] + self._date + parts[1]
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return "-"
