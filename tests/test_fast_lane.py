@@ -20,7 +20,7 @@ from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.config import Settings
 from livecommerce.health import METRICS
 from livecommerce.platform import aiohttpseam
-from livecommerce.platform.fastlane import FastLane
+from livecommerce.platform.fastlane import PASS_BUDGET, FastLane
 from livecommerce.platform.headertimeout import with_head_timeout
 from livecommerce.platform.logs import AccessLogger
 from tests.mediapeers import until
@@ -260,6 +260,27 @@ async def test_a_connection_the_lane_keeps_busy_stays_open_and_an_idle_one_close
         assert await conn.closed()  # and then idle past the timeout: closed by aiohttp
     finally:
         conn.close()
+
+
+async def test_a_crowd_past_the_pass_budget_is_answered_whole_in_later_passes(
+    shop: Shop,
+) -> None:
+    """More taps at once than one pass of the loop takes on: the rest wait, their connections
+    paused, and are answered in the next passes; none is lost or answered twice."""
+    buyer, sku = await _sold_out_sku(shop)
+    crowd = [await Connection.open(shop.lane_port) for _ in range(3 * PASS_BUDGET)]
+    try:
+        answered, deferred = shop.lane.answered, shop.lane.deferred
+        for _ in range(2):  # two taps each, the second sent at once after the first answer
+            for conn in crowd:
+                conn.writer.write(purchase(buyer, sku))
+            answers = await asyncio.gather(*(conn.answer() for conn in crowd))
+            assert {status for status, _, _ in answers} == {409}
+        assert shop.lane.answered == answered + 2 * len(crowd)
+        assert shop.lane.deferred > deferred
+    finally:
+        for conn in crowd:
+            conn.close()
 
 
 async def test_a_buyer_who_holds_units_is_answered_by_the_script(shop: Shop) -> None:

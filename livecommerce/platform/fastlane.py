@@ -18,18 +18,24 @@ answer reads, ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``Connection`` oth
 ``keep-alive``, a query string or a body that does not match ``Content-Length`` all go to
 aiohttp. A connection that once sent a chunk that was not whole requests never uses the lane
 again (its bytes could be the end of a request aiohttp is still reading).
+
+Fair to the rest of the loop: the lane answers inside the protocol's ``data_received``, and a
+closed-loop crowd of thousands would fill every pass of the event loop with refusals while a
+winner's task waits a pass per step. Past ``PASS_BUDGET`` chunks in one pass, a chunk waits for
+a later pass with its connection's reading paused, oldest first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import re
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from aiohttp.http import SERVER_SOFTWARE
 
@@ -54,8 +60,18 @@ Answer = Callable[[FastRequest], tuple[int, bytes] | None]
 Observe = Callable[[str, str, int, float], None]
 
 
+# Chunks the lane takes on in one pass of the event loop before it defers the rest (their
+# connections paused) to later passes: a crowd of refusals answered inline would otherwise fill
+# each pass, and a winner's order, a step of its task each pass, would wait behind them all.
+PASS_BUDGET = 128
+
+# Delivers a deferred chunk again (``due``: without the budget's check).
+Deliver = Callable[[bytes, bool], None]
+
+
 class Offer(enum.Enum):
     ANSWERED = "answered"  # the lane wrote the response; aiohttp must not see the bytes
+    DEFERRED = "deferred"  # kept for a later pass; aiohttp must not see the bytes yet
     WHOLE = "whole"  # one or more whole requests, for aiohttp
     PARTIAL = "partial"  # anything else: the connection leaves the lane for good
 
@@ -113,14 +129,32 @@ class FastLane:
         self._date_at = 0
         self._date = b""
         self.answered = 0  # requests this lane answered (for tests and metrics)
+        self.deferred = 0  # chunks put off to a later pass of the loop (for tests)
+        self._spent = 0  # chunks taken on in this pass of the loop
+        self._waiting: collections.deque[tuple[asyncio.Transport, bytes, Deliver]] = (
+            collections.deque()
+        )
         aiohttpseam.check()
 
     def offer(
-        self, handler: asyncio.Protocol, transport: asyncio.BaseTransport | None, data: bytes
+        self,
+        handler: asyncio.Protocol,
+        transport: asyncio.BaseTransport | None,
+        data: bytes,
+        deliver: Deliver | None = None,
     ) -> Offer:
-        """Answer ``data`` if it is one request the lane takes, on an idle connection."""
+        """Answer ``data`` if it is one request the lane takes, on an idle connection; past
+        this pass's budget, keep it for ``deliver`` in a later pass (``None``: it is due)."""
         if not data.startswith(self._line):
             return Offer.WHOLE if _whole(data) else Offer.PARTIAL
+        if deliver is not None and transport is not None:
+            if self._spent >= PASS_BUDGET or self._waiting:
+                # uvloop's transports are asyncio.Transport without subclassing it
+                self._defer(cast(asyncio.Transport, transport), data, deliver)
+                return Offer.DEFERRED
+            if self._spent == 0:
+                asyncio.get_running_loop().call_soon(self._next_pass)
+            self._spent += 1
         started = time.perf_counter()
         head_end = data.find(_HEAD_END)
         if head_end == -1 or head_end > MAX_HEAD:
@@ -143,6 +177,27 @@ class FastLane:
         self._observe(self._method, self._path, status, seconds)
         log_access(_peer(transport), self._method, self._path, "1.1", status, len(body), seconds)
         return Offer.ANSWERED
+
+    def _next_pass(self) -> None:
+        self._spent = 0
+
+    def _defer(self, transport: asyncio.Transport, data: bytes, deliver: Deliver) -> None:
+        transport.pause_reading()  # its next bytes stay in the kernel until this one is read
+        self.deferred += 1
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self._drain)
+        self._waiting.append((transport, data, deliver))
+
+    def _drain(self) -> None:
+        """Deliver a pass's budget of the chunks put off, oldest first."""
+        for _ in range(min(PASS_BUDGET, len(self._waiting))):
+            transport, data, deliver = self._waiting.popleft()
+            if transport.is_closing():
+                continue
+            transport.resume_reading()
+            deliver(data, True)
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def _parse(self, data: bytes, head_end: int) -> FastRequest | bool | None:
         """The request if the lane may answer it; ``True`` if it is whole but not for the

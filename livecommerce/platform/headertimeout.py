@@ -45,9 +45,14 @@ class HeadTimeoutProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._timer is not None:
             self._watch(data)
+        self._deliver(data, False)
+
+    def _deliver(self, data: bytes, due: bool) -> None:
         if self._lane is not None:
-            offer = self._lane.offer(self._inner, self._transport, data)
-            if offer is Offer.ANSWERED:
+            offer = self._lane.offer(
+                self._inner, self._transport, data, None if due else self._deliver
+            )
+            if offer is Offer.ANSWERED or offer is Offer.DEFERRED:
                 return
             if offer is Offer.PARTIAL:
                 self._lane = None
