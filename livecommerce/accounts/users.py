@@ -298,15 +298,17 @@ class TokenCache:
         if not token or len(token) > 200:
             return None
         digest = self._digests.get(token)
+        remember = digest is None
         if digest is None:
             digest = token_digest(token)
-            if len(self._digests) >= self._size:
-                self._digests.clear()
-            self._digests[token] = digest
         entry = self._entries.get(digest)
         now = time.monotonic()
         if entry is None or entry[0] <= now:
             return None
+        if remember and entry[1] is not None:  # only a live token's: garbage is not kept
+            if len(self._digests) >= self._size:
+                self._digests.clear()
+            self._digests[token] = digest
         self._renew_if_due(digest, entry, now)
         return entry[1]
 
