@@ -11,7 +11,8 @@ One ``livecommerce serve`` process, driven by autocannon (npm, ``bench/openloop.
   units that sells out at once (attempts/s, the ratio to ``/healthz``);
 - open loop: purchases arriving at ``--load`` times the ``/healthz`` rate whatever the answers
   do, in a show whose SKU of ``--units`` units was just pinned (the pin warms the server): every
-  answer's p50/p99, and the winners' (201) apart from the refusals (409).
+  answer's p50/p99, and the winners' (201) apart from the refusals (409). Its connections are
+  opened before the clock starts, as autocannon and wrk open theirs (``bench/openloop.mjs``).
 
 Figures are medians over ``--rounds``. The database is a SQLite file or a private PostgreSQL
 database (``bench/databases.py``); Redis as in ``bench/buy.py``.
@@ -109,6 +110,7 @@ def summary(result: dict[str, Any]) -> dict[str, float]:
         "other": len(every) - len(won) - len(refused),
         "errors": result["errors"] + result["timeouts"],
         "unsent": result.get("unsent", 0),
+        "opened": result.get("opened", 0),
     }
 
 
@@ -173,9 +175,11 @@ def report(rounds: list[dict[str, dict[str, float]]], args: argparse.Namespace) 
     others = sum(r["open"]["other"] + r["rush"]["other"] for r in rounds)
     errors = sum(r["open"]["errors"] + r["rush"]["errors"] for r in rounds)
     unsent = sum(r["open"]["unsent"] for r in rounds)
+    opened = sum(r["open"]["opened"] for r in rounds)
     print(
         f"  other statuses {others:.0f}, socket errors/timeouts {errors:.0f}, open-loop "
-        f"arrivals not sent for want of a free connection {unsent:.0f} (all rounds)"
+        f"arrivals not sent for want of a free connection {unsent:.0f}, connections opened "
+        f"while measuring {opened:.0f} (all rounds; the {args.connections} are opened first)"
     )
 
 
