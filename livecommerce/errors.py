@@ -129,11 +129,30 @@ class InvalidInput(LiveCommerceError):
 
 
 def error_response(error: LiveCommerceError) -> web.Response:
-    response = web.json_response(error.to_dict(), status=error.status)
-    retry_after = error.data.get("retry_after")
-    if isinstance(retry_after, int):
-        response.headers["Retry-After"] = str(retry_after)
+    status, body, headers = failure(error, "")
+    response = web.json_response(body, status=status)
+    response.headers.update(headers)
     return response
+
+
+def failure(exc: Exception, where: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, JSON body and headers answering a use-case's failure, the same on every path
+    (``error_middleware``, the fast lane): a ``LiveCommerceError`` as it says; an unreachable
+    store 503 with ``Retry-After`` (nothing was taken, the client may retry); anything else 500,
+    logged with ``where`` (method and path)."""
+    if isinstance(exc, LiveCommerceError):
+        headers = {}
+        retry_after = exc.data.get("retry_after")
+        if isinstance(retry_after, int):
+            headers["Retry-After"] = str(retry_after)
+        return exc.status, exc.to_dict(), headers
+    if isinstance(exc, RedisError):
+        log.error("store unavailable on %s: %s", where, exc)
+        error = LiveCommerceError(ErrorCode.STORE_UNAVAILABLE, "a data store is unavailable; retry")
+        return error.status, error.to_dict(), {"Retry-After": "1"}
+    log.error("unhandled error on %s", where, exc_info=exc)
+    internal = {"code": ErrorCode.INTERNAL.value, "message": "internal server error"}
+    return 500, {"error": internal}, {}
 
 
 _HTTP_CODES: dict[int, ErrorCode] = {
@@ -177,17 +196,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The client went away before we read its request: nobody to answer, nothing to log
         # (thousands of these follow a crowd closing its tabs). 499 as nginx counts it.
         return web.Response(status=499)
-    except RedisError as exc:
-        # Redis (or another store) is unreachable: nothing was taken, the client may retry.
-        log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
-        response = error_response(
-            LiveCommerceError(ErrorCode.STORE_UNAVAILABLE, "a data store is unavailable; retry")
-        )
-        response.headers["Retry-After"] = "1"
+    except Exception as exc:  # an unreachable store (503), or a bug (500)
+        status, body, headers = failure(exc, f"{request.method} {request.path}")
+        response = web.json_response(body, status=status)
+        response.headers.update(headers)
         return response
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.json_response(
-            {"error": {"code": ErrorCode.INTERNAL.value, "message": "internal server error"}},
-            status=500,
-        )

@@ -4,9 +4,11 @@
 when aiohttp has nothing of that connection's under way: no message queued, none being
 handled, its last response written, no body being read and no protocol switch. After
 answering, it tells aiohttp the connection was just used, so the keep-alive timeout does not
-close a connection that the fast lane keeps busy. Both read or write ``RequestHandler`` slots
-that aiohttp does not document; ``check()`` runs when the lane is built (at start-up) and
-refuses versions this was not checked against.
+close a connection that the fast lane keeps busy. While the lane awaits an answer (a winner's
+order), the connection counts as handling a request, as aiohttp counts its own: a graceful
+shutdown waits for the answer before it closes the connection. These read or write
+``RequestHandler`` slots that aiohttp does not document; ``check()`` runs when the lane is
+built (at start-up) and refuses versions this was not checked against.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _SLOTS = (
     "_keepalive",
     "_keepalive_timeout",
     "_next_keepalive_close_time",
+    "_handler_waiter",
 )
 
 
@@ -57,6 +60,23 @@ def used_now(handler: Any) -> None:
     timeout = handler._keepalive_timeout
     if timeout:
         handler._next_keepalive_close_time = handler._loop.time() + timeout
+
+
+def begin(handler: Any) -> None:
+    """A request of this connection is under way outside aiohttp (the lane awaits its answer):
+    ``idle`` is false, and aiohttp's shutdown waits for ``end`` as it waits for its own
+    handler (``RequestHandler._handle_request`` sets and clears the same slot)."""
+    handler._request_in_progress = True
+    used_now(handler)
+
+
+def end(handler: Any) -> None:
+    """The request ``begin`` marked is answered: a shutdown waiting for it goes on."""
+    handler._request_in_progress = False
+    waiter = handler._handler_waiter
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+    used_now(handler)
 
 
 def check() -> None:

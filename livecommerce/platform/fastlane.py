@@ -8,10 +8,14 @@ wait behind the refusals. Here the listener's protocol (``headertimeout``) offer
 of bytes to the lane before aiohttp sees it. The lane answers only a chunk that is exactly one
 complete request, ``POST`` to its path over HTTP/1.1, on a connection where aiohttp has
 nothing under way (``aiohttpseam.idle``) and every earlier chunk was whole requests too, and
-only when its ``answer`` is sure from memory; anything else goes to aiohttp unchanged, which
-answers it as always. The response carries the headers aiohttp's would (``Content-Type``,
-``Content-Length``, ``Date``, ``Server`` and the app's own), is counted in the same metrics
-and logged in the same access-log format.
+only when its ``answer`` takes it; anything else goes to aiohttp unchanged, which answers it
+as always. An answer sure from memory (a refusal) is written at once. An answer that must wait
+(a winner's order: Redis, then SQL) is awaited in a task of its own with the connection's
+reading paused, so its next request waits for this answer, and the connection counts as busy
+for aiohttp (``aiohttpseam.begin``/``end``: a graceful shutdown waits for it). Each response
+carries the headers aiohttp's would (``Content-Type``, ``Content-Length``, ``Date``,
+``Server``, the app's own and the answer's), is counted in the same metrics and logged in the
+same access-log format.
 
 Strict by design: a header line with a control byte, a folded line, a repeated header the
 answer reads, ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``Connection`` other than
@@ -30,17 +34,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from aiohttp.http import SERVER_SOFTWARE
 
 from livecommerce.platform import aiohttpseam
 from livecommerce.platform.logs import log_access
+
+log = logging.getLogger(__name__)
 
 MAX_HEAD = 8190  # aiohttp's own limit on a request line or header
 
@@ -54,8 +61,17 @@ class FastRequest(NamedTuple):
     body: bytes
 
 
-# (status, JSON body) to send, or None: aiohttp answers the request instead.
-Answer = Callable[[FastRequest], tuple[int, bytes] | None]
+class Reply(NamedTuple):
+    """An answer the lane awaited: status, JSON body, and headers of its own."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# (status, JSON body) to send now; a coroutine for the ``Reply`` to send when it is ready; or
+# None: aiohttp answers the request instead.
+Answer = Callable[[FastRequest], tuple[int, bytes] | Coroutine[Any, Any, Reply] | None]
 # method, route, status, seconds: the app's HTTP metrics.
 Observe = Callable[[str, str, int, float], None]
 
@@ -128,13 +144,20 @@ class FastLane:
         self._responses: dict[tuple[int, bytes], tuple[bytes, bytes]] = {}
         self._date_at = 0
         self._date = b""
-        self.answered = 0  # requests this lane answered (for tests and metrics)
+        self.answered = 0  # requests this lane answered from memory (for tests and metrics)
+        self.awaited = 0  # requests this lane answered once their answer was ready
+        self._answering: set[asyncio.Task[None]] = set()
         self.deferred = 0  # chunks put off to a later pass of the loop (for tests)
         self._spent = 0  # chunks taken on in this pass of the loop
         self._waiting: collections.deque[tuple[asyncio.Transport, bytes, Deliver]] = (
             collections.deque()
         )
         aiohttpseam.check()
+
+    @property
+    def answering(self) -> int:
+        """Requests whose answer the lane awaits now."""
+        return len(self._answering)
 
     def offer(
         self,
@@ -169,6 +192,9 @@ class FastLane:
         answer = self._answer(request)
         if answer is None:
             return Offer.WHOLE
+        if not isinstance(answer, tuple):
+            self._await(handler, cast(asyncio.Transport, transport), answer, started)
+            return Offer.ANSWERED
         status, body = answer
         transport.write(self._response(status, body))  # type: ignore[attr-defined]
         aiohttpseam.used_now(handler)
@@ -177,6 +203,48 @@ class FastLane:
         self._observe(self._method, self._path, status, seconds)
         log_access(_peer(transport), self._method, self._path, "1.1", status, len(body), seconds)
         return Offer.ANSWERED
+
+    def _await(
+        self,
+        handler: asyncio.Protocol,
+        transport: asyncio.Transport,
+        reply: Coroutine[Any, Any, Reply],
+        started: float,
+    ) -> None:
+        transport.pause_reading()  # the connection's next request waits for this answer
+        aiohttpseam.begin(handler)
+        task = asyncio.get_running_loop().create_task(
+            self._send_when_ready(handler, transport, reply, started), name="fast lane"
+        )
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _send_when_ready(
+        self,
+        handler: asyncio.Protocol,
+        transport: asyncio.Transport,
+        reply: Coroutine[Any, Any, Reply],
+        started: float,
+    ) -> None:
+        try:
+            try:
+                status, body, headers = await reply
+            except Exception:
+                # The answer renders its own failures; one that escapes is a bug: the client
+                # hears the connection close rather than an answer nobody can vouch for.
+                log.exception("the fast lane's answer failed")
+                transport.close()
+                return
+            if not transport.is_closing():
+                transport.write(self._response(status, body, headers))
+                transport.resume_reading()
+            self.awaited += 1
+            seconds = time.perf_counter() - started
+            self._observe(self._method, self._path, status, seconds)
+            peer = _peer(transport)
+            log_access(peer, self._method, self._path, "1.1", status, len(body), seconds)
+        finally:
+            aiohttpseam.end(handler)
 
     def _next_pass(self) -> None:
         self._spent = 0
@@ -243,23 +311,34 @@ class FastLane:
             return True
         return FastRequest(authorization, key, content_type, body)
 
-    def _response(self, status: int, body: bytes) -> bytes:
+    def _response(
+        self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] | None = None
+    ) -> bytes:
+        """The response's bytes; those of a sure answer (``headers`` None) are kept for the
+        next time, the crowd's refusals being few distinct answers."""
         now = int(time.time())
         if now != self._date_at:
             self._date_at = now
             self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+        if headers is not None:
+            own = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
+            head, rest = self._parts(status, body)
+            return head + self._date + own + rest
         parts = self._responses.get((status, body))
         if parts is None:
-            reason = HTTPStatus(status).phrase
-            head = (
-                f"HTTP/1.1 {status} {reason}\r\n"
-                "Content-Type: application/json; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\n"
-            ).encode()
-            parts = (head, self._server + self._extra + b"\r\n" + body)
+            parts = self._parts(status, body)
             if len(self._responses) < 64:
                 self._responses[(status, body)] = parts
         return parts[0] + self._date + parts[1]
+
+    def _parts(self, status: int, body: bytes) -> tuple[bytes, bytes]:
+        reason = HTTPStatus(status).phrase
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ).encode()
+        return head, self._server + self._extra + b"\r\n" + body
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
