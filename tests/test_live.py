@@ -347,3 +347,51 @@ async def test_shared_snapshots_are_read_once_and_never_older_than_a_broadcast()
     heard["stream:1"] += 1
     # the third read saw a broadcast come meanwhile: read again
     assert await shared.get(1, "stream:1") == {"read": 4}
+
+
+async def test_a_restock_or_count_shows_in_the_room_at_once(
+    live: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    """The seller's stock changes (an adjustment, an edit of the product) reach the rooms that
+    list the product: a card that said "sold out" offers the units again, and a count down
+    shows too."""
+    creator, moderator, buyer, stream_id, product_id, sku_id = await _stage(live)
+    anon = Viewer()
+    viewers.append(anon)
+    await anon.connect(_url(live))
+    assert (await anon.call("join", {"stream_id": stream_id}))["ok"]
+    pinned = await (await _as(live, moderator, viewers)).call(
+        "pin", {"stream_id": stream_id, "product_id": product_id}
+    )
+    assert pinned["ok"]
+    await anon.wait_for("product:pinned", stream_id=stream_id)
+
+    taken = {"delta": -20, "reason": "damaged"}
+    await creator.call("POST", f"/api/skus/{sku_id}/adjustments", taken, status=201)
+    out = await anon.wait_for("stock:changed", sku_id=sku_id, available=0)
+    assert out["stream_id"] == stream_id
+    received = {"delta": 5, "reason": "received"}
+    await creator.call("POST", f"/api/skus/{sku_id}/adjustments", received, status=201)
+    back = await anon.wait_for("stock:changed", sku_id=sku_id, available=5)
+    assert back["stream_id"] == stream_id
+    code = (await creator.call("GET", f"/api/products/{product_id}"))["product"]["variants"][0][
+        "sku"
+    ]
+    edit = {"variants": [{"sku": code, "stock_on_hand": 12}]}
+    await creator.call("PATCH", f"/api/products/{product_id}", edit, status=200)
+    await anon.wait_for("stock:changed", sku_id=sku_id, available=12)
+    # A buy still shows as before (the push is the same one).
+    response = await live.post(
+        "/api/purchases",
+        json={"sku_id": sku_id, "qty": 1, "stream_id": stream_id, "pay_with_saved_card": False},
+        headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status == 201, await response.text()
+    await anon.wait_for("stock:changed", sku_id=sku_id, available=11)
+
+
+async def _as(client: TestClient[Any, Any], account: Account, viewers: list[Viewer]) -> Viewer:
+    viewer = Viewer()
+    viewers.append(viewer)
+    await viewer.connect(_url(client), account.token)
+    return viewer

@@ -18,6 +18,7 @@ from livecommerce.catalog.products import (
 from livecommerce.errors import NotFound
 from livecommerce.events.bus import EVENTS
 from livecommerce.events.catalog import ProductChanged
+from livecommerce.events.stock import OnHandChanged
 from livecommerce.inventory.adjustments import record_count
 from livecommerce.inventory.onhand import follow_on_hand
 from livecommerce.inventory.reservations import RESERVATIONS
@@ -142,6 +143,7 @@ async def patch_product(request: web.Request) -> web.Response:
         )
         # Kept in the SKU's audit log beside the adjustments (a refused one raised above).
         await record_count(request.app[ENGINE], variant.id, user.id, delta, variant.stock_on_hand)
+        await request.app[EVENTS].publish(OnHandChanged(sku_id=variant.id))  # rooms redraw it
     return web.json_response({"product": product.to_dict()})
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from livecommerce.accounts.roles import Role, require_role
 from livecommerce.accounts.routes import current_user
 from livecommerce.errors import Forbidden, NotFound
+from livecommerce.events.bus import EVENTS
+from livecommerce.events.stock import OnHandChanged
 from livecommerce.inventory import forecast
 from livecommerce.inventory.adjustments import (
     MAX_DELTA,
@@ -86,6 +88,7 @@ async def post_adjustment(request: web.Request) -> web.Response:
     adjustment = await adjust_stock(
         engine, request.app[RESERVATIONS], sku_id, body.delta, body.reason, user.id, body.note
     )
+    await request.app[EVENTS].publish(OnHandChanged(sku_id=sku_id))  # live rooms redraw it
     alert = await request.app[LOW_STOCK].check(sku_id)
     async with engine.connect() as conn:
         stock = await _stock(request, conn, sku_id)

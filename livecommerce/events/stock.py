@@ -45,6 +45,16 @@ class StockBack(Event):
 
 
 @dataclasses.dataclass(frozen=True)
+class OnHandChanged(Event):
+    """The seller changed a SKU's stock on hand (an adjustment, a count, an edit of the
+    product): the live rooms that list its product show the units now left."""
+
+    name = "stock.on_hand_changed"
+
+    sku_id: int
+
+
+@dataclasses.dataclass(frozen=True)
 class SkuFeatured(Event):
     """A SKU was pinned or put on flash sale in a stream: buyers are about to arrive, so every
     process warms what a buy of it reads (its counters, its facts, the stream's lineup)."""

@@ -17,6 +17,7 @@ from livecommerce.accounts.users import find_user_by_email, get_user
 from livecommerce.errors import ErrorCode, InvalidInput, LiveCommerceError, NotFound
 from livecommerce.platform.db.tables import (
     products,
+    skus,
     stream_lineup,
     stream_moderators,
     streams,
@@ -113,6 +114,17 @@ async def get_stream(conn: AsyncConnection, stream_id: int) -> Shopstream:
     if not found:
         raise NotFound("stream")
     return found[0]
+
+
+async def streams_listing_sku(conn: AsyncConnection, sku_id: int) -> list[int]:
+    """The streams not ended whose lineup holds the product of ``sku_id``."""
+    rows = await conn.execute(
+        sa.select(stream_lineup.c.stream_id)
+        .join(streams, streams.c.id == stream_lineup.c.stream_id)
+        .join(skus, skus.c.product_id == stream_lineup.c.product_id)
+        .where(skus.c.id == sku_id, streams.c.status != "ended")
+    )
+    return [int(stream_id) for (stream_id,) in rows]
 
 
 async def pin_check(

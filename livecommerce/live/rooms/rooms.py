@@ -24,7 +24,7 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
 from livecommerce.events.sales import SaleEnded
-from livecommerce.events.stock import SkuFeatured
+from livecommerce.events.stock import OnHandChanged, SkuFeatured
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.inventory.rebuild import load_sku
 from livecommerce.inventory.reservations import Reservations
@@ -44,7 +44,14 @@ from livecommerce.live.rooms.roomstate import (
     RoomState,
     now_ms,
 )
-from livecommerce.live.streams import StreamStatus, get_stream, pin_check, set_status, show_phase
+from livecommerce.live.streams import (
+    StreamStatus,
+    get_stream,
+    pin_check,
+    set_status,
+    show_phase,
+    streams_listing_sku,
+)
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.messagetext import (
@@ -145,6 +152,7 @@ class LiveRooms:
         events.subscribe(SaleEnded, self._announce_sale_end, local_only=True)
         events.subscribe(Purchased, self.purchased, local_only=True)
         events.subscribe(OrderChanged, self.order_changed, local_only=True)
+        events.subscribe(OnHandChanged, self.on_hand_changed, local_only=True)
 
     async def _role(self, stream_id: int, user_id: int | None) -> Role:
         async with self._engine.connect() as conn:
@@ -538,6 +546,14 @@ class LiveRooms:
         """A unit was just held: the room sees the stock left."""
         if order.stream_id is not None:
             await self.stock_changed(order.stream_id, order.sku_id)
+
+    async def on_hand_changed(self, change: OnHandChanged) -> None:
+        """The seller restocked or counted a SKU: every room listing its product sees the
+        units left (a card that said "sold out" offers it again)."""
+        async with self._engine.connect() as conn:
+            listing = await streams_listing_sku(conn, change.sku_id)
+        for stream_id in listing:
+            await self.stock_changed(stream_id, change.sku_id)
 
     async def order_changed(self, order: OrderChanged) -> None:
         """The buyer hears every change of their order; once it is paid, the room gets its
