@@ -185,10 +185,11 @@ class StripeGateway:
         retries: int = 4,
     ) -> None:
         base = {"api": api_base} if api_base else None
+        self._http = stripe.HTTPXClient()  # kept: ``close`` closes it (the client has no close)
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses=base,  # type: ignore[arg-type]
-            http_client=stripe.HTTPXClient(),
+            http_client=self._http,
             max_network_retries=0,
         )
         self._webhook_secret = webhook_secret
@@ -198,9 +199,7 @@ class StripeGateway:
         self.retried = 0
 
     async def close(self) -> None:
-        http = self._client._requestor._client
-        if http is not None:
-            await http.close_async()  # type: ignore[no-untyped-call]
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run one Stripe call through the bucket, retrying what Stripe says is retryable."""
