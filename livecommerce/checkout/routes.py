@@ -26,7 +26,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from livecommerce.accounts.routes import current_user, known_user
 from livecommerce.accounts.users import TOKENS, User
-from livecommerce.checkout.buy import BUY, Buy
+from livecommerce.checkout.buy import BUY, Bought, Buy
 from livecommerce.checkout.purchases import PURCHASES
 from livecommerce.errors import ErrorCode, LiveCommerceError, failure
 from livecommerce.inventory.soldout import SALE_SOLD_OUT, SOLD_OUT, Refusal
@@ -193,14 +193,7 @@ def quick_answer(app: web.Application) -> Answer:
 async def _bought(buy: Buy, buyer: User, key: str, body: NewPurchase) -> Reply:
     """``post_purchase``'s answer to a plain tap, for the fast lane: the same bytes."""
     try:
-        bought = await buy(
-            buyer,
-            sku_id=body.sku_id,
-            qty=body.qty,
-            idempotency_key=key,
-            stream_id=body.stream_id,
-            pay_with_saved_card=body.pay_with_saved_card,
-        )
+        bought = await _place(buy, buyer, key, body)
     except Exception as exc:
         status, error, headers = failure(exc, "POST /api/purchases")
         return Reply(status, json.dumps(error).encode(), tuple(headers.items()))
@@ -223,7 +216,12 @@ async def post_purchase(request: web.Request) -> web.Response:
         buyer = await current_user(request)
         key = _idempotency_key(request)
         body = await read_json(request, NewPurchase)
-    bought = await buy(
+    bought = await _place(buy, buyer, key, body)
+    return web.json_response(bought.to_dict(), status=200 if bought.replayed else 201)
+
+
+async def _place(buy: Buy, buyer: User, key: str, body: NewPurchase) -> Bought:
+    return await buy(
         buyer,
         sku_id=body.sku_id,
         qty=body.qty,
@@ -231,7 +229,6 @@ async def post_purchase(request: web.Request) -> web.Response:
         stream_id=body.stream_id,
         pay_with_saved_card=body.pay_with_saved_card,
     )
-    return web.json_response(bought.to_dict(), status=200 if bought.replayed else 201)
 
 
 _KEY = (("Idempotency-Key", True, "one key per purchase attempt; retries reuse it"),)

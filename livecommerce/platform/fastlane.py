@@ -199,9 +199,7 @@ class FastLane:
         transport.write(self._response(status, body))  # type: ignore[attr-defined]
         aiohttpseam.used_now(handler)
         self.answered += 1
-        seconds = time.perf_counter() - started
-        self._observe(self._method, self._path, status, seconds)
-        log_access(_peer(transport), self._method, self._path, "1.1", status, len(body), seconds)
+        self._record(transport, status, len(body), started)
         return Offer.ANSWERED
 
     def _await(
@@ -239,12 +237,17 @@ class FastLane:
                 transport.write(self._response(status, body, headers))
                 transport.resume_reading()
             self.awaited += 1
-            seconds = time.perf_counter() - started
-            self._observe(self._method, self._path, status, seconds)
-            peer = _peer(transport)
-            log_access(peer, self._method, self._path, "1.1", status, len(body), seconds)
+            self._record(transport, status, len(body), started)
         finally:
             aiohttpseam.end(handler)
+
+    def _record(
+        self, transport: asyncio.BaseTransport, status: int, size: int, started: float
+    ) -> None:
+        """Count the answer in the app's metrics and write its access-log line."""
+        seconds = time.perf_counter() - started
+        self._observe(self._method, self._path, status, seconds)
+        log_access(_peer(transport), self._method, self._path, "1.1", status, size, seconds)
 
     def _next_pass(self) -> None:
         self._spent = 0
