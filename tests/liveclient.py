@@ -35,6 +35,9 @@ class Viewer:
             namespaces=["/live"],
             auth={"token": token} if token else None,
             transports=["websocket"],
+            # the client's default (1 s) for the namespace's answer is short for a crowd of
+            # test clients connecting at once on a loaded two-core CI machine
+            wait_timeout=10,
         )
 
     async def call(self, event: str, data: Any) -> Any:
