@@ -216,6 +216,9 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
         events_channel=app[EVENTS].channel,
     )
     await reservations.preload_scripts()
+    if settings.max_unpaid_per_buyer:
+        # A buyer whose token is read here has their unpaid total ready before their first tap.
+        app[TOKENS].arrived = reservations.warm_buyer
     app[SHOP_TERMS] = shop_terms = ShopTermsCache(engine)
     payments = Payments(engine, reservations, gateway, app[EVENTS])
     app[RESERVATIONS] = reservations
@@ -263,6 +266,8 @@ async def _checkout(app: web.Application) -> AsyncIterator[None]:
     finally:
         await buy.close()
         await purchases.close()
+        app[TOKENS].arrived = None
+        await reservations.close()
         await buyer_holds.close()
         await shop_terms.close()
         await gateway.close()

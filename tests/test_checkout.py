@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import stripe
 from aiohttp.test_utils import TestClient
 
+from livecommerce.accounts.users import TOKENS
 from livecommerce.config import Settings
 from livecommerce.inventory.reservations import RESERVATIONS, StockLevel
 from livecommerce.orders.expiry import Reaper
@@ -661,3 +662,53 @@ async def test_an_order_that_cannot_be_written_leaves_its_key_usable(
     assert level is not None and (level.available, level.held) == (3, 0)
     status, body = await buy(buyer, sku, key="once")
     assert status == 201 and not body["replayed"]
+
+
+async def test_a_buyer_is_ready_to_buy_before_their_first_tap(
+    client: TestClient[Any, Any],
+) -> None:
+    """A signed-in buyer's unpaid total is seeded when this process first reads their token,
+    from what SQL holds, so their first buy reads no SQL for it (and a lost set comes back)."""
+    seller, buyer, first = await _shop(client, stock=20)
+    second = (await seller.call("POST", "/api/products", hoodie(f"W-{uuid.uuid4().hex[:4]}", 20)))[
+        "product"
+    ]["variants"][0]["id"]
+    for sku in (first, second):
+        assert (await buy(buyer, sku, qty=5))[0] == 201  # ten unpaid: the default bound in all
+    redis, reservations, tokens = client.app[REDIS], client.app[RESERVATIONS], client.app[TOKENS]
+    totals = reservations._totals
+    key = totals.key(buyer.id)
+    held = sorted(await redis.zrange(key, 0, -1))
+    assert len(held) == 3 and held[-1] == "~:0"  # two holds of five, and "complete"
+
+    async def seeded(account: Account) -> list[str]:
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            members = await redis.zrange(totals.key(account.id), 0, -1)
+            if members:
+                return sorted(members)
+            await asyncio.sleep(0.01)
+        raise AssertionError("the buyer's total was not seeded")
+
+    await redis.delete(key)  # Redis lost it
+    tokens.forget(buyer.token)
+    warmed = totals.warmed
+    await buyer.call("GET", "/api/me", status=200)  # this process reads the token again
+    assert await seeded(buyer) == held
+    assert totals.warmed == warmed + 1
+    assert 500_000 < await redis.pttl(key) <= 600_000
+    # Still bounded: the eleventh unit is refused from the seeded set.
+    status, body = await buy(buyer, first)
+    assert (status, body["error"]["code"]) == (409, "too_many_unpaid")
+
+    newcomer = await sign_up(client, "newcomer")
+    tokens.forget(newcomer.token)
+    await newcomer.call("GET", "/api/me", status=200)
+    assert await seeded(newcomer) == ["~:0"]  # nothing held, and known to be complete
+    assert totals.warmed == warmed + 2
+    # A token read again while its buyer's set is there seeds nothing.
+    tokens.forget(newcomer.token)
+    await newcomer.call("GET", "/api/me", status=200)
+    assert (await buy(newcomer, first, qty=2))[0] == 201
+    assert totals.warmed == warmed + 2
+    assert len(await redis.zrange(totals.key(newcomer.id), 0, -1)) == 2

@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -262,6 +263,9 @@ class TokenCache:
         self._renewals: set[str] = set()  # digests of live entries to read again
         self._renewer: asyncio.Task[None] | None = None
         self.renewed = 0  # entries renewed ahead of their end (for tests)
+        # Told of each signed-in user whose token this process reads (first seen or renewed):
+        # what a buy reads can be made ready before they tap (set at composition).
+        self.arrived: Callable[[int], None] | None = None
 
     async def close(self) -> None:
         """Finish the lookups under way; safe to call twice."""
@@ -288,6 +292,8 @@ class TokenCache:
         # never past its own expiry.
         self._entries[digest] = (now + (min(self._ttl, left_s) if user else 1.0), user)
         self._entries.move_to_end(digest)
+        if user is not None and self.arrived is not None:
+            self.arrived(user.id)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return user
@@ -347,6 +353,8 @@ class TokenCache:
                 else:
                     self._entries[digest] = (now + min(self._ttl, left_s), user)
                     self.renewed += 1
+                    if self.arrived is not None:
+                        self.arrived(user.id)
 
     def forget(self, token: str) -> None:
         self._entries.pop(token_digest(token), None)

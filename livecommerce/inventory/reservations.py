@@ -158,6 +158,14 @@ class Reservations:
     def redis(self) -> Redis:
         return self._redis
 
+    def warm_buyer(self, buyer_id: int) -> None:
+        """Seed the buyer's unpaid total in the background (see ``UnpaidTotals.warm``)."""
+        self._totals.warm(buyer_id)
+
+    async def close(self) -> None:
+        """Stop the background warming; safe to call twice."""
+        await self._totals.close()
+
     def _keys(self, sku_id: int) -> dict[str, str]:
         tag = f"{{sku{sku_id}}}"
         ns = self._ns

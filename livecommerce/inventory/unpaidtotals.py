@@ -5,10 +5,17 @@ holds of every SKU. Each buyer has a sorted set in their own slot (``{buyer<id>}
 ``"<hold id>:<qty>"``, score the hold's deadline, so an entry whose removal was lost ages out by
 itself. The set is seeded from the system of record the first time it is needed and again
 whenever Redis has lost it; a member ``"~:0"`` marks it complete.
+
+A signed-in buyer's set is seeded ahead of their first tap (``warm``, called when their token is
+first read or renewed on a process), so the winners of a rush, mostly first-time buyers, wait
+for no SQL read between their hold and their answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +25,15 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from livecommerce.platform.pipelined import PipelinedRedis
+
+log = logging.getLogger(__name__)
+
+# A seeded set lives at least this long (and a minute past its last hold's deadline), so a
+# buyer warmed when they arrived is still warm when they tap.
+SEEDED_FOR_MS = 600_000
+# Buyers waiting to be warmed; past this the rest are seeded at their first buy instead.
+WARM_QUEUE = 20_000
+WARM_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,9 @@ class UnpaidTotals:
         self._buyer_holds = buyer_holds
         self._take: AsyncScript = redis.register_script(_script("unpaid"))
         self._seed: AsyncScript = redis.register_script(_script("seed_unpaid"))
+        self._warming: set[int] = set()
+        self._warmer: asyncio.Task[None] | None = None
+        self.warmed = 0  # sets seeded ahead of a buy (for tests and metrics)
 
     @property
     def scripts(self) -> tuple[AsyncScript, ...]:
@@ -102,16 +121,53 @@ class UnpaidTotals:
             added, held = await self._run_hot(self._take, [key], args)
         return int(added) == 1, int(held)
 
-    async def _install(self, buyer_id: int, now_ms: int) -> None:
-        """Seed the set from SQL: paid once per buyer while they keep buying, and again after
-        Redis lost it."""
+    async def _install(self, buyer_id: int, now_ms: int) -> bool:
+        """Seed the set from SQL unless it is there: paid once per buyer while they keep buying
+        (or ahead, by ``warm``), and again after Redis lost it. Whether it seeded now."""
         holds = await self._buyer_holds(buyer_id) if self._buyer_holds else []
         live = [h for h in holds if h.deadline_ms >= now_ms]
-        expire_at = max([now_ms, *(h.deadline_ms for h in live)]) + 60_000
+        expire_at = max([now_ms + SEEDED_FOR_MS, *(h.deadline_ms + 60_000 for h in live)])
         args: list[Any] = [expire_at]
         for hold in live:
             args += [f"{hold.hold_id}:{hold.qty}", hold.deadline_ms]
-        await self._run_hot(self._seed, [self.key(buyer_id)], args)
+        return bool(await self._run_hot(self._seed, [self.key(buyer_id)], args))
+
+    def warm(self, buyer_id: int) -> None:
+        """Seed ``buyer_id``'s set in the background unless Redis has it: a buyer who is here
+        (their token just read) pays no SQL read at their first buy. Best effort: a failure
+        only leaves the seeding to that buy."""
+        if self._buyer_holds is None or len(self._warming) >= WARM_QUEUE:
+            return
+        self._warming.add(buyer_id)
+        if self._warmer is None or self._warmer.done():
+            self._warmer = asyncio.get_running_loop().create_task(
+                self._warm_queued(), name="warm unpaid totals"
+            )
+
+    async def _warm_queued(self) -> None:
+        while self._warming:
+            batch = list(self._warming)[:WARM_BATCH]
+            self._warming.difference_update(batch)
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for buyer_id in batch:
+                        pipe.exists(self.key(buyer_id))
+                    present = await pipe.execute()
+                now_ms = time.time_ns() // 1_000_000
+                cold = [b for b, there in zip(batch, present, strict=True) if not there]
+                seeded = await asyncio.gather(*(self._install(b, now_ms) for b in cold))
+                self.warmed += sum(seeded)
+            except Exception:
+                log.warning(
+                    "warming buyers' unpaid totals failed; their buys seed them", exc_info=True
+                )
+
+    async def close(self) -> None:
+        """Stop warming (what is left is seeded at those buyers' first buy); safe to call twice."""
+        self._warming.clear()
+        if self._warmer is not None:
+            self._warmer.cancel()
+            await asyncio.gather(self._warmer, return_exceptions=True)
 
     async def forget(self, holds: Sequence[Released]) -> None:
         """Take paid or released holds off their buyers' totals (one pipeline).
