@@ -712,3 +712,47 @@ async def test_a_buyer_is_ready_to_buy_before_their_first_tap(
     assert (await buy(newcomer, first, qty=2))[0] == 201
     assert totals.warmed == warmed + 2
     assert len(await redis.zrange(totals.key(newcomer.id), 0, -1)) == 2
+
+
+async def test_a_batch_of_orders_answers_each_as_the_database_holds_it(
+    client: TestClient[Any, Any],
+) -> None:
+    """The group commit's orders (on PostgreSQL built from the values sent and the ids given
+    back) are field for field what a read of each row finds."""
+    from livecommerce.orders.orders import get_order
+    from livecommerce.orders.orderwriter import OrderWriter
+
+    seller, buyer, sku = await _shop(client, stock=100)
+    engine = client.app[ENGINE]
+    writer = OrderWriter(engine)
+    address = {"name": "Ada Byron", "line1": "1 Main St", "city": "Springfield", "country": "US"}
+    rows = [
+        {
+            "buyer_id": buyer.id,
+            "seller_id": seller.id,
+            "sku_id": sku,
+            "stream_id": None,
+            "qty": 1 + i % 3,
+            "unit_price_minor": 4900,
+            "amount_minor": 4900 * (1 + i % 3) + 500,
+            "shipping_minor": 500,
+            "tax_minor": 0,
+            "shipping_address": address if i % 2 else None,
+            "currency": "USD",
+            "item_name": f"Hoodie ({'SML'[i % 3]})",
+            "sale_id": "sale-1" if i % 4 == 0 else None,
+            "hold_id": uuid.uuid4().hex,
+            "idempotency_key": f"batch-{i}",
+            "expires_at": datetime.now(UTC),
+        }
+        for i in range(12)
+    ]
+    try:
+        written = await asyncio.gather(*(writer.insert(values) for values in rows))
+    finally:
+        await writer.close()
+    async with engine.connect() as conn:
+        for values, order in zip(rows, written, strict=True):
+            assert order == await get_order(conn, order.id)
+            assert (order.hold_id, order.qty) == (values["hold_id"], values["qty"])
+    assert len({order.id for order in written}) == 12

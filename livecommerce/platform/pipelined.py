@@ -99,11 +99,8 @@ class _Protocol(asyncio.Protocol):
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """The command in RESP, by hiredis (C: a third of the time of the same in Python)."""
+    return cast(bytes, hiredis.pack_command(args))
 
 
 class PipelinedRedis:
