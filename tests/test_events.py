@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 
 from livecommerce.events.bus import EventBus
 from livecommerce.events.event import Event, event_type
+from livecommerce.platform.pipelined import PipelinedRedis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +24,8 @@ class Pinged(Event):
 async def test_events_reach_this_and_other_processes(redis_url: str) -> None:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     redis = Redis.from_url(redis_url, decode_responses=True)
-    here, there = EventBus(redis, namespace), EventBus(redis, namespace)
+    hot = PipelinedRedis(redis_url)
+    here, there = EventBus(redis, namespace, hot), EventBus(redis, namespace, hot)
     heard_here: list[Pinged] = []
     heard_there: list[Pinged] = []
     got_there = asyncio.Event()
@@ -58,6 +61,7 @@ async def test_events_reach_this_and_other_processes(redis_url: str) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await hot.close()
         await redis.aclose()
 
 
@@ -71,7 +75,8 @@ async def test_a_local_only_subscriber_hears_its_own_process_only(redis_url: str
     event happened, not once per process."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     redis = Redis.from_url(redis_url, decode_responses=True)
-    here, there = EventBus(redis, namespace), EventBus(redis, namespace)
+    hot = PipelinedRedis(redis_url)
+    here, there = EventBus(redis, namespace, hot), EventBus(redis, namespace, hot)
     local_here: list[int] = []
     local_there: list[int] = []
     everywhere_there: list[int] = []
@@ -106,4 +111,46 @@ async def test_a_local_only_subscriber_hears_its_own_process_only(redis_url: str
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await hot.close()
+        await redis.aclose()
+
+
+async def test_a_listener_whose_connection_is_killed_listens_again(redis_url: str) -> None:
+    """Redis drops the subscriber's connection (a restart, a proxy, ``CLIENT KILL``): the
+    process subscribes again on its own and hears what is published after."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    hot = PipelinedRedis(redis_url)
+    here, there = EventBus(redis, namespace, hot), EventBus(redis, namespace, hot)
+    heard: list[int] = []
+    got = asyncio.Event()
+
+    async def on_there(event: Pinged) -> None:
+        heard.append(event.stream_id)
+        got.set()
+
+    there.subscribe(Pinged, on_there)
+    task = asyncio.create_task(there.run())
+    try:
+        async with asyncio.timeout(10):
+            await there.wait_listening()
+        first = there.connection
+        await here.publish(Pinged(stream_id=1))
+        await asyncio.wait_for(got.wait(), 5)
+        ours = [c for c in await redis.client_list() if c["name"] == there.channel]
+        assert len(ours) == 1 and ours[0]["sub"] == "1"
+        assert await redis.client_kill_filter(_id=ours[0]["id"]) == 1
+        got.clear()
+        async with asyncio.timeout(10):
+            # At most once: what is published before it subscribes again is not heard.
+            while not got.is_set():
+                await here.publish(Pinged(stream_id=2))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(got.wait(), 0.1)
+        assert heard[0] == 1 and set(heard[1:]) == {2}
+        assert there.connection is not None and there.connection > first
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await hot.close()
         await redis.aclose()

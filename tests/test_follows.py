@@ -18,6 +18,7 @@ from livecommerce.config import Settings
 from livecommerce.events.bus import EVENTS, EventBus
 from livecommerce.events.streams import StreamOnAir
 from livecommerce.platform.mail import MAILER
+from livecommerce.platform.pipelined import PipelinedRedis
 from tests.conftest import sign_up
 from tests.mailbox import Mailbox, body_text, smtp_env, smtp_settings
 
@@ -136,7 +137,8 @@ async def test_two_processes_send_one_live_email_each(
         # Both processes hear the show go on air, several times, while the creator also marks
         # it live by hand on one of them.
         redis = Redis.from_url(redis_url)
-        bus = EventBus(redis, a.env["REDIS_NAMESPACE"])
+        hot = PipelinedRedis(redis_url)
+        bus = EventBus(redis, a.env["REDIS_NAMESPACE"], hot)
         on_air = [bus.publish(StreamOnAir(stream_id=stream["id"])) for _ in range(3)]
         live = _call(
             session,
@@ -147,6 +149,7 @@ async def test_two_processes_send_one_live_email_each(
             headers=auth("creator"),
         )
         await asyncio.gather(*on_air, live)
+        await hot.close()
         await redis.aclose()
         for name in ("fan1", "fan2", "fan3"):
             await mailbox.wait_for(people[name][1], "creator is live: Night", timeout_s=15)

@@ -10,6 +10,7 @@ system of record when they reconnect).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import uuid
@@ -31,13 +32,16 @@ Subscriber = Callable[[Any], Awaitable[None]]
 
 
 class EventBus:
-    def __init__(self, redis: Redis, namespace: str, hot: PipelinedRedis | None = None) -> None:
-        """``hot``, if given, carries what ``publish_soon`` sends (cheaper per message than
-        redis-py: a flash sale's winners each publish one)."""
+    def __init__(self, redis: Redis, namespace: str, hot: PipelinedRedis) -> None:
+        """``hot`` carries what ``publish_soon`` sends and hears the channel (cheaper per message
+        than redis-py: a flash sale's winners each publish one, and every process hears it);
+        ``redis`` what ``publish`` sends."""
         self._redis = redis
         self._hot = hot
         self.channel = f"{namespace}:events"
         self._origin = uuid.uuid4().hex
+        # What this process's own messages start with: heard back, they are dropped unread.
+        self._own = json.dumps({"origin": self._origin})[:-1]
         # Each subscriber with its local_only flag.
         self._subscribers: dict[type[Event], list[tuple[Subscriber, bool]]] = defaultdict(list)
         self._listening = asyncio.Event()
@@ -67,7 +71,7 @@ class EventBus:
         delivery (the caller decides whether the other processes must hear of it).
         """
         await self._deliver(event, remote=False)
-        message = json.dumps({**event.to_wire(), "origin": self._origin})
+        message = json.dumps({"origin": self._origin, **event.to_wire()})
         await self._redis.publish(self.channel, message)
 
     def publish_soon(self, event: Event) -> None:
@@ -83,18 +87,10 @@ class EventBus:
             batch, self._queued = self._queued, []
             for event in batch:
                 await self._deliver(event, remote=False)
-            messages = [json.dumps({**e.to_wire(), "origin": self._origin}) for e in batch]
+            messages = [json.dumps({"origin": self._origin, **e.to_wire()}) for e in batch]
             try:
-                if self._hot is not None:
-                    hot = self._hot
-                    await asyncio.gather(
-                        *(hot.execute("PUBLISH", self.channel, m) for m in messages)
-                    )
-                else:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for message in messages:
-                            pipe.publish(self.channel, message)
-                        await pipe.execute()
+                hot = self._hot
+                await asyncio.gather(*(hot.execute("PUBLISH", self.channel, m) for m in messages))
             except (RedisError, OSError) as exc:
                 log.warning(
                     "events not sent to the other processes",
@@ -127,21 +123,43 @@ class EventBus:
         await self._listening.wait()
 
     async def run(self) -> None:
-        """Listen to the other processes' events until cancelled; reconnects after failures."""
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self._connections += 1
-                self._listening.set()
-                async for message in pubsub.listen():
-                    await self._received(message.get("data"))
-            except (RedisError, OSError) as exc:
-                self._listening.clear()
-                log.warning("event channel lost; reconnecting", extra={"error": str(exc)})
-                await asyncio.sleep(0.5)
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Listen to the other processes' events until cancelled; reconnects after failures.
+
+        Messages are read as they come (this process's own dropped unread) and delivered one
+        at a time, in the order they were published."""
+        inbox: collections.deque[str] = collections.deque()
+        arrived = asyncio.Event()
+
+        def heard(raw: str) -> None:
+            inbox.append(raw)
+            arrived.set()
+
+        def subscribed() -> None:
+            self._connections += 1
+            self._listening.set()
+
+        async def deliver() -> None:
+            while True:
+                await arrived.wait()
+                arrived.clear()
+                while inbox:
+                    await self._received(inbox.popleft())
+
+        deliverer = asyncio.create_task(deliver(), name="events in")
+        try:
+            while True:
+                try:
+                    await self._hot.listen(
+                        self.channel, heard, skip=self._own, subscribed=subscribed
+                    )
+                except (RedisError, OSError) as exc:
+                    self._listening.clear()
+                    log.warning("event channel lost; reconnecting", extra={"error": str(exc)})
+                    await asyncio.sleep(0.5)
+        finally:
+            self._listening.clear()
+            deliverer.cancel()
+            await asyncio.gather(deliverer, return_exceptions=True)
 
     async def _received(self, raw: Any) -> None:
         try:
