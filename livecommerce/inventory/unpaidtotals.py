@@ -149,10 +149,10 @@ class UnpaidTotals:
             batch = list(self._warming)[:WARM_BATCH]
             self._warming.difference_update(batch)
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for buyer_id in batch:
-                        pipe.exists(self.key(buyer_id))
-                    present = await pipe.execute()
+                hot = self._hot
+                present = await asyncio.gather(
+                    *(hot.execute("EXISTS", self.key(buyer_id)) for buyer_id in batch)
+                )
                 now_ms = time.time_ns() // 1_000_000
                 cold = [b for b, there in zip(batch, present, strict=True) if not there]
                 seeded = await asyncio.gather(*(self._install(b, now_ms) for b in cold))
