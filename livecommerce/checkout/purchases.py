@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -298,7 +298,7 @@ class Purchases:
             "sku_id": sku_id,
             "buyer_id": buyer_id,
             "qty": qty,
-            "hold_id": uuid.uuid4().hex,
+            "hold_id": secrets.token_hex(16),  # 128 random bits, as uuid4 but cheaper
             "idempotency_key": idempotency_key,
             "now_ms": now_ms,
             "deadline_ms": deadline_ms,
