@@ -462,6 +462,7 @@ class SendPath:
     extensions: aiortc.rtp.HeaderExtensionsMap
     protect: Callable[[bytes], bytes]
     protect_rtcp: Callable[[bytes], bytes]
+    srtp: pylibsrtp.Session
     cname: str | None
     sock: socket.socket
     address: tuple[Any, ...]
@@ -489,6 +490,7 @@ def send_path(sender: RTCRtpSender) -> SendPath | None:
         extensions=getattr(sender, _EXTENSIONS_MAP),
         protect=srtp.protect,
         protect_rtcp=srtp.protect_rtcp,
+        srtp=srtp,
         cname=getattr(sender, _CNAME),
         sock=sock,
         address=tuple(pair.remote_addr),

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters, RTCRtpSender
@@ -39,7 +39,7 @@ from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtcpSdesPacket, RtcpSourceInfo
 
-from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc import aiortcseam, srtpseam
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class LeanViewer:
         self._rtx_seq = random.getrandbits(16)
         self._history: deque[tuple[int, OutFrame]] = deque(maxlen=HISTORY_FRAMES)
         self._sock: socket.socket | None = None
-        self._protect: Callable[[bytes], bytes] = bytes
+        self._frames: srtpseam.FrameProtector | None = None
         self._ssrc = 0
         self._address: tuple[Any, ...] = ()
         self._path: aiortcseam.SendPath | None = None
@@ -269,7 +269,7 @@ class LeanViewer:
             return
         self._path = path
         self._sock = path.sock
-        self._protect = path.protect
+        self._frames = srtpseam.FrameProtector(path.srtp)
         self._ssrc = path.ssrc
         self._address = path.address
         self._layout = self._fanout.layout(path.extensions, path.mid)
@@ -301,20 +301,12 @@ class LeanViewer:
         elif self.keyframes_only and not frame.keyframe:
             return
         block, bodies, runs = frame.prepared(self._layout)  # type: ignore[arg-type]  # live
-        first = 0x90 if block else 0x80
-        pack, protect = _HEADER.pack, self._protect
-        seq, pt, ssrc = self._seq, self._pt, self._ssrc
+        seq = self._seq
         timestamp = (frame.timestamp + self._ts_origin) & 0xFFFFFFFF
+        first = 0x90 if block else 0x80
+        frames = cast(srtpseam.FrameProtector, self._frames)  # set while live
+        out = frames.packets(first, self._pt, seq, timestamp, self._ssrc, bodies)
         last = len(bodies) - 1
-        if last == 0:  # audio, and small video frames: one datagram
-            out = [protect(pack(first, pt | 0x80, seq, timestamp, ssrc) + bodies[0])]
-        else:
-            out = [
-                protect(pack(first, pt, (seq + i) & 0xFFFF, timestamp, ssrc) + bodies[i])
-                for i in range(last)
-            ]
-            marked = pack(first, pt | 0x80, (seq + last) & 0xFFFF, timestamp, ssrc)
-            out.append(protect(marked + bodies[last]))
         if not self._transmit(out, runs):
             return
         self._seq = (seq + last + 1) & 0xFFFF

@@ -29,7 +29,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
-from livecommerce.media.rtc import aiortcseam
+from livecommerce.media.rtc import aiortcseam, srtpseam
 from livecommerce.media.rtc.leansender import LeanViewer
 from livecommerce.media.rtc.relay import KINDS, Ingest, StreamNotLive, StreamRelay
 from livecommerce.media.rtc.sdpoffer import OfferRejected, parse_offer
@@ -430,6 +430,7 @@ async def _answering(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None
 @functools.cache
 def _check_aiortc_once() -> None:
     aiortcseam.check_aiortc()
+    srtpseam.check()
 
 
 def _checked(config: RTCConfiguration) -> RTCConfiguration:
