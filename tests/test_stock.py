@@ -364,3 +364,35 @@ async def test_hot_connection_survives_script_flush_and_a_killed_socket(
         await hot.close()
         await hot.close()
         await admin.aclose()
+
+
+async def test_a_hold_that_fails_leaves_nothing_counted_in_the_buyers_total(
+    ledger: Reservations,
+) -> None:
+    """The buyer's unpaid total is counted in the same round trip as the hold: every way a
+    hold can fail (sold out, a replayed key, the per-SKU bound, counters not loaded) takes
+    that count back, so only live holds are ever counted."""
+    bounds = UnpaidBounds(per_sku=2, per_buyer=4)
+    await ledger.load(1, available=3, price=100, currency="USD", holds=[])
+    await ledger.load(2, available=1, price=100, currency="USD", holds=[])
+    key = ledger._totals.key(9)
+    first = await _reserve(ledger, 9, key="k1", sku=1, bounds=bounds)
+    replay = await _reserve(ledger, 9, key="k1", sku=1, bounds=bounds)
+    assert replay.replayed and replay.hold_id == first.hold_id
+    await _reserve(ledger, 8, sku=2, bounds=bounds)  # SKU 2 sold out by another buyer
+    failures = [
+        _reserve(ledger, 9, sku=2, bounds=bounds),  # sold out
+        _reserve(ledger, 9, qty=2, sku=1, bounds=bounds),  # past the per-SKU bound
+        _reserve(ledger, 9, sku=404, bounds=bounds),  # not loaded
+    ]
+    for failure in failures:
+        with pytest.raises((LiveCommerceError, NotLoaded)):
+            await failure
+    counted = await ledger.redis.zrange(key, 0, -1)
+    assert sorted(counted) == sorted(["~:0", f"{first.hold_id}:1"])
+    # What is left under the bound in all is still there to buy, concurrently.
+    burst = await asyncio.gather(
+        *(_reserve(ledger, 9, sku=1, bounds=bounds) for _ in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(h, Hold) for h in burst) == 1  # per SKU: 2 in all on SKU 1
+    assert len(await ledger.redis.zrange(key, 0, -1)) == 3

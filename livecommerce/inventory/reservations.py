@@ -10,6 +10,7 @@ script cache).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -224,42 +225,54 @@ class Reservations:
         SKU, and available stock. The same ``idempotency_key`` from the same buyer returns the
         first hold (``replayed=True``) and takes nothing more.
 
-        Then, with ``bounds.per_buyer``, a second step adds the hold to the buyer's unpaid
-        units across SKUs (another slot); if that bound refuses it, the hold is given back
-        (its idempotency key too) before this raises. Between the two steps the units are
-        briefly out of stock: a buyer at their bound can make another miss one unit for one
-        round trip, never oversell.
+        With ``bounds.per_buyer``, the hold is also counted in the buyer's unpaid units across
+        SKUs (another slot), by a script sent in the same round trip just before this one: if
+        the hold fails, that count is taken back; if the bound refuses it, the hold is given
+        back (its idempotency key too) before this raises. Meanwhile the units are briefly out
+        of stock, or a failed hold briefly counted: a buyer at their bound can make another
+        miss one unit, or be refused once, for one round trip; nothing is ever oversold.
         """
         k = self._keys(sku_id)
-        reply = await self._run_hot(
-            self._reserve,
-            [
-                k["stock"],
-                k["holds"],
-                k["data"],
-                self._idem_key(sku_id, buyer_id, idempotency_key),
-                k["sale"],
-                k["buyers"],
-                k["unpaid"],
-            ],
-            [
-                hold_id,
+        # The buyer's unpaid total is counted in the same round trip as the hold, written just
+        # before it (another slot, so not the same script), and taken back if the hold fails.
+        taking = (
+            self._totals.start_take(buyer_id, hold_id, qty, now_ms, deadline_ms, bounds.per_buyer)
+            if bounds.per_buyer
+            else None
+        )
+        try:
+            reply = await self._reserve_script(
+                k,
                 buyer_id,
                 qty,
+                hold_id,
+                idempotency_key,
                 now_ms,
                 deadline_ms,
                 idempotency_ttl_s,
-                "" if stream_id is None else stream_id,
-                bounds.per_sku,
-                self._channel,
+                stream_id,
+                bounds,
                 sku_id,
-            ],
-        )
+            )
+        except BaseException:
+            if taking is not None:
+                self._totals.undo_take(taking, buyer_id, hold_id, qty)
+            raise
         status = _text(reply[0])
+        if status != "ok" and taking is not None:
+            self._totals.undo_take(taking, buyer_id, hold_id, qty)
         if status == "ok":
             if bounds.per_buyer:
                 await self._take_unpaid(
-                    sku_id, buyer_id, hold_id, qty, now_ms, deadline_ms, idempotency_key, bounds
+                    sku_id,
+                    buyer_id,
+                    hold_id,
+                    qty,
+                    now_ms,
+                    deadline_ms,
+                    idempotency_key,
+                    bounds,
+                    taking,
                 )
             return Hold(
                 hold_id=_text(reply[1]),
@@ -296,6 +309,45 @@ class Reservations:
             raise _too_many_unpaid(left, bounds.per_sku, "of this item")
         raise RuntimeError(f"reserve script answered {status!r}")
 
+    async def _reserve_script(
+        self,
+        k: dict[str, str],
+        buyer_id: int,
+        qty: int,
+        hold_id: str,
+        idempotency_key: str,
+        now_ms: int,
+        deadline_ms: int,
+        idempotency_ttl_s: int,
+        stream_id: int | None,
+        bounds: UnpaidBounds,
+        sku_id: int,
+    ) -> Any:
+        return await self._run_hot(
+            self._reserve,
+            [
+                k["stock"],
+                k["holds"],
+                k["data"],
+                self._idem_key(sku_id, buyer_id, idempotency_key),
+                k["sale"],
+                k["buyers"],
+                k["unpaid"],
+            ],
+            [
+                hold_id,
+                buyer_id,
+                qty,
+                now_ms,
+                deadline_ms,
+                idempotency_ttl_s,
+                "" if stream_id is None else stream_id,
+                bounds.per_sku,
+                self._channel,
+                sku_id,
+            ],
+        )
+
     async def _take_unpaid(
         self,
         sku_id: int,
@@ -306,12 +358,18 @@ class Reservations:
         deadline_ms: int,
         idempotency_key: str,
         bounds: UnpaidBounds,
+        started: asyncio.Future[Any] | None,
     ) -> None:
         idem_key = self._idem_key(sku_id, buyer_id, idempotency_key)
         try:
-            added, held = await self._totals.take(
-                buyer_id, hold_id, qty, now_ms, deadline_ms, bounds.per_buyer
-            )
+            if started is None:
+                added, held = await self._totals.take(
+                    buyer_id, hold_id, qty, now_ms, deadline_ms, bounds.per_buyer
+                )
+            else:
+                added, held = await self._totals.finish_take(
+                    started, buyer_id, hold_id, qty, now_ms, deadline_ms, bounds.per_buyer
+                )
         except BaseException:
             await self.release(sku_id, hold_id, idem_key)
             raise

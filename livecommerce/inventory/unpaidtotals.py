@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from livecommerce.platform.pipelined import PipelinedRedis
+from livecommerce.platform.pipelined import PipelinedRedis, RedisReplyError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ class HeldUnits(Protocol):
 BuyerHolds = Callable[[int], Awaitable[Sequence[HeldUnits]]]
 
 
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a failed removal only leaves an entry to age out
+
+
 def _script(name: str) -> str:
     return resources.files("livecommerce.inventory").joinpath(f"lua/{name}.lua").read_text()
 
@@ -120,6 +125,48 @@ class UnpaidTotals:
             await self._install(buyer_id, now_ms)
             added, held = await self._run_hot(self._take, [key], args)
         return int(added) == 1, int(held)
+
+    def start_take(
+        self, buyer_id: int, hold_id: str, qty: int, now_ms: int, deadline_ms: int, bound: int
+    ) -> asyncio.Future[Any] | None:
+        """``take``'s script, written now (so it goes to Redis with the hold's own script, one
+        round trip for both); finish with ``finish_take``, or ``undo_take`` if the hold failed.
+        ``None`` when the pipelined connection is not up (call ``take`` after the hold)."""
+        args = [now_ms, bound, hold_id, qty, deadline_ms]
+        script = self._take
+        return self._hot.send_now("EVALSHA", script.sha, 1, self.key(buyer_id), *args)
+
+    async def finish_take(
+        self,
+        started: asyncio.Future[Any],
+        buyer_id: int,
+        hold_id: str,
+        qty: int,
+        now_ms: int,
+        deadline_ms: int,
+        bound: int,
+    ) -> tuple[bool, int]:
+        """What ``take`` answers, for a take begun by ``start_take``."""
+        try:
+            added, held = await started
+        except RedisReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await self.take(buyer_id, hold_id, qty, now_ms, deadline_ms, bound)
+        if int(added) == -1:
+            return await self.take(buyer_id, hold_id, qty, now_ms, deadline_ms, bound)
+        return int(added) == 1, int(held)
+
+    def undo_take(
+        self, started: asyncio.Future[Any], buyer_id: int, hold_id: str, qty: int
+    ) -> None:
+        """Take back what ``start_take`` may have counted, for a hold that was not taken. The
+        removal is written after the take on the same connection, so Redis runs it after; if it
+        cannot be sent, the entry ages out at the hold's deadline."""
+        started.add_done_callback(_ignore_outcome)
+        undone = self._hot.send_now("ZREM", self.key(buyer_id), f"{hold_id}:{qty}")
+        if undone is not None:
+            undone.add_done_callback(_ignore_outcome)
 
     async def _install(self, buyer_id: int, now_ms: int) -> bool:
         """Seed the set from SQL unless it is there: paid once per buyer while they keep buying

@@ -216,6 +216,15 @@ class PipelinedRedis:
         protocol.write(_pack(args))
         return waiter
 
+    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write one command in this turn of the loop, without awaiting: its reply's future,
+        or ``None`` when not connected (``execute`` then connects). Commands on this connection
+        run in the order they are written, so one written later sees this one's effect."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None or protocol.transport is None:
+            return None
+        return self._send(protocol, args)
+
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply, or ``RedisReplyError`` / redis-py's ``ConnectionError``."""
         protocol = self._protocol
