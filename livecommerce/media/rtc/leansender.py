@@ -305,9 +305,9 @@ class LeanViewer:
         timestamp = (frame.timestamp + self._ts_origin) & 0xFFFFFFFF
         first = 0x90 if block else 0x80
         frames = cast(srtpseam.FrameProtector, self._frames)  # set while live
-        out = frames.packets(first, self._pt, seq, timestamp, self._ssrc, bodies)
+        view, offsets = frames.frame(first, self._pt, seq, timestamp, self._ssrc, bodies)
         last = len(bodies) - 1
-        if not self._transmit(out, runs):
+        if not self._transmit(view, offsets, runs):
             return
         self._seq = (seq + last + 1) & 0xFFFF
         self._history.append((seq, frame))
@@ -340,29 +340,33 @@ class LeanViewer:
             return  # the next one may go; RTP sending notices a dead socket
         aiortcseam.report_sent(self._sender, ntp)  # type: ignore[arg-type]  # attached
 
-    def _transmit(self, out: list[bytes], runs: list[tuple[int, int]]) -> bool:
+    def _transmit(self, view: memoryview, offsets: list[int], runs: list[tuple[int, int]]) -> bool:
+        """Send the packets laid end to end in ``view`` (packet ``i`` from ``offsets[i]`` to
+        ``offsets[i + 1]``): each run of equal-sized ones in one GSO send."""
         global _gso
         sock, address = self._sock, self._address
         if sock is None:
             return False
+        count = len(offsets) - 1
         try:
-            if len(out) == 1:
-                sock.sendto(out[0], address)
+            if count == 1:
+                sock.sendto(view[: offsets[1]], address)
             elif _gso:
                 for start, end in runs:
+                    head, tail = offsets[start], offsets[end]
                     if end - start == 1:
-                        sock.sendto(out[start], address)
+                        sock.sendto(view[head:tail], address)
                     else:
-                        size = _SEGMENT_SIZE.pack(len(out[start]))
-                        sock.sendmsg(out[start:end], [(SOL_UDP, UDP_SEGMENT, size)], 0, address)
+                        size = _SEGMENT_SIZE.pack(offsets[start + 1] - head)
+                        sock.sendmsg([view[head:tail]], [(SOL_UDP, UDP_SEGMENT, size)], 0, address)
             else:
-                for packet in out:
-                    sock.sendto(packet, address)
+                for i in range(count):
+                    sock.sendto(view[offsets[i] : offsets[i + 1]], address)
         except OSError as exc:
-            if _gso and len(out) > 1 and exc.errno in _GSO_UNSUPPORTED:
+            if _gso and count > 1 and exc.errno in _GSO_UNSUPPORTED:
                 _gso = False
                 logger.info("UDP GSO refused (%s): sending one datagram at a time", exc)
-                return self._transmit(out, runs)
+                return self._transmit(view, offsets, runs)
             # Congested (send buffer full) or gone: this frame is lost for this viewer, who
             # restarts on the next keyframe rather than on a frame it cannot decode.
             self.dropped_frames += 1

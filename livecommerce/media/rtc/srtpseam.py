@@ -2,14 +2,15 @@
 
 ``pylibsrtp.Session.protect(packet)`` takes a whole packet as ``bytes``: the relay would build
 each packet (header + body) only for it to be copied into the session's C buffer, then allocate
-a length cell, check the arguments and copy the result out. For hundreds of viewers, a few
-packets each per frame, that is a fair part of the relay's work per packet. Here the header is
-written straight into the session's own C buffer (``Session._cdata``, 1,500 bytes, read through
-``Session._buffer``), the body copied after it, and libsrtp's ``srtp_protect`` called on it
-(``Session._srtp``, through pylibsrtp's compiled ``_binding``) with one reused length cell:
-the same C call ``Session.protect`` makes, on the same session and stream state, so the
-packets are the same bytes. Everything runs on the event loop's thread, as aiortc's own uses
-of the session do, so nothing else touches the buffer between the calls.
+a length cell, check the arguments and copy the result out as new ``bytes``. For hundreds of
+viewers, a few packets each per frame, that is a fair part of the relay's work per packet. Here
+a frame's packets are built one after another in one C buffer (header written in place, body
+copied after it) and each protected where it lies by libsrtp's ``srtp_protect`` on the
+session's own context (``Session._srtp``, through pylibsrtp's compiled ``_binding``), with one
+reused length cell: the same C call ``Session.protect`` makes, on the same session and stream
+state, so the packets are the same bytes; they are sent from there (a run of equal-sized ones
+in one GSO send) without being copied out. Everything runs on the event loop's thread, as
+aiortc's own uses of the session do, so nothing else touches the buffer meanwhile.
 
 ``check()`` runs before the first use (and at start-up, through ``media.rtc.sessions``) and
 refuses versions this was not checked against (:data:`CHECKED_VERSION`).
@@ -28,6 +29,9 @@ CHECKED_VERSION = "1.0."  # pylibsrtp
 # libsrtp appends at most this many bytes to an RTP packet (pylibsrtp's SRTP_MAX_TRAILER_LEN).
 _TRAILER = 16 + 128
 _HEADER = struct.Struct("!BBHII")
+# The longest RTP packet protected: what pylibsrtp's Session.protect takes (its 1,500-byte
+# buffer, less the longest trailer).
+MAX_PACKET = 1500 - _TRAILER
 
 
 class PylibsrtpIncompatible(RuntimeError):
@@ -46,10 +50,8 @@ def check() -> None:
         session = pylibsrtp.Session()
         if not callable(getattr(lib, "srtp_protect", None)):
             problems.append("pylibsrtp._binding.lib.srtp_protect is missing")
-        if ffi.typeof(session._cdata) != ffi.typeof("char[]") or len(session._cdata) < 1500:
-            problems.append("Session._cdata is not a char[] of at least 1,500 bytes")
-        if len(session._buffer) != len(session._cdata):
-            problems.append("Session._buffer is not the buffer of Session._cdata")
+        if len(session._cdata) != 1500:
+            problems.append("Session.protect no longer takes packets of up to 1,500 bytes")
         if ffi.typeof(session._srtp) != ffi.typeof("srtp_t *"):
             problems.append("Session._srtp is not an srtp_t *")
     except (ImportError, AttributeError, TypeError) as exc:
@@ -65,24 +67,45 @@ def _check_once() -> None:
     check()
 
 
-class FrameProtector:
-    """Protects RTP packets for one outgoing SRTP session (``pylibsrtp.Session``), each built
-    from its header fields and body in the session's own C buffer."""
+class _Scratch:
+    """Where a frame's packets are protected, end to end: one C buffer for the whole process
+    (every sender runs on the event loop's thread, one frame at a time), grown as needed."""
 
-    __slots__ = ("_buffer", "_cdata", "_length", "_limit", "_protect", "_srtp")
+    def __init__(self) -> None:
+        self.size = 0
+        self.cdata: Any = None
+        self.buffer: Any = None
+        self.view = memoryview(b"")
+
+    def fit(self, size: int) -> None:
+        if size > self.size:
+            from pylibsrtp._binding import ffi
+
+            self.size = max(size, 2 * self.size, 256 * 1024)
+            self.cdata = ffi.new("char[]", self.size)
+            self.buffer = ffi.buffer(self.cdata)
+            self.view = memoryview(self.buffer)
+
+
+_scratch = _Scratch()
+
+
+class FrameProtector:
+    """Protects one frame's RTP packets at a time for one outgoing SRTP session
+    (``pylibsrtp.Session``): each built from its header fields and body and protected in
+    place, one after another in a scratch buffer, ready to be sent from there."""
+
+    __slots__ = ("_length", "_protect", "_srtp")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
         _check_once()
         from pylibsrtp._binding import ffi, lib
 
         self._srtp: Any = session._srtp[0]
-        self._cdata: Any = session._cdata
-        self._buffer: Any = session._buffer
         self._length: Any = ffi.new("int *")
-        self._limit = len(session._cdata) - _TRAILER
         self._protect = lib.srtp_protect
 
-    def packets(
+    def frame(
         self,
         first: int,
         payload_type: int,
@@ -90,31 +113,41 @@ class FrameProtector:
         timestamp: int,
         ssrc: int,
         bodies: list[bytes],
-    ) -> list[bytes]:
+    ) -> tuple[memoryview, list[int]]:
         """One frame's packets, protected: headers ``first`` (version, extension bit),
         ``payload_type`` (the marker bit set on the last), sequence numbers from ``sequence``
         (wrapping at 16 bits), ``timestamp`` and ``ssrc``; then each body (extension block and
-        payload)."""
+        payload). Returns a view of the packets laid end to end and where each starts (and,
+        last, where the last ends). The view is good until the next call of any protector."""
+        scratch = _scratch
+        scratch.fit(sum(map(len, bodies)) + len(bodies) * (12 + _TRAILER))
         buffer, cdata, length, srtp, protect = (
-            self._buffer,
-            self._cdata,
+            scratch.buffer,
+            scratch.cdata,
             self._length,
             self._srtp,
             self._protect,
         )
-        pack_into, last, out = _HEADER.pack_into, len(bodies) - 1, []
+        pack_into, last, offset, offsets = _HEADER.pack_into, len(bodies) - 1, 0, [0]
         for i, body in enumerate(bodies):
-            end = 12 + len(body)
-            if end > self._limit:
+            size = 12 + len(body)
+            if size > MAX_PACKET:
                 raise ValueError("RTP packet too long to protect")
             marker = 0x80 if i == last else 0
             pack_into(
-                buffer, 0, first, payload_type | marker, (sequence + i) & 0xFFFF, timestamp, ssrc
+                buffer,
+                offset,
+                first,
+                payload_type | marker,
+                (sequence + i) & 0xFFFF,
+                timestamp,
+                ssrc,
             )
-            buffer[12:end] = body
-            length[0] = end
-            status = protect(srtp, cdata, length)
+            buffer[offset + 12 : offset + size] = body
+            length[0] = size
+            status = protect(srtp, cdata + offset, length)
             if status:
                 raise pylibsrtp.Error(f"srtp_protect failed ({status})")
-            out.append(buffer[0 : length[0]])
-        return out
+            offset += length[0]
+            offsets.append(offset)
+        return scratch.view, offsets
