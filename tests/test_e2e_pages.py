@@ -213,6 +213,14 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
     assert color == "rgb(244, 244, 246)", color  # the page's text colour, not the error red
     assert await console.text_content("#chat button[data-mute]") == "Unmute"
     await screenshot(console, f"mute-{size}-1-console-muted")
+    # A console opened after the mute shows it too, with the same Unmute.
+    late = await open_page(browser, people, "creator", viewport)
+    await late.goto(f"/console/{sid}")
+    await late.wait_for_selector("#mutes .notice")
+    assert "Viewer is muted until" in (await late.text_content("#mutes .notice") or "")
+    await late.wait_for_function(
+        "() => document.querySelector('#chat button[data-mute]')?.textContent === 'Unmute'"
+    )
 
     await watch.fill("#chat-text", "still here?")
     await watch.click("#chat-form button")
@@ -221,6 +229,7 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
 
     await notice.locator("button").click()
     await console.wait_for_selector("#mutes .notice", state="detached")
+    await late.wait_for_selector("#mutes .notice", state="detached")
     assert await console.text_content("#chat button[data-mute]") == "Mute 10 min"
     await asyncio.sleep(0.8)  # one message per 0.7 s: "hello" was moments ago
     await watch.fill("#chat-text", "thanks!")
@@ -236,7 +245,7 @@ async def test_mute_notice_names_the_person_unmute_and_counts_without_the_team(
         raise AssertionError(await watch.text_content("#chat-error")) from None
     await screenshot(console, f"mute-{size}-2-console-unmuted")
     await screenshot(watch, f"mute-{size}-3-watch-count")
-    for page in (studio, console, watch):
+    for page in (studio, console, late, watch):
         assert page.errors == [], page.errors
 
 

@@ -14,7 +14,9 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.app import create_app
 from livecommerce.config import Settings
+from livecommerce.live.rooms.rooms import ROOMS
 from livecommerce.live.transport.joins import SharedSnapshots
+from livecommerce.platform.resources import REDIS
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
 from tests.liveclient import Viewer
 from tests.test_checkout import OK_CARD
@@ -227,6 +229,26 @@ async def test_chat_moderation_has_rest_twins(
         "POST", f"{base}/mutes", {"user_id": moderator.id, "seconds": 60}, status=403
     )
     assert team["error"]["code"] == "forbidden"
+    # A console opened after the mute learns of it: the team may list who is muted.
+    listed = await moderator.call("GET", f"{base}/mutes", status=200)
+    assert listed["mutes"] == [
+        {"user_id": buyer.id, "display_name": heard["display_name"], "until": muted["until"]}
+    ]
+    assert (await buyer.call("GET", f"{base}/mutes", status=403))["error"]["code"] == "forbidden"
+    other = await sign_up(live, "other")
+    await moderator.call("POST", f"{base}/mutes", {"user_id": other.id, "seconds": 10}, status=201)
+    assert [m["user_id"] for m in (await moderator.call("GET", f"{base}/mutes"))["mutes"]] == [
+        other.id,
+        buyer.id,
+    ]  # soonest lifted first
+    # Its time comes (the mute's own key expires with it; the list drops it by its score).
+    state = live.app[ROOMS].state
+    await live.app[REDIS].zadd(state._key(stream_id, "mutes"), {str(other.id): 1}, xx=True)
+    listed = await moderator.call("GET", f"{base}/mutes")
+    assert [m["user_id"] for m in listed["mutes"]] == [buyer.id]  # a lapsed mute is gone
+    lifted = await moderator.call("DELETE", f"{base}/mutes/{buyer.id}", status=200)
+    assert lifted["lifted"] is True
+    assert (await moderator.call("GET", f"{base}/mutes"))["mutes"] == []
 
 
 async def test_a_pin_shows_the_chosen_sku_of_a_lineup_product(live: TestClient[Any, Any]) -> None:

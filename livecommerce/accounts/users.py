@@ -374,6 +374,16 @@ async def get_user(conn: AsyncConnection, user_id: int) -> User | None:
     return _user(row) if row is not None else None
 
 
+async def display_names(conn: AsyncConnection, user_ids: list[int]) -> dict[int, str]:
+    """The display names of those of ``user_ids`` that exist."""
+    if not user_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(users.c.id, users.c.display_name).where(users.c.id.in_(user_ids))
+    )
+    return {row.id: row.display_name for row in rows}
+
+
 async def find_user_by_email(conn: AsyncConnection, email: str) -> User | None:
     row = (
         await conn.execute(sa.select(*_USER_COLUMNS).where(users.c.email == normalise_email(email)))

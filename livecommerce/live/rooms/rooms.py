@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.accounts.roles import Role, allow, require_role, role_in_stream
-from livecommerce.accounts.users import User, get_user
+from livecommerce.accounts.users import User, display_names, get_user
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
@@ -436,8 +436,7 @@ class LiveRooms:
         if await self._role(stream_id, target_id) is not Role.VIEWER:
             raise LiveCommerceError(ErrorCode.FORBIDDEN, "the stream's team cannot be muted")
         name = await self._display_name(target_id)
-        await self.state.mute(stream_id, target_id, seconds)
-        until = now_ms() + seconds * 1000
+        until = await self.state.mute(stream_id, target_id, seconds)
         await self.emit(
             "chat:muted",
             {"stream_id": stream_id, "user_id": target_id, "display_name": name, "until": until},
@@ -458,6 +457,21 @@ class LiveRooms:
             stream_room(stream_id),
         )
         return lifted
+
+    async def mutes(self, stream_id: int, user: User | None) -> list[dict[str, Any]]:
+        """Who is muted in the room now (for the team: a console opened after a mute shows
+        it), each with their display name and until when (epoch ms)."""
+        await self._moderator(stream_id, user)
+        listed = await self.state.mutes(stream_id)
+        if not listed:
+            return []
+        async with self._engine.connect() as conn:
+            names = await display_names(conn, [user_id for user_id, _ in listed])
+        return [
+            {"user_id": user_id, "display_name": names[user_id], "until": until}
+            for user_id, until in listed
+            if user_id in names
+        ]
 
     async def slow_mode(self, stream_id: int, user: User | None, seconds: int) -> None:
         await self._moderator(stream_id, user)

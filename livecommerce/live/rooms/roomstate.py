@@ -245,12 +245,35 @@ class RoomState:
         ttl = await self._redis.pttl(self._key(stream_id, f"mute:{user_id}"))
         return now_ms() + int(ttl) if ttl and ttl > 0 else 0
 
-    async def mute(self, stream_id: int, user_id: int, seconds: int) -> None:
-        await self._redis.set(self._key(stream_id, f"mute:{user_id}"), "1", ex=seconds)
+    async def mute(self, stream_id: int, user_id: int, seconds: int) -> int:
+        """Mute ``user_id`` for ``seconds``; returns until when (epoch ms). The mute's own key
+        decides (it expires with the mute); the room's list of mutes (``mutes``) mirrors it."""
+        until = now_ms() + seconds * 1000
+        listed = self._key(stream_id, "mutes")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(stream_id, f"mute:{user_id}"), "1", px=seconds * 1000)
+            pipe.zadd(listed, {str(user_id): until})
+            pipe.pexpireat(listed, until, nx=True)
+            pipe.pexpireat(listed, until, gt=True)
+            await pipe.execute()
+        return until
 
     async def unmute(self, stream_id: int, user_id: int) -> bool:
         """Lift a mute; True if there was one."""
-        return bool(await self._redis.delete(self._key(stream_id, f"mute:{user_id}")))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(stream_id, f"mute:{user_id}"))
+            pipe.zrem(self._key(stream_id, "mutes"), str(user_id))
+            lifted, _ = await pipe.execute()
+        return bool(lifted)
+
+    async def mutes(self, stream_id: int) -> list[tuple[int, int]]:
+        """Who is muted here now, each with until when (epoch ms), soonest lifted first."""
+        listed = self._key(stream_id, "mutes")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(listed, "-inf", now_ms())
+            pipe.zrange(listed, 0, -1, withscores=True)
+            _, found = await pipe.execute()
+        return [(int(member), int(score)) for member, score in found]
 
     async def set_slow_mode(self, stream_id: int, seconds: int) -> None:
         await self._redis.hset(self._key(stream_id, "room"), "slow", seconds)

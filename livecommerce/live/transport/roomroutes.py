@@ -76,6 +76,12 @@ async def post_mute(request: web.Request) -> web.Response:
     return web.json_response({"user_id": body.user_id, "until": until}, status=201)
 
 
+async def get_mutes(request: web.Request) -> web.Response:
+    stream_id = path_id(request, what="stream")
+    user = await current_user(request)
+    return web.json_response({"mutes": await request.app[ROOMS].mutes(stream_id, user)})
+
+
 async def delete_mute(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     target_id = path_id(request, "user_id", what="user")
@@ -162,6 +168,14 @@ OPERATIONS = (
         body=MuteTerms,
         auth=True,
         status=201,
+    ),
+    Operation(
+        "GET",
+        f"/api/streams/{_ID}/mutes",
+        get_mutes,
+        "Who is muted in the chat now, with until when (moderators)",
+        "live",
+        auth=True,
     ),
     Operation(
         "DELETE",

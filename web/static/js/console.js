@@ -1,6 +1,6 @@
 // The moderator console: pin / unpin, flash sales, and the chat with delete, mute, slow mode and
 // blocked words.
-import { el, streamIdFromPath } from "/static/js/api.js";
+import { api, el, streamIdFromPath } from "/static/js/api.js";
 import { LiveRoom } from "/static/js/live.js";
 import { TeamPanel, openTeamPage, pageError, showStatus } from "/static/js/team.js";
 
@@ -65,6 +65,18 @@ setInterval(() => {
   if ([...muted.values()].some((m) => m.until <= Date.now())) renderMutes();
 }, 5000);
 
+// Who was muted before this console opened (or while it was reconnecting).
+async function loadMutes() {
+  try {
+    const { mutes } = await api("GET", `/api/streams/${streamId}/mutes`);
+    muted.clear();
+    for (const m of mutes) muted.set(m.user_id, { display_name: m.display_name, until: m.until });
+    renderMutes();
+  } catch (err) {
+    chatError(err.message);
+  }
+}
+
 function addLine(message) {
   const chat = $("chat");
   chat.append(line(message));
@@ -80,6 +92,8 @@ async function main() {
     onState: (state) => {
       if (state.role === "viewer") {
         pageError("You are not on this show's team: ask its creator to add you as a moderator.");
+      } else {
+        loadMutes();
       }
       showStatus(state);
       $("viewers").textContent = `${state.viewers} watching`;
