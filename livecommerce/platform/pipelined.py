@@ -44,19 +44,13 @@ class _Protocol(asyncio.Protocol):
         # One timer for the whole connection, not one per command (a timer each costs more than
         # the rest of a call): it checks the oldest reply still awaited.
         self._watch: asyncio.TimerHandle | None = None
-        # Commands of one turn of the loop, written together by one send at its end: a crowd
-        # of buyers in one turn costs one system call, not one each.
-        self._out: list[bytes] = []
 
     def write(self, command: bytes) -> None:
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(command)
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
+        # At once: held for one send at the loop's next turn, a command waited for a whole
+        # pass of the loop's I/O (every request read meanwhile), which under a crowd is what a
+        # winner's hold waited for most. The callers that send several at once join them.
         if self.transport is not None and self.lost is None:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.transport.write(command)
 
     def expect(self, waiter: asyncio.Future[Any]) -> None:
         loop = asyncio.get_running_loop()
