@@ -5,8 +5,9 @@ The purchase path calls one Lua script per buy. Through redis-py each call costs
 CPU here (connection pool, retries, instrumentation), which caps a process near 5,000 calls/s.
 This connection writes each command straight to the socket and matches replies in order
 (Redis answers in order on one connection), parsed by hiredis: about 20 µs a call, and a burst
-of buyers shares the round trips. It carries only the scripts of the purchase path; everything
-else uses redis-py. Not for Redis Cluster (one node, or a proxy in front of the cluster).
+of buyers does not wait for one another's replies. It carries the scripts of the purchase path
+and the event bus's messages; everything else uses redis-py. Not for Redis Cluster (one node, or
+a proxy in front of the cluster).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ class _Protocol(asyncio.Protocol):
         self._watch: asyncio.TimerHandle | None = None
 
     def write(self, command: bytes) -> None:
-        # At once: held for one send at the loop's next turn, a command waited for a whole
-        # pass of the loop's I/O (every request read meanwhile), which under a crowd is what a
-        # winner's hold waited for most. The callers that send several at once join them.
+        # At once (one send each): held for one send at the loop's next turn, a command waited
+        # for a whole pass of the loop's I/O (every request read meanwhile), which under a
+        # crowd is what a winner's hold waited for most.
         if self.transport is not None and self.lost is None:
             self.transport.write(command)
 
