@@ -241,18 +241,29 @@ class Reservations:
             else None
         )
         try:
-            reply = await self._reserve_script(
-                k,
-                buyer_id,
-                qty,
-                hold_id,
-                idempotency_key,
-                now_ms,
-                deadline_ms,
-                idempotency_ttl_s,
-                stream_id,
-                bounds,
-                sku_id,
+            reply = await self._run_hot(
+                self._reserve,
+                [
+                    k["stock"],
+                    k["holds"],
+                    k["data"],
+                    self._idem_key(sku_id, buyer_id, idempotency_key),
+                    k["sale"],
+                    k["buyers"],
+                    k["unpaid"],
+                ],
+                [
+                    hold_id,
+                    buyer_id,
+                    qty,
+                    now_ms,
+                    deadline_ms,
+                    idempotency_ttl_s,
+                    "" if stream_id is None else stream_id,
+                    bounds.per_sku,
+                    self._channel,
+                    sku_id,
+                ],
             )
         except BaseException:
             if taking is not None:
@@ -308,45 +319,6 @@ class Reservations:
         if status == "too_many_unpaid":
             raise _too_many_unpaid(left, bounds.per_sku, "of this item")
         raise RuntimeError(f"reserve script answered {status!r}")
-
-    async def _reserve_script(
-        self,
-        k: dict[str, str],
-        buyer_id: int,
-        qty: int,
-        hold_id: str,
-        idempotency_key: str,
-        now_ms: int,
-        deadline_ms: int,
-        idempotency_ttl_s: int,
-        stream_id: int | None,
-        bounds: UnpaidBounds,
-        sku_id: int,
-    ) -> Any:
-        return await self._run_hot(
-            self._reserve,
-            [
-                k["stock"],
-                k["holds"],
-                k["data"],
-                self._idem_key(sku_id, buyer_id, idempotency_key),
-                k["sale"],
-                k["buyers"],
-                k["unpaid"],
-            ],
-            [
-                hold_id,
-                buyer_id,
-                qty,
-                now_ms,
-                deadline_ms,
-                idempotency_ttl_s,
-                "" if stream_id is None else stream_id,
-                bounds.per_sku,
-                self._channel,
-                sku_id,
-            ],
-        )
 
     async def _take_unpaid(
         self,

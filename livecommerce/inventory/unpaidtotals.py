@@ -195,18 +195,22 @@ class UnpaidTotals:
         while self._warming:
             batch = list(self._warming)[:WARM_BATCH]
             self._warming.difference_update(batch)
-            try:
-                hot = self._hot
-                present = await asyncio.gather(
-                    *(hot.execute("EXISTS", self.key(buyer_id)) for buyer_id in batch)
-                )
-                now_ms = time.time_ns() // 1_000_000
-                cold = [b for b, there in zip(batch, present, strict=True) if not there]
-                seeded = await asyncio.gather(*(self._install(b, now_ms) for b in cold))
-                self.warmed += sum(seeded)
-            except Exception:
+            hot = self._hot
+            present = await asyncio.gather(
+                *(hot.execute("EXISTS", self.key(buyer_id)) for buyer_id in batch),
+                return_exceptions=True,
+            )
+            now_ms = time.time_ns() // 1_000_000
+            cold = [b for b, there in zip(batch, present, strict=True) if there == 0]
+            seeded = await asyncio.gather(
+                *(self._install(b, now_ms) for b in cold), return_exceptions=True
+            )
+            self.warmed += sum(1 for s in seeded if s is True)
+            failed = [r for r in (*present, *seeded) if isinstance(r, Exception)]
+            if failed:
                 log.warning(
-                    "warming buyers' unpaid totals failed; their buys seed them", exc_info=True
+                    "warming buyers' unpaid totals failed; their buys seed them",
+                    extra={"buyers": len(failed), "error": str(failed[0])},
                 )
 
     async def close(self) -> None:
