@@ -24,11 +24,11 @@ from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.accounts import TokensRevoked
 from livecommerce.platform.batchedlookups import BatchedLookups
 from livecommerce.platform.db.tables import auth_tokens, users, utcnow
+from livecommerce.platform.factcache import RENEW_AHEAD
 
 log = logging.getLogger(__name__)
 
-# A token in use is read again once this share of its time in the cache is left.
-RENEW_AHEAD = 0.3
+# A token in use is read again once RENEW_AHEAD (a share) of its time in the cache is left.
 RENEW_BATCH = 500
 
 # Verifying against a real hash when the email is unknown keeps log-in time the same either way.

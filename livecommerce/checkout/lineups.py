@@ -10,7 +10,6 @@ once).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,11 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.streams import LineupChanged, StreamEnded
 from livecommerce.platform.db.tables import stream_lineup, streams
-from livecommerce.platform.sharedcalls import SharedCalls
+from livecommerce.platform.factcache import FactCache
 
 LINEUP_TTL_S = 2.0
-# A cached entry in the last part of its life is renewed in the background while still served.
-RENEW_AHEAD = 0.3
 
 
 @dataclass(frozen=True)
@@ -59,43 +56,21 @@ class StreamDirectory:
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = LINEUP_TTL_S) -> None:
         self._engine = engine
-        self._ttl = ttl_s
-        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
-        # which may predate the change.
-        self._forgets = 0
-        self._cache: dict[int, tuple[float, StreamFacts]] = {}
-        self._lookups = SharedCalls("stream lookups")
+        self._facts = FactCache(self._look_up, ttl_s, "stream lookups")
 
     async def close(self) -> None:
-        await self._lookups.close()
+        await self._facts.close()
 
     async def facts(self, stream_id: int) -> StreamFacts:
         """The stream's facts; ``not_found`` (naming the stream) if there is no such stream."""
-        cached = self._cache.get(stream_id)
-        if cached is not None:
-            left = cached[0] - time.monotonic()
-            if left > 0:
-                if left < self._ttl * RENEW_AHEAD:
-                    # Renewed in the background: a crowd never waits for the read at expiry.
-                    self._lookups.refresh(stream_id, lambda: self._look_up(stream_id))
-                return cached[1]
-        return await self._lookups.run(stream_id, lambda: self._look_up(stream_id))
+        return await self._facts.get(stream_id)
 
     def cached(self, stream_id: int) -> StreamFacts | None:
         """The facts if this process holds them fresh, else ``None`` (without waiting: an
         entry near its end is renewed in the background, as by ``facts``)."""
-        cached = self._cache.get(stream_id)
-        if cached is None:
-            return None
-        left = cached[0] - time.monotonic()
-        if left <= 0:
-            return None
-        if left < self._ttl * RENEW_AHEAD:
-            self._lookups.refresh(stream_id, lambda: self._look_up(stream_id))
-        return cached[1]
+        return self._facts.fresh(stream_id)
 
     async def _look_up(self, stream_id: int) -> StreamFacts:
-        now, forgets = time.monotonic(), self._forgets
         async with self._engine.connect() as conn:
             status = (
                 await conn.execute(sa.select(streams.c.status).where(streams.c.id == stream_id))
@@ -114,17 +89,10 @@ class StreamDirectory:
                     )
                 ).scalars()
             )
-        facts = StreamFacts(stream_id=stream_id, ended=status == "ended", lineup=lineup)
-        if forgets != self._forgets:
-            return facts
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[stream_id] = (now + self._ttl, facts)
-        return facts
+        return StreamFacts(stream_id=stream_id, ended=status == "ended", lineup=lineup)
 
     def forget(self, stream_id: int) -> None:
-        self._forgets += 1
-        self._cache.pop(stream_id, None)
+        self._facts.forget(stream_id)
 
     async def stream_changed(self, event: LineupChanged | StreamEnded) -> None:
         self.forget(event.stream_id)

@@ -33,6 +33,7 @@ from livecommerce.orders.pricing import goods_before, price
 from livecommerce.orders.shops import ShopTerms, ShopTermsCache
 from livecommerce.platform.backgroundtasks import BackgroundTasks
 from livecommerce.platform.db.tables import products, skus
+from livecommerce.platform.factcache import FactCache
 from livecommerce.platform.sharedcalls import SharedCalls
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ log = logging.getLogger(__name__)
 ITEM_NAME_MAX = 320  # orders.item_name
 NameItem = Callable[[str, dict[str, str]], str]
 """``(product title, SKU attributes)`` -> what the order calls the item."""
-# A cached entry in the last part of its life is renewed in the background while still served.
-RENEW_AHEAD = 0.3
-
 __all__ = ["MAX_QTY", "Purchase", "Purchases", "SharedCalls", "SkuDirectory", "SkuFacts"]
 
 
@@ -81,43 +79,21 @@ class SkuDirectory:
         composition (the title alone without it)."""
         self._engine = engine
         self._item_name = item_name or (lambda title, _attributes: title)
-        self._ttl = ttl_s
-        # Bumped by every forget: a lookup that overlapped one does not cache what it read,
-        # which may predate the change.
-        self._forgets = 0
-        self._cache: dict[int, tuple[float, SkuFacts]] = {}
-        self._lookups = SharedCalls("sku lookups")
+        self._facts = FactCache(self._look_up, ttl_s, "sku lookups")
         self.reads = 0  # SQL reads made (for tests and metrics)
 
     async def close(self) -> None:
-        await self._lookups.close()
+        await self._facts.close()
 
     async def facts(self, sku_id: int) -> SkuFacts:
-        cached = self._cache.get(sku_id)
-        if cached is not None:
-            left = cached[0] - time.monotonic()
-            if left > 0:
-                if left < self._ttl * RENEW_AHEAD:
-                    # Renewed in the background: a crowd never waits for the read at expiry.
-                    self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
-                return cached[1]
-        return await self._lookups.run(sku_id, lambda: self._look_up(sku_id))
+        return await self._facts.get(sku_id)
 
     def cached(self, sku_id: int) -> SkuFacts | None:
         """The facts if this process holds them fresh, else ``None`` (without waiting: an
         entry near its end is renewed in the background, as by ``facts``)."""
-        cached = self._cache.get(sku_id)
-        if cached is None:
-            return None
-        left = cached[0] - time.monotonic()
-        if left <= 0:
-            return None
-        if left < self._ttl * RENEW_AHEAD:
-            self._lookups.refresh(sku_id, lambda: self._look_up(sku_id))
-        return cached[1]
+        return self._facts.fresh(sku_id)
 
     async def _look_up(self, sku_id: int) -> SkuFacts:
-        now, forgets = time.monotonic(), self._forgets
         self.reads += 1
         async with self._engine.connect() as conn:
             row = (
@@ -137,7 +113,7 @@ class SkuDirectory:
             ).one_or_none()
         if row is None:
             raise NotFound("SKU")
-        facts = SkuFacts(
+        return SkuFacts(
             seller_id=row.owner_id,
             product_id=row.product_id,
             currency=row.currency,
@@ -146,16 +122,9 @@ class SkuDirectory:
             # as long as the order's column allows (ten long attributes could pass it)
             item_name=self._item_name(row.title, dict(row.attributes))[:ITEM_NAME_MAX],
         )
-        if forgets != self._forgets:
-            return facts
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[sku_id] = (now + self._ttl, facts)
-        return facts
 
     def forget(self, sku_id: int) -> None:
-        self._forgets += 1
-        self._cache.pop(sku_id, None)
+        self._facts.forget(sku_id)
 
     async def product_changed(self, event: ProductChanged) -> None:
         for sku_id in event.sku_ids:

@@ -6,7 +6,6 @@ A seller without a row sells on the defaults: shipping free (flat 0), tax includ
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -17,10 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.platform.db.tables import shop_settings, utcnow
-from livecommerce.platform.sharedcalls import SharedCalls
+from livecommerce.platform.factcache import FactCache
 
-# An entry is renewed in the background once this share of its lifetime is left.
-RENEW_AHEAD = 0.3
 MAX_MINOR = 10**9  # 10 million in a currency with cents: far above any shipping fee
 
 
@@ -105,46 +102,29 @@ class ShopTermsCache:
 
     def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0) -> None:
         self._engine = engine
-        self._ttl = ttl_s
-        self._cache: dict[int, tuple[float, ShopTerms]] = {}
-        self._reads = SharedCalls("shop terms")
-        self._saves = 0  # bumped by every save: a read that overlapped one is not kept
+        self._terms = FactCache(self._read, ttl_s, "shop terms", limit=10_000)
         self.reads = 0  # SQL reads made (for tests)
 
     async def get(self, seller_id: int, *, fresh: bool = False) -> ShopTerms:
         """The seller's terms; ``fresh``: read SQL now (the seller's own settings page)."""
         if fresh:
-            return await self._read(seller_id)
-        cached = self._cache.get(seller_id)
-        if cached is not None:
-            left = cached[0] - time.monotonic()
-            if left > 0:
-                if left < self._ttl * RENEW_AHEAD:
-                    self._reads.refresh(seller_id, lambda: self._read(seller_id))
-                return cached[1]
-        return await self._reads.run(seller_id, lambda: self._read(seller_id))
+            return await self._terms.read_now(seller_id)
+        return await self._terms.get(seller_id)
 
     async def _read(self, seller_id: int) -> ShopTerms:
-        now, saves = time.monotonic(), self._saves
         self.reads += 1
         async with self._engine.connect() as conn:
-            terms = await shop_terms(conn, seller_id)
-        if saves == self._saves:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[seller_id] = (now + self._ttl, terms)
-        return terms
+            return await shop_terms(conn, seller_id)
 
     async def save(self, seller_id: int, terms: ShopTerms) -> ShopTerms:
-        self._saves += 1
+        self._terms.forget(seller_id)  # a read under way is not kept: it may predate the save
         saved = await save_shop_terms(self._engine, seller_id, terms)
-        self._saves += 1
-        self._cache.pop(seller_id, None)
+        self._terms.forget(seller_id)
         return saved
 
     async def close(self) -> None:
         """Stop the reads under way; safe to call twice."""
-        await self._reads.close()
+        await self._terms.close()
 
 
 SHOP_TERMS = web.AppKey("shop_terms", ShopTermsCache)
