@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestClient
 from livecommerce.app import create_app
 from livecommerce.config import Settings
 from livecommerce.inventory.reservations import RESERVATIONS
+from livecommerce.orders.orders import Order, OrderStatus
+from livecommerce.orders.returns import OrderReturn, refund_for
 from livecommerce.platform.db.tables import refunds, utcnow
 from tests.conftest import sign_up
 from tests.mailbox import Mailbox, body_text, smtp_settings
@@ -234,3 +236,70 @@ async def test_only_the_buyer_returns_and_only_the_seller_answers(
     status, _b = await _post(show.seller, "/api/returns/999999/approve", {})
     assert status == 404
     await show.seller.call("GET", "/api/returns?status=lost", status=422)
+
+
+def _sold(*, qty: int, unit: int, shipping: int, tax: int, tax_added: bool) -> Order:
+    now = utcnow()
+    goods = unit * qty
+    return Order(
+        id=1,
+        buyer_id=2,
+        seller_id=3,
+        sku_id=4,
+        stream_id=None,
+        qty=qty,
+        unit_price_minor=unit,
+        amount_minor=goods + shipping + (tax if tax_added else 0),
+        currency="EUR",
+        sale_id=None,
+        status=OrderStatus.DELIVERED,
+        hold_id="h",
+        idempotency_key="k",
+        payment_intent_id="pi_1",
+        payment_status="succeeded",
+        failure_code=None,
+        failure_message=None,
+        refunded_minor=0,
+        restocked_qty=0,
+        created_at=now,
+        expires_at=now,
+        paid_at=now,
+        shipping_minor=shipping,
+        tax_minor=tax,
+    )
+
+
+def _back(qty: int) -> OrderReturn:
+    return OrderReturn(
+        id=1,
+        order_id=1,
+        buyer_id=2,
+        seller_id=3,
+        qty=qty,
+        reason="r",
+        status="receiving",
+        rma=None,
+        instructions=None,
+        free_returns=True,
+        refusal_reason=None,
+        resellable_qty=None,
+        refund_minor=None,
+        created_at=utcnow(),
+        decided_at=None,
+        received_at=None,
+    )
+
+
+def test_a_partial_return_refunds_added_tax_but_not_tax_already_in_the_price() -> None:
+    # Three at 40.00 with 20% VAT inside the price (20.00 of the 120.00 is tax), shipping 5.00:
+    # one unit back refunds 40.00, not 40.00 plus its "share" of the included 20.00.
+    included = _sold(qty=3, unit=4000, shipping=500, tax=2000, tax_added=False)
+    assert included.amount_minor == 12500
+    assert refund_for(included, [_back(1)], 1) == 4000
+    # The same with 20% added on top (24.00): one unit back refunds 40.00 + 8.00.
+    added = _sold(qty=3, unit=4000, shipping=500, tax=2400, tax_added=True)
+    assert added.amount_minor == 14900
+    assert refund_for(added, [_back(1)], 1) == 4800
+    # Every unit back refunds all that is left, shipping included, in both modes.
+    assert refund_for(included, [_back(1), _back(2)], 2) == 12500
+    assert refund_for(added, [_back(3)], 3) == 14900

@@ -114,6 +114,11 @@ class Order:
     def goods_minor(self) -> int:
         return self.unit_price_minor * self.qty
 
+    @property
+    def added_tax_minor(self) -> int:
+        """The tax the amount adds on top of the goods (0 where prices include it)."""
+        return self.amount_minor - self.goods_minor - self.shipping_minor
+
     item_name: str | None = None  # the product and its variant when bought ("Hoodie (M)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -345,12 +345,13 @@ async def finish_receipt(
 
 def refund_for(order: Order, found: list[OrderReturn], qty: int) -> int:
     """What ``qty`` returned units give back: every unit back (with this return) refunds all
-    that is left, shipping included; fewer refund their price and their share of added tax."""
+    that is left, shipping included; fewer refund their price and their share of added tax
+    (tax inside the prices is in the price already)."""
     left = order.amount_minor - order.refunded_minor
     back = sum(r.qty for r in found if r.status in COUNTED)
     if back >= order.qty:
         return left
-    share = order.unit_price_minor * qty + order.tax_minor * qty // order.qty
+    share = order.unit_price_minor * qty + order.added_tax_minor * qty // order.qty
     return min(share, left)
 
 
