@@ -15,6 +15,7 @@ from livecommerce.config import Settings
 from livecommerce.platform.messagetext import MAX_MESSAGE
 from tests.conftest import Account, accept_invitation, hoodie, sign_up
 from tests.mailbox import Mailbox, body_text, smtp_settings
+from tests.orderdesk import open_show
 from tests.shopping import OK_CARD, buy, card
 
 
@@ -292,3 +293,32 @@ async def test_only_the_buyer_and_the_sellers_team_see_a_conversation(
     assert response.status == 401
     response = await shop.get("/api/support/inbox?limit=5000", headers=stage.seller.headers)
     assert response.status == 422
+
+
+async def test_a_problem_may_be_reported_on_a_packed_or_return_approved_order(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    show = await open_show(client, settings)
+    packed = await show.paid()
+    await show.seller.call("POST", "/api/parcels", {"order_ids": [packed["id"]]}, status=201)
+    assert (await show.order(packed["id"]))["status"] == "packed"
+    body = await show.buyer.call(
+        "POST",
+        f"/api/orders/{packed['id']}/cases",
+        {"problem": "wrong_item", "text": "It says blue on the box"},
+        status=201,
+    )
+    assert body["case"]["state"] == "open"
+
+    approved = await show.delivered()
+    asked = await show.buyer.call(
+        "POST", f"/api/orders/{approved['id']}/returns", {"qty": 1, "reason": "too small"}, 201
+    )
+    await show.seller.call("POST", f"/api/returns/{asked['return']['id']}/approve", {}, 200)
+    assert (await show.order(approved["id"]))["status"] == "return_approved"
+    await show.buyer.call(
+        "POST",
+        f"/api/orders/{approved['id']}/cases",
+        {"problem": "damaged", "text": "The label you sent is unreadable"},
+        status=201,
+    )

@@ -4,7 +4,16 @@ import { api, el, money, siteHeader } from "./api.js";
 const $ = (id) => document.getElementById(id);
 const orderId = Number(location.pathname.split("/")[2]);
 const PROBLEMS = { not_received: "Not received", damaged: "Damaged", wrong_item: "Wrong item" };
-const SOLD = new Set(["paid", "fulfilled", "shipped", "delivered", "return_requested"]);
+// The order statuses in which its units are sold (the server's orders.SOLD): a problem may be reported.
+const SOLD = new Set([
+  "paid",
+  "packed",
+  "fulfilled",
+  "shipped",
+  "delivered",
+  "return_requested",
+  "return_approved",
+]);
 let me = null;
 
 function showError(err) {
