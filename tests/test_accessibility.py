@@ -29,6 +29,7 @@ PAGES = [
     ("/studio/catalog", "creator", None),
     ("/studio/shows", "creator", None),
     ("/studio/{stream}/figures", "creator", None),
+    ("/invitations/{invitation}", None, None),  # the link of an invitation email
     ("/no-such-page", None, "h1"),
 ]
 
@@ -54,10 +55,15 @@ async def test_every_page_is_accessible_and_keyboard_reachable(
         placed = await response.json()
         assert response.status == 201, placed
     order_id = placed["order"]["id"]
+    # A pending invitation, for the page its email links to.
+    invited = f"invited-{viewport['width']}@example.com"
+    await store.call("creator", "POST", f"/api/streams/{stream_id}/moderators", {"email": invited})
+    pending = await store.call("creator", "GET", f"/api/streams/{stream_id}/invitations")
+    invitation = next(i["id"] for i in pending["invitations"] if i["email"] == invited)
     size = "phone" if viewport is PHONE else "desktop"
     for path, who, ready in PAGES:
         page = await open_page(browser, store, who, viewport)
-        await page.goto(path.format(stream=stream_id, order=order_id))
+        await page.goto(path.format(stream=stream_id, order=order_id, invitation=invitation))
         if ready is None:
             await page.wait_for_load_state("networkidle")
         else:

@@ -507,6 +507,9 @@ async def test_a_held_order_is_resumed_followed_and_cancelled_in_chromium(
     await _sheet_title(order_page, "Order confirmed")
     await order_page.click("#sheet-actions button:has-text('Close')")
     await order_page.wait_for_selector(".order-detail[data-status='paid']")
+    # The order's conversation with the shop (messages, problem reports) is one click away.
+    link = await order_page.get_attribute("a.order-messages", "href")
+    assert link == f"/orders/{second['id']}/messages"
     await page.wait_for_selector("#orders-drawer .order-detail[data-status='paid']", timeout=5000)
     await _shot(page, "50-orders-drawer-paid-live")
     await _shot(order_page, "51-order-page-paid")

@@ -99,7 +99,16 @@ async function load() {
   }
   try {
     const f = await load();
-    if (f.status !== "ended") setInterval(() => load().catch(() => {}), 15000);
+    if (f.status !== "ended") {
+      // Refreshed every 15 s until the show ends (its figures are final then).
+      const timer = setInterval(async () => {
+        try {
+          if ((await load()).status === "ended") clearInterval(timer);
+        } catch (err) {
+          /* the page keeps what it shows; the next refresh tries again */
+        }
+      }, 15000);
+    }
   } catch (err) {
     $("page-error").textContent = err.message;
     $("page-error").classList.remove("hidden");

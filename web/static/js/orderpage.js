@@ -54,7 +54,13 @@ async function oneOrder(id, user) {
         onCancelled: update,
         mine: order.buyer_id === user.id, // the seller and the team see it, not pay for it
       }),
-      el("p", {}, el("a", { href: "/orders" }, "All your orders")),
+      el(
+        "p",
+        { class: "order-links" },
+        el("a", { href: `/orders/${order.id}/messages`, class: "order-messages" }, "Messages about this order"),
+        " · ",
+        el("a", { href: "/orders" }, "All your orders"),
+      ),
     );
   };
   const update = (next) => {
