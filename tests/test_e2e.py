@@ -145,6 +145,17 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
         "() => document.getElementById('stock').textContent === '3 left'", timeout=5000
     )
 
+    # A third viewer opens the confirmation at the sale price and leaves it open while the sale
+    # ends: it cannot be paid at a price that is gone, and nothing is charged.
+    await store.person("lastcall")
+    await store.save_card("lastcall")
+    lastcall = await _page(browser, store, "lastcall", PHONE)
+    await lastcall.goto(f"/watch/{stream_id}")
+    await lastcall.wait_for_selector("#product:not(.hidden)", timeout=5000)
+    await lastcall.click("#buy")
+    await lastcall.wait_for_selector("#confirm-buy:not([disabled])")
+    assert "$29.00" in (await lastcall.text_content("#confirm-line") or "")
+
     # The sale ends on time, and Buy is disabled.
     remaining = 30 - (time.monotonic() - started)
     await buyer.wait_for_function(
@@ -153,13 +164,21 @@ async def test_go_live_pin_flash_sale_and_buy_in_chromium(
         timeout=int((remaining + 5) * 1000),
     )
     await _shot(buyer, "11-viewer-sale-ended")
+    await lastcall.wait_for_function(
+        "() => document.getElementById('confirm-buy').disabled"
+        " && document.getElementById('confirm-buy').textContent === 'Sale ended'",
+        timeout=5000,
+    )
+    assert "nothing was charged" in (await lastcall.text_content("#confirm-gone") or "")
+    await _shot(lastcall, "11b-confirmation-after-the-sale")
+    assert (await store.call("lastcall", "GET", "/api/orders"))["orders"] == []
     await _shot(console, "12-console-after-sale")
     await studio.wait_for_function(
         "() => document.getElementById('fig-units').textContent === '2'", timeout=10000
     )
     await _shot(studio, "13-studio-figures")
 
-    for page in (newcomer, studio, buyer, watcher, console):
+    for page in (newcomer, studio, buyer, watcher, console, lastcall):
         assert page.errors == [], page.errors
 
 

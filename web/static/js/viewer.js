@@ -28,6 +28,7 @@ const view = {
   picked: null, // the variant (sku_id) the viewer chose on the card; the pinned one at first
   maxQty: DEFAULT_MAX_QTY,
   onAir: false,
+  ended: false, // the show is over: nothing sells in it any more
   player: null,
   buying: false,
 };
@@ -41,6 +42,10 @@ function show(node, visible) {
 
 function setPhase(phase) {
   view.onAir = phase === "on_air";
+  if (view.ended !== (phase === "ended")) {
+    view.ended = phase === "ended";
+    renderProduct();
+  }
   paintBadge($("status"), phase);
   if (view.onAir) {
     show($("overlay"), false);
@@ -150,8 +155,20 @@ function renderProduct() {
   const ended = view.saleEnded === variant.sku_id; // another variant still sells at its list price
   // The buyer's own unpaid hold of this SKU is theirs to finish, whatever the limits say.
   const held = heldSkus.has(variant.sku_id);
-  buy.disabled = (!held && (soldOut || offer.max < 1 || ended)) || view.buying;
-  buy.textContent = view.buying ? "Buying…" : held ? "Finish paying" : soldOut ? "Sold out" : ended ? "Sale ended" : offer.limited ? "Limit reached" : "Buy";
+  buy.disabled = (!held && (soldOut || offer.max < 1 || ended || view.ended)) || view.buying;
+  buy.textContent = view.buying
+    ? "Buying…"
+    : held
+      ? "Finish paying"
+      : view.ended
+        ? "Show ended"
+        : soldOut
+          ? "Sold out"
+          : ended
+            ? "Sale ended"
+            : offer.limited
+              ? "Limit reached"
+              : "Buy";
   tick();
 }
 
@@ -255,8 +272,13 @@ function offerHeld(order) {
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     try {
-      await api("POST", `/api/orders/${order.id}/cancel`, {});
-      openSheet("Order cancelled", el("p", { role: "status" }, `Order #${order.id} is cancelled; the item went back on sale.`), [closeButton()]);
+      const { order: after } = await api("POST", `/api/orders/${order.id}/cancel`, {});
+      if (after.status === "cancelled") {
+        openSheet("Order cancelled", el("p", { role: "status" }, `Order #${order.id} is cancelled; the item went back on sale.`), [closeButton()]);
+      } else {
+        // The payment went through before the cancel arrived: the order stands.
+        openSheet("Already paid", el("p", { role: "status" }, `Order #${order.id} was paid before it could be cancelled.`), [closeButton()]);
+      }
     } catch (err) {
       cancel.disabled = false;
       sheetError(err.message);
@@ -315,21 +337,38 @@ async function confirmBuy(item) {
   confirm.addEventListener("click", () => buy(item, saved, !oneTap), { once: true });
   if (another) another.addEventListener("click", () => buy(item, null, true), { once: true });
   confirm.dataset.sku = item.sku_id;
+  confirm.dataset.sale = sale ? sale.sale_id : ""; // priced at this sale's price
   holdConfirm();
 }
 
-/** A confirmation left open while the units run out cannot be paid: it says so at once. */
+/** A confirmation left open while the units run out, the sale it was priced at ends or the
+ * show ends cannot be paid: it says so at once (the price it shows is no longer the price). */
 function holdConfirm() {
   const confirm = $("confirm-buy");
   if (!confirm || $("sheet").classList.contains("hidden")) return;
-  if (offerFor(Number(confirm.dataset.sku)).soldOut) {
-    confirm.disabled = true;
-    confirm.textContent = "Sold out";
+  const saleGone = Boolean(confirm.dataset.sale) && (!view.sale || view.sale.sale_id !== confirm.dataset.sale);
+  const why = view.ended
+    ? "Show ended"
+    : offerFor(Number(confirm.dataset.sku)).soldOut
+      ? "Sold out"
+      : saleGone
+        ? "Sale ended"
+        : null;
+  if (!why) return;
+  confirm.disabled = true;
+  confirm.textContent = why;
+  const another = $("use-another-card");
+  if (another) another.disabled = true;
+  if (saleGone && !view.ended && !$("confirm-gone")) {
+    $("confirm-line").after(
+      el("p", { id: "confirm-gone", role: "status" }, "The flash sale ended before you paid: nothing was charged. Close this and tap Buy for the list price."),
+    );
   }
 }
 
-/** `saved`: the one-tap card to charge (null: pay with a card chosen now). */
-async function buy(item, saved, reviewFirst) {
+/** `saved`: the one-tap card to charge (null: pay with a card chosen now). `key`: the
+ * purchase's idempotency key (a retry after no answer sends the same one: never bought twice). */
+async function buy(item, saved, reviewFirst, key = idempotencyKey()) {
   view.buying = true;
   renderProduct();
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
@@ -337,8 +376,8 @@ async function buy(item, saved, reviewFirst) {
     const terms = { sku_id: item.sku_id, qty: item.qty, stream_id: streamId };
     // Reviewing first (or paying with a card chosen now): hold the item without charging.
     const result = reviewFirst || !saved
-      ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": idempotencyKey() })
-      : await room.call("buy", { ...terms, idempotency_key: idempotencyKey() });
+      ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": key })
+      : await room.call("buy", { ...terms, idempotency_key: key });
     if (result.order.status === "reserved") heldSkus.add(result.order.sku_id);
     const sale = result.order.flash_sale;
     if (sale && !result.replayed) view.mine[sale] = (view.mine[sale] || 0) + result.order.qty;
@@ -366,6 +405,12 @@ async function buy(item, saved, reviewFirst) {
       if (held) return offerHeld(held);
     }
     const actions = [closeButton()];
+    if (err.code === "timeout" || err.code === "network") {
+      // No answer is not a refusal: the order may have been placed (and paid) meanwhile.
+      actions.push(el("button", { type: "button", class: "primary", id: "check-again", onclick: () => buy(item, saved, reviewFirst, key) }, "Check again"));
+      openSheet("No answer yet", el("p", {}, "The server did not answer in time, so this order may have gone through. Check again: it is never bought twice."), actions);
+      return;
+    }
     if (err.code === "card_unusable" || err.code === "payment_failed") {
       actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card"));
     }
