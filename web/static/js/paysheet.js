@@ -53,7 +53,10 @@ export async function payReservedOrder(order, { done = () => {}, viewOrder, note
     cancel.disabled = true;
     try {
       const { order: cancelled } = await api("POST", `/api/orders/${order.id}/cancel`, {});
-      openSheet("Order cancelled", [el("p", { role: "status" }, `Order #${cancelled.id} is cancelled; ${itemTitle(cancelled)} went back on sale.`)], [
+      const gone = cancelled.status === "cancelled";
+      openSheet(gone ? "Order cancelled" : "Already paid", [el("p", { role: "status" }, gone
+        ? `Order #${cancelled.id} is cancelled; ${itemTitle(cancelled)} went back on sale.`
+        : `Order #${cancelled.id} was paid before it could be cancelled.`)], [
         el("button", { type: "button", onclick: () => { hideSheet(); done(cancelled); } }, "Close"),
       ]);
     } catch (err) {
