@@ -397,13 +397,18 @@ async function buy(item, saved, reviewFirst, key = idempotencyKey()) {
       too_many_unpaid: "You have items waiting for payment: pay for or cancel them first.",
       stream_ended: "This show has ended.",
       not_in_lineup: "This product is no longer part of the show.",
-      sale_ended: "The sale has ended.",
+      sale_not_active: "The sale has ended.",
       not_authenticated: "Your session ended. Log in again to buy.",
     };
     if (["limit_exceeded", "too_many_unpaid"].includes(err.code)) {
       const held = await heldOrder(item.sku_id);
       if (held) return offerHeld(held);
     }
+    // Some units may be left: a sale with fewer than asked, a limit with some still allowed.
+    const extra = err.details || err; // HTTP errors carry their fields in details, acks on the error
+    let text = messages[err.code] || err.message;
+    if (err.code === "sold_out" && extra.available > 0) text = `Only ${extra.available} left in the flash sale: choose fewer.`;
+    if (err.code === "limit_exceeded" && extra.remaining > 0) text = `This sale's limit lets you take ${extra.remaining} more: choose fewer.`;
     const actions = [closeButton()];
     if (err.code === "timeout" || err.code === "network") {
       // No answer is not a refusal: the order may have been placed (and paid) meanwhile.
@@ -414,7 +419,7 @@ async function buy(item, saved, reviewFirst, key = idempotencyKey()) {
     if (err.code === "card_unusable" || err.code === "payment_failed") {
       actions.push(el("button", { type: "button", class: "primary", id: "use-another-card", onclick: () => buy(item, null, true) }, "Use another card"));
     }
-    openSheet("Not bought", el("p", {}, messages[err.code] || err.message), actions);
+    openSheet("Not bought", el("p", {}, text), actions);
   }
 }
 
