@@ -35,8 +35,17 @@ export function statusBadge(status) {
 
 // -- the hold's countdown: every [data-expires] on the page, one timer ---------------------------
 
+// The page's idea of the server's time: the device's clock, unless a page that keeps in step with
+// the server (the watch page's clock:sync) hands its own (`useServerClock`); holds expire by the
+// server's clock.
+let now = () => Date.now();
+
+export function useServerClock(serverNow) {
+  now = serverNow;
+}
+
 function left(expiresAt) {
-  return Math.max(0, Math.ceil((Date.parse(expiresAt) - Date.now()) / 1000));
+  return Math.max(0, Math.ceil((Date.parse(expiresAt) - now()) / 1000));
 }
 
 function paintCountdowns() {

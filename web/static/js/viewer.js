@@ -6,7 +6,7 @@ import { mountFollow } from "/static/js/follow.js";
 import { Bag } from "/static/js/bag.js";
 import { DEFAULT_MAX_QTY, VariantChooser, fillQuantity, itemName, offerOf } from "/static/js/card.js";
 import { finish, payWithSavedCard, savedCard } from "/static/js/checkout.js";
-import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine } from "/static/js/orders.js";
+import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine, useServerClock } from "/static/js/orders.js";
 import { payReservedOrder, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
@@ -551,6 +551,8 @@ const room = new LiveRoom(streamId, {
     $("banner").textContent = "Reconnecting…";
   },
 });
+// Holds count down by the server's clock, as the sale's countdown does.
+useServerClock(() => room.serverNow());
 
 room
   .on("product:pinned", ({ product, stock, stock_by_sku: bySku }) => {
