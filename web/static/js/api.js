@@ -9,6 +9,23 @@ export class ApiError extends Error {
   }
 }
 
+// How far the server's clock is ahead of this device's, read off the Date header of its answers
+// (whole seconds: enough for a hold's minutes; only a skew over two seconds is taken, so a device
+// that keeps good time is left alone).
+let clockOffsetMs = 0;
+
+/** The server's time (epoch ms) as far as its answers tell; holds expire by it. */
+export function serverTime() {
+  return Date.now() + clockOffsetMs;
+}
+
+function readClock(response) {
+  const date = Date.parse(response.headers.get("Date") || "");
+  if (Number.isNaN(date)) return;
+  const offset = date + 500 - Date.now(); // the header is cut to the second: its middle
+  if (Math.abs(offset - clockOffsetMs) > 2000) clockOffsetMs = offset;
+}
+
 export async function api(method, path, body, headers = {}) {
   let response;
   try {
@@ -21,6 +38,7 @@ export async function api(method, path, body, headers = {}) {
   } catch (err) {
     throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
   }
+  readClock(response);
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = data.error || {};

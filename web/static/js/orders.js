@@ -1,7 +1,7 @@
 // A buyer's orders: what each status means, the hold's countdown, one order's details, the list
 // (paginated), and the drawer that shows them on the watch page without leaving the show.
 // Orders change live through the `order:update` Socket.IO event (the buyer's own room).
-import { api, el, money } from "/static/js/api.js";
+import { api, el, money, serverTime } from "/static/js/api.js";
 
 // Status -> [label, what it means for the buyer]. Statuses not listed get a generic line.
 const STATUS = {
@@ -35,10 +35,10 @@ export function statusBadge(status) {
 
 // -- the hold's countdown: every [data-expires] on the page, one timer ---------------------------
 
-// The page's idea of the server's time: the device's clock, unless a page that keeps in step with
-// the server (the watch page's clock:sync) hands its own (`useServerClock`); holds expire by the
-// server's clock.
-let now = () => Date.now();
+// The server's time, by which holds expire: as the API's answers tell it (their Date header),
+// unless a page that keeps in step with the server (the watch page's clock:sync) hands its own
+// (`useServerClock`).
+let now = serverTime;
 
 export function useServerClock(serverNow) {
   now = serverNow;
