@@ -28,7 +28,8 @@ RENEW_AHEAD = 0.3
 
 
 class FactCache(Generic[K, V]):
-    """``read(key)`` kept for ``ttl_s`` per key; at most ``limit`` keys (then it starts over)."""
+    """``read(key)`` kept for ``ttl_s`` per key; at most ``limit`` keys (then it starts over).
+    A fact is never ``None`` (``fresh`` answers ``None`` for "not kept")."""
 
     def __init__(
         self,

@@ -19,6 +19,14 @@ export function openSheet(title, body, actions) {
   if (first) first.focus();
 }
 
+/** What a cancel's answer tells the buyer, as [title, text]: cancelled and back on sale, or
+ * paid before the cancel arrived (the order stands). */
+export function cancelOutcome(order) {
+  return order.status === "cancelled"
+    ? ["Order cancelled", `Order #${order.id} is cancelled; ${itemTitle(order)} went back on sale.`]
+    : ["Already paid", `Order #${order.id} was paid before it could be cancelled.`];
+}
+
 export function sheetError(message) {
   $("sheet-error").textContent = message;
   $("sheet-error").classList.remove("hidden");
@@ -53,10 +61,8 @@ export async function payReservedOrder(order, { done = () => {}, viewOrder, note
     cancel.disabled = true;
     try {
       const { order: cancelled } = await api("POST", `/api/orders/${order.id}/cancel`, {});
-      const gone = cancelled.status === "cancelled";
-      openSheet(gone ? "Order cancelled" : "Already paid", [el("p", { role: "status" }, gone
-        ? `Order #${cancelled.id} is cancelled; ${itemTitle(cancelled)} went back on sale.`
-        : `Order #${cancelled.id} was paid before it could be cancelled.`)], [
+      const [title, text] = cancelOutcome(cancelled);
+      openSheet(title, [el("p", { role: "status" }, text)], [
         el("button", { type: "button", onclick: () => { hideSheet(); done(cancelled); } }, "Close"),
       ]);
     } catch (err) {

@@ -7,7 +7,7 @@ import { Bag } from "/static/js/bag.js";
 import { DEFAULT_MAX_QTY, VariantChooser, fillQuantity, itemName, offerOf } from "/static/js/card.js";
 import { finish, payWithSavedCard, savedCard } from "/static/js/checkout.js";
 import { holdCountdown, mountOrdersDrawer, myOrders, orderSummary as orderLine, useServerClock } from "/static/js/orders.js";
-import { payReservedOrder, showResult } from "/static/js/paysheet.js";
+import { cancelOutcome, payReservedOrder, showResult } from "/static/js/paysheet.js";
 import { LiveRoom, idempotencyKey } from "/static/js/live.js";
 import { play } from "/static/js/media.js";
 import { PHASES, paintBadge, phaseOf } from "/static/js/showstatus.js";
@@ -273,12 +273,8 @@ function offerHeld(order) {
     cancel.disabled = true;
     try {
       const { order: after } = await api("POST", `/api/orders/${order.id}/cancel`, {});
-      if (after.status === "cancelled") {
-        openSheet("Order cancelled", el("p", { role: "status" }, `Order #${order.id} is cancelled; the item went back on sale.`), [closeButton()]);
-      } else {
-        // The payment went through before the cancel arrived: the order stands.
-        openSheet("Already paid", el("p", { role: "status" }, `Order #${order.id} was paid before it could be cancelled.`), [closeButton()]);
-      }
+      const [title, text] = cancelOutcome(after);
+      openSheet(title, el("p", { role: "status" }, text), [closeButton()]);
     } catch (err) {
       cancel.disabled = false;
       sheetError(err.message);
