@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     NOT_IN_LINEUP = "not_in_lineup"
     STREAM_ENDED = "stream_ended"
     SALE_NOT_ACTIVE = "sale_not_active"
+    PRICE_CHANGED = "price_changed"
     NOT_ON_SALE = "not_on_sale"
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     PAYMENT_FAILED = "payment_failed"

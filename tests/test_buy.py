@@ -61,6 +61,14 @@ async def test_both_transports_give_the_same_answers_and_refusals(
     assert status == 403 and own["error"]["code"] == "forbidden"
     assert refused == own
 
+    # Shown a lower price than the price now (49.00): refused alike, nothing charged.
+    status, dearer = await buy(buyer, sku, unit_price_minor=3900)
+    refused = await socket.call(
+        "buy", {"sku_id": sku, "idempotency_key": "shown-1", "unit_price_minor": 3900}
+    )
+    assert status == 409 and dearer["error"]["code"] == "price_changed"
+    assert refused == dearer and dearer["error"]["unit_price_minor"] == 4900
+
     # A new tap over the socket charges the saved card too, and answers like the HTTP one.
     tapped = await socket.call("buy", {"sku_id": sku, "idempotency_key": uuid.uuid4().hex})
     assert tapped["ok"] and tapped["order"]["status"] == "paid"

@@ -483,6 +483,54 @@ async def test_a_purchase_names_a_stream_that_sells_the_sku(client: TestClient[A
     assert other_figures["sales"]["by_status"] == {}
 
 
+async def test_a_buyer_is_never_charged_more_than_the_price_shown(
+    client: TestClient[Any, Any],
+) -> None:
+    """A tap carries the unit price it was shown: a sale that ended (or a price raised) before
+    the tap arrived refuses it, holding nothing; a lower price is taken."""
+    creator, buyer, sku = await _shop(client, stock=10)
+    async with client.app[ENGINE].connect() as conn:
+        product_id = (
+            await conn.execute(sa.select(skus.c.product_id).where(skus.c.id == sku))
+        ).scalar_one()
+    stream = await _stream(creator, [product_id])
+    started = await creator.call(
+        "POST",
+        f"/api/streams/{stream}/sales",
+        {"sku_id": sku, "sale_price": 1000, "quantity": 5, "duration_s": 60}
+        | {"per_buyer_limit": 2},
+        status=201,
+    )
+    status, body = await buy(buyer, sku, key="at-sale", stream_id=stream, unit_price_minor=1000)
+    assert status == 201 and body["order"]["unit_price"]["amount"] == 1000, body
+    # Shown the list price while the sale runs: the lower price is taken.
+    status, body = await buy(buyer, sku, stream_id=stream, unit_price_minor=4900)
+    assert status == 201 and body["order"]["unit_price"]["amount"] == 1000, body
+    await creator.call(
+        "DELETE", f"/api/streams/{stream}/sales/{started['sale']['sale_id']}", status=200
+    )
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None
+    held_before = level.held
+    status, body = await buy(buyer, sku, key="late", stream_id=stream, unit_price_minor=1000)
+    assert (status, body["error"]["code"]) == (409, "price_changed"), body
+    assert body["error"]["unit_price_minor"] == 4900
+    assert body["error"]["currency"] == "USD"
+    level = await client.app[RESERVATIONS].level(sku)
+    assert level is not None and level.held == held_before  # nothing held
+    mine = await buyer.call("GET", "/api/orders", status=200)
+    assert len(mine["orders"]) == 2
+    # The key is still good: the buyer agrees to the price now.
+    status, body = await buy(buyer, sku, key="late", stream_id=stream, unit_price_minor=4900)
+    assert status == 201 and body["order"]["unit_price"]["amount"] == 4900, body
+    # A retry of the first tap answers its order, whatever price it names now.
+    status, body = await buy(buyer, sku, key="at-sale", stream_id=stream, unit_price_minor=1)
+    assert status == 200 and body["replayed"], body
+    for bad in (-1, "1000", 1.5, 2**31):
+        status, body = await buy(buyer, sku, stream_id=stream, unit_price_minor=bad)
+        assert (status, body["error"]["code"]) == (422, "invalid_input"), (bad, body)
+
+
 async def test_a_bad_row_fails_alone_and_cheaply_in_a_batch_of_orders(
     client: TestClient[Any, Any],
 ) -> None:

@@ -214,6 +214,27 @@ async def test_declined_card_3d_secure_sold_out_and_offline_states(
     assert await declined.text_content("#stock") == "1 left"
     await _shot(declined, "20-viewer-offline")
 
+    # The price goes up while a confirmation is open (the page is not told): the tap carries
+    # the price it showed, the server refuses it and the sheet gives the price now.
+    variant = product["variants"][0]
+    await declined.click("#buy")
+    await declined.wait_for_selector("#confirm-buy:not([disabled])")
+    shown = await declined.text_content("#confirm-line") or ""
+    raised = {"variants": [{"sku": variant["sku"], "price_minor": 5900}]}  # from 49.00
+    await store.call("creator", "PATCH", f"/api/products/{product['id']}", raised)
+    await declined.click("#confirm-buy")
+    await declined.wait_for_function(
+        "() => document.getElementById('sheet-title').textContent === 'Not bought'",
+        timeout=15000,
+    )
+    told = await declined.text_content("#sheet-body") or ""
+    assert "$49.00" in shown and "The price is now $59.00" in told, (shown, told)
+    assert "nothing was bought or charged" in told
+    assert (await store.call("declined", "GET", "/api/orders"))["orders"] == []
+    back = {"variants": [{"sku": variant["sku"], "price_minor": 4900}]}
+    await store.call("creator", "PATCH", f"/api/products/{product['id']}", back)
+    await declined.click("#sheet-actions button")
+
     await declined.click("#buy")
     await declined.click("#confirm-buy")
     await declined.wait_for_function(

@@ -388,6 +388,11 @@ async def _sign_up_on(session: aiohttp.ClientSession, url: str) -> str:
     [
         b'{"sku_id": 7}',
         b'{"sku_id": 7, "qty": 3, "stream_id": 9, "pay_with_saved_card": false}',
+        b'{"sku_id": 7, "qty": 3, "stream_id": 9, "pay_with_saved_card": false,'
+        b' "unit_price_minor": 4900}',
+        b'{"sku_id": 7, "unit_price_minor": 0}',
+        b'{"sku_id": 7, "unit_price_minor": null}',
+        b'{"sku_id": 7, "unit_price_minor": 2147483648}',
         b'\t{ "pay_with_saved_card" :true ,"stream_id":null,"sku_id":2147483647}\n',
         b'{"sku_id": 7, "qty": 0}',
         b'{"sku_id": 0}',

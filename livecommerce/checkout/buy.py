@@ -50,9 +50,9 @@ class Buy:
 
     Idempotent per (buyer, idempotency key): a retry answers the first order (``replayed``)
     and neither holds nor charges again. Refusals are ``LiveCommerceError``s: those of the
-    hold (``out_of_stock``, ``idempotency_mismatch``, ...), of the charge (``card_unusable``,
-    ``payment_failed``, ... with the order id; the order then failed and its units went back)
-    and ``shutting_down`` while the process drains.
+    hold (``out_of_stock``, ``idempotency_mismatch``, ``price_changed``, ...), of the charge
+    (``card_unusable``, ``payment_failed``, ... with the order id; the order then failed and its
+    units went back) and ``shutting_down`` while the process drains.
     """
 
     def __init__(
@@ -81,6 +81,7 @@ class Buy:
         idempotency_key: str,
         stream_id: int | None = None,
         pay_with_saved_card: bool = True,
+        unit_price_minor: int | None = None,
     ) -> Bought:
         self.refuse_if_draining()
         purchase = await self._purchases.buy(
@@ -89,6 +90,7 @@ class Buy:
             qty=qty,
             idempotency_key=idempotency_key,
             stream_id=stream_id,
+            unit_price_minor=unit_price_minor,
         )
         order, state = purchase.order, None
         # Goods that ship wait for an address before any charge (the sheet asks for one).

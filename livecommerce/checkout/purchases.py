@@ -222,6 +222,7 @@ class Purchases:
         qty: int,
         idempotency_key: str,
         stream_id: int | None = None,
+        unit_price_minor: int | None = None,
     ) -> Purchase:
         """Reserve ``qty`` of ``sku_id`` for ``buyer_id`` and write the ``reserved`` order.
 
@@ -232,6 +233,10 @@ class Purchases:
         ``stream_id``, if given, must name a stream that has not ended and whose lineup holds
         the SKU's product; only then may a flash sale of that stream apply. Without it the
         purchase is at the list price. The buyer's unpaid units are bounded (``bounds``).
+
+        ``unit_price_minor``, if given, is the unit price the buyer was shown: a hold that
+        would cost more (a flash sale ended or the price went up meanwhile) is given back and
+        the buy refused ``price_changed`` with the price now. A lower price is taken.
         """
         if not 1 <= qty <= MAX_QTY:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, f"qty must be between 1 and {MAX_QTY}")
@@ -286,6 +291,15 @@ class Purchases:
         self.sold_out.held(sku_id, buyer_id)
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
+        if unit_price_minor is not None and hold.unit_price > unit_price_minor:
+            await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
+            raise LiveCommerceError(
+                ErrorCode.PRICE_CHANGED,
+                f"the price is now {hold.unit_price} {facts.currency} a unit, not "
+                f"{unit_price_minor}; nothing was bought",
+                unit_price_minor=hold.unit_price,
+                currency=facts.currency,
+            )
         try:
             # Read once the units are held: the crowd refused by the script reads nothing.
             terms, before, ship_to = await self._order_facts(buyer_id, facts, stream_id)

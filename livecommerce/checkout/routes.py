@@ -35,12 +35,12 @@ from livecommerce.platform.fastlane import Answer, FastRequest, Reply
 from livecommerce.platform.openapi import Operation
 from livecommerce.platform.payload import MAX_ID, Payload, read_body, read_json
 
-# A flat JSON object of at most four members whose values are small whole numbers, true, false
+# A flat JSON object of at most five members whose values are small whole numbers, true, false
 # or null: the shape every tap sends. Whatever else comes is read by the full parser.
 _WS = rb"[ \t\n\r]*"
 _MEMBER = rb'"([a-z_]{1,20})"' + _WS + rb":" + _WS + rb"(0|[1-9][0-9]{0,9}|true|false|null)"
 _FLAT_BODY = re.compile(
-    _WS + rb"\{" + _WS + _MEMBER + _WS + rb"(?:," + _WS + _MEMBER + _WS + rb"){0,3}\}" + _WS
+    _WS + rb"\{" + _WS + _MEMBER + _WS + rb"(?:," + _WS + _MEMBER + _WS + rb"){0,4}\}" + _WS
 )
 _MEMBERS = re.compile(_MEMBER)
 
@@ -67,6 +67,12 @@ class NewPurchase(Payload):
     stream_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     pay_with_saved_card: bool = Field(
         default=True, description="charge the saved card at once, if there is one (one tap)"
+    )
+    unit_price_minor: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ID,
+        description="the unit price the buyer was shown: never charged more (price_changed)",
     )
 
 
@@ -99,7 +105,7 @@ def _read_plain(raw: bytes) -> NewPurchase | None:
     members = dict(found)
     if len(members) != len(found) or not members.keys() <= _PLAIN_FIELDS:
         return None  # a repeated or unknown member
-    sku, qty, stream, pay = (members.get(name) for name in _PLAIN_FIELD_ORDER)
+    sku, qty, stream, pay, agreed = (members.get(name) for name in _PLAIN_FIELD_ORDER)
     if pay is not None and pay not in (b"true", b"false"):
         return None
     if sku is None or not sku.isdigit() or not 1 <= int(sku) <= MAX_ID:
@@ -112,12 +118,21 @@ def _read_plain(raw: bytes) -> NewPurchase | None:
         if not stream.isdigit() or not 1 <= int(stream) <= MAX_ID:
             return None
         stream_id = int(stream)
+    unit_price = None
+    if agreed is not None and agreed != b"null":
+        if not agreed.isdigit() or int(agreed) > MAX_ID:
+            return None
+        unit_price = int(agreed)
     return NewPurchase.model_construct(
-        sku_id=int(sku), qty=quantity, stream_id=stream_id, pay_with_saved_card=pay != b"false"
+        sku_id=int(sku),
+        qty=quantity,
+        stream_id=stream_id,
+        pay_with_saved_card=pay != b"false",
+        unit_price_minor=unit_price,
     )
 
 
-_PLAIN_FIELD_ORDER = (b"sku_id", b"qty", b"stream_id", b"pay_with_saved_card")
+_PLAIN_FIELD_ORDER = (b"sku_id", b"qty", b"stream_id", b"pay_with_saved_card", b"unit_price_minor")
 _PLAIN_FIELDS = frozenset(_PLAIN_FIELD_ORDER)
 
 
@@ -228,6 +243,7 @@ async def _place(buy: Buy, buyer: User, key: str, body: NewPurchase) -> Bought:
         idempotency_key=key,
         stream_id=body.stream_id,
         pay_with_saved_card=body.pay_with_saved_card,
+        unit_price_minor=body.unit_price_minor,
     )
 
 

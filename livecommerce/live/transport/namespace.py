@@ -400,9 +400,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {}
 
     async def _buy(self, sid: str, data: Any) -> dict[str, Any]:
-        """``{"sku_id", "qty"?, "idempotency_key", "stream_id"?, "pay_with_saved_card"?}`` →
-        the answer of ``POST /api/purchases`` (the saved card, if any, is charged at once
-        unless ``pay_with_saved_card`` is false)."""
+        """``{"sku_id", "qty"?, "idempotency_key", "stream_id"?, "pay_with_saved_card"?,
+        "unit_price_minor"?}`` → the answer of ``POST /api/purchases`` (the saved card, if any,
+        is charged at once unless ``pay_with_saved_card`` is false)."""
         body = validate(BuyTerms, data)
         user = self._user(sid)
         if user is None:
@@ -416,6 +416,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             idempotency_key=body.idempotency_key,
             stream_id=body.stream_id,
             pay_with_saved_card=body.pay_with_saved_card,
+            unit_price_minor=body.unit_price_minor,
         )
         return bought.to_dict()
 

@@ -58,6 +58,7 @@ class BuyTerms(Payload):
     idempotency_key: Key
     stream_id: StreamId | None = None
     pay_with_saved_card: bool = True  # false: hold only, the buyer pays with another card
+    unit_price_minor: int | None = Field(default=None, ge=0, le=MAX_ID)  # the price shown
 
 
 class ChatSend(Payload):

@@ -330,8 +330,10 @@ async function confirmBuy(item) {
     // Never "Paid" before the payment went through: the card is offered, not charged yet.
     el("p", { class: "muted" }, saved ? `Pay with ${saved.label}${oneTap ? " in one tap" : ""}` : "You will add a card in the next step."),
   ], [closeButton(), another, confirm].filter(Boolean));
-  confirm.addEventListener("click", () => buy(item, saved, !oneTap), { once: true });
-  if (another) another.addEventListener("click", () => buy(item, null, true), { once: true });
+  // The tap carries the unit price shown: the server never holds it at a higher one.
+  const shown = { ...item, shown: price };
+  confirm.addEventListener("click", () => buy(shown, saved, !oneTap), { once: true });
+  if (another) another.addEventListener("click", () => buy(shown, null, true), { once: true });
   confirm.dataset.sku = item.sku_id;
   confirm.dataset.sale = sale ? sale.sale_id : ""; // priced at this sale's price
   holdConfirm();
@@ -370,6 +372,7 @@ async function buy(item, saved, reviewFirst, key = idempotencyKey()) {
   openSheet("Placing your order…", el("p", { class: "muted" }, "Holding your item."), []);
   try {
     const terms = { sku_id: item.sku_id, qty: item.qty, stream_id: streamId };
+    if (Number.isInteger(item.shown)) terms.unit_price_minor = item.shown;
     // Reviewing first (or paying with a card chosen now): hold the item without charging.
     const result = reviewFirst || !saved
       ? await api("POST", "/api/purchases", { ...terms, pay_with_saved_card: false }, { "Idempotency-Key": key })
@@ -405,6 +408,9 @@ async function buy(item, saved, reviewFirst, key = idempotencyKey()) {
     let text = messages[err.code] || err.message;
     if (err.code === "sold_out" && extra.available > 0) text = `Only ${extra.available} left in the flash sale: choose fewer.`;
     if (err.code === "limit_exceeded" && extra.remaining > 0) text = `This sale's limit lets you take ${extra.remaining} more: choose fewer.`;
+    if (err.code === "price_changed" && Number.isInteger(extra.unit_price_minor)) {
+      text = `The price is now ${money(extra.unit_price_minor, extra.currency)} each (the flash sale ended or the price changed): nothing was bought or charged. Tap Buy to see the new total.`;
+    }
     const actions = [closeButton()];
     if (err.code === "timeout" || err.code === "network") {
       // No answer is not a refusal: the order may have been placed (and paid) meanwhile.
