@@ -19,6 +19,7 @@ from livecommerce.inventory.reservations import (
     Hold,
     LiveHold,
     NotLoaded,
+    PriceChanged,
     Reservations,
     SaleWindow,
     StockLevel,
@@ -54,6 +55,7 @@ async def _reserve(
     *,
     bounds: UnpaidBounds = NO_BOUNDS,
     stream: int | None = None,
+    most: int | None = None,
 ) -> Hold:
     return await ledger.reserve(
         sku_id=sku,
@@ -66,6 +68,7 @@ async def _reserve(
         idempotency_ttl_s=600,
         stream_id=stream,
         bounds=bounds,
+        most_per_unit=most,
     )
 
 
@@ -136,6 +139,35 @@ async def test_flash_sale_window_cap_and_per_buyer_limit(ledger: Reservations) -
     assert not await ledger.end_sale(1, "sale-1", NOW)
     after = await _reserve(ledger, 3, qty=5)
     assert (after.unit_price, after.sale_id) == (5000, None)
+
+
+async def test_a_dearer_unit_than_agreed_is_refused_with_nothing_taken(
+    ledger: Reservations,
+) -> None:
+    """The price check is in the hold's atomic step: the last unit is never held, not even for
+    a moment, by a tap that will be refused, and the refused key stays usable."""
+    await ledger.load(1, available=1, price=5000, currency="USD", holds=[])
+    await ledger.start_sale(
+        1,
+        SaleWindow(
+            "sale-1", 2500, 1, 0, starts_ms=NOW - 1, ends_ms=NOW + 30_000, per_buyer_limit=1
+        ),
+    )
+    assert await ledger.end_sale(1, "sale-1", NOW)  # the sale ends before the tap arrives
+    with pytest.raises(PriceChanged) as changed:
+        await _reserve(ledger, 1, key="tap-1", most=2500, bounds=UnpaidBounds(2, per_buyer=1))
+    assert changed.value.unit_price == 5000
+    assert await ledger.level(1) == StockLevel(available=1, held=0, sold=0)
+    # The crowd's answers stay true: sold out only when it is, and no unpaid unit counted.
+    hold = await _reserve(ledger, 2, most=5000, bounds=UnpaidBounds(per_sku=1))
+    assert (hold.unit_price, hold.available_after) == (5000, 0)
+    with pytest.raises(LiveCommerceError) as gone:
+        await _reserve(ledger, 1, key="tap-1", most=2500)
+    assert gone.value.code is ErrorCode.SOLD_OUT  # sold out says more than a price
+    await ledger.release(1, hold.hold_id)
+    # nothing of the refused tap was counted unpaid either (a bound of 1 would refuse it)
+    again = await _reserve(ledger, 1, key="tap-1", most=9000, bounds=UnpaidBounds(1, per_buyer=1))
+    assert not again.replayed and again.unit_price == 5000  # a lower price than agreed is taken
 
 
 async def test_unpaid_units_are_bounded_per_sku_and_in_all_under_a_burst(

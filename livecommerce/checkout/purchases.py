@@ -25,7 +25,13 @@ from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.stock import SkuFeatured
 from livecommerce.inventory.rebuild import load_sku
-from livecommerce.inventory.reservations import Hold, NotLoaded, Reservations, UnpaidBounds
+from livecommerce.inventory.reservations import (
+    Hold,
+    NotLoaded,
+    PriceChanged,
+    Reservations,
+    UnpaidBounds,
+)
 from livecommerce.inventory.soldout import Refusal, SoldOutBoard
 from livecommerce.orders.orders import MAX_QTY, Order, find_order
 from livecommerce.orders.orderwriter import OrderWriter
@@ -234,9 +240,10 @@ class Purchases:
         the SKU's product; only then may a flash sale of that stream apply. Without it the
         purchase is at the list price. The buyer's unpaid units are bounded (``bounds``).
 
-        ``unit_price_minor``, if given, is the unit price the buyer was shown: a hold that
-        would cost more (a flash sale ended or the price went up meanwhile) is given back and
-        the buy refused ``price_changed`` with the price now. A lower price is taken.
+        ``unit_price_minor``, if given, is the unit price the buyer was shown: if a unit costs
+        more now (a flash sale ended or the price went up meanwhile), the buy is refused
+        ``price_changed`` with the price now, in the same atomic step as the hold, with nothing
+        taken. A lower price is taken.
         """
         if not 1 <= qty <= MAX_QTY:
             raise LiveCommerceError(ErrorCode.INVALID_INPUT, f"qty must be between 1 and {MAX_QTY}")
@@ -279,27 +286,28 @@ class Purchases:
             "idempotency_ttl_s": self._hold_ttl_s * 2 + 3600,
             "stream_id": stream_id,
             "bounds": self._bounds,
+            "most_per_unit": unit_price_minor,
         }
         try:
-            hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
-        except NotLoaded:
-            self.cold_loads += 1
-            await self._loads.run(
-                sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
-            )
-            hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+            try:
+                hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+            except NotLoaded:
+                self.cold_loads += 1
+                await self._loads.run(
+                    sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
+                )
+                hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+        except PriceChanged as changed:
+            raise LiveCommerceError(
+                ErrorCode.PRICE_CHANGED,
+                f"the price is now {changed.unit_price} {facts.currency} a unit, not "
+                f"{unit_price_minor}; nothing was bought",
+                unit_price_minor=changed.unit_price,
+                currency=facts.currency,
+            ) from None
         self.sold_out.held(sku_id, buyer_id)
         if hold.replayed:
             return await self._replay(hold, buyer_id, sku_id, qty, idempotency_key)
-        if unit_price_minor is not None and hold.unit_price > unit_price_minor:
-            await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
-            raise LiveCommerceError(
-                ErrorCode.PRICE_CHANGED,
-                f"the price is now {hold.unit_price} {facts.currency} a unit, not "
-                f"{unit_price_minor}; nothing was bought",
-                unit_price_minor=hold.unit_price,
-                currency=facts.currency,
-            )
         try:
             # Read once the units are held: the crowd refused by the script reads nothing.
             terms, before, ship_to = await self._order_facts(buyer_id, facts, stream_id)

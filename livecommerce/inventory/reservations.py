@@ -120,6 +120,15 @@ class NotLoaded(Exception):
     """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
 
 
+class PriceChanged(Exception):
+    """A unit costs more now than the buyer agreed to pay (``reserve``'s ``most_per_unit``):
+    nothing was taken."""
+
+    def __init__(self, unit_price: int) -> None:
+        super().__init__(f"the unit price is now {unit_price}")
+        self.unit_price = unit_price
+
+
 def _script(name: str) -> str:
     return resources.files("livecommerce.inventory").joinpath(f"lua/{name}.lua").read_text()
 
@@ -217,13 +226,15 @@ class Reservations:
         idempotency_ttl_s: int,
         stream_id: int | None = None,
         bounds: UnpaidBounds = NO_BOUNDS,
+        most_per_unit: int | None = None,
     ) -> Hold:
         """Take ``qty`` units for ``buyer_id`` until ``deadline_ms``, or raise why not.
 
         Checks, in one atomic step: the flash-sale window and cap (a sale's price is for
         purchases in its stream), the sale's per-buyer limit, the buyer's unpaid units of this
-        SKU, and available stock. The same ``idempotency_key`` from the same buyer returns the
-        first hold (``replayed=True``) and takes nothing more.
+        SKU, available stock, and (``most_per_unit``) the price the buyer agreed to: a dearer
+        unit raises ``PriceChanged`` with nothing taken. The same ``idempotency_key`` from the
+        same buyer returns the first hold (``replayed=True``) and takes nothing more.
 
         With ``bounds.per_buyer``, the hold is also counted in the buyer's unpaid units across
         SKUs (another slot), by a script sent in the same round trip just before this one: if
@@ -263,6 +274,7 @@ class Reservations:
                     bounds.per_sku,
                     self._channel,
                     sku_id,
+                    "" if most_per_unit is None else most_per_unit,
                 ],
             )
         except BaseException:
@@ -298,6 +310,8 @@ class Reservations:
             return Hold(_text(reply[1]), sku_id, qty, buyer_id, 0, None, -1, replayed=True)
         if status == "not_loaded":
             raise NotLoaded(sku_id)
+        if status == "price_changed":
+            raise PriceChanged(int(reply[1]))
         left = int(reply[1])
         if status == "insufficient":
             if left == 0:

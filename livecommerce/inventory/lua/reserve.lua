@@ -6,11 +6,13 @@
 --       9 (optional) the events channel, 10 the SKU id: a 'stock.out' event is published there
 --       when this hold takes the last unit (of the SKU or of its sale), and at most once a second
 --       when a purchase is refused for want of units, so every process can refuse the crowd
---       itself (inventory/soldout.py)
+--       itself (inventory/soldout.py), 11 the most the buyer agreed to pay a unit ('' for no
+--       bound): a dearer unit (a sale that ended, a price raised) is refused before anything is
+--       taken
 -- Returns {status, ...}: ok: hold id, available after, unit price, sale id;
 --   replay: hold id; not_loaded; insufficient: available; sale_sold_out: left in the cap;
 --   limit_exceeded: units this buyer may still take in the sale;
---   too_many_unpaid: units this buyer already holds unpaid.
+--   too_many_unpaid: units this buyer already holds unpaid; price_changed: the unit price now.
 local replay = redis.call('GET', KEYS[4])
 if replay then
   return {'replay', replay}
@@ -76,6 +78,10 @@ if avail < qty then
     say_out(0, sale_left, true)
   end
   return {'insufficient', tostring(avail)}
+end
+local most = ARGV[11]
+if most and most ~= '' and tonumber(price) > tonumber(most) then
+  return {'price_changed', price}
 end
 avail = redis.call('HINCRBY', KEYS[1], 'avail', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
