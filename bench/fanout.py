@@ -16,6 +16,9 @@ server (``bench/fanout/reference_server.mjs``, same swarm, same run):
   by the time until the last one arrived (median of ``--burst-rounds``);
 - RSS per idle viewer: the server's VmRSS with N idle joined viewers minus its VmRSS after a
   warm-up with none, divided by N (every process of the server, with workers);
+- the CPU floor: what one paced pin cost the server and all swarms together (user and kernel
+  time), divided by the CPUs: the soonest the last viewer could have it on this machine, since
+  the swarms run beside the server;
 - a join storm: ``--storm`` more viewers arriving at once (every swarm opens all of its own
   together) once the others have left, until the last has joined (a show's start).
 
@@ -303,6 +306,7 @@ class Result:
     cpu_burst: float = math.nan
     us_per_card_pins: float = math.nan  # server CPU per card delivered, contention-proof-ish
     us_per_card_burst: float = math.nan
+    swarm_us_per_card_pins: float = math.nan  # all swarms' CPU per card delivered, paced pins
     elu_pins: float = math.nan  # the busiest swarm's event-loop utilisation
     elu_burst: float = math.nan
     lag_p99_ms: float = math.nan
@@ -585,6 +589,7 @@ class Bench:
         wall, result.cpu_pins, _helpers, result.other_pins = meter.cores()
         result.us_per_card_pins = result.cpu_pins * wall / max(delivered, 1) * 1e6
         usage = [await s.request("usage", 30, cmd="usage") for s in swarms]
+        result.swarm_us_per_card_pins = sum(u["cpu_ms"] for u in usage) * 1e3 / max(delivered, 1)
         # event-loop utilisation over the whole phase, pauses included, so scaled to busy time
         result.elu_pins = max(u["elu"] for u in usage) * wall / max(busy, 1e-9)
         result.lag_p99_ms = max(u["lag_p99_ms"] for u in usage)
@@ -645,6 +650,15 @@ class Bench:
         result.other_burst = other / wall_total
         result.elu_burst = max(elu)
         result.swarm_cpu_burst = swarm_cpu / wall_total
+
+
+def cpu_floor_ms(result: Result, viewers: int) -> float:
+    """The soonest the last viewer could have a pin on this machine: the CPU one pin costs the
+    server and the swarms together (kernel time included: on loopback the receiving side's TCP
+    work runs in the sender's send()), spread perfectly over every CPU. A latency near it is
+    bound by the machine, not by either server."""
+    per_card = result.us_per_card_pins + result.swarm_us_per_card_pins
+    return per_card * min(result.viewers, viewers) / 1000 / (os.cpu_count() or 1)
 
 
 def per_busy_core(result: Result) -> float:
@@ -788,6 +802,8 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
     row("server CPU, bursts, %", lambda r: 100 * r.cpu_burst, ".0f", ratio=False)
     row("server CPU per card, paced pins, us", lambda r: r.us_per_card_pins, ".1f")
     row("server CPU per card, bursts, us", lambda r: r.us_per_card_burst, ".1f")
+    row("all swarms' CPU per card, paced pins, us", lambda r: r.swarm_us_per_card_pins, ".1f")
+    row("CPU floor for the last viewer, ms", lambda r: cpu_floor_ms(r, args.viewers), ".1f")
     row("other processes' CPU, ramp, cores", lambda r: r.other_ramp, ".2f", ratio=False)
     row("other processes' CPU, pins, cores", lambda r: r.other_pins, ".2f", ratio=False)
     row("other processes' CPU, bursts, cores", lambda r: r.other_burst, ".2f", ratio=False)
