@@ -30,7 +30,8 @@ All clocks are epoch milliseconds (``performance.timeOrigin + performance.now()`
 The swarms' event-loop utilisation is reported so a saturated client side shows. Uses
 REDIS_URL / DATABASE_URL when set, else the local Redis on 6379 (or an embedded Valkey) and a
 SQLite file in a temporary directory. ``--profile DIR`` records the livecommerce server with
-py-spy during the pins and bursts (collapsed stacks, ``DIR/livecommerce-fanout.txt``).
+py-spy during the pins and bursts (collapsed stacks, ``DIR/livecommerce-fanout.txt``) and
+during the join storm (``DIR/livecommerce-storm.txt``), with one worker.
 """
 
 from __future__ import annotations
@@ -402,7 +403,7 @@ class Bench:
                     await swarm.close()
                 swarms = []
                 await asyncio.sleep(3)  # the viewers' leaving is over
-                await self.storm(target, common, result)
+                await self.storm(target, common, result, profile)
         finally:
             target.stop()
             for node in (*swarms, moderator):
@@ -411,14 +412,24 @@ class Bench:
                 result.notes.extend(log_errors(target.log))
         return result
 
-    async def storm(self, target: Target, common: tuple[str, ...], result: Result) -> None:
+    async def storm(
+        self, target: Target, common: tuple[str, ...], result: Result, profile: Path | None
+    ) -> None:
         """``--storm`` viewers arrive at once (a show's start): every swarm opens all of its
         viewers together; the time until the last one has joined (its ``room:state`` and the
-        join's ack), as the swarms measure it from their start."""
+        join's ack), as the swarms measure it from their start. With ``profile``, py-spy
+        records the single server meanwhile (``livecommerce-storm.txt``)."""
         args = self.args
         per = [
             args.storm // args.swarms + (i < args.storm % args.swarms) for i in range(args.swarms)
         ]
+        spy = (
+            start_py_spy(target.pid, profile, "livecommerce-storm.txt")
+            if profile and not target.pids
+            else None
+        )
+        if spy is not None:
+            await asyncio.sleep(1.0)  # py-spy has attached
         crowd = [
             await NodeProcess.start(
                 f"storm{i}",
@@ -442,6 +453,8 @@ class Bench:
                 file=sys.stderr,
             )
         finally:
+            if spy is not None:
+                stop_py_spy(spy)
             for c in crowd:
                 await c.close()
 
@@ -727,12 +740,14 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def start_py_spy(pid: int, profile: Path) -> subprocess.Popen[bytes] | None:
+def start_py_spy(
+    pid: int, profile: Path, name: str = "livecommerce-fanout.txt"
+) -> subprocess.Popen[bytes] | None:
     if shutil.which("py-spy") is None:
         print("  --profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return None
     profile.mkdir(parents=True, exist_ok=True)
-    out = profile / "livecommerce-fanout.txt"
+    out = profile / name
     print(f"  py-spy recording the server ({pid}) to {out}", file=sys.stderr)
     return subprocess.Popen(
         [
