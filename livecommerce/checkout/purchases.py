@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -275,7 +276,7 @@ class Purchases:
             per_sku_bound=self._bounds.per_sku,
         )
         deadline_ms = now_ms + self._hold_ttl_s * 1000
-        hold_args = {
+        hold_args: dict[str, Any] = {
             "sku_id": sku_id,
             "buyer_id": buyer_id,
             "qty": qty,
@@ -289,14 +290,7 @@ class Purchases:
             "most_per_unit": unit_price_minor,
         }
         try:
-            try:
-                hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
-            except NotLoaded:
-                self.cold_loads += 1
-                await self._loads.run(
-                    sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
-                )
-                hold = await self._reservations.reserve(**hold_args)  # type: ignore[arg-type]
+            hold = await self._reserve(sku_id, hold_args)
         except PriceChanged as changed:
             raise LiveCommerceError(
                 ErrorCode.PRICE_CHANGED,
@@ -370,6 +364,17 @@ class Purchases:
             await self._reservations.forget_key(sku_id, buyer_id, hold.hold_id, idempotency_key)
             raise
         return Purchase(order=order, replayed=False, available_after=hold.available_after)
+
+    async def _reserve(self, sku_id: int, hold_args: dict[str, Any]) -> Hold:
+        """``Reservations.reserve``, loading the SKU's counters first if Redis has none."""
+        try:
+            return await self._reservations.reserve(**hold_args)
+        except NotLoaded:
+            self.cold_loads += 1
+            await self._loads.run(
+                sku_id, lambda: load_sku(self._engine, self._reservations, sku_id)
+            )
+            return await self._reservations.reserve(**hold_args)
 
     async def _order_facts(
         self, buyer_id: int, facts: SkuFacts, stream_id: int | None
