@@ -136,15 +136,20 @@ async def test_two_thousand_joins_are_refused_quickly_and_rest_stays_fast(
         f"{base}/api/streams/{stream_id}/room",
         stdout=asyncio.subprocess.PIPE,
     )
-    assert watcher.stdout is not None
-    assert (await asyncio.wait_for(watcher.stdout.readline(), 30)).strip() == b"ready"
-    started = time.monotonic()
-    acks = await asyncio.gather(
-        *(flooder.call("join", {"stream_id": stream_id}) for _ in range(2000))
-    )
-    took = time.monotonic() - started
-    watcher.terminate()
-    out, _ = await asyncio.wait_for(watcher.communicate(), 30)
+    try:
+        assert watcher.stdout is not None
+        assert (await asyncio.wait_for(watcher.stdout.readline(), 30)).strip() == b"ready"
+        started = time.monotonic()
+        acks = await asyncio.gather(
+            *(flooder.call("join", {"stream_id": stream_id}) for _ in range(2000))
+        )
+        took = time.monotonic() - started
+        watcher.terminate()
+        out, _ = await asyncio.wait_for(watcher.communicate(), 30)
+    finally:
+        if watcher.returncode is None:  # the test failed midway: the reader must not outlive it
+            watcher.kill()
+            await watcher.wait()
     latencies = json.loads(out.decode().strip().splitlines()[-1])
 
     codes = [a["error"]["code"] if "error" in a else "ok" for a in acks]
