@@ -327,6 +327,14 @@ async def test_the_watch_page_layout_shows_what_matters(
     await watch.wait_for_function(
         "() => document.getElementById('countdown').textContent.startsWith('Flash sale ends in')"
     )
+    # The page's estimate of the server's clock running 5 s behind (a slow first round trip):
+    # the countdown still never shows more than the sale's own 60 s.
+    await watch.evaluate(
+        "() => { window.__realNow = Date.now; Date.now = () => window.__realNow() - 5000; }"
+    )
+    await watch.wait_for_timeout(600)
+    assert await watch.text_content("#countdown") == "Flash sale ends in 1:00"
+    await watch.evaluate("() => { Date.now = window.__realNow; }")
     await watch.click("#buy")
     await watch.wait_for_selector("#sheet:not(.hidden)")
     clock = watch.locator("#sale-clock")

@@ -147,7 +147,9 @@ export class TeamPanel {
       countdown.textContent = "";
       return;
     }
-    const seconds = Math.ceil(Math.max(0, this.sale.ends_at - this.room.serverNow()) / 1000);
+    // Never more than the sale's own length, however far off the clock estimate is.
+    const left = Math.min(this.sale.ends_at - this.sale.starts_at, Math.max(0, this.sale.ends_at - this.room.serverNow()));
+    const seconds = Math.ceil(left / 1000);
     const units = this.saleLeft === null || this.saleLeft === undefined ? "" : this.saleLeft === 0 ? " · sold out" : ` · ${this.saleLeft} of ${this.sale.quantity} units left`;
     countdown.textContent = `Sale running: ${seconds} s left${units}`;
   }

@@ -190,7 +190,9 @@ function tick() {
     saleClock(countdown.textContent);
     return;
   }
-  const left = Math.max(0, sale.ends_at - room.serverNow());
+  // The server's clock is an estimate (half a round trip either way): the time shown never
+  // exceeds the sale's own length, so a 30-second sale never reads 0:31.
+  const left = Math.min(sale.ends_at - sale.starts_at, Math.max(0, sale.ends_at - room.serverNow()));
   const seconds = Math.ceil(left / 1000);
   countdown.textContent = `Flash sale ends in ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
   countdown.setAttribute("aria-label", `Flash sale ends in ${seconds} seconds`);
