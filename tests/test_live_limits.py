@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import statistics
@@ -403,6 +404,35 @@ async def test_malformed_packets_by_hand_get_error_acks(live_app: TestClient[Any
         assert (await _ack(ws, 11))["ok"]
     finally:
         await ws.close()
+
+
+async def test_frames_that_are_not_engine_io_close_the_socket_cleanly(
+    live_app: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    _creator, stream_id = await _stream(live_app)
+    caplog.set_level(logging.INFO)
+    for junk in ("", "x", "9zz", "7", "-1"):
+        ws = await _raw_socket(live_app)
+        try:
+            await ws.send_str(junk)
+            # A websocket close (engine.io's own handler raised, and aiohttp wrote an HTTP 500
+            # into the upgraded stream: the client read a frame with reserved bits set).
+            closed = await asyncio.wait_for(ws.receive(), 5)
+            assert closed.type is aiohttp.WSMsgType.CLOSE, (junk, closed)
+        finally:
+            await ws.close()
+    # An empty engine.io message is no Socket.IO packet: dropped, the socket stays.
+    ws = await _raw_socket(live_app)
+    try:
+        await ws.send_str("4")
+        await ws.send_str(f'42/live,1["join",{{"stream_id":{stream_id}}}]')
+        assert (await _ack(ws, 1))["ok"]
+    finally:
+        await ws.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
+    ]
+    assert (await live_app.get("/healthz")).status == 200
 
 
 async def test_a_bad_auth_payload_is_refused(live_app: TestClient[Any, Any]) -> None:

@@ -34,7 +34,8 @@ from typing import Any
 
 import engineio
 import engineio.async_socket
-from aiohttp import web
+from aiohttp import WSMsgType, web
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 CHECKED_VERSION = "4.15."  # python-engineio
@@ -48,6 +49,9 @@ def install(eio: Any, fanout: Fanout) -> None:
     # a copy: the driver's table is shared by every engine.io server of the process
     eio._async = {**eio._async, "websocket": fanout.websocket}
     eio.create_queue = SocketQueue
+    # A message is handled in the reader's own step (LiveWebSocket._serve): engine.io would
+    # start a task per message, before python-socketio starts its own per event.
+    eio.async_handlers = False
     _PINGERS[eio] = fanout
     engineio.async_socket.AsyncSocket.schedule_ping = _schedule_ping
 
@@ -103,6 +107,17 @@ def check() -> None:
         raise RuntimeError("engine.io's socket no longer schedules its pings through last_ping")
     if not isinstance(getattr(eio, "ping_interval", None), int | float):
         raise RuntimeError("engine.io's server no longer keeps its ping_interval")
+    if (
+        eio.async_handlers is not False
+        or not isinstance(getattr(eio, "ping_timeout", None), int | float)
+        or not isinstance(getattr(eio, "max_http_buffer_size", None), int)
+        or not hasattr(eio.reason, "TRANSPORT_CLOSE")
+        or not hasattr(socket, "connected")
+        or not all(
+            hasattr(eio_exceptions, name) for name in ("UnknownPacketError", "SocketIsClosedError")
+        )
+    ):
+        raise RuntimeError("engine.io no longer has what LiveWebSocket._serve leans on")
     if text_frame("42")[:2] != bytes((0x81, 2)):
         raise RuntimeError("websocket frame header")
 
@@ -284,12 +299,90 @@ class LiveWebSocket:
         sid = self.socket.sid
         self._fanout.sockets[sid] = self
         try:
-            await self.handler(self)
+            if self.socket.connected:
+                await self.handler(self)  # an upgrade from long-polling: engine.io's handshake
+            else:
+                await self._serve()
         finally:
             if self._fanout.sockets.get(sid) is self:
                 del self._fanout.sockets[sid]
             self._fanout.watched.discard(self)
         return sock
+
+    async def _serve(self) -> None:
+        """engine.io's ``_websocket_handler`` for a socket that starts on websocket, lean: the
+        reader awaits each frame under one timeout (engine.io starts a task and a ``wait_for``
+        per message received) and hands it to engine.io's ``receive`` in line (``install`` turns
+        engine.io's ``async_handlers`` off; python-socketio still runs each event's handler in a
+        task of its own, so a slow handler does not hold the reader). The writer is engine.io's
+        (its queue: handshake answers, acks, pings). A frame engine.io cannot read, or one over
+        ``max_http_buffer_size``, ends the connection with a close frame (engine.io's own handler
+        raised, and aiohttp wrote a 500 into the upgraded stream)."""
+        socket, sock = self.socket, self._sock
+        assert sock is not None
+        server = socket.server
+        socket.connected = True
+        socket.upgraded = True
+        writer = asyncio.ensure_future(self._write_queued())
+        idle_s = server.ping_interval + server.ping_timeout
+        while True:
+            try:
+                msg = await sock.receive(idle_s)
+            except asyncio.CancelledError:
+                break  # engine.io's rule: the clean-up below still runs
+            except Exception:
+                break  # the peer went quiet for longer than a ping's round, or the socket broke
+            if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
+                break  # closed by the peer
+            data = msg.data
+            if len(data) > server.max_http_buffer_size:
+                break
+            try:
+                pkt = eio_packet.Packet(encoded_packet=data)
+            except (ValueError, TypeError, IndexError):
+                break  # not an engine.io packet
+            if not 0 <= pkt.packet_type < len(eio_packet.packet_names):
+                break  # engine.io would fail naming it, with a traceback per packet
+            try:
+                await socket.receive(pkt)
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:
+                log.exception("engine.io could not take a packet")
+        await socket.queue.put(None)  # the writer's end
+        await writer
+        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+    async def _write_queued(self) -> None:
+        """engine.io's writer task: what the socket's queue holds, in order, until its end (or
+        until nothing at all, not even a PING, was queued for a ping's round)."""
+        socket = self.socket
+        queue = socket.queue
+        idle_s = socket.server.ping_interval + socket.server.ping_timeout
+        while True:
+            try:
+                async with asyncio.timeout(idle_s):
+                    packets = [await queue.get()]
+            except (TimeoutError, asyncio.CancelledError):
+                break
+            queue.task_done()
+            if packets[0] is None:
+                break
+            while True:
+                try:
+                    more = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                queue.task_done()
+                if more is None:
+                    queue.put_nowait(None)
+                    break
+                packets.append(more)
+            for pkt in packets:
+                self.deliver(text_frame(pkt.encode()), Delivery.ALWAYS, None)
+        await self.close()
 
     async def close(self) -> None:
         if self._sock is not None:

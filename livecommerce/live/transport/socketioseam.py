@@ -85,10 +85,21 @@ class _ClientJson:
 
 class LivePacket(socketio.packet.Packet):  # type: ignore[misc]
     json = _ClientJson
+    # Nothing of ours sends bytes: no walk of every outgoing payload looking for them (a bytes
+    # value would fail loudly in json.dumps instead), and clients' binary packets are refused
+    # in ``decode``.
+    uses_binary_events = False
     packet_type: Any
     namespace: Any
     id: Any
     data: Any
+
+    def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+        if encoded_packet is not None and not encoded_packet:
+            # An empty engine.io message: python-socketio reads nothing and takes it for an
+            # event without data (a traceback in its handler).
+            self._ignore()
 
     def decode(self, encoded_packet: Any) -> int:
         if not isinstance(encoded_packet, str):
@@ -188,6 +199,8 @@ def _check_fanout() -> None:
     encoded = LivePacket(sio_packet.EVENT, namespace="/live", data=["e", {"a": 1}]).encode()
     if encoded != '2/live,["e",{"a":1}]':
         raise RuntimeError(f"python-socketio encodes an event as {encoded!r}")
+    if LivePacket(sio_packet.EVENT, data=["e", b"x"]).packet_type != sio_packet.EVENT:
+        raise RuntimeError("python-socketio's Packet no longer honours uses_binary_events")
 
 
 # -- fan-out: one encoding per broadcast, one frame written to every local websocket ------------
