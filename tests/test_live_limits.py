@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bench.processes import ServerProcess
@@ -433,6 +435,39 @@ async def test_frames_that_are_not_engine_io_close_the_socket_cleanly(
         r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
     ]
     assert (await live_app.get("/healthz")).status == 200
+
+
+async def test_viewers_who_vanish_leave_no_cycles_behind(live_app: TestClient[Any, Any]) -> None:
+    """A peer gone without a close (a phone losing signal, a killed tab) once left its websocket,
+    request and transport in a reference cycle through the reset's traceback, for the collector
+    to find later: after a big show, tens of thousands at once."""
+    _creator, stream_id = await _stream(live_app)
+    base = str(live_app.make_url("")).rstrip("/")
+
+    def vanish() -> None:
+        viewer = StalledSocket(base)
+        viewer.join(stream_id)
+        viewer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        viewer.sock.close()  # a reset, no close frame
+
+    def sockets() -> list[web.WebSocketResponse]:
+        return [o for o in gc.get_objects() if isinstance(o, web.WebSocketResponse)]
+
+    for _ in range(10):
+        await asyncio.to_thread(vanish)
+    deadline = time.monotonic() + 5
+    # until the server has seen each go (polled: no event tells a test of it)
+    while any(not ws.closed for ws in sockets()) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        cyclic = [o for o in gc.garbage if isinstance(o, web.WebSocketResponse)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not cyclic, f"{len(cyclic)} websockets were left in cycles"
+    assert not sockets()
 
 
 async def test_a_bad_auth_payload_is_refused(live_app: TestClient[Any, Any]) -> None:
