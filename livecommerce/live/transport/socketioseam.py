@@ -190,7 +190,11 @@ def _check_fanout() -> None:
     assert isinstance(live, LiveRedisManager)
     for room in (None, "s1", "r"):
         live.basic_enter_room("s1", "/check", room, eio_sid="e1")
-    live.pending_disconnect["/check"] = ["s1"]
+    live.pre_disconnect("s1", "/check")
+    if not isinstance(live.pending_disconnect.get("/check"), _Sids) or live.is_connected(
+        "s1", "/check"
+    ):
+        raise RuntimeError("python-socketio no longer keeps pending_disconnect as a list it makes")
     live.basic_disconnect("s1", "/check")
     if live.rooms or live._rooms_of or live.pending_disconnect:
         raise RuntimeError("python-socketio's manager no longer keeps rooms as LiveRedisManager")
@@ -230,6 +234,29 @@ class _Sequence:
         self.timer: asyncio.TimerHandle | None = None
 
 
+class _Sids(dict[str, None]):
+    """The sids python-socketio keeps as a list while they connect or disconnect, as a dict:
+    ``sid in`` (asked for every event a socket sends), ``append`` and ``remove`` in O(1)."""
+
+    def __init__(self, sids: Any = ()) -> None:
+        super().__init__(dict.fromkeys(sids))
+
+    def append(self, sid: str) -> None:
+        self[sid] = None
+
+    def remove(self, sid: str) -> None:
+        del self[sid]
+
+
+class _Pending(dict[str, _Sids]):
+    """python-socketio's ``pending_connect`` / ``pending_disconnect`` (namespace -> sids): the
+    list it puts in becomes ``_Sids``. With lists, a crowd leaving together (a show's end) made
+    each leaver's events scan all the others: O(n^2)."""
+
+    def __setitem__(self, namespace: str, sids: Any) -> None:
+        super().__setitem__(namespace, sids if isinstance(sids, _Sids) else _Sids(sids))
+
+
 class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """python-socketio's Redis manager, delivering each emit to the local sockets with ONE
     encoded packet and ONE websocket frame written to each (``AsyncManager.emit`` makes a task
@@ -245,6 +272,8 @@ class LiveRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, url: str, channel: str, fanout: Fanout) -> None:
         super().__init__(url, channel=channel)
         self.fanout = fanout
+        self.pending_connect = _Pending()
+        self.pending_disconnect = _Pending()
         self._sequences: dict[tuple[str, str], _Sequence] = {}
         self._corked: list[dict[str, Any]] = []
         self._publishing = asyncio.Lock()
