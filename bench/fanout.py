@@ -19,8 +19,11 @@ server (``bench/fanout/reference_server.mjs``, same swarm, same run):
 - the CPU floor: what one paced pin cost the server and all swarms together (user and kernel
   time), divided by the CPUs: the soonest the last viewer could have it on this machine, since
   the swarms run beside the server;
+- the departure: every viewer gone at once (the swarms closed), the server's CPU per leave
+  and how long until it is quiet;
 - a join storm: ``--storm`` more viewers arriving at once (every swarm opens all of its own
-  together) once the others have left, until the last has joined (a show's start).
+  together) once the others have left and the server is quiet, until the last has joined (a
+  show's start).
 
 livecommerce is measured once per ``--workers`` count (``serve --workers N``: the viewers land
 on whichever worker the kernel gives them, the moderator on one; pins reach the others through
@@ -312,6 +315,8 @@ class Result:
     elu_burst: float = math.nan
     lag_p99_ms: float = math.nan
     swarm_cpu_burst: float = math.nan  # all swarms' CPU seconds / wall seconds
+    leave_s: float = math.nan  # the viewers gone (swarms closed): until the server is quiet
+    leave_cpu_ms: float = math.nan  # the server's CPU meanwhile
     storm_s: float = math.nan  # --storm viewers arriving at once: until the last joined
     storm_joined: int = 0
     storm_cpu_ms: float = math.nan  # the server's CPU meanwhile
@@ -399,10 +404,15 @@ class Bench:
                 if u["disconnect_reasons"]:
                     result.notes.append(f"swarm{u['swarm']} lost: {u['disconnect_reasons']}")
             if args.storm:
+                leaving = Meter(target.processes, [])
                 for swarm in swarms:
                     await swarm.close()
                 swarms = []
-                await asyncio.sleep(3)  # the viewers' leaving is over
+                # The crowd of the next show arrives once this one's departure is over: the
+                # storm measures joins, not joins beside thousands of leaves.
+                result.leave_s = await self.until_quiet(target)
+                wall, cores, _helpers, _other = leaving.cores()
+                result.leave_cpu_ms = cores * wall * 1000
                 await self.storm(target, common, result, profile)
         finally:
             target.stop()
@@ -506,6 +516,17 @@ class Bench:
                     file=sys.stderr,
                 )
         return [w.result() for w in waiting.values()]
+
+    async def until_quiet(self, target: Target, limit_s: float = 120.0) -> float:
+        """Seconds until the server has used under 5% of a core for a whole second."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit_s:
+            meter = Meter(target.processes, [])
+            await asyncio.sleep(1.0)
+            _wall, cores, _helpers, _other = meter.cores()
+            if cores < 0.05:
+                return time.monotonic() - started - 1.0
+        return math.nan
 
     async def settle(self, swarms: list[NodeProcess]) -> list[dict[str, Any]]:
         """Wait until the viewers hear nothing for a second (join broadcasts drained)."""
@@ -825,6 +846,12 @@ def report(args: argparse.Namespace, results: list[Result], background: float) -
     row("busiest swarm event loop, bursts, %", lambda r: 100 * r.elu_burst, ".0f", ratio=False)
     row("all swarms' CPU, bursts, cores", lambda r: r.swarm_cpu_burst, ".2f", ratio=False)
     row("viewers lost during the run", lambda r: r.disconnects, ".0f", ratio=False)
+    row(f"{args.viewers} leaving at once: server busy, s", lambda r: r.leave_s, ".1f")
+    row(
+        "  server CPU per leave, ms",
+        lambda r: r.leave_cpu_ms / r.viewers if r.viewers else math.nan,
+        ".2f",
+    )
     row(f"{args.storm} arriving at once: joined in, s", lambda r: r.storm_s, ".2f")
     row("  of them joined", lambda r: r.storm_joined, ".0f", ratio=False)
     row(
