@@ -7,6 +7,11 @@
   ``socketioseam.LiveRedisManager`` through ``deliver``; the rest goes through engine.io's
   per-socket queue, replaced by ``SocketQueue`` (``create_queue``). It reads engine.io sockets'
   ``upgraded``, ``upgrading``, ``closing``, ``closed``, ``queue`` and the server's ``sockets``.
+- A socket that starts on websocket is served by ``LiveWebSocket._serve`` instead of engine.io's
+  ``_websocket_handler`` (an upgrade from long-polling still gets engine.io's): it sets the
+  socket's ``connected``/``upgraded``, hands each packet to its ``receive`` in line (the server's
+  ``async_handlers`` off) and closes it with ``close(reason=TRANSPORT_CLOSE)`` as engine.io does.
+- A closed websocket's ``exception()`` loses its traceback (a cycle through its frames).
 - ``AsyncSocket.schedule_ping`` is replaced (the class's, once per process; other engine.io
   servers keep engine.io's own): a ping wheel in ``Fanout`` sends the PINGs, reading and
   writing the socket's ``last_ping`` as engine.io does, instead of a sleeping task per socket.
