@@ -29,12 +29,14 @@ class Viewer:
     async def _record(self, event: str, data: Any) -> None:
         self.events.append((event, data))
 
-    async def connect(self, url: str, token: str | None = None) -> None:
+    async def connect(
+        self, url: str, token: str | None = None, transports: tuple[str, ...] = ("websocket",)
+    ) -> None:
         await self.sio.connect(
             url,
             namespaces=["/live"],
             auth={"token": token} if token else None,
-            transports=["websocket"],
+            transports=list(transports),
             # the client's default (1 s) for the namespace's answer is short for a crowd of
             # test clients connecting at once on a loaded two-core CI machine
             wait_timeout=10,

@@ -321,6 +321,37 @@ async def test_socketio_buys_meet_the_same_stream_checks_and_unpaid_bounds(
     assert more["error"]["code"] == "too_many_unpaid"
 
 
+async def test_a_client_that_starts_on_long_polling_upgrades_and_hears_the_room(
+    live: TestClient[Any, Any], viewers: list[Viewer]
+) -> None:
+    """socket.io clients start on HTTP long-polling by default, then upgrade to a websocket:
+    engine.io's own handshake and writer serve that socket (one that starts on websocket is
+    written to as its packets are sent)."""
+    _creator, moderator, _viewer, stream_id, product_id, sku_id = await _stage(live)
+    url = _url(live)
+    mod, upgraded = Viewer(), Viewer()
+    viewers += [mod, upgraded]
+    await mod.connect(url, moderator.token)
+    await upgraded.connect(url, transports=("polling", "websocket"))
+    assert (await upgraded.call("join", {"stream_id": stream_id}))["ok"]
+    deadline = time.monotonic() + 5
+    # polled: the client tells no event of its upgrade
+    while upgraded.sio.transport() != "websocket" and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    assert upgraded.sio.transport() == "websocket"
+    for _ in range(2):  # after the upgrade, broadcasts and acks still reach it
+        assert (await mod.call("pin", {"stream_id": stream_id, "product_id": product_id}))["ok"]
+        assert (await mod.call("unpin", {"stream_id": stream_id}))["ok"]
+    assert (await mod.call("pin", {"stream_id": stream_id, "product_id": product_id}))["ok"]
+    deadline = time.monotonic() + 5
+    while upgraded.count("product:pinned") < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    cards = [data for name, data in upgraded.events if name == "product:pinned"]
+    assert len(cards) == 3 and cards[-1]["product"]["sku_id"] == sku_id
+    clock = await upgraded.call("clock:sync", {"client_time": 1})
+    assert abs(clock["server_time"] - time.time() * 1000) < 5_000
+
+
 async def test_a_crowd_joining_shares_a_snapshot_that_a_pin_makes_stale_at_once(
     aiohttp_client: Any, settings: Settings, viewers: list[Viewer]
 ) -> None:

@@ -63,9 +63,8 @@ async def test_a_client_that_answers_pings_stays_and_one_that_does_not_is_closed
     # socket is closed within ping_timeout more (engine.io's rule, kept)
     assert len(pings) == 1 and 0.95 <= pings[0] <= 1.5, pings
     assert closed_after is not None and closed_after <= pings[0] + 2.5, closed_after
-    # the answering client is still connected: pinged and answering all along (engine.io's
-    # writer also ends a socket whose queue stays empty for ping_interval + ping_timeout, which
-    # the PINGs, sent through that queue, prevent)
+    # the answering client is still connected: pinged and answering all along (its reader ends
+    # a socket that stays quiet for ping_interval + ping_timeout, which the PONGs prevent)
     assert answering.state == "connected"
     assert not server.eio.sockets[answering.sid].closing
     await answering.disconnect()

@@ -1,4 +1,5 @@
-"""The one place that reads aiohttp's private per-connection state (the fast lane's needs).
+"""The one place that reads aiohttp's private per-connection state (the fast lane's needs), and
+the one that holds a websocket's ``101`` head back so that it goes out with the first frames.
 
 ``fastlane`` answers a few requests itself, before aiohttp parses them, and may do so only
 when aiohttp has nothing of that connection's under way: no message queued, none being
@@ -9,6 +10,12 @@ order), the connection counts as handling a request, as aiohttp counts its own: 
 shutdown waits for the answer before it closes the connection. These read or write
 ``RequestHandler`` slots that aiohttp does not document; ``check()`` runs when the lane is
 built (at start-up) and refuses versions this was not checked against.
+
+A websocket's handshake answer is written by aiohttp as soon as the response is prepared, and
+engine.io's first packet (its OPEN) follows in a write of its own: two system calls, two
+segments on the wire, for every viewer who arrives. ``HeldHeadResponse`` keeps aiohttp's
+serialized head (``_send_headers_immediately`` off, as aiohttp's own ``Response`` does) and
+``take_head`` hands it to the caller, which writes it with the first frames.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import asyncio
 from importlib.metadata import version
 from typing import Any
 
+from aiohttp import web
+from aiohttp.http_writer import StreamWriter
 from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict
 
 CHECKED_VERSION = "3.14."  # aiohttp
 
@@ -79,6 +89,24 @@ def end(handler: Any) -> None:
     used_now(handler)
 
 
+class HeldHeadResponse(web.WebSocketResponse):
+    """A websocket response whose ``101`` head waits, once prepared, for ``take_head``."""
+
+    _send_headers_immediately = False
+
+
+def take_head(response: web.StreamResponse) -> bytes:
+    """The head a prepared ``HeldHeadResponse`` holds, now the caller's to write (before any
+    frame: nothing else writes it); aiohttp counts it written."""
+    writer: Any = response._payload_writer
+    if writer is None or writer._headers_written or not writer._headers_buf:
+        return b""
+    head: bytes = writer._headers_buf
+    writer._headers_buf = None
+    writer._headers_written = True
+    return head
+
+
 def check() -> None:
     """Refuse an aiohttp this was not checked against, and the slots it reads missing."""
     found = version("aiohttp")
@@ -93,3 +121,29 @@ def check() -> None:
     missing = [name for name in (*_SLOTS, "_upgraded", "_loop") if name not in slots]
     if missing:
         raise RuntimeError(f"aiohttp's RequestHandler no longer has {', '.join(missing)}")
+    _check_held_head()
+
+
+def _check_held_head() -> None:
+    """aiohttp's response still asks ``_send_headers_immediately`` before it writes its head,
+    and its writer keeps a head it was told to hold in ``_headers_buf`` until sent."""
+    if web.StreamResponse._send_headers_immediately is not True or not hasattr(
+        web.WebSocketResponse(), "_payload_writer"
+    ):
+        raise RuntimeError("aiohttp's response no longer holds its head on request")
+    writer: Any = StreamWriter(None, None)  # type: ignore[arg-type]
+    step = writer.write_headers("HTTP/1.1 101 Switching Protocols", CIMultiDict())
+    try:
+        step.send(None)
+    except StopIteration:
+        pass
+    else:
+        step.close()
+    if writer._headers_written is not False or not bytes(writer._headers_buf or b"").startswith(
+        b"HTTP/1.1 101 "
+    ):
+        raise RuntimeError("aiohttp's writer no longer keeps a held head in _headers_buf")
+    response = HeldHeadResponse()
+    response._payload_writer = writer
+    if not take_head(response).startswith(b"HTTP/1.1 101 ") or writer._headers_buf is not None:
+        raise RuntimeError("take_head")

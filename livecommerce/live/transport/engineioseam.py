@@ -5,13 +5,15 @@
   the transport at once, each socket's unsent bytes bounded (``Fanout``: slow sockets skip
   ephemeral events, keep the latest state, and are cut when stuck). Broadcasts are written by
   ``socketioseam.LiveRedisManager`` through ``deliver``; the rest goes through engine.io's
-  per-socket queue, replaced by ``SocketQueue`` (``create_queue``). It reads engine.io sockets'
+  per-socket queue, replaced by ``SocketQueue`` (``create_queue``), which a socket served by
+  ``_serve`` binds to its websocket (no writer task). It reads engine.io sockets'
   ``upgraded``, ``upgrading``, ``closing``, ``closed``, ``queue`` and the server's ``sockets``.
 - A socket that starts on websocket is served by ``LiveWebSocket._serve`` instead of engine.io's
   ``_websocket_handler`` (an upgrade from long-polling still gets engine.io's): it sets the
   socket's ``connected``/``upgraded``, hands each packet to its ``receive`` in line (the server's
   ``async_handlers`` off) and closes it with ``close(reason=TRANSPORT_CLOSE)`` as engine.io does.
-- A closed websocket's ``exception()`` loses its traceback (a cycle through its frames).
+- A closed websocket's ``exception()`` loses its traceback (a cycle through its frames). Its
+  ``101`` goes out with engine.io's OPEN, in one write (``aiohttpseam.HeldHeadResponse``).
 - ``AsyncSocket.schedule_ping`` is replaced (the class's, once per process; other engine.io
   servers keep engine.io's own): a ping wheel in ``Fanout`` sends the PINGs, reading and
   writing the socket's ``last_ping`` as engine.io does, instead of a sleeping task per socket.
@@ -42,6 +44,8 @@ import engineio.async_socket
 from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+
+from livecommerce.platform import aiohttpseam
 
 CHECKED_VERSION = "4.15."  # python-engineio
 
@@ -90,12 +94,15 @@ def check() -> None:
             "livecommerce/live/transport/engineioseam.py was checked with python-engineio "
             f"{CHECKED_VERSION}x, not {found}"
         )
+    aiohttpseam.check()  # the websocket's held 101 head
     fanout = Fanout(lambda event, args: (Delivery.ALWAYS, None), 1024, 1.0)
     eio = engineio.AsyncServer(async_mode="aiohttp")
     install(eio, fanout)
     if eio._async.get("websocket") != fanout.websocket:
         raise RuntimeError("engine.io no longer builds its websockets from _async['websocket']")
     socket = engineio.async_socket.AsyncSocket(eio, "check")
+    if not isinstance(socket.queue, SocketQueue):
+        raise RuntimeError("engine.io no longer builds a socket's queue with create_queue")
     handler = socket._websocket_handler
     if (
         handler.__self__ is not socket
@@ -180,10 +187,12 @@ class SocketQueue:
 
     ``empty()`` stays False from the moment a waiting ``get`` is handed a packet until its
     consumer calls ``get``/``get_nowait`` again: engine.io's writer does so in the same step in
-    which it writes what it got, so a broadcast written directly never overtakes it.
+    which it writes what it got, so a broadcast written directly never overtakes it. A queue
+    ``bind``-ed to its websocket (one that started on websocket) has no writer: each packet is
+    written as it is put, so it is always empty.
     """
 
-    __slots__ = ("_getters", "_handed", "_items", "_joined", "_unfinished")
+    __slots__ = ("_getters", "_handed", "_items", "_joined", "_unfinished", "sink")
 
     def __init__(self) -> None:
         # lists, not deques (about 600 bytes each): a socket's queue holds a packet or two
@@ -192,6 +201,19 @@ class SocketQueue:
         self._handed = False
         self._unfinished = 0
         self._joined: asyncio.Future[None] | None = None
+        # the websocket that writes each packet as it is put (``bind``), instead of a writer
+        self.sink: LiveWebSocket | None = None
+
+    def bind(self, sink: LiveWebSocket, head: bytes = b"") -> None:
+        """From now on, write each packet put to ``sink`` at once (no writer task reads this
+        queue); ``head`` (the handshake's ``101``) and what was queued before go first, in one
+        write. The end-of-writer ``None`` that engine.io puts for its own writer means nothing
+        to a bound queue."""
+        items, self._items = self._items or [], None
+        frames = [text_frame(item.encode()) for item in items if item is not None]
+        self.sink = sink
+        if head or frames:
+            sink.deliver(b"".join((head, *frames)), Delivery.ALWAYS, None)
 
     def empty(self) -> bool:
         return not self._items and not self._handed
@@ -200,6 +222,11 @@ class SocketQueue:
         return len(self._items) if self._items else 0
 
     def put_nowait(self, item: Any) -> None:
+        sink = self.sink
+        if sink is not None:
+            if item is not None:
+                sink.deliver(text_frame(item.encode()), Delivery.ALWAYS, None)
+            return
         self._unfinished += 1
         getters = self._getters
         while getters:
@@ -283,8 +310,10 @@ class LiveWebSocket:
     """engine.io's aiohttp websocket driver (``engineio.async_drivers.aiohttp.WebSocket``), with
     permessage-deflate refused and frames written to the transport at once.
 
-    engine.io builds it as ``factory(handler, server)``, awaits it with the environ, and its
-    per-socket writer task calls ``send``; broadcasts skip that task and call ``deliver``.
+    engine.io builds it as ``factory(handler, server)`` and awaits it with the environ. A socket
+    that started on websocket writes what engine.io sends at once (its queue is bound to it);
+    after an upgrade from long-polling, engine.io's writer task calls ``send``. Broadcasts call
+    ``deliver``.
     No write waits for the peer to read: what a socket has not taken stays in its transport's
     buffer, which ``Fanout`` bounds (see ``deliver``).
     """
@@ -303,10 +332,11 @@ class LiveWebSocket:
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request: web.Request = environ["aiohttp.request"]
         # compress=False: the permessage-deflate offer is declined (no zlib state per socket).
-        sock = web.WebSocketResponse(
+        sock = aiohttpseam.HeldHeadResponse(
             max_msg_size=self.socket.server.max_http_buffer_size, compress=False
         )
         await sock.prepare(request)
+        head = aiohttpseam.take_head(sock)  # the 101: written with engine.io's first packets
         self._sock, self._transport = sock, request.transport
         _slim(environ)
         if self._transport is not None:
@@ -319,23 +349,33 @@ class LiveWebSocket:
         self._fanout.sockets[sid] = self
         try:
             if self.socket.connected:
+                self.deliver(head, Delivery.ALWAYS, None)
                 await self.handler(self)  # an upgrade from long-polling: engine.io's handshake
             else:
-                await self._serve()
+                await self._serve(head)
         finally:
             if self._fanout.sockets.get(sid) is self:
                 del self._fanout.sockets[sid]
             self._fanout.watched.discard(self)
             _forget_traceback(sock.exception())
+            # engine.io's socket may outlive its connection (the ping wheel holds it until its
+            # tick): let it hold neither this websocket nor, through it, the response
+            if self.socket.queue.sink is self:
+                self.socket.queue.sink = None
+            self._sock = self._transport = None
         return sock
 
-    async def _serve(self) -> None:
+    async def _serve(self, head: bytes) -> None:
         """engine.io's ``_websocket_handler`` for a socket that starts on websocket, lean: the
         reader awaits each frame under one timeout (engine.io starts a task and a ``wait_for``
         per message received) and hands it to engine.io's ``receive`` in line (``install`` turns
         engine.io's ``async_handlers`` off; python-socketio still runs each event's handler in a
-        task of its own, so a slow handler does not hold the reader). The writer is engine.io's
-        (its queue: handshake answers, acks, pings). A frame engine.io cannot read, or one over
+        task of its own, so a slow handler does not hold the reader). There is no writer task:
+        the socket's queue is bound to this websocket, so what engine.io sends (handshake
+        answers, acks, pings, its CLOSE) is written as it is sent, in the order it is sent, one
+        task per connection instead of two. The reader stops once engine.io has closed the
+        socket (after its CLOSE), or when the peer stays quiet for a ping's round (a live client
+        answers every PING). A frame engine.io cannot read, or one over
         ``max_http_buffer_size``, ends the connection with a close frame (engine.io's own handler
         raised, and aiohttp wrote a 500 into the upgraded stream)."""
         socket, sock = self.socket, self._sock
@@ -343,9 +383,10 @@ class LiveWebSocket:
         server = socket.server
         socket.connected = True
         socket.upgraded = True
-        writer = asyncio.ensure_future(self._write_queued())
+        # the 101 and engine.io's OPEN in one write, then each packet as it is sent (no writer)
+        socket.queue.bind(self, head)
         idle_s = server.ping_interval + server.ping_timeout
-        while True:
+        while not socket.closed:  # engine.io closed it (its CLOSE packet is written)
             try:
                 msg = await sock.receive(idle_s)
             except asyncio.CancelledError:
@@ -371,38 +412,8 @@ class LiveWebSocket:
                 break
             except Exception:
                 log.exception("engine.io could not take a packet")
-        await socket.queue.put(None)  # the writer's end
-        await writer
-        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
-
-    async def _write_queued(self) -> None:
-        """engine.io's writer task: what the socket's queue holds, in order, until its end (or
-        until nothing at all, not even a PING, was queued for a ping's round)."""
-        socket = self.socket
-        queue = socket.queue
-        idle_s = socket.server.ping_interval + socket.server.ping_timeout
-        while True:
-            try:
-                async with asyncio.timeout(idle_s):
-                    packets = [await queue.get()]
-            except (TimeoutError, asyncio.CancelledError):
-                break
-            queue.task_done()
-            if packets[0] is None:
-                break
-            while True:
-                try:
-                    more = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                queue.task_done()
-                if more is None:
-                    queue.put_nowait(None)
-                    break
-                packets.append(more)
-            for pkt in packets:
-                self.deliver(text_frame(pkt.encode()), Delivery.ALWAYS, None)
         await self.close()
+        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
     async def close(self) -> None:
         if self._sock is not None:
@@ -532,8 +543,8 @@ class Fanout:
                 if socket.closing or socket.closed:
                     continue
                 socket.last_ping = time.time()
-                # through the socket's queue: engine.io's writer ends a connection whose queue
-                # stays empty for ping_interval + ping_timeout (broadcasts do not go through it)
+                # through the socket's queue, in order with what engine.io sends (an upgraded
+                # socket's writer also ends a connection whose queue stays empty for a round)
                 socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
 
     def sweep(self) -> None:
