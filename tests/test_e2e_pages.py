@@ -8,6 +8,8 @@
   viewer counts leave out the team.
 - The phone layout: the whole picture (letterboxed), the countdown above the payment sheet,
   readable chat names, the purchase toast clear of the title.
+- A hold's countdown never reads longer than the hold, on a device whose clock is slow by less
+  than the pages correct.
 
 Screenshots go to ``test-artifacts/e2e/`` (``status-*``, ``missing-*``, ``mute-*``, ``phone-*``).
 """
@@ -15,6 +17,9 @@ Screenshots go to ``test-artifacts/e2e/`` (``status-*``, ``missing-*``, ``mute-*
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -359,3 +364,38 @@ async def test_the_watch_page_layout_shows_what_matters(
     await clock.wait_for(state="hidden")
     for page in (studio, watch):
         assert page.errors == [], page.errors
+
+
+async def test_a_fresh_holds_countdown_never_reads_longer_than_the_hold(
+    people: Shop, browser: Any
+) -> None:
+    """A device clock 1.5 s slow is left alone (the pages correct a skew over two seconds, read
+    off whole-second Date headers), so a hold placed a moment ago would count down from up to
+    1.5 s more than its length: the countdown is capped at the hold's length."""
+    page = await open_page(browser, people, "viewer", VIEWPORTS["desktop"])
+    await page.clock.set_system_time(time.time() - 1.5)
+    order = (
+        await people.call(
+            "viewer",
+            "POST",
+            "/api/purchases",
+            {"sku_id": people.sku_id, "qty": 1, "pay_with_saved_card": False},
+            **{"Idempotency-Key": uuid.uuid4().hex},
+        )
+    )["order"]
+    assert order["status"] == "reserved"
+    placed, expires = (datetime.fromisoformat(order[k]) for k in ("created_at", "expires_at"))
+    length = round((expires - placed).total_seconds())
+    await page.goto(f"/orders/{order['id']}")
+    countdown = page.locator(".order-detail[data-status='reserved'] .hold-countdown")
+    await page.wait_for_function(
+        "() => /^[0-9]+ seconds left$/.test("
+        "document.querySelector('.hold-countdown')?.getAttribute('aria-label') ?? '')"
+    )
+    label = await countdown.get_attribute("aria-label") or ""
+    seconds = int(label.split()[0])
+    assert 0 < seconds <= length, (label, length)
+    shown = await countdown.text_content() or ""
+    minutes, rest = shown.split(":")
+    assert 0 < int(minutes) * 60 + int(rest) <= length, (shown, length)
+    assert page.errors == []

@@ -44,13 +44,16 @@ export function useServerClock(serverNow) {
   now = serverNow;
 }
 
-function left(expiresAt) {
-  return Math.max(0, Math.ceil((Date.parse(expiresAt) - now()) / 1000));
+// A hold is never longer than it was when placed (holds are not extended): a device clock up to
+// two seconds slow, not corrected, must not show a fresh hold longer than that.
+function left(expiresAt, longest) {
+  const seconds = Math.max(0, Math.ceil((Date.parse(expiresAt) - now()) / 1000));
+  return Number.isFinite(longest) ? Math.min(seconds, longest) : seconds;
 }
 
 function paintCountdowns() {
   for (const node of document.querySelectorAll("[data-expires]")) {
-    const seconds = left(node.dataset.expires);
+    const seconds = left(node.dataset.expires, Number.parseInt(node.dataset.longest ?? "", 10));
     node.textContent = seconds > 0 ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}` : "0:00";
     node.setAttribute("aria-label", `${seconds} seconds left`);
   }
@@ -59,7 +62,13 @@ setInterval(paintCountdowns, 1000);
 
 /** The time left on a reserved order's hold, ticking. */
 export function holdCountdown(order) {
-  const node = el("b", { class: "hold-countdown", "data-expires": order.expires_at, "data-order": order.id });
+  const length = Math.round((Date.parse(order.expires_at) - Date.parse(order.created_at)) / 1000);
+  const node = el("b", {
+    class: "hold-countdown",
+    "data-expires": order.expires_at,
+    "data-order": order.id,
+    "data-longest": Number.isFinite(length) && length >= 0 ? String(length) : null,
+  });
   node.textContent = "…";
   queueMicrotask(paintCountdowns);
   return node;
