@@ -3,14 +3,14 @@
 Every action checks the caller's role on the server and tells the room through ``emit`` (given
 at construction), which the Socket.IO server sends through its Redis manager so every process's
 viewers hear it. Orders reach the rooms as events (``events.orders``), heard only on the process
-where they happened: the broadcast itself already reaches every process.
+where they happened: the broadcast itself already reaches every process. The chat and its
+moderation are ``chat.RoomChat`` (``LiveRooms.chat``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from livecommerce.accounts.roles import Role, allow, require_role, role_in_stream
-from livecommerce.accounts.users import User, display_names, get_user
+from livecommerce.accounts.roles import allow, role_in_stream
+from livecommerce.accounts.users import User
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.orders import OrderChanged, Purchased
@@ -28,9 +28,10 @@ from livecommerce.events.stock import OnHandChanged, SkuFeatured
 from livecommerce.events.streams import StreamOffAir, StreamOnAir
 from livecommerce.inventory.rebuild import load_sku
 from livecommerce.inventory.reservations import Reservations
+from livecommerce.live.rooms.access import MODERATORS, require_moderator, stream_room, user_room
+from livecommerce.live.rooms.chat import RoomChat
 from livecommerce.live.rooms.flashsales import FlashSales
 from livecommerce.live.rooms.messages import (
-    ChatMessage,
     Emit,
     RoomStateMessage,
     SaleView,
@@ -54,11 +55,6 @@ from livecommerce.live.streams import (
 )
 from livecommerce.orders.orders import stream_sales
 from livecommerce.platform.backgroundtasks import BackgroundTasks
-from livecommerce.platform.messagetext import (
-    check_blocked,
-    clean_blocked_words,
-    message_text,
-)
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +100,10 @@ ReadCard = Callable[[int, int | None], Awaitable[ShownProduct | None]]
 SKU is not of the product; raises ``NotFound`` for no such product. Given at composition, so
 the rooms never import the catalog."""
 
-CHAT_EVERY_MS = 700  # the floor between two messages of one person, slow mode or not
 STOCK_PUSH_MS = 250  # at most four stock:changed per product per second, however fast it sells
 REACTION_BURST_S = 0.5
 REACTIONS = ("heart", "fire", "clap", "laugh", "wow")
-MODERATORS = (Role.CREATOR, Role.MODERATOR)
 ON_AIR_TTL_S = 15  # the media process refreshes it every few seconds while the stream is on air
-
-
-def stream_room(stream_id: int) -> str:
-    return f"stream:{stream_id}"
-
-
-def user_room(user_id: int) -> str:
-    return f"user:{user_id}"
 
 
 class LiveRooms:
@@ -140,6 +126,7 @@ class LiveRooms:
         self.sales = sales
         self._reservations = reservations
         self.emit = emit
+        self.chat = RoomChat(engine, state, emit)
         self._reactions: dict[int, Counter[str]] = {}
         self._reaction_flush: asyncio.TimerHandle | None = None
         self._flushes = BackgroundTasks("reaction bursts")
@@ -153,16 +140,6 @@ class LiveRooms:
         events.subscribe(Purchased, self.purchased, local_only=True)
         events.subscribe(OrderChanged, self.order_changed, local_only=True)
         events.subscribe(OnHandChanged, self.on_hand_changed, local_only=True)
-
-    async def _role(self, stream_id: int, user_id: int | None) -> Role:
-        async with self._engine.connect() as conn:
-            return await role_in_stream(conn, stream_id, user_id)
-
-    async def _moderator(self, stream_id: int, user: User | None) -> None:
-        if user is None:
-            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
-        async with self._engine.connect() as conn:
-            await require_role(conn, stream_id, user.id, *MODERATORS)
 
     async def snapshot(self, stream_id: int, user: User | None) -> RoomStateMessage:
         """``room:state``: everything a late joiner needs to draw the room."""
@@ -296,14 +273,14 @@ class LiveRooms:
             await self._events.publish(SkuFeatured(sku_id=sku_id, stream_id=stream_id))
 
     async def unpin(self, stream_id: int, user: User | None) -> None:
-        await self._moderator(stream_id, user)
+        await require_moderator(self._engine, stream_id, user)
         version = await self.state.unpin(stream_id)
         await self.emit(
             "product:unpinned", {"stream_id": stream_id}, stream_room(stream_id), version=version
         )
 
     async def start_sale(self, stream_id: int, user: User | None, **terms: int) -> FlashSale:
-        await self._moderator(stream_id, user)
+        await require_moderator(self._engine, stream_id, user)
         sale = await self.sales.start(stream_id, **terms)
         await self.emit(
             "sale:started",
@@ -319,7 +296,7 @@ class LiveRooms:
         return sale
 
     async def stop_sale(self, stream_id: int, user: User | None, sale_id: str) -> FlashSale:
-        await self._moderator(stream_id, user)
+        await require_moderator(self._engine, stream_id, user)
         return await self.sales.stop(stream_id, sale_id)
 
     async def _announce_sale_end(self, sale: SaleEnded) -> None:
@@ -331,7 +308,7 @@ class LiveRooms:
 
     async def sales_figures(self, stream_id: int, user: User | None) -> dict[str, Any]:
         """The stream's sales figures so far (the team only)."""
-        await self._moderator(stream_id, user)
+        await require_moderator(self._engine, stream_id, user)
         async with self._engine.connect() as conn:
             return await stream_sales(conn, stream_id)
 
@@ -379,113 +356,6 @@ class LiveRooms:
     async def on_air_among(self, stream_ids: list[int]) -> set[int]:
         """Which of these shows are on air (for listings: ``Shopstream.to_dict``)."""
         return await self.state.on_air_among(stream_ids)
-
-    # -- chat -------------------------------------------------------------------------------
-
-    async def chat(self, stream_id: int, user: User | None, text: str) -> ChatMessage:
-        """Post a message, after mute, slow mode, rate limit and blocked-word checks."""
-        if user is None:
-            raise LiveCommerceError(ErrorCode.NOT_AUTHENTICATED, "log in to chat")
-        text = message_text(text)
-        role = await self._role(stream_id, user.id)
-        if not role.can_moderate:
-            until = await self.state.muted_until(stream_id, user.id)
-            if until:
-                raise LiveCommerceError(
-                    ErrorCode.FORBIDDEN, "you are muted in this room", until=until
-                )
-            slow_s, blocked = await self.state.chat_settings(stream_id)
-            check_blocked(text, blocked)
-            every = max(slow_s * 1000, CHAT_EVERY_MS)
-            if not await self.state.take_turn(stream_id, user.id, "chat", every):
-                raise LiveCommerceError(
-                    ErrorCode.RATE_LIMITED,
-                    f"slow down: one message every {every / 1000:g} s",
-                    retry_after_ms=every,
-                )
-        message: ChatMessage = {
-            "id": uuid.uuid4().hex[:12],
-            "stream_id": stream_id,
-            "user": {"id": user.id, "display_name": user.display_name, "role": role.value},
-            "text": text,
-            "at": now_ms(),
-        }
-        await self.state.add_chat(stream_id, message)
-        await self.emit("chat:message", message, stream_room(stream_id))
-        return message
-
-    async def delete_chat(self, stream_id: int, user: User | None, message_id: str) -> None:
-        await self._moderator(stream_id, user)
-        if not await self.state.delete_chat(stream_id, message_id):
-            raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such message among the recent ones")
-        await self.emit(
-            "chat:deleted", {"stream_id": stream_id, "id": message_id}, stream_room(stream_id)
-        )
-
-    async def _display_name(self, user_id: int) -> str:
-        async with self._engine.connect() as conn:
-            target = await get_user(conn, user_id)
-        if target is None:
-            raise LiveCommerceError(ErrorCode.NOT_FOUND, "no such user")
-        return target.display_name
-
-    async def mute(self, stream_id: int, user: User | None, target_id: int, seconds: int) -> int:
-        """Keep ``target_id`` (a viewer) out of the chat for ``seconds``; returns until when
-        (epoch ms). The room hears ``chat:muted`` with their display name."""
-        await self._moderator(stream_id, user)
-        if await self._role(stream_id, target_id) is not Role.VIEWER:
-            raise LiveCommerceError(ErrorCode.FORBIDDEN, "the stream's team cannot be muted")
-        name = await self._display_name(target_id)
-        until = await self.state.mute(stream_id, target_id, seconds)
-        await self.emit(
-            "chat:muted",
-            {"stream_id": stream_id, "user_id": target_id, "display_name": name, "until": until},
-            stream_room(stream_id),
-        )
-        return until
-
-    async def unmute(self, stream_id: int, user: User | None, target_id: int) -> bool:
-        """Let ``target_id`` chat again at once; harmless if they were not muted (the room
-        hears ``chat:unmuted`` either way, so every console drops its notice). True if a mute
-        was lifted."""
-        await self._moderator(stream_id, user)
-        name = await self._display_name(target_id)
-        lifted = await self.state.unmute(stream_id, target_id)
-        await self.emit(
-            "chat:unmuted",
-            {"stream_id": stream_id, "user_id": target_id, "display_name": name},
-            stream_room(stream_id),
-        )
-        return lifted
-
-    async def mutes(self, stream_id: int, user: User | None) -> list[dict[str, Any]]:
-        """Who is muted in the room now (for the team: a console opened after a mute shows
-        it), each with their display name and until when (epoch ms)."""
-        await self._moderator(stream_id, user)
-        listed = await self.state.mutes(stream_id)
-        if not listed:
-            return []
-        async with self._engine.connect() as conn:
-            names = await display_names(conn, [user_id for user_id, _ in listed])
-        return [
-            {"user_id": user_id, "display_name": names[user_id], "until": until}
-            for user_id, until in listed
-            if user_id in names
-        ]
-
-    async def slow_mode(self, stream_id: int, user: User | None, seconds: int) -> None:
-        await self._moderator(stream_id, user)
-        await self.state.set_slow_mode(stream_id, seconds)
-        await self.emit(
-            "chat:slowmode", {"stream_id": stream_id, "seconds": seconds}, stream_room(stream_id)
-        )
-
-    async def block_words(self, stream_id: int, user: User | None, words: list[str]) -> list[str]:
-        """Replace the list; matching is case-insensitive, inside words too. Returns the list."""
-        await self._moderator(stream_id, user)
-        cleaned = clean_blocked_words(words)
-        await self.state.set_blocked_words(stream_id, cleaned)
-        return cleaned
 
     # -- reactions, stock, purchases --------------------------------------------------------
 

@@ -22,8 +22,9 @@ from livecommerce.accounts.users import TokenCache, User, token_digest
 from livecommerce.checkout.buy import Buy
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.accounts import TokensRevoked
+from livecommerce.live.rooms.access import stream_room, user_room
 from livecommerce.live.rooms.messages import SessionEnded, pinned_card, sale_view
-from livecommerce.live.rooms.rooms import LiveRooms, stream_room, user_room
+from livecommerce.live.rooms.rooms import LiveRooms
 from livecommerce.live.rooms.roomstate import now_ms
 from livecommerce.live.transport import socketioserver
 from livecommerce.live.transport.engineioseam import peer_address
@@ -422,32 +423,38 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _chat(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(ChatSend, data)
-        return {"message": await self._rooms.chat(body.stream_id, self._user(sid), body.text)}
+        return {"message": await self._rooms.chat.post(body.stream_id, self._user(sid), body.text)}
 
     async def _chat_delete(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(ChatDelete, data)
-        await self._rooms.delete_chat(body.stream_id, self._user(sid), body.message_id)
+        await self._rooms.chat.delete(body.stream_id, self._user(sid), body.message_id)
         return {}
 
     async def _chat_mute(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(ChatMute, data)
-        until = await self._rooms.mute(body.stream_id, self._user(sid), body.user_id, body.seconds)
+        until = await self._rooms.chat.mute(
+            body.stream_id, self._user(sid), body.user_id, body.seconds
+        )
         return {"until": until}
 
     async def _chat_unmute(self, sid: str, data: Any) -> dict[str, Any]:
         """``{"stream_id", "user_id"}`` (the team) → ``{"lifted": bool}``; the room hears
         ``chat:unmuted``."""
         body = validate(ChatUnmute, data)
-        return {"lifted": await self._rooms.unmute(body.stream_id, self._user(sid), body.user_id)}
+        return {
+            "lifted": await self._rooms.chat.unmute(body.stream_id, self._user(sid), body.user_id)
+        }
 
     async def _slow_mode(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(SlowMode, data)
-        await self._rooms.slow_mode(body.stream_id, self._user(sid), body.seconds)
+        await self._rooms.chat.slow_mode(body.stream_id, self._user(sid), body.seconds)
         return {}
 
     async def _blocked_words(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(BlockedWords, data)
-        return {"words": await self._rooms.block_words(body.stream_id, self._user(sid), body.words)}
+        return {
+            "words": await self._rooms.chat.block_words(body.stream_id, self._user(sid), body.words)
+        }
 
     async def _reaction(self, sid: str, data: Any) -> dict[str, Any]:
         body = validate(Reaction, data)

@@ -64,7 +64,7 @@ async def delete_sale(request: web.Request) -> web.Response:
 async def delete_chat(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
-    await request.app[ROOMS].delete_chat(stream_id, user, request.match_info["message_id"])
+    await request.app[ROOMS].chat.delete(stream_id, user, request.match_info["message_id"])
     return web.json_response({"ok": True})
 
 
@@ -72,21 +72,21 @@ async def post_mute(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
     body = await read_json(request, MuteTerms)
-    until = await request.app[ROOMS].mute(stream_id, user, body.user_id, body.seconds)
+    until = await request.app[ROOMS].chat.mute(stream_id, user, body.user_id, body.seconds)
     return web.json_response({"user_id": body.user_id, "until": until}, status=201)
 
 
 async def get_mutes(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
-    return web.json_response({"mutes": await request.app[ROOMS].mutes(stream_id, user)})
+    return web.json_response({"mutes": await request.app[ROOMS].chat.mutes(stream_id, user)})
 
 
 async def delete_mute(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     target_id = path_id(request, "user_id", what="user")
     user = await current_user(request)
-    lifted = await request.app[ROOMS].unmute(stream_id, user, target_id)
+    lifted = await request.app[ROOMS].chat.unmute(stream_id, user, target_id)
     return web.json_response({"user_id": target_id, "lifted": lifted})
 
 
@@ -94,7 +94,7 @@ async def put_slow_mode(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
     body = await read_json(request, SlowModeTerms)
-    await request.app[ROOMS].slow_mode(stream_id, user, body.seconds)
+    await request.app[ROOMS].chat.slow_mode(stream_id, user, body.seconds)
     return web.json_response({"seconds": body.seconds})
 
 
@@ -102,7 +102,7 @@ async def put_blocked_words(request: web.Request) -> web.Response:
     stream_id = path_id(request, what="stream")
     user = await current_user(request)
     body = await read_json(request, BlockedWordsTerms)
-    words = await request.app[ROOMS].block_words(stream_id, user, body.words)
+    words = await request.app[ROOMS].chat.block_words(stream_id, user, body.words)
     return web.json_response({"words": words})
 
 
