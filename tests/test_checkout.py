@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from livecommerce.accounts.users import TOKENS
 from livecommerce.config import Settings
-from livecommerce.inventory.reservations import RESERVATIONS, StockLevel
+from livecommerce.inventory.holds import StockLevel
+from livecommerce.inventory.reservations import RESERVATIONS
 from livecommerce.orders.expiry import Reaper
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.db.tables import orders, skus, webhook_events

@@ -15,16 +15,15 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
-from livecommerce.inventory.reservations import (
+from livecommerce.inventory.holds import (
     Hold,
     LiveHold,
     NotLoaded,
     PriceChanged,
-    Reservations,
     SaleWindow,
     StockLevel,
-    UnpaidBounds,
 )
+from livecommerce.inventory.reservations import Reservations, UnpaidBounds
 from livecommerce.inventory.unpaidtotals import NO_BOUNDS
 from livecommerce.platform.pipelined import PipelinedRedis, RedisReplyError
 

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.catalog.products import Product, list_products
 from livecommerce.checkout.purchases import MAX_QTY
+from livecommerce.inventory.holds import StockLevel
 from livecommerce.inventory.rebuild import load_sku
-from livecommerce.inventory.reservations import RESERVATIONS, Reservations, StockLevel
+from livecommerce.inventory.reservations import RESERVATIONS, Reservations
 from livecommerce.live.streams import get_stream
 from livecommerce.platform.db.engine import ENGINE
 from livecommerce.platform.openapi import Operation

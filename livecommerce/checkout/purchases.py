@@ -25,14 +25,9 @@ from livecommerce.checkout.lineups import StreamDirectory
 from livecommerce.errors import ErrorCode, LiveCommerceError, NotFound
 from livecommerce.events.catalog import ProductChanged
 from livecommerce.events.stock import SkuFeatured
+from livecommerce.inventory.holds import Hold, NotLoaded, PriceChanged
 from livecommerce.inventory.rebuild import load_sku
-from livecommerce.inventory.reservations import (
-    Hold,
-    NotLoaded,
-    PriceChanged,
-    Reservations,
-    UnpaidBounds,
-)
+from livecommerce.inventory.reservations import Reservations, UnpaidBounds
 from livecommerce.inventory.soldout import Refusal, SoldOutBoard
 from livecommerce.orders.orders import MAX_QTY, Order, find_order
 from livecommerce.orders.orderwriter import OrderWriter

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.errors import NotFound
-from livecommerce.inventory.reservations import LiveHold, Reservations
+from livecommerce.inventory.holds import LiveHold
+from livecommerce.inventory.reservations import Reservations
 from livecommerce.platform.batchedlookups import BatchedLookups
 from livecommerce.platform.db.tables import orders, skus
 

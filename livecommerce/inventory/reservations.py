@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
@@ -22,6 +21,15 @@ from redis.commands.core import AsyncScript
 
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.stock import StockBack
+from livecommerce.inventory.holds import (
+    Hold,
+    LiveHold,
+    NotLoaded,
+    PriceChanged,
+    SaleWindow,
+    StockLevel,
+    text,
+)
 from livecommerce.inventory.unpaidtotals import (
     NO_BOUNDS,
     BuyerHolds,
@@ -31,102 +39,7 @@ from livecommerce.inventory.unpaidtotals import (
 )
 from livecommerce.platform.pipelined import PipelinedRedis
 
-__all__ = [
-    "Hold",
-    "LiveHold",
-    "NotLoaded",
-    "Released",
-    "Reservations",
-    "SaleWindow",
-    "StockLevel",
-    "UnpaidBounds",
-]
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Units set aside for one buyer until ``deadline_ms`` (server epoch ms)."""
-
-    hold_id: str
-    sku_id: int
-    qty: int
-    buyer_id: int
-    unit_price: int
-    sale_id: str | None
-    available_after: int
-    replayed: bool = False
-
-    def __post_init__(self) -> None:
-        if self.qty <= 0:
-            raise ValueError("a hold is for at least one unit")
-
-
-@dataclass(frozen=True)
-class LiveHold:
-    """A hold as stored (for the reaper and for rebuilding)."""
-
-    hold_id: str
-    deadline_ms: int
-    qty: int
-    buyer_id: int
-    sale_id: str | None
-    unit_price: int
-
-    def encode(self) -> str:
-        return f"{self.qty}|{self.buyer_id}|{self.sale_id or ''}|{self.unit_price}"
-
-    @classmethod
-    def decode(cls, hold_id: str, deadline_ms: int, data: str) -> LiveHold:
-        qty, buyer, sale, price = data.split("|")
-        return cls(hold_id, deadline_ms, int(qty), int(buyer), sale or None, int(price))
-
-
-@dataclass(frozen=True)
-class StockLevel:
-    """Counters of one SKU read in one step.
-
-    ``sold`` counts units committed since the counters were loaded, so
-    ``available + held + sold`` stays equal to what was listed at load plus adjustments.
-    """
-
-    available: int
-    held: int
-    sold: int
-
-
-@dataclass(frozen=True)
-class SaleWindow:
-    """A flash sale on one SKU as the reserve script sees it."""
-
-    sale_id: str
-    price: int
-    cap: int
-    sold: int
-    starts_ms: int
-    ends_ms: int
-    per_buyer_limit: int
-    stream_id: int | None = None  # its price is for purchases in this stream (None: any)
-
-    def left_for(self, stream_id: int, now_ms: int) -> int | None:
-        """Units a purchase in ``stream_id`` may still take from this sale at ``now_ms`` (held
-        and paid units count as taken, as in the reserve script); None unless it runs there."""
-        running = self.starts_ms <= now_ms < self.ends_ms
-        if not running or self.stream_id not in (None, stream_id):
-            return None
-        return max(self.cap - self.sold, 0)
-
-
-class NotLoaded(Exception):
-    """The SKU's counters are not in Redis yet (new SKU, or Redis came up empty)."""
-
-
-class PriceChanged(Exception):
-    """A unit costs more now than the buyer agreed to pay (``reserve``'s ``most_per_unit``):
-    nothing was taken."""
-
-    def __init__(self, unit_price: int) -> None:
-        super().__init__(f"the unit price is now {unit_price}")
-        self.unit_price = unit_price
+__all__ = ["Released", "Reservations", "UnpaidBounds"]
 
 
 def _script(name: str) -> str:
@@ -281,7 +194,7 @@ class Reservations:
             if taking is not None:
                 self._totals.undo_take(taking, buyer_id, hold_id, qty)
             raise
-        status = _text(reply[0])
+        status = text(reply[0])
         if status != "ok" and taking is not None:
             self._totals.undo_take(taking, buyer_id, hold_id, qty)
         if status == "ok":
@@ -298,16 +211,16 @@ class Reservations:
                     taking,
                 )
             return Hold(
-                hold_id=_text(reply[1]),
+                hold_id=text(reply[1]),
                 sku_id=sku_id,
                 qty=qty,
                 buyer_id=buyer_id,
                 unit_price=int(reply[3]),
-                sale_id=_text(reply[4]) or None,
+                sale_id=text(reply[4]) or None,
                 available_after=int(reply[2]),
             )
         if status == "replay":
-            return Hold(_text(reply[1]), sku_id, qty, buyer_id, 0, None, -1, replayed=True)
+            return Hold(text(reply[1]), sku_id, qty, buyer_id, 0, None, -1, replayed=True)
         if status == "not_loaded":
             raise NotLoaded(sku_id)
         if status == "price_changed":
@@ -387,7 +300,7 @@ class Reservations:
         if idempotency_key is not None:
             keys.append(idempotency_key)
         reply = await self._run_hot(self._release, keys, [self._channel, sku_id, *hold_ids])
-        released = [Released(_text(h), int(q), int(b)) for h, q, b in reply]
+        released = [Released(text(h), int(q), int(b)) for h, q, b in reply]
         await self._totals.forget(released)
         return released
 
@@ -432,7 +345,7 @@ class Reservations:
             keys=[self._keys(sku_id)["stock"]],
             args=[delta, "" if price is None else price, self._channel, sku_id],
         )
-        status = _text(reply[0])
+        status = text(reply[0])
         if status == "not_loaded":
             return None
         if status == "short":
@@ -448,9 +361,7 @@ class Reservations:
         avail, held, sold = await self._redis.hmget(
             self._keys(sku_id)["stock"], ["avail", "held", "sold"]
         )
-        if avail is None:
-            return None
-        return StockLevel(int(avail), int(held or 0), int(sold or 0))
+        return StockLevel.read(avail, held, sold)
 
     async def sale_units_of(self, sku_id: int, buyer_id: int) -> int:
         """Units ``buyer_id`` holds or bought in the SKU's current flash sale (what its
@@ -465,7 +376,10 @@ class Reservations:
             for sku_id in sku_ids:
                 pipe.hmget(self._keys(sku_id)["stock"], ["avail", "held", "sold"])
             found = await pipe.execute()
-        return {sku_id: _level(*counters) for sku_id, counters in zip(sku_ids, found, strict=True)}
+        return {
+            sku_id: StockLevel.read(*counters)
+            for sku_id, counters in zip(sku_ids, found, strict=True)
+        }
 
     async def hold(self, sku_id: int, hold_id: str) -> LiveHold | None:
         k = self._keys(sku_id)
@@ -473,7 +387,7 @@ class Reservations:
         if data is None:
             return None
         score = await self._redis.zscore(k["holds"], hold_id)
-        return LiveHold.decode(hold_id, int(score or 0), _text(data))
+        return LiveHold.decode(hold_id, int(score or 0), text(data))
 
     async def due(self, sku_id: int, now_ms: int, limit: int = 200) -> list[LiveHold]:
         """Holds whose deadline has passed, oldest first."""
@@ -486,10 +400,10 @@ class Reservations:
         )
         if not entries:
             return []
-        ids = [_text(member) for member, _ in entries]
+        ids = [text(member) for member, _ in entries]
         data = await self._redis.hmget(k["data"], ids)
         return [
-            LiveHold.decode(hold_id, int(score), _text(raw))
+            LiveHold.decode(hold_id, int(score), text(raw))
             for (hold_id, (_, score), raw) in zip(ids, entries, data, strict=True)
             if raw is not None
         ]
@@ -506,7 +420,7 @@ class Reservations:
                 pipe.zrangebyscore(self._keys(sku_id)["holds"], "-inf", now_ms, start=0, num=limit)
             found = await pipe.execute()
         pairs = zip(sku_ids, found, strict=True)
-        return {sku_id: [_text(h) for h in ids] for sku_id, ids in pairs if ids}
+        return {sku_id: [text(h) for h in ids] for sku_id, ids in pairs if ids}
 
     async def loaded_skus(self) -> list[int]:
         return sorted(int(s) for s in await self._redis.smembers(self.loaded_set))
@@ -545,7 +459,7 @@ class Reservations:
 
     async def sale(self, sku_id: int) -> SaleWindow | None:
         found: dict[Any, Any] = await self._redis.hgetall(self._keys(sku_id)["sale"])
-        return _sale_window(found)
+        return SaleWindow.read(found)
 
     async def offer(self, sku_id: int) -> tuple[StockLevel | None, SaleWindow | None]:
         """``level`` and ``sale`` read together in one round trip: what a live card shows."""
@@ -554,27 +468,7 @@ class Reservations:
             pipe.hmget(k["stock"], ["avail", "held", "sold"])
             pipe.hgetall(k["sale"])
             counters, found = await pipe.execute()
-        return _level(*counters), _sale_window(found)
-
-
-def _level(avail: Any, held: Any, sold: Any) -> StockLevel | None:
-    return None if avail is None else StockLevel(int(avail), int(held or 0), int(sold or 0))
-
-
-def _sale_window(found: dict[Any, Any]) -> SaleWindow | None:
-    if not found:
-        return None
-    raw = {_text(k): _text(v) for k, v in found.items()}
-    return SaleWindow(
-        sale_id=raw["id"],
-        price=int(raw["price"]),
-        cap=int(raw["cap"]),
-        sold=int(raw["sold"]),
-        starts_ms=int(raw["starts"]),
-        ends_ms=int(raw["ends"]),
-        per_buyer_limit=int(raw["limit"]),
-        stream_id=int(raw["stream"]) if raw.get("stream") else None,
-    )
+        return StockLevel.read(*counters), SaleWindow.read(found)
 
 
 def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:
@@ -585,10 +479,6 @@ def _too_many_unpaid(held: int, bound: int, where: str) -> LiveCommerceError:
         unpaid=held,
         bound=bound,
     )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 RESERVATIONS = web.AppKey("reservations", Reservations)

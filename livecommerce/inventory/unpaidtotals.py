@@ -61,7 +61,7 @@ class Released:
 
 
 class HeldUnits(Protocol):
-    """A live hold as the system of record knows it (``inventory.reservations.LiveHold``)."""
+    """A live hold as the system of record knows it (``inventory.holds.LiveHold``)."""
 
     @property
     def hold_id(self) -> str: ...

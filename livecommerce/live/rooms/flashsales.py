@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from livecommerce.errors import ErrorCode, LiveCommerceError
 from livecommerce.events.bus import EventBus
 from livecommerce.events.sales import SaleEnded
+from livecommerce.inventory.holds import SaleWindow
 from livecommerce.inventory.rebuild import load_sku
-from livecommerce.inventory.reservations import Reservations, SaleWindow
+from livecommerce.inventory.reservations import Reservations
 from livecommerce.live.rooms.roomstate import FlashSale, RoomState, now_ms
 from livecommerce.payments.minimumcharge import check_chargeable
 from livecommerce.platform.backgroundtasks import BackgroundTasks
