@@ -11,14 +11,11 @@ import pytest
 from aiortc import RTCRtpCodecParameters
 
 from livecommerce.media.rtc import aiortcseam, leansender
-from livecommerce.media.rtc.leansender import (
-    GSO_MAX_SEGMENTS,
-    FanOut,
-    LeanViewer,
-    SendLoad,
-    _runs,
-)
+from livecommerce.media.rtc.fanout import FanOut
+from livecommerce.media.rtc.leansender import LeanViewer
+from livecommerce.media.rtc.outframes import GSO_MAX_SEGMENTS, runs
 from livecommerce.media.rtc.relay import StreamRelay
+from livecommerce.media.rtc.sendload import SendLoad
 from tests.mediapeers import Peers, peers, strictly_increasing, until
 
 __all__ = ["peers"]
@@ -58,12 +55,12 @@ async def test_packets_lost_on_the_way_to_a_viewer_are_sent_again(peers: Peers) 
 
 
 def test_gso_runs_are_equal_sized_packets_then_one_no_larger() -> None:
-    assert _runs([1200, 1200, 1200, 700]) == [(0, 4)]
-    assert _runs([1200, 1201, 1201, 1201, 900, 900]) == [(0, 1), (1, 5), (5, 6)]
-    assert _runs([100]) == [(0, 1)]
-    many = _runs([1000] * 150)
+    assert runs([1200, 1200, 1200, 700]) == [(0, 4)]
+    assert runs([1200, 1201, 1201, 1201, 900, 900]) == [(0, 1), (1, 5), (5, 6)]
+    assert runs([100]) == [(0, 1)]
+    many = runs([1000] * 150)
     assert [end - start for start, end in many] == [60, 60, 30]
-    assert all(end - start <= GSO_MAX_SEGMENTS for start, end in _runs([10] * 200))
+    assert all(end - start <= GSO_MAX_SEGMENTS for start, end in runs([10] * 200))
 
 
 def test_the_load_refuses_past_the_cap_lag_or_cpu() -> None:

@@ -36,8 +36,8 @@ from livecommerce.events.streams import StreamEnded, StreamKeyRotated, StreamOff
 from livecommerce.media.addressquota import AddressQuota
 from livecommerce.media.routing import REFRESH_EVERY_S, StreamRouting
 from livecommerce.media.rtc.iceconfig import IceConfig
-from livecommerce.media.rtc.leansender import SendLoad
 from livecommerce.media.rtc.relay import KINDS, StreamNotLive, StreamRelay
+from livecommerce.media.rtc.sendload import SendLoad
 from livecommerce.media.rtc.sessions import (
     CONNECT_TIMEOUT_S,
     PublisherSession,

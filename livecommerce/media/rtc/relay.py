@@ -11,9 +11,11 @@ import av
 from aiortc import RTCRtpCodecParameters
 
 from livecommerce.media.rtc.encodedframe import EncodedFrame
+from livecommerce.media.rtc.fanout import FanOut
 from livecommerce.media.rtc.keyframerequester import KeyframeRequester
-from livecommerce.media.rtc.leansender import FanOut, LeanViewer, SendLoad
+from livecommerce.media.rtc.leansender import LeanViewer
 from livecommerce.media.rtc.relaytrack import RelayTrack
+from livecommerce.media.rtc.sendload import SendLoad
 from livecommerce.media.rtc.viewerqueue import Pushed
 
 logger = logging.getLogger(__name__)
